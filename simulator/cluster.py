@@ -1,0 +1,122 @@
+"""The physical side of a run: per-worker computation times and the network.
+
+Randomness is explicit: one seed becomes named streams through
+``numpy.random.SeedSequence(seed, spawn_key=(STREAM, worker))``, so worker w's stream does
+not depend on how many workers the run has. Worker w's d-th computation therefore takes the
+same draw in every strategy and every backup count (common random numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.errors import InputError
+from simulator.latency import LatencyModel, parse_latency
+
+LATENCY_STREAM = 0  # spawn key of the per-worker computation-time streams
+SPEED_STREAM = 1  # spawn key of the drawn per-worker speed factors
+
+
+def stream(seed: int, *key: int) -> np.random.Generator:
+    """The named random stream ``key`` of run seed ``seed``."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+class DurationStream:
+    """Worker w's computation times (seconds): call it for the next one.
+
+    Draws are made in blocks for speed; the inverse-transform sampling of
+    :class:`~simulator.latency.LatencyModel` makes the d-th value independent of the block size.
+    """
+
+    __slots__ = ("model", "rng", "factor", "block", "buffer", "pos", "drawn")
+
+    def __init__(self, model: LatencyModel, rng: np.random.Generator, factor: float = 1.0, block: int = 1024):
+        self.model, self.rng, self.factor, self.block = model, rng, factor, block
+        self.buffer: list[float] = []
+        self.pos = 0
+        self.drawn = 0  # computations handed out so far
+
+    def __call__(self) -> float:
+        if self.pos == len(self.buffer):
+            self.buffer = (self.model.sample(self.rng, self.block) * self.factor).tolist()
+            self.pos = 0
+        value = self.buffer[self.pos]
+        self.pos += 1
+        self.drawn += 1
+        return value
+
+
+def parse_speed_factors(text: str, n_workers: int, seed: int) -> np.ndarray:
+    """Per-worker multipliers of the computation time (2 = twice as slow).
+
+    Args:
+        text: ``""`` (all 1), a comma list such as ``"1,1,2.5"`` (worker w takes the w-th
+            entry; extra entries are ignored so one list can serve several backup counts), or
+            a latency SPEC such as ``lognormal:mu=0,sigma=0.3`` from which worker w's factor
+            is the w-th draw of the run's speed stream.
+        n_workers: how many factors the run needs.
+        seed: the run seed.
+
+    Raises:
+        InputError: a malformed list, a non-positive factor, or too few entries.
+    """
+    text = text.strip()
+    if not text:
+        return np.ones(n_workers)
+    if text[0].isalpha():
+        model = parse_latency(text, what="--speed-factors")
+        return model.sample(stream(seed, SPEED_STREAM), n_workers)
+    try:
+        factors = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise InputError(f"--speed-factors {text!r}: expected numbers separated by commas, or a SPEC") from None
+    bad = [f for f in factors if not (math.isfinite(f) and f > 0)]
+    if bad:
+        raise InputError(f"--speed-factors {text!r}: every factor must be a finite number > 0, got {bad[0]:g}")
+    if len(factors) < n_workers:
+        raise InputError(f"--speed-factors {text!r}: {len(factors)} factors given but the run has {n_workers} workers")
+    return np.asarray(factors[:n_workers])
+
+
+@dataclass(frozen=True)
+class Link:
+    """A worker's network link to the parameter server.
+
+    Attributes:
+        latency: fixed cost of one transfer (seconds).
+        bandwidth: bytes per second (``inf`` = free).
+    """
+
+    latency: float = 0.0
+    bandwidth: float = math.inf
+
+    def transfer_time(self, nbytes: float) -> float:
+        """Seconds to move ``nbytes`` one way: latency + bytes / bandwidth."""
+        return self.latency + (nbytes / self.bandwidth if nbytes else 0.0)
+
+
+class Cluster:
+    """Computation-time streams and transfer times for every worker of one run."""
+
+    def __init__(self, model: LatencyModel, factors: np.ndarray, link: Link, param_bytes: float, seed: int):
+        self.model, self.factors, self.link, self.seed = model, factors, link, seed
+        self.pull_time = link.transfer_time(param_bytes)  # parameters PS -> worker (seconds)
+        self.push_time = link.transfer_time(param_bytes)  # gradient worker -> PS (seconds)
+
+    @classmethod
+    def from_config(cls, config) -> Cluster:
+        return cls(
+            parse_latency(config.latency),
+            parse_speed_factors(config.speed_factors, config.total_workers, config.seed),
+            Link(config.comm_latency, config.bandwidth),
+            config.param_bytes,
+            config.seed,
+        )
+
+    def durations(self, worker: int) -> DurationStream:
+        """Worker ``worker``'s own stream of computation times."""
+        return DurationStream(self.model, stream(self.seed, LATENCY_STREAM, worker), float(self.factors[worker]))

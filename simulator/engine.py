@@ -1,0 +1,151 @@
+"""The SimPy event model: one process per worker and a parameter server (PS).
+
+The engine decides timing only: when each computation starts and ends, which parameter
+version it read, and each gradient's fate. Timing never depends on gradient values, so the
+engine runs ahead of any trainer, which consumes :meth:`Simulation.updates` lazily.
+
+A worker's cycle: pull parameters (transfer time) -> compute (one draw of its own stream)
+-> push the gradient (transfer time) -> the PS decides its fate on arrival.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import simpy
+from simpy.core import EmptySchedule
+
+from simulator.cluster import Cluster, DurationStream
+from simulator.config import RunConfig
+from simulator.errors import SimulationStalled
+from simulator.progress import NULL_PROGRESS
+from simulator.records import APPLIED, CANCELLED, PENDING, EventLog, Gradient, Update
+from simulator.strategies import make_strategy
+
+
+class Worker:
+    """One worker: its computation-time stream, transfer times and current computation."""
+
+    __slots__ = ("index", "env", "ps", "durations", "pull", "push", "busy", "current", "process")
+
+    def __init__(self, index: int, env: simpy.Environment, ps: ParameterServer,
+                 durations: DurationStream, pull: float, push: float):  # fmt: skip
+        self.index, self.env, self.ps, self.durations = index, env, ps, durations
+        self.pull, self.push = pull, push  # seconds
+        self.busy = False  # inside compute(): pulling, computing or pushing
+        self.current: Gradient | None = None
+        self.process: simpy.Process | None = None
+
+    def begin(self, step: int) -> simpy.Timeout:
+        """Start one cycle for ``step``: pull, compute, push. Returns the event of its arrival
+        at the PS, whose value is the gradient record.
+
+        Timing never depends on gradient values, so the whole cycle is one timeout and its
+        start and end are known now. The draw is taken here, so every cycle, cancelled or
+        not, is one computation of the worker's stream. Once the run has reached its last
+        update no cycle begins: the worker parks on an event that never fires.
+        """
+        env = self.env
+        if self.ps.finished:
+            return env.event()
+        now = env.now
+        duration = self.durations()
+        start = now + self.pull
+        g = self.ps.log.new_gradient(self.index, self.durations.drawn - 1, self.ps.version, step, start, start + duration)
+        self.current, self.busy = g, True
+        return env.timeout(self.pull + duration + self.push, g)
+
+    def cancel(self) -> None:
+        """Abandon the current cycle now (``cancel`` semantics)."""
+        g, now = self.current, self.env.now
+        g.fate = CANCELLED
+        g.start, g.end = min(g.start, now), min(g.end, now)
+        self.busy = False
+        self.process.interrupt()
+
+
+class ParameterServer:
+    """Holds the parameter version, judges arriving gradients and applies updates."""
+
+    def __init__(self, env: simpy.Environment, strategy, steps: int, log: EventLog):
+        self.env, self.strategy, self.steps, self.log = env, strategy, steps, log
+        self.version = 0
+        self.pending: list[Gradient] = []
+        self.updated = env.event()  # succeeds at the next update, then is replaced
+        self.finished = False
+        self.workers: list[Worker] = []
+
+    def receive(self, g: Gradient) -> None:
+        """A gradient arrives now: accept it, drop it, or complete an update with it."""
+        if self.finished:
+            return  # arrived after the last update: stays unfinished
+        dropped = self.strategy.admit(g, self)
+        if dropped is not None:
+            g.fate, g.staleness = dropped, self.version - g.version
+            return
+        g.fate = PENDING
+        self.pending.append(g)
+        if self.strategy.ready(self.pending):
+            self._apply()
+
+    def _apply(self) -> None:
+        for g in self.pending:
+            g.fate, g.update, g.staleness = APPLIED, self.version + 1, self.version - g.version
+        self.version += 1
+        self.log.updates.append(Update(self.version, self.env.now, tuple(self.pending)))
+        self.pending = []
+        self.strategy.on_update(self)
+        done, self.updated = self.updated, self.env.event()
+        done.succeed(self.version)
+        if self.version >= self.steps:
+            self.finished = True
+
+
+class Simulation:
+    """A timing simulation of one :class:`RunConfig`.
+
+    Args:
+        config: the run; validated here.
+        progress: an object with ``update(n)`` called as updates happen (no-op by default).
+    """
+
+    def __init__(self, config: RunConfig, *, progress=NULL_PROGRESS):
+        self.config = config.validate()
+        self.progress = progress
+        self.env = simpy.Environment()
+        self.strategy = make_strategy(config)
+        self.cluster = Cluster.from_config(config)
+        self.log = EventLog()
+        self.ps = ParameterServer(self.env, self.strategy, config.steps, self.log)
+        for w in range(self.strategy.n_workers):
+            wk = Worker(w, self.env, self.ps, self.cluster.durations(w), self.cluster.pull_time, self.cluster.push_time)
+            wk.process = self.env.process(self.strategy.worker(wk))
+            self.ps.workers.append(wk)
+
+    def updates(self) -> Iterator[Update]:
+        """Advance the simulation lazily, yielding each update as it is applied."""
+        step, updates = self.env.step, self.log.updates
+        seen = 0
+        while seen < self.config.steps:
+            while len(updates) == seen:
+                try:
+                    step()
+                except EmptySchedule:
+                    raise SimulationStalled(
+                        f"no event left at t={self.env.now:g}s after {seen} of {self.config.steps} updates"
+                    ) from None
+            new = updates[seen:]
+            seen = len(updates)
+            self.progress.update(len(new))
+            yield from new
+
+    def run(self) -> EventLog:
+        """Run to the last update and return the full event log."""
+        for _ in self.updates():
+            pass
+        return self.log
+
+
+def simulate(config: RunConfig, **kwargs) -> EventLog:
+    """Run ``config`` to completion (timing only) and return its event log."""
+    return Simulation(config, **kwargs).run()

@@ -1,0 +1,13 @@
+"""The one exception type that the command line turns into a clean exit status 2."""
+
+
+class InputError(ValueError):
+    """Bad user input: a malformed SPEC, an impossible number, an unreadable file.
+
+    The message is one line that names the offending field (and file and line where there
+    is one) and says what would be right. The CLI prints it without a traceback.
+    """
+
+
+class SimulationStalled(RuntimeError):
+    """The event queue ran dry before the requested number of updates was reached."""

@@ -1,0 +1,146 @@
+"""Flat records of what happened: one per gradient computation, one per update.
+
+Every computation ends with exactly one fate:
+
+- ``applied``: averaged into update ``update``;
+- ``dropped_late``: (sync/backup) arrived after its step's update had been applied;
+- ``dropped_stale``: (async) staleness above the cutoff;
+- ``cancelled``: abandoned unfinished (``cancel`` semantics);
+- ``unfinished``: still in flight when the run reached its last update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+APPLIED = "applied"
+DROPPED_LATE = "dropped_late"
+DROPPED_STALE = "dropped_stale"
+CANCELLED = "cancelled"
+UNFINISHED = "unfinished"
+PENDING = "pending"  # accepted by the PS, waiting for its update; never a final fate
+FATES = (APPLIED, DROPPED_LATE, DROPPED_STALE, CANCELLED, UNFINISHED)
+
+
+@dataclass(slots=True)
+class Gradient:
+    """One gradient computation. Times in seconds of simulated time.
+
+    Attributes:
+        id: position in the run's gradient log.
+        worker: worker index.
+        index: the worker's computation count d (its d-th draw, from 0).
+        version: parameter version read at pull.
+        step: the step it was computed for (the token's step under ``tf``; else ``version``).
+        start, end: when the computation started and finished (``end`` = cancel time when
+            cancelled). The pull began one pull time before ``start``; the gradient reaches
+            the PS one push time after ``end`` (both are constants of the run).
+        fate: see the module docstring.
+        update: the update it went into (applied only).
+        staleness: PS version at apply (or drop) minus ``version``.
+    """
+
+    id: int
+    worker: int
+    index: int
+    version: int
+    step: int
+    start: float
+    end: float
+    fate: str = UNFINISHED
+    update: int | None = None
+    staleness: int | None = None
+
+    FIELDS = ("id", "worker", "index", "version", "step", "start", "end", "fate", "update", "staleness")
+
+    def csv_line(self) -> str:
+        """This record as a line of ``gradients.csv`` (empty cells for missing values)."""
+        update = "" if self.update is None else self.update
+        staleness = "" if self.staleness is None else self.staleness
+        return (f"{self.id},{self.worker},{self.index},{self.version},{self.step},{self.start!r},{self.end!r},"
+                f"{self.fate},{update},{staleness}\n")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """Parameter update ``index`` (producing version ``index``) at simulated ``time`` (s)."""
+
+    index: int
+    time: float
+    gradients: tuple[Gradient, ...]
+
+    @property
+    def repeat_contributions(self) -> int:
+        """Gradients beyond a worker's first in this update (possible under ``tf``)."""
+        return len(self.gradients) - len({g.worker for g in self.gradients})
+
+    FIELDS = ("update", "time", "iteration_time", "gradients", "workers", "repeat_contributions",
+              "mean_staleness", "max_staleness")  # fmt: skip
+
+    def row(self, previous_time: float) -> tuple:
+        stale = [g.staleness for g in self.gradients]
+        return (self.index, self.time, self.time - previous_time, len(self.gradients),
+                len({g.worker for g in self.gradients}), self.repeat_contributions,
+                sum(stale) / len(stale), max(stale))  # fmt: skip
+
+
+@dataclass
+class EventLog:
+    """Everything a run recorded, in event order."""
+
+    gradients: list[Gradient] = field(default_factory=list)
+    updates: list[Update] = field(default_factory=list)
+
+    def new_gradient(self, worker: int, index: int, version: int, step: int, start: float, end: float) -> Gradient:
+        g = Gradient(len(self.gradients), worker, index, version, step, start, end)
+        self.gradients.append(g)
+        return g
+
+    def iteration_times(self) -> np.ndarray:
+        """Seconds between consecutive updates (the first measured from time 0)."""
+        return np.diff([0.0] + [u.time for u in self.updates])
+
+    def gradient_lines(self):
+        return (g.csv_line() for g in self.gradients)
+
+    def update_rows(self):
+        previous = 0.0
+        for u in self.updates:
+            yield u.row(previous)
+            previous = u.time
+
+    def summary(self, config) -> dict:
+        """The run's headline numbers (the keys of ``summary.json``)."""
+        counts = dict.fromkeys(FATES, 0)
+        for g in self.gradients:
+            counts[g.fate] += 1
+        applied = [g.staleness for g in self.gradients if g.fate == APPLIED]
+        updates = len(self.updates)
+        sim_time = self.updates[-1].time if self.updates else 0.0
+        dt = self.iteration_times()
+        return {
+            "strategy": config.strategy,
+            "semantics": config.semantics if config.strategy != "async" else None,
+            "workers": config.workers,
+            "backups": config.backups,
+            "total_workers": config.total_workers,
+            "staleness_cutoff": config.staleness_cutoff,
+            "latency": config.latency,
+            "updates": updates,
+            "sim_time": sim_time,
+            "mean_iteration_time": sim_time / updates if updates else None,
+            "std_iteration_time": float(dt.std(ddof=1)) if updates > 1 else None,
+            "gradients_computed": counts[APPLIED] + counts[DROPPED_LATE] + counts[DROPPED_STALE] + counts[CANCELLED],
+            "gradients_applied": counts[APPLIED],
+            "gradients_dropped": counts[DROPPED_LATE] + counts[DROPPED_STALE],
+            "gradients_dropped_late": counts[DROPPED_LATE],
+            "gradients_dropped_stale": counts[DROPPED_STALE],
+            "gradients_cancelled": counts[CANCELLED],
+            "gradients_unfinished": counts[UNFINISHED],
+            "repeat_contributions": sum(u.repeat_contributions for u in self.updates),
+            "mean_staleness": sum(applied) / len(applied) if applied else None,
+            "max_staleness": max(applied) if applied else None,
+            "seed": config.seed,
+        }

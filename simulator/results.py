@@ -1,0 +1,80 @@
+"""Writing a run's results: all files appear together or not at all.
+
+Files go to a hidden temporary folder beside ``DIR`` and are moved into place at the end,
+so an interrupted or failed run never leaves a half-written ``DIR``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+from simulator import __version__
+from simulator.errors import InputError
+from simulator.records import Gradient, Update
+
+RESULT_FILES = ("summary.json", "config.toml", "updates.csv", "gradients.csv")
+
+
+def check_out_dir(out: Path, *, overwrite: bool) -> None:
+    """Fail early (before simulating) if ``out`` cannot receive results.
+
+    Raises:
+        InputError: ``out`` is a file, or already holds results and ``overwrite`` is off.
+    """
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise InputError(f"--out {out}: directory is not empty; pass --overwrite to replace it")
+
+
+def write_run(out: Path, config, log, summary: dict, *, overwrite: bool = False) -> None:
+    """Write ``summary.json``, ``config.toml``, ``updates.csv`` and ``gradients.csv`` to ``out``."""
+    check_out_dir(out, overwrite=overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        (tmp / "summary.json").write_text(json.dumps({**summary, "version": __version__}, indent=2) + "\n")
+        (tmp / "config.toml").write_text(f"# stragglersim {__version__}: the resolved configuration of this run\n")
+        with open(tmp / "config.toml", "a") as f:
+            import tomli_w
+
+            f.write(tomli_w.dumps(config.to_dict()))
+        _write_csv(tmp / "updates.csv", Update.FIELDS, log.update_rows())
+        with open(tmp / "gradients.csv", "w") as f:
+            f.write(",".join(Gradient.FIELDS) + "\n")
+            f.writelines(log.gradient_lines())
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _write_csv(path: Path, header: tuple[str, ...], rows) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(tuple(_cell(x) for x in row) for row in rows)
+
+
+def _cell(x):
+    """NaN and None become empty cells; floats keep full precision."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    return x
+
+
+def _replace_dir(new: Path, out: Path) -> None:
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+        new.rename(out)
+        shutil.rmtree(old)
+    else:
+        new.rename(out)

@@ -1,0 +1,164 @@
+"""Strategies: who computes what, which gradients the PS accepts, and when it updates.
+
+A strategy is a small object with three decisions:
+
+- ``admit(g, ps)``: accept the arriving gradient (``None``) or name the fate it is dropped with;
+- ``ready(pending)``: the barrier, a predicate over the accepted gradients (``FirstN``);
+- ``worker(wk)``: the SimPy process body of one worker, which only waits, yields and records;
+
+plus ``on_update(ps)``, the hook run when an update is applied (hand out tokens, cancel).
+
+References:
+    Chen et al. 2016, "Revisiting Distributed Synchronous SGD" (arXiv 1604.00981), §3;
+    TensorFlow ``SyncReplicasOptimizer`` and ``DropStaleGradientOptimizer``;
+    Dutta et al. 2018 (arXiv 1803.01113), K-sync.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import simpy
+
+from simulator.records import DROPPED_LATE, DROPPED_STALE, PENDING
+
+
+@dataclass(frozen=True)
+class FirstN:
+    """The barrier "at least n accepted gradients are waiting"."""
+
+    n: int
+
+    def __call__(self, pending: list) -> bool:
+        return len(pending) >= self.n
+
+
+class Synchronous:
+    """Average the first N gradients of the current step; N + B workers (B may be 0).
+
+    A gradient is accepted only if it was computed for the PS's current step; once N are in,
+    the update is applied at once and every later gradient of that step arrives too late.
+    Subclasses say what late workers do (the ``--semantics``).
+    """
+
+    semantics = ""
+
+    def __init__(self, n: int, backups: int):
+        self.n, self.backups = n, backups
+        self.n_workers = n + backups
+        self.ready = FirstN(n)
+
+    def admit(self, g, ps):
+        return None if g.step == ps.version else DROPPED_LATE
+
+    def on_update(self, ps) -> None:
+        pass
+
+
+class TokenQueue(Synchronous):
+    """``tf``: TensorFlow's ``SyncReplicasOptimizer`` with N + B replicas.
+
+    After each update the PS enqueues N + B tokens carrying the new step. A worker, after
+    pushing, takes the next token (waiting if the queue is empty) and computes its next
+    gradient for that token's step on the parameters current when it pulls. The queue starts
+    with N tokens of step 0 (TF's ``get_init_tokens_op`` default), and every worker's first
+    computation needs none. Consequences: a fast worker can contribute twice to one update,
+    and leftover tokens can be stale, so the gradient computed for them is dropped.
+    """
+
+    semantics = "tf"
+
+    def __init__(self, n: int, backups: int):
+        super().__init__(n, backups)
+        self.tokens: deque[int] = deque([0] * n)
+
+    def on_update(self, ps) -> None:
+        self.tokens.extend([ps.version] * self.n_workers)
+
+    def worker(self, wk):
+        step = 0
+        while True:
+            g = yield wk.begin(step)
+            wk.ps.receive(g)
+            while not self.tokens:
+                yield wk.ps.updated
+            step = self.tokens.popleft()
+
+
+class DropLate(Synchronous):
+    """``drop``: an accepted worker waits for the update, then pulls; a late worker's gradient
+    is dropped on arrival and it pulls the newest parameters and starts again at once."""
+
+    semantics = "drop"
+
+    def worker(self, wk):
+        ps = wk.ps
+        while True:
+            g = yield wk.begin(ps.version)
+            ps.receive(g)
+            if g.fate == PENDING:
+                yield ps.updated
+
+
+class CancelAtUpdate(Synchronous):
+    """``cancel`` (Dutta et al.'s K-sync): at each update every unfinished computation is
+    abandoned and all N + B workers restart on the new parameters."""
+
+    semantics = "cancel"
+
+    def worker(self, wk):
+        ps = wk.ps
+        while True:
+            try:
+                g = yield wk.begin(ps.version)
+            except simpy.Interrupt:
+                continue  # on_update already recorded the cancellation
+            wk.busy = False
+            ps.receive(g)
+            if g.fate == PENDING:
+                yield ps.updated
+
+    def on_update(self, ps) -> None:
+        for wk in ps.workers:
+            if wk.busy:
+                wk.cancel()
+
+
+class Async:
+    """Apply every gradient as it arrives; staleness = PS version at apply - version read.
+
+    With ``cutoff`` T, a gradient whose staleness exceeds T is dropped (TensorFlow's
+    ``DropStaleGradientOptimizer``).
+    """
+
+    semantics = None
+    ready = FirstN(1)
+
+    def __init__(self, workers: int, cutoff: int | None = None):
+        self.n_workers, self.cutoff = workers, cutoff
+
+    def admit(self, g, ps):
+        if self.cutoff is not None and ps.version - g.version > self.cutoff:
+            return DROPPED_STALE
+        return None
+
+    def on_update(self, ps) -> None:
+        pass
+
+    def worker(self, wk):
+        ps = wk.ps
+        while True:
+            g = yield wk.begin(ps.version)
+            ps.receive(g)
+
+
+SYNCHRONOUS = {cls.semantics: cls for cls in (TokenQueue, DropLate, CancelAtUpdate)}
+
+
+def make_strategy(config):
+    """The strategy object a (validated) :class:`~simulator.config.RunConfig` asks for."""
+    if config.strategy == "async":
+        return Async(config.workers, config.staleness_cutoff)
+    return SYNCHRONOUS[config.semantics](config.workers, config.backups)
+

@@ -1,0 +1,92 @@
+"""Closed forms the simulator must agree with.
+
+X_{k:n} is the k-th smallest of n i.i.d. computation times; H_n = 1 + 1/2 + ... + 1/n.
+
+References:
+    David & Nagaraja, "Order Statistics" (3rd ed.), §2.5 (exponential spacings) and eq. 2.1.5;
+    Dutta et al. 2018 (arXiv 1803.01113), Table 1 (K-sync = X_{K:P});
+    REFERENCES.md in the project's shared notes.
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy import integrate, stats
+
+from simulator.latency import LatencyModel, ScipyLatency
+
+
+def harmonic(n: int) -> float:
+    """H_n = sum_{i=1}^{n} 1/i (H_0 = 0)."""
+    return math.fsum(1.0 / i for i in range(1, n + 1))
+
+
+def exponential_order_mean(k: int, n: int, rate: float, shift: float = 0.0) -> float:
+    """E[X_{k:n}] for X ~ shift + Exp(rate): shift + (H_n - H_{n-k}) / rate (seconds)."""
+    _check(k, n)
+    return shift + (harmonic(n) - harmonic(n - k)) / rate
+
+
+def exponential_order_var(k: int, n: int, rate: float) -> float:
+    """Var[X_{k:n}] for Exp(rate) (a shift does not change it): (1/rate²) Σ_{i=n-k+1}^{n} 1/i²."""
+    _check(k, n)
+    return math.fsum(1.0 / i**2 for i in range(n - k + 1, n + 1)) / rate**2
+
+
+def order_mean(model: LatencyModel, k: int, n: int) -> float:
+    """E[X_{k:n}] for any latency model, by quadrature over quantiles.
+
+    E[X_{k:n}] = ∫_0^1 F^{-1}(u) · Beta(k, n-k+1).pdf(u) du, which needs only ``ppf``.
+    Closed form for (shifted) exponential models.
+    """
+    _check(k, n)
+    closed = _exponential_params(model)
+    if closed is not None:
+        return exponential_order_mean(k, n, *closed)
+    beta = stats.beta(k, n - k + 1)
+    # Split at the Beta mode so quad sees the peak for large n.
+    mode = (k - 1) / (n - 1) if n > 1 else 0.5
+    points = sorted({0.0, mode, 1.0})
+    total = 0.0
+    for a, b in zip(points, points[1:], strict=False):
+        if b > a:
+            value, _ = integrate.quad(lambda u: float(model.ppf(u)) * beta.pdf(u), a, b, limit=400)
+            total += value
+    return total
+
+
+def sync_iteration_time(model: LatencyModel, n: int) -> float:
+    """Full sync over n workers waits for the slowest: E[X_{n:n}] (seconds)."""
+    return order_mean(model, n, n)
+
+
+def cancel_iteration_time(model: LatencyModel, n: int, backups: int) -> float:
+    """Backup workers with ``cancel`` semantics (K-sync): E[X_{N:N+B}] (seconds)."""
+    return order_mean(model, n, n + backups)
+
+
+def async_update_rate(model: LatencyModel, workers: int) -> float:
+    """Async SGD with P homogeneous workers applies P / E[X] updates per second."""
+    return workers / model.mean
+
+
+def async_exponential_staleness(workers: int) -> float:
+    """Mean staleness of async SGD with P i.i.d. exponential workers: P - 1.
+
+    While a gradient is computed, the other P - 1 workers each finish a memoryless
+    Exp(λ) computation at rate λ, over a mean time of 1/λ.
+    """
+    return workers - 1.0
+
+
+def _exponential_params(model: LatencyModel) -> tuple[float, float] | None:
+    """(rate, shift) if ``model`` is a (shifted) exponential, else None."""
+    if isinstance(model, ScipyLatency) and model.spec.family in ("exponential", "shifted-exponential"):
+        return model.spec.params["rate"], model.spec.params.get("shift", 0.0)
+    return None
+
+
+def _check(k: int, n: int) -> None:
+    if not 1 <= k <= n:
+        raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")

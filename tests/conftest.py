@@ -1,0 +1,26 @@
+"""Shared helpers: build a config, run it, read the log back as plain tuples."""
+
+import pytest
+
+from simulator.config import RunConfig
+from simulator.engine import simulate
+
+
+def run(**kwargs):
+    """Simulate ``RunConfig(**kwargs)``; returns (config, event log)."""
+    config = RunConfig(**kwargs)
+    return config, simulate(config)
+
+
+def events(log):
+    """The gradient log as (worker, index, version, step, start, end, fate, update) tuples."""
+    return [(g.worker, g.index, g.version, g.step, g.start, g.end, g.fate, g.update) for g in log.gradients]
+
+
+def update_times(log):
+    return [u.time for u in log.updates]
+
+
+@pytest.fixture
+def tmp_out(tmp_path):
+    return tmp_path / "run"
