@@ -27,21 +27,50 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     d = RunConfig()
-    sim = sub.add_parser("simulate", help="simulate one run", description="Simulate one run and write its results to --out.")
+    sim = sub.add_parser(
+        "simulate", help="simulate one run", description="Simulate one run and write its results to --out."
+    )
     sim.add_argument("--strategy", default=d.strategy, help=f"one of {', '.join(STRATEGIES)} (default: {d.strategy})")
-    sim.add_argument("--workers", type=int, default=d.workers, metavar="N",
-                     help=f"gradients per update (sync, backup); number of workers (async) (default: {d.workers})")  # fmt: skip
-    sim.add_argument("--backups", type=int, default=d.backups, metavar="B", help="backup workers: N+B run, the first N count")
-    sim.add_argument("--semantics", default=d.semantics, help=f"late workers under sync/backup: {', '.join(SEMANTICS)} (default: tf)")
-    sim.add_argument("--staleness-cutoff", type=int, default=None, metavar="T", help="async: drop gradients with staleness > T")
-    sim.add_argument("--latency", default=d.latency, metavar="SPEC",
-                     help=f"computation time in seconds, e.g. shifted-exponential:shift=2,rate=0.5 (default: {d.latency})")  # fmt: skip
-    sim.add_argument("--speed-factors", default=d.speed_factors, metavar="LIST|SPEC",
-                     help="per-worker time multipliers: '1,1,2.5' or a SPEC to draw them from (default: all 1)")  # fmt: skip
-    sim.add_argument("--comm-latency", type=float, default=d.comm_latency, metavar="SECONDS", help="fixed cost of each pull and push")
-    sim.add_argument("--bandwidth", type=float, default=d.bandwidth, metavar="BYTES/S", help="link bandwidth (default: inf)")
-    sim.add_argument("--param-bytes", type=float, default=d.param_bytes, metavar="BYTES", help="bytes per pull and per push")
-    sim.add_argument("--steps", type=int, default=d.steps, metavar="K", help=f"parameter updates to simulate (default: {d.steps})")
+    sim.add_argument(
+        "--workers",
+        type=int,
+        default=d.workers,
+        metavar="N",
+        help=f"gradients per update (sync, backup); number of workers (async) (default: {d.workers})",
+    )
+    sim.add_argument(
+        "--backups", type=int, default=d.backups, metavar="B", help="backup workers: N+B run, the first N count"
+    )
+    sim.add_argument(
+        "--semantics", default=None, help=f"late workers under backup: {', '.join(SEMANTICS)} (default: tf)"
+    )
+    sim.add_argument(
+        "--staleness-cutoff", type=int, default=None, metavar="T", help="async: drop gradients with staleness > T"
+    )
+    sim.add_argument(
+        "--latency",
+        default=d.latency,
+        metavar="SPEC",
+        help=f"computation time in seconds, e.g. shifted-exponential:shift=2,rate=0.5 (default: {d.latency})",
+    )
+    sim.add_argument(
+        "--speed-factors",
+        default=d.speed_factors,
+        metavar="LIST|SPEC",
+        help="per-worker time multipliers: '1,1,2.5' or a SPEC to draw them from (default: all 1)",
+    )
+    sim.add_argument(
+        "--comm-latency", type=float, default=d.comm_latency, metavar="SECONDS", help="fixed cost of each pull and push"
+    )
+    sim.add_argument(
+        "--bandwidth", type=float, default=d.bandwidth, metavar="BYTES/S", help="link bandwidth (default: inf)"
+    )
+    sim.add_argument(
+        "--param-bytes", type=float, default=d.param_bytes, metavar="BYTES", help="bytes per pull and per push"
+    )
+    sim.add_argument(
+        "--steps", type=int, default=d.steps, metavar="K", help=f"parameter updates to simulate (default: {d.steps})"
+    )
     sim.add_argument("--seed", type=int, default=d.seed, help="run seed (default: 0)")
     sim.add_argument("--timing-only", action="store_true", help="simulate timing only, compute no gradients")
     sim.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory for the results")
@@ -95,7 +124,8 @@ def describe(s: dict, out: Path) -> str:
     head += f" staleness<={s['staleness_cutoff']}" if s["staleness_cutoff"] is not None else ""
     lines = [
         f"{head}, latency {s['latency']}, seed {s['seed']}",
-        f"  {s['updates']} updates in {s['sim_time']:.6g} s simulated: mean iteration time {s['mean_iteration_time']:.6g} s",
+        f"  {s['updates']} updates in {s['sim_time']:.6g} s simulated: "
+        f"mean iteration time {s['mean_iteration_time']:.6g} s",
         f"  gradients: {s['gradients_computed']} computed, {s['gradients_applied']} applied, "
         f"{s['gradients_dropped']} dropped, {s['gradients_cancelled']} cancelled; "
         f"{s['repeat_contributions']} repeat contributions",

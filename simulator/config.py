@@ -23,8 +23,10 @@ class RunConfig:
         strategy: ``sync`` (wait for all N), ``backup`` (first N of N+B) or ``async``.
         workers: N, gradients averaged per update (sync, backup); the number of workers (async).
         backups: B, extra workers whose late gradients are dropped (backup only).
-        semantics: what happens to late workers under ``sync``/``backup``: ``tf``, ``drop`` or
-            ``cancel`` (see DESIGN.md).
+        semantics: what happens to late workers under ``backup``: ``tf`` (the default),
+            ``drop`` or ``cancel`` (see DESIGN.md). ``sync`` is a barrier where each of the N
+            workers contributes exactly one gradient per update, so it has no semantics; TF's
+            ``SyncReplicasOptimizer`` without backups is ``backup`` with B = 0 and ``tf``.
         staleness_cutoff: async only: drop a gradient whose staleness exceeds this (updates).
         latency: SPEC of one computation's duration (seconds of simulated time).
         speed_factors: per-worker multipliers of the computation time: ``""`` (all 1), a
@@ -40,7 +42,7 @@ class RunConfig:
     strategy: str = "backup"
     workers: int = 16
     backups: int = 0
-    semantics: str = "tf"
+    semantics: str | None = None
     staleness_cutoff: int | None = None
     latency: str = "exponential:rate=1"
     speed_factors: str = ""
@@ -50,6 +52,10 @@ class RunConfig:
     steps: int = 1000
     seed: int = 0
     timing_only: bool = True
+
+    def __post_init__(self):
+        if self.strategy == "backup" and self.semantics is None:
+            object.__setattr__(self, "semantics", "tf")
 
     @property
     def total_workers(self) -> int:
@@ -69,26 +75,49 @@ class RunConfig:
             if not ok:
                 raise InputError(message)
 
-        need(self.strategy in STRATEGIES, f"--strategy: unknown strategy {self.strategy!r} (choose from {', '.join(STRATEGIES)})")
-        need(self.semantics in SEMANTICS, f"--semantics: unknown semantics {self.semantics!r} (choose from {', '.join(SEMANTICS)})")
+        need(
+            self.strategy in STRATEGIES,
+            f"--strategy: unknown strategy {self.strategy!r} (choose from {', '.join(STRATEGIES)})",
+        )
+        if self.strategy == "backup":
+            need(
+                self.semantics in SEMANTICS,
+                f"--semantics: unknown semantics {self.semantics!r} (choose from {', '.join(SEMANTICS)})",
+            )
+        else:
+            need(
+                self.semantics is None,
+                "--semantics applies to --strategy backup only (for TF's SyncReplicasOptimizer "
+                "without backups use --strategy backup --backups 0 --semantics tf)",
+            )
         need(_is_int(self.workers) and self.workers >= 1, f"--workers must be an integer >= 1, got {self.workers}")
         need(_is_int(self.backups) and self.backups >= 0, f"--backups must be an integer >= 0, got {self.backups}")
         need(_is_int(self.steps) and self.steps >= 1, f"--steps must be an integer >= 1, got {self.steps}")
         need(_is_int(self.seed) and self.seed >= 0, f"--seed must be an integer >= 0, got {self.seed}")
         if self.strategy == "sync":
-            need(self.backups == 0, f"--backups {self.backups}: sync waits for all N workers; use --strategy backup for B > 0")
+            need(
+                self.backups == 0,
+                f"--backups {self.backups}: sync waits for all N workers; use --strategy backup for B > 0",
+            )
         if self.strategy == "async":
-            need(self.backups == 0, f"--backups {self.backups}: async has no backup workers; --workers sets how many run")
+            need(
+                self.backups == 0, f"--backups {self.backups}: async has no backup workers; --workers sets how many run"
+            )
         if self.staleness_cutoff is not None:
             need(self.strategy == "async", "--staleness-cutoff applies to --strategy async only")
             need(
                 _is_int(self.staleness_cutoff) and self.staleness_cutoff >= 0,
                 f"--staleness-cutoff must be an integer >= 0, got {self.staleness_cutoff}",
             )
-        need(_finite_nonneg(self.comm_latency), f"--comm-latency must be a finite number >= 0 (seconds), got {self.comm_latency}")
+        need(
+            _finite_nonneg(self.comm_latency),
+            f"--comm-latency must be a finite number >= 0 (seconds), got {self.comm_latency}",
+        )
         need(self.bandwidth > 0, f"--bandwidth must be > 0 (bytes per second), got {self.bandwidth}")
         need(_finite_nonneg(self.param_bytes), f"--param-bytes must be a finite number >= 0, got {self.param_bytes}")
-        need(self.timing_only, "training runs need the trainer, which is not part of this build yet: pass --timing-only")
+        need(
+            self.timing_only, "training runs need the trainer, which is not part of this build yet: pass --timing-only"
+        )
         parse_latency(self.latency)
         parse_speed_factors(self.speed_factors, self.total_workers, self.seed)
         return self

@@ -258,8 +258,10 @@ def parse_latency(text: str, *, what: str = "--latency") -> LatencyModel:
     """
     family = text.partition(":")[0].strip()
     if family in ("trace", "empirical"):
-        raise InputError(f"{what} {text!r}: latency family {family!r} replays a measured trace; "
-                         f"trace replay is not part of this build (known: {', '.join(FAMILIES)})")  # fmt: skip
+        raise InputError(
+            f"{what} {text!r}: latency family {family!r} replays a measured trace; "
+            f"trace replay is not part of this build (known: {', '.join(FAMILIES)})"
+        )
     if family and family not in FAMILIES:
         raise InputError(f"{what} {text!r}: unknown latency family {family!r} (known: {', '.join(FAMILIES)})")
     return build_latency(parse_spec(text, what=what), text, what)

@@ -59,11 +59,13 @@ class Gradient:
         """This record as a line of ``gradients.csv`` (empty cells for missing values)."""
         update = "" if self.update is None else self.update
         staleness = "" if self.staleness is None else self.staleness
-        return (f"{self.id},{self.worker},{self.index},{self.version},{self.step},{self.start!r},{self.end!r},"
-                f"{self.fate},{update},{staleness}\n")  # fmt: skip
+        return (
+            f"{self.id},{self.worker},{self.index},{self.version},{self.step},{self.start!r},{self.end!r},"
+            f"{self.fate},{update},{staleness}\n"
+        )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Update:
     """Parameter update ``index`` (producing version ``index``) at simulated ``time`` (s)."""
 
@@ -76,14 +78,29 @@ class Update:
         """Gradients beyond a worker's first in this update (possible under ``tf``)."""
         return len(self.gradients) - len({g.worker for g in self.gradients})
 
-    FIELDS = ("update", "time", "iteration_time", "gradients", "workers", "repeat_contributions",
-              "mean_staleness", "max_staleness")  # fmt: skip
+    FIELDS = (
+        "update",
+        "time",
+        "iteration_time",
+        "gradients",
+        "workers",
+        "repeat_contributions",
+        "mean_staleness",
+        "max_staleness",
+    )
 
-    def row(self, previous_time: float) -> tuple:
-        stale = [g.staleness for g in self.gradients]
-        return (self.index, self.time, self.time - previous_time, len(self.gradients),
-                len({g.worker for g in self.gradients}), self.repeat_contributions,
-                sum(stale) / len(stale), max(stale))  # fmt: skip
+    def csv_line(self, previous_time: float) -> str:
+        """This update as a line of ``updates.csv``."""
+        gs = self.gradients
+        if len(gs) == 1:
+            workers, stale_mean, stale_max = 1, float(gs[0].staleness), gs[0].staleness
+        else:
+            stale = [g.staleness for g in gs]
+            workers, stale_mean, stale_max = len({g.worker for g in gs}), sum(stale) / len(stale), max(stale)
+        return (
+            f"{self.index},{self.time!r},{self.time - previous_time!r},{len(gs)},{workers},"
+            f"{len(gs) - workers},{stale_mean!r},{stale_max}\n"
+        )
 
 
 @dataclass
@@ -105,10 +122,10 @@ class EventLog:
     def gradient_lines(self):
         return (g.csv_line() for g in self.gradients)
 
-    def update_rows(self):
+    def update_lines(self):
         previous = 0.0
         for u in self.updates:
-            yield u.row(previous)
+            yield u.csv_line(previous)
             previous = u.time
 
     def summary(self, config) -> dict:
@@ -122,7 +139,7 @@ class EventLog:
         dt = self.iteration_times()
         return {
             "strategy": config.strategy,
-            "semantics": config.semantics if config.strategy != "async" else None,
+            "semantics": config.semantics,
             "workers": config.workers,
             "backups": config.backups,
             "total_workers": config.total_workers,

@@ -6,15 +6,14 @@ so an interrupted or failed run never leaves a half-written ``DIR``.
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 import os
 import shutil
 from pathlib import Path
 
 from simulator import __version__
 from simulator.errors import InputError
+from simulator.gcpause import gc_paused
 from simulator.records import Gradient, Update
 
 RESULT_FILES = ("summary.json", "config.toml", "updates.csv", "gradients.csv")
@@ -46,28 +45,20 @@ def write_run(out: Path, config, log, summary: dict, *, overwrite: bool = False)
             import tomli_w
 
             f.write(tomli_w.dumps(config.to_dict()))
-        _write_csv(tmp / "updates.csv", Update.FIELDS, log.update_rows())
-        with open(tmp / "gradients.csv", "w") as f:
-            f.write(",".join(Gradient.FIELDS) + "\n")
-            f.writelines(log.gradient_lines())
+        _write_csv(tmp / "updates.csv", Update.FIELDS, log.update_lines())
+        _write_csv(tmp / "gradients.csv", Gradient.FIELDS, log.gradient_lines())
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _write_csv(path: Path, header: tuple[str, ...], rows) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(tuple(_cell(x) for x in row) for row in rows)
-
-
-def _cell(x):
-    """NaN and None become empty cells; floats keep full precision."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return ""
-    return x
+def _write_csv(path: Path, header: tuple[str, ...], lines) -> None:
+    """A CSV from preformatted lines (one f-string per record is several times faster than
+    the csv module at a million rows; records hold only numbers and fixed words)."""
+    with open(path, "w") as f, gc_paused():
+        f.write(",".join(header) + "\n")
+        f.writelines(lines)
 
 
 def _replace_dir(new: Path, out: Path) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from simulator.errors import InputError
 
+
 @dataclass(frozen=True)
 class Spec:
     """A parsed spec: a family name and its parameters (numbers or nested specs)."""
@@ -40,9 +41,7 @@ Value = float | Spec
 
 
 def _format_params(params: dict[str, Value]) -> str:
-    return ",".join(
-        f"{k}={v.nested() if isinstance(v, Spec) else format_number(v)}" for k, v in params.items()
-    )
+    return ",".join(f"{k}={v.nested() if isinstance(v, Spec) else format_number(v)}" for k, v in params.items())
 
 
 def format_number(x: float) -> str:

@@ -160,5 +160,6 @@ def make_strategy(config):
     """The strategy object a (validated) :class:`~simulator.config.RunConfig` asks for."""
     if config.strategy == "async":
         return Async(config.workers, config.staleness_cutoff)
+    if config.strategy == "sync":
+        return DropLate(config.workers, 0)  # with no backups nobody is late: a plain barrier
     return SYNCHRONOUS[config.semantics](config.workers, config.backups)
-

@@ -1,0 +1,73 @@
+"""The engine's own behaviour: lazy stepping, transfer times, the end of a run."""
+
+import pytest
+from conftest import run
+
+from simulator.config import RunConfig
+from simulator.engine import Simulation
+
+
+def test_updates_are_produced_lazily():
+    """A consumer that stops early leaves the rest of the run unsimulated."""
+    sim = Simulation(RunConfig(strategy="backup", workers=4, backups=1, steps=1000, seed=1))
+    first = [u for _, u in zip(range(3), sim.updates(), strict=False)]
+    assert [u.index for u in first] == [1, 2, 3]
+    assert len(sim.log.updates) < 10
+    assert sim.env.now == pytest.approx(first[-1].time)
+
+
+def test_lazy_and_eager_runs_agree():
+    config = RunConfig(strategy="async", workers=5, steps=200, seed=2)
+    eager = Simulation(config).run()
+    lazy = Simulation(config)
+    times = [u.time for u in lazy.updates()]
+    assert times == [u.time for u in eager.updates]
+
+
+def test_transfer_time_from_bytes_and_bandwidth():
+    """Pull and push each take 0.1 s + 2e6 B / 1e7 B/s = 0.3 s on top of a 1 s computation."""
+    _, log = run(
+        strategy="sync",
+        workers=2,
+        latency="constant:value=1",
+        steps=3,
+        comm_latency=0.1,
+        bandwidth=1e7,
+        param_bytes=2e6,
+    )
+    assert [u.time for u in log.updates] == pytest.approx([1.6, 3.2, 4.8])
+    assert log.gradients[0].start == pytest.approx(0.3)
+
+
+def test_progress_is_reported_per_update():
+    class Count:
+        n = 0
+
+        def update(self, k):
+            self.n += k
+
+    progress = Count()
+    Simulation(RunConfig(strategy="async", workers=3, steps=50), progress=progress).run()
+    assert progress.n == 50
+
+
+def test_summary_keys_cover_the_design_contract():
+    config, log = run(strategy="backup", workers=3, backups=1, steps=20)
+    s = log.summary(config)
+    for key in (
+        "strategy",
+        "workers",
+        "backups",
+        "updates",
+        "sim_time",
+        "mean_iteration_time",
+        "gradients_computed",
+        "gradients_applied",
+        "gradients_dropped",
+        "mean_staleness",
+        "max_staleness",
+        "seed",
+        "repeat_contributions",
+    ):
+        assert key in s
+    assert s["mean_iteration_time"] == pytest.approx(s["sim_time"] / s["updates"])

@@ -1,0 +1,145 @@
+"""Invariants that must hold for every configuration (hypothesis)."""
+
+import math
+
+from conftest import events, run
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.records import APPLIED, CANCELLED, DROPPED_LATE, DROPPED_STALE, FATES, PENDING
+
+LATENCIES = st.sampled_from(
+    [
+        "exponential:rate=1",
+        "shifted-exponential:shift=0.5,rate=2",
+        "lognormal:mu=0,sigma=0.8",
+        "pareto:alpha=1.5,scale=0.2",
+        "straggler:base=gamma(shape=2,scale=0.5),p=0.2,factor=6",
+        "constant:value=1",
+    ]
+)
+SPEEDS = st.sampled_from(["", "lognormal:mu=0,sigma=0.3", "1,2,1,3,1,1,2,1,5,1,1,2"])
+SETTINGS = settings(max_examples=40, deadline=None)
+
+
+@st.composite
+def configs(draw):
+    strategy = draw(st.sampled_from(["sync", "backup", "async"]))
+    kwargs = {
+        "strategy": strategy,
+        "workers": draw(st.integers(1, 6)),
+        "latency": draw(LATENCIES),
+        "speed_factors": draw(SPEEDS),
+        "comm_latency": draw(st.sampled_from([0.0, 0.1])),
+        "steps": draw(st.integers(1, 25)),
+        "seed": draw(st.integers(0, 2**32)),
+    }
+    if strategy == "backup":
+        kwargs["backups"] = draw(st.integers(0, 3))
+        kwargs["semantics"] = draw(st.sampled_from(["tf", "drop", "cancel"]))
+    if strategy == "async":
+        kwargs["staleness_cutoff"] = draw(st.one_of(st.none(), st.integers(0, 3)))
+    return kwargs
+
+
+@SETTINGS
+@given(configs())
+def test_every_computation_has_one_fate_and_counts_add_up(kwargs):
+    config, log = run(**kwargs)
+    s = log.summary(config)
+    assert all(g.fate in FATES and g.fate != PENDING for g in log.gradients)
+    assert s["gradients_applied"] + s["gradients_dropped"] + s["gradients_cancelled"] == s["gradients_computed"]
+    assert s["gradients_computed"] + s["gradients_unfinished"] == len(log.gradients)
+    assert s["updates"] == config.steps
+
+
+@SETTINGS
+@given(configs())
+def test_no_gradient_is_applied_twice_and_updates_are_consistent(kwargs):
+    config, log = run(**kwargs)
+    in_updates = [g.id for u in log.updates for g in u.gradients]
+    assert len(in_updates) == len(set(in_updates))
+    assert sorted(in_updates) == [g.id for g in log.gradients if g.fate == APPLIED]
+    per_update = 1 if config.strategy == "async" else config.workers
+    for u in log.updates:
+        assert len(u.gradients) == per_update
+        assert all(g.update == u.index for g in u.gradients)
+
+
+@SETTINGS
+@given(configs())
+def test_time_never_goes_backwards(kwargs):
+    _, log = run(**kwargs)
+    times = [u.time for u in log.updates]
+    assert times == sorted(times) and times[0] > 0
+    for g in log.gradients:
+        assert g.start <= g.end
+        if g.fate in (APPLIED, DROPPED_LATE, DROPPED_STALE):
+            assert g.end <= log.updates[-1].time
+
+
+@SETTINGS
+@given(configs())
+def test_staleness_is_non_negative_and_within_the_cutoff(kwargs):
+    config, log = run(**kwargs)
+    applied = [g.staleness for g in log.gradients if g.fate == APPLIED]
+    assert min(applied) >= 0
+    if config.strategy != "async":
+        assert max(applied) == 0  # synchronous updates only take gradients of the current step
+    if config.staleness_cutoff is not None:
+        assert max(applied) <= config.staleness_cutoff
+        assert all(g.staleness > config.staleness_cutoff for g in log.gradients if g.fate == DROPPED_STALE)
+
+
+@SETTINGS
+@given(configs())
+def test_same_seed_same_log(kwargs):
+    _, first = run(**kwargs)
+    _, second = run(**kwargs)
+    assert events(first) == events(second)
+    assert [(u.index, u.time) for u in first.updates] == [(u.index, u.time) for u in second.updates]
+
+
+@SETTINGS
+@given(
+    n=st.integers(1, 6),
+    b=st.integers(0, 4),
+    latency=LATENCIES,
+    speeds=SPEEDS,
+    comm=st.sampled_from([0.0, 0.3]),
+    seed=st.integers(0, 2**32),
+)
+def test_cancel_adding_a_backup_never_slows_any_iteration(n, b, latency, speeds, comm, seed):
+    """With cancel, iteration k is the N-th smallest of the workers' k-th draws (plus
+    transfers); one more worker adds one more candidate, so no iteration gets slower."""
+    common = {
+        "strategy": "backup",
+        "workers": n,
+        "semantics": "cancel",
+        "latency": latency,
+        "speed_factors": speeds,
+        "comm_latency": comm,
+        "steps": 15,
+        "seed": seed,
+    }
+    _, fewer = run(backups=b, **common)
+    _, more = run(backups=b + 1, **common)
+    for slow, fast in zip(fewer.iteration_times(), more.iteration_times(), strict=True):
+        assert fast <= slow + 1e-9 * max(1.0, slow)
+
+
+@SETTINGS
+@given(configs(), configs())
+def test_common_random_numbers_across_strategies(a, b):
+    """Worker w's d-th computation lasts the same in any two runs with the same seed and
+    speed factors, whatever the strategy or backup count."""
+    b = {**b, "seed": a["seed"], "latency": a["latency"], "speed_factors": a["speed_factors"]}
+    _, la = run(**a)
+    _, lb = run(**b)
+
+    def durations(log):
+        return {(g.worker, g.index): g.end - g.start for g in log.gradients if g.fate != CANCELLED}
+
+    da, db = durations(la), durations(lb)
+    for key in da.keys() & db.keys():
+        assert math.isclose(da[key], db[key], rel_tol=1e-9, abs_tol=1e-12)
