@@ -100,7 +100,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulator.engine import Simulation
-    from simulator.progress import progress_bar
+    from simulator.progress import NullProgress, progress_bar
     from simulator.results import check_out_dir, write_run
 
     config = config_from_args(args)
@@ -111,6 +111,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     summary = log.summary(config)
+    if not isinstance(bar, NullProgress) and len(log.gradients) > 200_000:
+        print(f"writing {len(log.gradients)} gradient records to {args.out} ...", file=sys.stderr)
     write_run(args.out, config, log, summary, overwrite=args.overwrite)
     if not args.quiet:
         print(describe(summary, args.out))

@@ -115,11 +115,11 @@ class RunConfig:
         )
         need(self.bandwidth > 0, f"--bandwidth must be > 0 (bytes per second), got {self.bandwidth}")
         need(_finite_nonneg(self.param_bytes), f"--param-bytes must be a finite number >= 0, got {self.param_bytes}")
+        parse_latency(self.latency)
+        parse_speed_factors(self.speed_factors, self.total_workers, self.seed)
         need(
             self.timing_only, "training runs need the trainer, which is not part of this build yet: pass --timing-only"
         )
-        parse_latency(self.latency)
-        parse_speed_factors(self.speed_factors, self.total_workers, self.seed)
         return self
 
     def to_dict(self) -> dict:
