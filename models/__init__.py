@@ -1,4 +1,4 @@
-"""JAX models (pure ``init(key, ...)`` / ``loss(params, batch)``) and datasets.
+"""JAX models (``models.zoo``: pure ``init`` / ``loss`` / ``predict``) and datasets (``models.datasets``).
 
-Empty until the trainer lands: timing-only runs need no model.
+This package's top level imports nothing heavy, so that timing-only runs never import JAX.
 """

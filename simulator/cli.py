@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 from pathlib import Path
 
+from models.catalog import DATASETS, MODELS
 from simulator import __version__
-from simulator.config import SEMANTICS, STRATEGIES, RunConfig
+from simulator.config import OPTIMIZERS, SEMANTICS, STRATEGIES, RunConfig
 from simulator.errors import InputError, SimulationStalled
 
 
@@ -66,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--bandwidth", type=float, default=d.bandwidth, metavar="BYTES/S", help="link bandwidth (default: inf)"
     )
     sim.add_argument(
-        "--param-bytes", type=float, default=d.param_bytes, metavar="BYTES", help="bytes per pull and per push"
+        "--param-bytes",
+        type=float,
+        default=None,
+        metavar="BYTES",
+        help="bytes per pull and per push (default: the model's size when training, else 0)",
     )
     sim.add_argument(
         "--steps", type=int, default=d.steps, metavar="K", help=f"parameter updates to simulate (default: {d.steps})"
@@ -76,44 +82,82 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory for the results")
     sim.add_argument("--overwrite", action="store_true", help="replace results already in DIR")
     sim.add_argument("--quiet", action="store_true", help="no progress bar, no printed summary")
+    t = sim.add_argument_group("training (without --timing-only)")
+    t.add_argument("--model", default=d.model, help=f"{', '.join(MODELS)} (default: {d.model})")
+    t.add_argument("--dataset", default=d.dataset, help=f"{', '.join(DATASETS)} (default: {d.dataset})")
+    t.add_argument(
+        "--data-path", default=d.data_path, metavar="PATH", help="files of mnist (.npz or IDX folder) or cifar10"
+    )
+    t.add_argument(
+        "--dataset-size", type=int, default=d.dataset_size, metavar="N", help="examples of mnist1d / teacher-student"
+    )
+    t.add_argument(
+        "--data-partition", default=d.data_partition, help="shared (i.i.d. sampling) or sharded (default: shared)"
+    )
+    t.add_argument(
+        "--batch-size", type=int, default=d.batch_size, metavar="n", help=f"per worker (default: {d.batch_size})"
+    )
+    t.add_argument("--hidden", default=d.hidden, metavar="WIDTHS", help=f"mlp hidden widths (default: {d.hidden})")
+    t.add_argument("--optimizer", default=d.optimizer, help=f"{', '.join(OPTIMIZERS)} (default: {d.optimizer})")
+    t.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default: {d.lr})")
+    t.add_argument(
+        "--momentum", type=float, default=d.momentum, help=f"for --optimizer momentum (default: {d.momentum})"
+    )
+    t.add_argument("--lr-schedule", default=d.lr_schedule, help="constant or exponential (default: constant)")
+    t.add_argument("--lr-decay-rate", type=float, default=d.lr_decay_rate, help=f"(default: {d.lr_decay_rate})")
+    t.add_argument(
+        "--lr-decay-steps", type=int, default=d.lr_decay_steps, help=f"updates per decay (default: {d.lr_decay_steps})"
+    )
+    t.add_argument(
+        "--lr-scaling", default=d.lr_scaling, help="none, linear or sqrt in gradients per update (default: none)"
+    )
+    t.add_argument(
+        "--eval-every", default=d.eval_every, metavar="K|Ts", help="updates (50), simulated seconds (10s) or auto"
+    )
+    t.add_argument(
+        "--target-accuracy", type=float, default=None, metavar="FRACTION", help="test accuracy that ends the run"
+    )
+    t.add_argument("--target-loss", type=float, default=None, metavar="LOSS", help="test loss that ends the run")
+    t.add_argument("--stop-at-target", action=argparse.BooleanOptionalAction, default=True, help="stop when reached")
+    t.add_argument("--gradient-quality", action="store_true", help="compare each update with a large-batch gradient")
+    t.add_argument(
+        "--reference-batch", type=int, default=d.reference_batch, metavar="n", help="examples of that gradient"
+    )
     sim.set_defaults(func=cmd_simulate)
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    return RunConfig(
-        strategy=args.strategy,
-        workers=args.workers,
-        backups=args.backups,
-        semantics=args.semantics,
-        staleness_cutoff=args.staleness_cutoff,
-        latency=args.latency,
-        speed_factors=args.speed_factors,
-        comm_latency=args.comm_latency,
-        bandwidth=args.bandwidth,
-        param_bytes=args.param_bytes,
-        steps=args.steps,
-        seed=args.seed,
-        timing_only=args.timing_only,
-    ).validate()
+    """Every RunConfig field comes from the option of the same name."""
+    return RunConfig(**{f.name: getattr(args, f.name) for f in fields(RunConfig)}).validate()
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from simulator.engine import Simulation
     from simulator.progress import NullProgress, progress_bar
     from simulator.results import check_out_dir, write_run
 
     config = config_from_args(args)
     check_out_dir(args.out, overwrite=args.overwrite)
     bar = progress_bar(config.steps, desc=f"{config.strategy} N={config.workers} B={config.backups}", quiet=args.quiet)
+    tables = {}
     try:
-        log = Simulation(config, progress=bar).run()
+        if config.timing_only:
+            from simulator.engine import Simulation
+
+            log = Simulation(config, progress=bar).run()
+            summary = log.summary(config)
+        else:
+            from simulator.trainer import TrainingResult, train
+
+            config, log, result = train(config, progress=bar)
+            summary = {**log.summary(config), **result.summary}
+            tables["metrics.csv"] = (TrainingResult.METRICS_FIELDS, result.metric_lines())
+            tables["training.csv"] = (TrainingResult.STEPS_FIELDS, result.step_lines())
     finally:
         bar.close()
-    summary = log.summary(config)
     if not isinstance(bar, NullProgress) and len(log.gradients) > 200_000:
         print(f"writing {len(log.gradients)} gradient records to {args.out} ...", file=sys.stderr)
-    write_run(args.out, config, log, summary, overwrite=args.overwrite)
+    write_run(args.out, config, log, summary, tables=tables, overwrite=args.overwrite)
     if not args.quiet:
         print(describe(summary, args.out))
     return 0
@@ -134,6 +178,15 @@ def describe(s: dict, out: Path) -> str:
     ]
     if s["mean_staleness"] is not None and s["strategy"] == "async":
         lines.append(f"  staleness: mean {s['mean_staleness']:.4g}, max {s['max_staleness']}")
+    if "model" in s:
+        accuracy = f", test accuracy {s['final_test_accuracy']:.4f}" if s["final_test_accuracy"] is not None else ""
+        lines.append(
+            f"  {s['model']} on {s['dataset']} ({s['device']}): test loss {s['final_test_loss']:.4g}{accuracy}"
+        )
+        if s["target_accuracy"] is not None or s["target_loss"] is not None:
+            reached = (f"reached after {s['updates_to_target']} updates, {s['time_to_target']:.6g} s simulated"
+                       if s["time_to_target"] is not None else "not reached")  # fmt: skip
+            lines.append(f"  target: {reached}")
     lines.append(f"  results: {out / 'summary.json'}")
     return "\n".join(lines)
 

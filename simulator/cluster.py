@@ -113,7 +113,7 @@ class Cluster:
             parse_latency(config.latency),
             parse_speed_factors(config.speed_factors, config.total_workers, config.seed),
             Link(config.comm_latency, config.bandwidth),
-            config.param_bytes,
+            config.param_bytes or 0.0,
             config.seed,
         )
 

@@ -9,10 +9,15 @@ from pathlib import Path
 
 import tomli_w
 
+from models.catalog import DATASETS, MODELS
 from simulator.errors import InputError
 
 STRATEGIES = ("sync", "backup", "async")
 SEMANTICS = ("tf", "drop", "cancel")
+PARTITIONS = ("shared", "sharded")
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+SCHEDULES = ("constant", "exponential")
+SCALINGS = ("none", "linear", "sqrt")
 
 
 @dataclass(frozen=True)
@@ -33,10 +38,31 @@ class RunConfig:
             comma list, or a SPEC to draw them from.
         comm_latency: fixed cost of one pull or push (seconds).
         bandwidth: link bandwidth (bytes per second); ``inf`` makes size free.
-        param_bytes: bytes moved by one pull (parameters) or push (gradient).
+        param_bytes: bytes moved by one pull (parameters) or push (gradient); None = the
+            model's parameter size when training, 0 in timing-only runs.
         steps: parameter updates to simulate.
         seed: the run seed; every random stream derives from it.
         timing_only: simulate timing only, without computing gradients.
+
+    Training (ignored with ``timing_only``):
+        model, dataset: see ``models/``; ``data_path`` for the datasets read from files;
+            ``dataset_size`` examples for the generated ones (0 = their default).
+        data_partition: ``shared`` (each worker samples i.i.d. from the whole training set)
+            or ``sharded`` (worker w owns a fixed shard and sweeps it in shuffled epochs).
+        batch_size: examples per worker mini-batch.
+        hidden: the MLP's hidden widths, e.g. ``"128,64"``.
+        optimizer: ``sgd``, ``momentum``, ``rmsprop`` (decay 0.9, momentum 0.9, eps 1.0 as in
+            the paper's Inception setting) or ``adam``; ``lr`` its learning rate, ``momentum``
+            the momentum of ``momentum``.
+        lr_schedule: ``constant`` or ``exponential`` (× ``lr_decay_rate`` every
+            ``lr_decay_steps`` updates, staircase).
+        lr_scaling: ``none``, ``linear`` or ``sqrt``: multiply ``lr`` by the number of
+            gradients averaged per update (or its square root).
+        eval_every: ``"50"`` (updates), ``"10s"`` (simulated seconds) or ``"auto"`` (20 evaluations).
+        target_accuracy, target_loss: the test accuracy (fraction) or test loss that defines
+            ``time_to_target``; ``stop_at_target`` ends the run there.
+        gradient_quality: compare every applied update with a ``reference_batch``-example
+            gradient at the same parameters (cosine similarity, relative error).
     """
 
     strategy: str = "backup"
@@ -48,10 +74,30 @@ class RunConfig:
     speed_factors: str = ""
     comm_latency: float = 0.0
     bandwidth: float = math.inf
-    param_bytes: float = 0.0
+    param_bytes: float | None = None
     steps: int = 1000
     seed: int = 0
-    timing_only: bool = True
+    timing_only: bool = False
+    model: str = "mlp"
+    dataset: str = "digits"
+    data_path: str = ""
+    dataset_size: int = 0
+    data_partition: str = "shared"
+    batch_size: int = 32
+    hidden: str = "128"
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    lr_schedule: str = "constant"
+    lr_decay_rate: float = 0.94
+    lr_decay_steps: int = 100
+    lr_scaling: str = "none"
+    eval_every: str = "auto"
+    target_accuracy: float | None = None
+    target_loss: float | None = None
+    stop_at_target: bool = True
+    gradient_quality: bool = False
+    reference_batch: int = 2048
 
     def __post_init__(self):
         if self.strategy == "backup" and self.semantics is None:
@@ -114,13 +160,95 @@ class RunConfig:
             f"--comm-latency must be a finite number >= 0 (seconds), got {self.comm_latency}",
         )
         need(self.bandwidth > 0, f"--bandwidth must be > 0 (bytes per second), got {self.bandwidth}")
-        need(_finite_nonneg(self.param_bytes), f"--param-bytes must be a finite number >= 0, got {self.param_bytes}")
+        need(
+            self.param_bytes is None or _finite_nonneg(self.param_bytes),
+            f"--param-bytes must be a finite number >= 0, got {self.param_bytes}",
+        )
         parse_latency(self.latency)
         parse_speed_factors(self.speed_factors, self.total_workers, self.seed)
-        need(
-            self.timing_only, "training runs need the trainer, which is not part of this build yet: pass --timing-only"
-        )
+        self._validate_training(need)
         return self
+
+    def _validate_training(self, need) -> None:
+        need(self.model in MODELS, f"--model: unknown model {self.model!r} (choose from {', '.join(MODELS)})")
+        need(
+            self.dataset in DATASETS, f"--dataset: unknown dataset {self.dataset!r} (choose from {', '.join(DATASETS)})"
+        )
+        need(
+            _is_int(self.dataset_size) and self.dataset_size >= 0,
+            f"--dataset-size must be an integer >= 0, got {self.dataset_size}",
+        )
+        need(
+            self.data_partition in PARTITIONS,
+            f"--data-partition: unknown {self.data_partition!r} (choose from {', '.join(PARTITIONS)})",
+        )
+        need(
+            _is_int(self.batch_size) and self.batch_size >= 1,
+            f"--batch-size must be an integer >= 1, got {self.batch_size}",
+        )
+        self.hidden_sizes  # noqa: B018 (validates)
+        need(
+            self.optimizer in OPTIMIZERS,
+            f"--optimizer: unknown optimizer {self.optimizer!r} (choose from {', '.join(OPTIMIZERS)})",
+        )
+        need(_positive(self.lr), f"--lr must be a finite number > 0, got {self.lr}")
+        need(_finite_nonneg(self.momentum) and self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}")
+        need(
+            self.lr_schedule in SCHEDULES,
+            f"--lr-schedule: unknown {self.lr_schedule!r} (choose from {', '.join(SCHEDULES)})",
+        )
+        need(
+            _positive(self.lr_decay_rate) and self.lr_decay_rate <= 1,
+            f"--lr-decay-rate must be in (0, 1], got {self.lr_decay_rate}",
+        )
+        need(
+            _is_int(self.lr_decay_steps) and self.lr_decay_steps >= 1,
+            f"--lr-decay-steps must be an integer >= 1, got {self.lr_decay_steps}",
+        )
+        need(
+            self.lr_scaling in SCALINGS,
+            f"--lr-scaling: unknown {self.lr_scaling!r} (choose from {', '.join(SCALINGS)})",
+        )
+        self.eval_schedule  # noqa: B018 (validates)
+        if self.target_accuracy is not None:
+            need(
+                _positive(self.target_accuracy) and self.target_accuracy <= 1,
+                f"--target-accuracy is a fraction in (0, 1], got {self.target_accuracy}",
+            )
+        if self.target_loss is not None:
+            need(_positive(self.target_loss), f"--target-loss must be a finite number > 0, got {self.target_loss}")
+        need(
+            _is_int(self.reference_batch) and self.reference_batch >= 1,
+            f"--reference-batch must be an integer >= 1, got {self.reference_batch}",
+        )
+
+    @property
+    def hidden_sizes(self) -> tuple[int, ...]:
+        """The MLP's hidden widths parsed from ``hidden``."""
+        try:
+            sizes = tuple(int(h) for h in self.hidden.split(",") if h.strip())
+        except ValueError:
+            raise InputError(f"--hidden {self.hidden!r}: expected widths separated by commas, e.g. 128,64") from None
+        if not sizes or min(sizes) < 1:
+            raise InputError(f"--hidden {self.hidden!r}: expected at least one width >= 1")
+        return sizes
+
+    @property
+    def eval_schedule(self) -> tuple[str, float]:
+        """``("updates", n)`` or ``("seconds", s)`` from ``eval_every``."""
+        text = self.eval_every.strip()
+        if text == "auto":
+            return "updates", max(1, -(-self.steps // 20))
+        try:
+            if text.endswith("s"):
+                value = float(text[:-1])
+                if math.isfinite(value) and value > 0:
+                    return "seconds", value
+            elif int(text) >= 1:
+                return "updates", int(text)
+        except ValueError:
+            pass
+        raise InputError(f"--eval-every {text!r}: expected a number of updates (50), simulated seconds (10s) or auto")
 
     def to_dict(self) -> dict:
         """Plain fields, with ``None`` left out (TOML has no null)."""
@@ -152,6 +280,10 @@ class RunConfig:
 
 def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _positive(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
 def _finite_nonneg(x) -> bool:

@@ -20,7 +20,7 @@ from simulator.config import RunConfig
 from simulator.errors import SimulationStalled
 from simulator.gcpause import gc_paused
 from simulator.progress import NULL_PROGRESS
-from simulator.records import APPLIED, CANCELLED, PENDING, EventLog, Gradient, Update
+from simulator.records import APPLIED, CANCELLED, PENDING, UNFINISHED, EventLog, Gradient, Update
 from simulator.strategies import make_strategy
 
 
@@ -149,6 +149,25 @@ class Simulation:
             seen = len(updates)
             self.progress.update(len(new))
             yield from new
+
+    def oldest_live_version(self) -> int:
+        """No gradient still in flight or waiting at the PS read a version older than this."""
+        oldest = self.ps.version
+        for g in self.ps.pending:
+            oldest = min(oldest, g.version)
+        for wk in self.ps.workers:
+            g = wk.current
+            if g is not None and g.fate in (UNFINISHED, PENDING):
+                oldest = min(oldest, g.version)
+        return oldest
+
+    def truncate(self, updates: int) -> None:
+        """Forget every update after the first ``updates`` (a run stopped early by its consumer):
+        their gradients become unfinished, as they had not been applied when the run stopped."""
+        for u in self.log.updates[updates:]:
+            for g in u.gradients:
+                g.fate, g.update, g.staleness = UNFINISHED, None, None
+        del self.log.updates[updates:]
 
     def run(self) -> EventLog:
         """Run to the last update and return the full event log.

@@ -31,8 +31,9 @@ def check_out_dir(out: Path, *, overwrite: bool) -> None:
         raise InputError(f"--out {out}: directory is not empty; pass --overwrite to replace it")
 
 
-def write_run(out: Path, config, log, summary: dict, *, overwrite: bool = False) -> None:
-    """Write ``summary.json``, ``config.toml``, ``updates.csv`` and ``gradients.csv`` to ``out``."""
+def write_run(out: Path, config, log, summary: dict, *, tables: dict | None = None, overwrite: bool = False) -> None:
+    """Write ``summary.json``, ``config.toml``, ``updates.csv`` and ``gradients.csv`` to ``out``,
+    plus any extra ``tables`` given as ``{file name: (header, lines)}``."""
     check_out_dir(out, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
@@ -47,6 +48,8 @@ def write_run(out: Path, config, log, summary: dict, *, overwrite: bool = False)
             f.write(tomli_w.dumps(config.to_dict()))
         _write_csv(tmp / "updates.csv", Update.FIELDS, log.update_lines())
         _write_csv(tmp / "gradients.csv", Gradient.FIELDS, log.gradient_lines())
+        for name, (header, lines) in (tables or {}).items():
+            _write_csv(tmp / name, header, lines)
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,6 +1,7 @@
 """RunConfig: one place that validates, and a TOML round trip."""
 
 import math
+import re
 
 import pytest
 
@@ -34,12 +35,35 @@ def test_backup_defaults_to_tf_semantics_and_others_have_none():
         ({"param_bytes": math.nan}, "--param-bytes must be a finite number >= 0"),
         ({"latency": "exponential:rate=-2"}, "'rate' must be > 0"),
         ({"speed_factors": "1,2"}, "2 factors given but the run has 16 workers"),
-        ({"timing_only": False}, "pass --timing-only"),
+        ({"model": "resnet"}, "unknown model 'resnet'"),
+        ({"dataset": "imagenet"}, "unknown dataset 'imagenet'"),
+        ({"batch_size": 0}, "--batch-size must be an integer >= 1"),
+        ({"optimizer": "lbfgs"}, "unknown optimizer 'lbfgs'"),
+        ({"lr": 0.0}, "--lr must be a finite number > 0"),
+        ({"momentum": 1.0}, "--momentum must be in [0, 1)"),
+        ({"lr_schedule": "cosine"}, "--lr-schedule: unknown 'cosine'"),
+        ({"lr_decay_rate": 1.5}, "--lr-decay-rate must be in (0, 1]"),
+        ({"lr_scaling": "cubic"}, "--lr-scaling: unknown 'cubic'"),
+        ({"eval_every": "often"}, "--eval-every 'often'"),
+        ({"eval_every": "0"}, "--eval-every '0'"),
+        ({"eval_every": "-2s"}, "--eval-every '-2s'"),
+        ({"target_accuracy": 90.0}, "--target-accuracy is a fraction in (0, 1], got 90.0"),
+        ({"target_loss": -1.0}, "--target-loss must be a finite number > 0"),
+        ({"data_partition": "random"}, "--data-partition: unknown 'random'"),
+        ({"hidden": "128,x"}, "--hidden '128,x'"),
     ],
 )
 def test_validate_names_the_field(kwargs, message):
-    with pytest.raises(InputError, match=message.replace("(", r"\(").replace("+", r"\+")):
+    with pytest.raises(InputError, match=re.escape(message)):
         RunConfig(**kwargs).validate()
+
+
+def test_eval_schedule():
+    assert RunConfig(steps=1000).eval_schedule == ("updates", 50)
+    assert RunConfig(steps=7).eval_schedule == ("updates", 1)
+    assert RunConfig(eval_every="25").eval_schedule == ("updates", 25)
+    assert RunConfig(eval_every="2.5s").eval_schedule == ("seconds", 2.5)
+    assert RunConfig(hidden="64, 32").hidden_sizes == (64, 32)
 
 
 def test_toml_round_trip(tmp_path):

@@ -1,0 +1,108 @@
+"""The model zoo: build a model for a dataset.
+
+A :class:`Model` bundles pure functions: ``init(key) -> params``, ``loss(params, x, y)`` (the
+mean loss of a batch, what gradients are taken of) and ``evaluate(params, x, y)`` (per-batch
+sums of loss and correct predictions, for exact averages over a test set).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from models import nets, pixelcnn
+from models.catalog import MODELS
+from models.datasets import Dataset
+
+
+@dataclass(frozen=True)
+class Model:
+    """Pure functions of one model on one dataset.
+
+    Attributes:
+        name: the model's name.
+        init: ``key -> params``.
+        loss: ``(params, x, y) -> scalar``: mean loss over the batch (cross-entropy in nats,
+            mean squared error, or bits per dimension).
+        evaluate: ``(params, x, y) -> (loss_sum, correct)``: sums over the batch; ``correct``
+            is 0 for models without a notion of accuracy.
+        predict: ``(params, x) -> outputs`` (logits, predictions or per-pixel logits).
+        has_accuracy: whether ``correct`` means anything.
+    """
+
+    name: str
+    init: Callable
+    loss: Callable
+    evaluate: Callable
+    predict: Callable
+    has_accuracy: bool
+
+    def param_count(self, params) -> int:
+        return sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
+
+    def param_bytes(self, params) -> int:
+        """Bytes of one copy of the parameters (= one gradient push)."""
+        return sum(p.size * p.dtype.itemsize for p in jax.tree_util.tree_leaves(params))
+
+
+def build_model(name: str, dataset: Dataset, *, hidden: tuple[int, ...] = (128,)) -> Model:
+    """The model ``name`` sized for ``dataset`` (its input shape and task).
+
+    Raises:
+        ValueError: unknown model, or a model that does not fit the dataset's task.
+    """
+    shape = dataset.input_shape
+    if name == "pixelcnn":
+        if dataset.name not in ("digits", "mnist"):
+            raise ValueError(f"pixelcnn models binarised grey-scale images (digits, mnist), not {dataset.name}")
+
+        def loss(params, x, y):
+            return pixelcnn.bits_per_dim(params, x).mean()
+
+        def evaluate(params, x, y):
+            return pixelcnn.bits_per_dim(params, x).sum(), jnp.zeros((), jnp.int32)
+
+        return Model(name, partial(pixelcnn.init, in_shape=shape), loss, evaluate, pixelcnn.logits, False)
+
+    if name == "logreg":
+        init, apply = partial(nets.linear_init, in_shape=shape, out_dim=dataset.out_dim), nets.linear_apply
+    elif name == "mlp":
+        init, apply = partial(nets.mlp_init, in_shape=shape, out_dim=dataset.out_dim, hidden=hidden), nets.mlp_apply
+    elif name == "cnn":
+        if len(shape) != 3:
+            raise ValueError(f"cnn needs (H, W, C) inputs, but {dataset.name} has inputs of shape {shape}")
+        init, apply = partial(nets.cnn_init, in_shape=shape, out_dim=dataset.out_dim), nets.cnn_apply
+    else:
+        raise ValueError(f"unknown model {name!r} (known: {', '.join(MODELS)})")
+
+    if dataset.task == "classification":
+
+        def per_example(params, x, y):
+            return optax.softmax_cross_entropy_with_integer_labels(apply(params, x), y)
+
+        def evaluate(params, x, y):
+            logits = apply(params, x)
+            losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+            return losses.sum(), (logits.argmax(axis=-1) == y).sum()
+
+        has_accuracy = True
+    else:
+
+        def per_example(params, x, y):
+            return (apply(params, x)[:, 0] - y) ** 2
+
+        def evaluate(params, x, y):
+            return per_example(params, x, y).sum(), jnp.zeros((), jnp.int32)
+
+        has_accuracy = False
+
+    def loss(params, x, y):
+        return per_example(params, x, y).mean()
+
+    return Model(name, init, loss, evaluate, apply, has_accuracy)

@@ -1,0 +1,70 @@
+"""Per-worker data streams: worker w's d-th mini-batch, as indices into the training set.
+
+The d-th batch of worker w depends only on (seed, w, d), like its d-th computation time, so
+a gradient that is dropped and never computed does not shift anyone's data.
+
+- ``shared``: every worker samples its batches i.i.d. (with replacement) from the whole set.
+- ``sharded``: a fixed permutation splits the set into one shard per worker; worker w sweeps
+  its shard in epochs, reshuffled each epoch. A persistently slow worker's shard is then
+  under-represented in the updates, as on a real cluster.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.cluster import stream
+
+DATA_STREAM = 2  # spawn key of the per-worker batch streams
+SHARD_STREAM = 3  # spawn key of the shard assignment
+BLOCK = 64  # batches drawn at once in ``shared`` mode
+
+
+class WorkerBatches:
+    """Mini-batch indices for every worker of a run.
+
+    Args:
+        n_train: size of the training set.
+        batch_size: examples per mini-batch.
+        n_workers: workers in the run.
+        partition: ``shared`` or ``sharded``.
+        seed: the run seed.
+    """
+
+    def __init__(self, n_train: int, batch_size: int, n_workers: int, partition: str, seed: int):
+        self.n_train, self.batch_size, self.partition, self.seed = n_train, batch_size, partition, seed
+        self._blocks: dict[tuple[int, int], np.ndarray] = {}
+        if partition == "sharded":
+            order = stream(seed, SHARD_STREAM).permutation(n_train)
+            self.shards = [order[w::n_workers] for w in range(n_workers)]
+            if min(len(s) for s in self.shards) == 0:
+                raise ValueError(f"{n_workers} workers need at least {n_workers} training examples to shard")
+
+    def indices(self, worker: int, d: int) -> np.ndarray:
+        """Indices (int32, shape ``(batch_size,)``) of worker ``worker``'s ``d``-th mini-batch."""
+        if self.partition == "shared":
+            block = self._block(worker, d // BLOCK)
+            return block[d % BLOCK]
+        shard = self.shards[worker]
+        positions = d * self.batch_size + np.arange(self.batch_size)
+        epochs, offsets = np.divmod(positions, len(shard))
+        out = np.empty(self.batch_size, np.int32)
+        for epoch in np.unique(epochs):
+            sel = epochs == epoch
+            out[sel] = shard[self._block(worker, int(epoch))[offsets[sel]]]
+        return out
+
+    def _block(self, worker: int, j: int) -> np.ndarray:
+        """``shared``: batches [j*BLOCK, (j+1)*BLOCK) of the worker; ``sharded``: epoch j's order."""
+        key = (worker, j)
+        block = self._blocks.get(key)
+        if block is None:
+            rng = stream(self.seed, DATA_STREAM, worker, j)
+            if self.partition == "shared":
+                block = rng.integers(0, self.n_train, size=(BLOCK, self.batch_size), dtype=np.int32)
+            else:
+                block = rng.permutation(len(self.shards[worker]))
+            if len(self._blocks) > 4096:  # bound the cache; blocks are cheap to redraw
+                self._blocks.clear()
+            self._blocks[key] = block
+        return block

@@ -1,0 +1,280 @@
+"""Real training driven by the event model.
+
+The trainer consumes the engine's updates in order and computes exactly the gradients that
+were applied, each at the parameter version its worker read:
+
+- a synchronous update whose gradients all read the current version is one fused step: the
+  mean of N equal-size mini-batch means is the gradient of their concatenation;
+- otherwise (async, or any stale gradient) gradients are grouped by the version they read and
+  computed on that version's parameters, kept in a history that is pruned to the oldest
+  version still in flight.
+
+Dropped and cancelled gradients are never computed. Evaluation runs on the simulated clock.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.flatten_util import ravel_pytree
+
+from models.datasets import Dataset, load_dataset
+from models.zoo import Model, build_model
+from simulator.cluster import stream
+from simulator.config import RunConfig
+from simulator.data import WorkerBatches
+from simulator.engine import Simulation
+from simulator.errors import InputError
+from simulator.optim import make_optimizer
+from simulator.progress import NULL_PROGRESS
+
+INIT_STREAM = 4  # fold-in of the parameter initialisation key
+QUALITY_STREAM = 5  # spawn key of the reference batch for --gradient-quality
+EVAL_CHUNK = 4096  # test examples per evaluation call
+
+
+@dataclass
+class TrainingResult:
+    """What training adds to a run: the evaluation curve and per-update records."""
+
+    metrics: list[tuple] = field(default_factory=list)  # (update, sim_time, train_loss, test_loss, test_accuracy)
+    steps: list[tuple] = field(default_factory=list)  # (update, sim_time, samples, train_loss, cosine, rel_error)
+    summary: dict = field(default_factory=dict)
+
+    METRICS_FIELDS = ("update", "sim_time", "train_loss", "test_loss", "test_accuracy")
+    STEPS_FIELDS = ("update", "sim_time", "samples", "train_loss", "cosine", "relative_error")
+
+    def metric_lines(self):
+        return (",".join(_cell(v) for v in row) + "\n" for row in self.metrics)
+
+    def step_lines(self):
+        return (",".join(_cell(v) for v in row) + "\n" for row in self.steps)
+
+
+def _cell(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def train(config: RunConfig, *, progress=NULL_PROGRESS):
+    """Simulate ``config`` with real training.
+
+    Returns:
+        (the resolved config, the event log, a :class:`TrainingResult`).
+
+    Raises:
+        InputError: the dataset cannot be loaded or the model does not fit it.
+    """
+    config.validate()
+    dataset = load_dataset(config.dataset, path=config.data_path or None, size=config.dataset_size or None)
+    try:
+        model = build_model(config.model, dataset, hidden=config.hidden_sizes)
+    except ValueError as err:
+        raise InputError(f"--model {config.model}: {err}") from None
+    params = model.init(jax.random.fold_in(jax.random.key(config.seed), INIT_STREAM))
+    if config.param_bytes is None:  # a push moves one gradient, the size of the parameters
+        config = replace(config, param_bytes=float(model.param_bytes(params)))
+    sim = Simulation(config, progress=progress)
+    result = Trainer(config, sim, model, dataset, params).run()
+    return config, sim.log, result
+
+
+class Trainer:
+    """Applies the engine's updates to real parameters with real gradients."""
+
+    def __init__(self, config: RunConfig, sim: Simulation, model: Model, dataset: Dataset, params):
+        self.config, self.sim, self.model, self.dataset = config, sim, model, dataset
+        self.per_update = 1 if config.strategy == "async" else config.workers
+        self.batches = WorkerBatches(len(dataset.x_train), config.batch_size, config.total_workers,
+                                     config.data_partition, config.seed)  # fmt: skip
+        self.x = jax.device_put(dataset.x_train)
+        self.y = jax.device_put(dataset.y_train)
+        self.test = [
+            (jax.device_put(dataset.x_test[i : i + EVAL_CHUNK]), jax.device_put(dataset.y_test[i : i + EVAL_CHUNK]))
+            for i in range(0, len(dataset.x_test), EVAL_CHUNK)
+        ]
+        self.optimizer = make_optimizer(config, self.per_update)
+        self.params, self.opt_state = params, self.optimizer.init(params)
+        self.version = 0
+        self.history = {0: params} if config.strategy == "async" else None
+        self._build_functions()
+        if config.gradient_quality:
+            n = min(config.reference_batch, len(dataset.x_train))
+            self.reference = stream(config.seed, QUALITY_STREAM).choice(len(dataset.x_train), n, replace=False)
+
+    def _build_functions(self) -> None:
+        model, optimizer = self.model, self.optimizer
+
+        def loss_at(params, x, y, idx):
+            return model.loss(params, jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0))
+
+        grad_fn = jax.value_and_grad(loss_at)
+
+        def fused_step(params, opt_state, x, y, idx):
+            loss, grads = grad_fn(params, x, y, idx)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, loss
+
+        def apply_step(params, opt_state, grads):
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state
+
+        self._fused = jax.jit(fused_step)
+        self._grad = jax.jit(grad_fn)
+        self._apply_grads = jax.jit(apply_step)
+        self._evaluate = jax.jit(model.evaluate)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> TrainingResult:
+        config, result = self.config, TrainingResult()
+        mode, every = config.eval_schedule
+        next_time = every
+        pending_losses: list = []  # device scalars since the last evaluation
+        step_losses: list = []
+        quality: list[tuple[float, float]] = []
+        reached = None  # (update, sim_time) of the first evaluation at the target
+        consumed = 0
+        self._record_eval(result, 0, 0.0, pending_losses)
+        for update in self.sim.updates():
+            while mode == "seconds" and next_time < update.time:  # params in effect at next_time
+                reached = reached or self._record_eval(result, self.version, next_time, pending_losses)
+                next_time += every
+            if reached and config.stop_at_target:
+                break
+            loss, q = self._apply_update(update)
+            consumed += 1
+            pending_losses.append(loss)
+            step_losses.append(loss)
+            quality.append(q)
+            if mode == "updates" and update.index % every == 0:
+                reached = reached or self._record_eval(result, update.index, update.time, pending_losses)
+            if reached and config.stop_at_target:
+                break
+        stopped_early = consumed < config.steps
+        if stopped_early:
+            self.sim.truncate(consumed)
+        last = self.sim.log.updates[-1] if self.sim.log.updates else None
+        if last is not None and result.metrics[-1][0] != last.index:
+            reached = reached or self._record_eval(result, last.index, last.time, pending_losses)
+        losses = [float(v) for v in jax.device_get(step_losses)]
+        for u, loss, (cos, err) in zip(self.sim.log.updates, losses, quality, strict=False):
+            result.steps.append((u.index, u.time, len(u.gradients) * config.batch_size, loss, cos, err))
+        final = result.metrics[-1]
+        result.summary = {
+            "model": config.model,
+            "dataset": config.dataset,
+            "batch_size": config.batch_size,
+            "effective_batch_size": self.per_update * config.batch_size,
+            "optimizer": config.optimizer,
+            "lr": config.lr,
+            "param_count": self.model.param_count(self.params),
+            "param_bytes": config.param_bytes,
+            "device": describe_device(),
+            "final_test_loss": final[3],
+            "final_test_accuracy": final[4],
+            "final_train_loss": final[2],
+            "target_accuracy": config.target_accuracy,
+            "target_loss": config.target_loss,
+            "time_to_target": reached[1] if reached else None,
+            "updates_to_target": reached[0] if reached else None,
+            "stopped_at_target": bool(reached and stopped_early),
+            "evaluations": len(result.metrics),
+        }
+        if config.gradient_quality and quality:
+            result.summary["mean_cosine"] = float(np.mean([c for c, _ in quality]))
+            result.summary["mean_relative_error"] = float(np.mean([e for _, e in quality]))
+        return result
+
+    def _apply_update(self, update):
+        """Apply one update; returns (train loss as a device scalar, (cosine, relative error))."""
+        gradients = update.gradients
+        quality = (math.nan, math.nan)
+        if not self.config.gradient_quality and all(g.version == self.version for g in gradients):
+            idx = self._indices(gradients)
+            self.params, self.opt_state, loss = self._fused(self.params, self.opt_state, self.x, self.y, idx)
+        else:
+            loss, grads = self._gradient(gradients)
+            if self.config.gradient_quality:
+                quality = self._quality(grads)
+            self.params, self.opt_state = self._apply_grads(self.params, self.opt_state, grads)
+        self.version = update.index
+        if self.history is not None:
+            self.history[self.version] = self.params
+            self._prune()
+        return loss, quality
+
+    def _indices(self, gradients) -> jnp.ndarray:
+        return jnp.asarray(np.concatenate([self.batches.indices(g.worker, g.index) for g in gradients]))
+
+    def _gradient(self, gradients):
+        """Mean gradient and loss of ``gradients``, each at the version its worker read."""
+        by_version: dict[int, list] = {}
+        for g in gradients:
+            by_version.setdefault(g.version, []).append(g)
+        total_loss, total_grads = 0.0, None
+        for version, group in by_version.items():
+            params = self.params if version == self.version else self._params_at(version)
+            loss, grads = self._grad(params, self.x, self.y, self._indices(group))
+            weight = len(group) / len(gradients)
+            total_loss = total_loss + weight * loss
+            scaled = jax.tree_util.tree_map(lambda a, w=weight: w * a, grads)
+            total_grads = scaled if total_grads is None else jax.tree_util.tree_map(jnp.add, total_grads, scaled)
+        return total_loss, total_grads
+
+    def _params_at(self, version: int):
+        try:
+            return self.history[version]
+        except (KeyError, TypeError):
+            raise RuntimeError(f"parameters of version {version} were needed but not kept") from None
+
+    def _prune(self) -> None:
+        """Drop versions no gradient still to be applied can have read."""
+        oldest = self.sim.oldest_live_version()
+        consumed = self.version
+        for u in self.sim.log.updates[consumed:]:  # produced by the engine, not yet applied here
+            oldest = min(oldest, min(g.version for g in u.gradients))
+        for v in [v for v in self.history if v < oldest]:
+            del self.history[v]
+
+    def _quality(self, grads) -> tuple[float, float]:
+        """Cosine similarity and relative error of ``grads`` against the reference gradient
+        at the current parameters."""
+        _, reference = self._grad(self.params, self.x, self.y, jnp.asarray(self.reference))
+        a, r = ravel_pytree(grads)[0], ravel_pytree(reference)[0]
+        cos = jnp.dot(a, r) / (jnp.linalg.norm(a) * jnp.linalg.norm(r))
+        err = jnp.linalg.norm(a - r) / jnp.linalg.norm(r)
+        return float(cos), float(err)
+
+    def evaluate(self) -> tuple[float, float | None]:
+        """Test loss and accuracy (None without a notion of accuracy) of the current parameters."""
+        loss_sum, correct = 0.0, 0
+        for x, y in self.test:
+            batch_loss, batch_correct = self._evaluate(self.params, x, y)
+            loss_sum, correct = loss_sum + batch_loss, correct + batch_correct
+        n = len(self.dataset.x_test)
+        accuracy = float(correct) / n if self.model.has_accuracy else None
+        return float(loss_sum) / n, accuracy
+
+    def _record_eval(self, result: TrainingResult, update: int, time: float, pending: list):
+        """Evaluate, append a metrics row, and return (update, time) if the target is reached."""
+        test_loss, accuracy = self.evaluate()
+        train_loss = float(jnp.mean(jnp.stack(pending))) if pending else None
+        pending.clear()
+        result.metrics.append((update, time, train_loss, test_loss, accuracy))
+        c = self.config
+        hit_acc = c.target_accuracy is not None and accuracy is not None and accuracy >= c.target_accuracy
+        hit_loss = c.target_loss is not None and test_loss <= c.target_loss
+        return (update, time) if (hit_acc or hit_loss) else None
+
+
+def describe_device() -> str:
+    """The device JAX computes on, e.g. ``cpu`` or ``NVIDIA H100 80GB HBM3``."""
+    device = jax.devices()[0]
+    return device.device_kind if device.platform != "cpu" else "cpu"
