@@ -118,8 +118,14 @@ def load_mnist1d(size: int) -> Dataset:
     with np.load(file) as d:
         shape = (1, d["x"].shape[1], 1)
         x, x_test = d["x"].astype(np.float32), d["x_test"].astype(np.float32)
-        return Dataset("mnist1d", "classification", x.reshape(-1, *shape), d["y"].astype(np.int32),
-                       x_test.reshape(-1, *shape), d["y_test"].astype(np.int32))  # fmt: skip
+        return Dataset(
+            "mnist1d",
+            "classification",
+            x.reshape(-1, *shape),
+            d["y"].astype(np.int32),
+            x_test.reshape(-1, *shape),
+            d["y_test"].astype(np.int32),
+        )
 
 
 def teacher_student(size: int, dim: int = 32, hidden: int = 64, noise: float = 0.1) -> Dataset:

@@ -184,8 +184,11 @@ def describe(s: dict, out: Path) -> str:
             f"  {s['model']} on {s['dataset']} ({s['device']}): test loss {s['final_test_loss']:.4g}{accuracy}"
         )
         if s["target_accuracy"] is not None or s["target_loss"] is not None:
-            reached = (f"reached after {s['updates_to_target']} updates, {s['time_to_target']:.6g} s simulated"
-                       if s["time_to_target"] is not None else "not reached")  # fmt: skip
+            reached = (
+                f"reached after {s['updates_to_target']} updates, {s['time_to_target']:.6g} s simulated"
+                if s["time_to_target"] is not None
+                else "not reached"
+            )
             lines.append(f"  target: {reached}")
     lines.append(f"  results: {out / 'summary.json'}")
     return "\n".join(lines)

@@ -91,8 +91,9 @@ class Trainer:
     def __init__(self, config: RunConfig, sim: Simulation, model: Model, dataset: Dataset, params):
         self.config, self.sim, self.model, self.dataset = config, sim, model, dataset
         self.per_update = 1 if config.strategy == "async" else config.workers
-        self.batches = WorkerBatches(len(dataset.x_train), config.batch_size, config.total_workers,
-                                     config.data_partition, config.seed)  # fmt: skip
+        self.batches = WorkerBatches(
+            len(dataset.x_train), config.batch_size, config.total_workers, config.data_partition, config.seed
+        )
         self.x = jax.device_put(dataset.x_train)
         self.y = jax.device_put(dataset.y_train)
         self.test = [
@@ -235,8 +236,11 @@ class Trainer:
             raise RuntimeError(f"parameters of version {version} were needed but not kept") from None
 
     def _prune(self) -> None:
-        """Drop versions no gradient still to be applied can have read."""
+        """Drop versions no gradient still to be applied can have read: older than every
+        gradient in flight, or (with a staleness cutoff T) older than the current version - T."""
         oldest = self.sim.oldest_live_version()
+        if self.config.staleness_cutoff is not None:
+            oldest = max(oldest, self.version - self.config.staleness_cutoff)
         consumed = self.version
         for u in self.sim.log.updates[consumed:]:  # produced by the engine, not yet applied here
             oldest = min(oldest, min(g.version for g in u.gradients))

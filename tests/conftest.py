@@ -24,3 +24,11 @@ def update_times(log):
 @pytest.fixture
 def tmp_out(tmp_path):
     return tmp_path / "run"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_dataset_cache(tmp_path_factory):
+    """Generated datasets (MNIST-1D) are cached in a folder of the test session's own."""
+    import os
+
+    os.environ["STRAGGLERSIM_CACHE"] = str(tmp_path_factory.mktemp("cache"))

@@ -1,0 +1,26 @@
+"""Per-worker mini-batch streams."""
+
+import numpy as np
+
+from simulator.data import WorkerBatches
+
+
+def test_batches_depend_only_on_seed_worker_and_index():
+    a = WorkerBatches(1000, 16, 4, "shared", seed=1)
+    b = WorkerBatches(1000, 16, 9, "shared", seed=1)  # more workers: worker 2's stream is unchanged
+    for d in (0, 5, 63, 64, 200):
+        np.testing.assert_array_equal(a.indices(2, d), b.indices(2, d))
+    assert not np.array_equal(a.indices(2, 0), a.indices(3, 0))
+    assert not np.array_equal(a.indices(2, 0), WorkerBatches(1000, 16, 4, "shared", seed=2).indices(2, 0))
+    assert a.indices(0, 7).shape == (16,) and a.indices(0, 7).max() < 1000
+
+
+def test_sharded_workers_sweep_their_own_shard_in_epochs():
+    b = WorkerBatches(100, 8, 3, "sharded", seed=0)
+    shards = [set(s.tolist()) for s in b.shards]
+    assert set().union(*shards) == set(range(100)) and sum(len(s) for s in shards) == 100
+    shard = b.shards[1]
+    seen = np.concatenate([b.indices(1, d) for d in range(len(shard))])  # 8 epochs' worth
+    assert set(seen.tolist()) == set(shard.tolist())
+    counts = np.bincount(seen, minlength=100)[shard]
+    assert (counts == 8).all()  # every example exactly once per epoch
