@@ -23,66 +23,65 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="stragglersim", description="Discrete-event simulation of distributed SGD with stragglers.")
-    parser.add_argument("--version", action="version", version=f"stragglersim {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
+def add_run_options(p: argparse.ArgumentParser, *, replay: bool = False) -> None:
+    """The options of one run (``simulate``; ``replay`` takes its latency from the trace)."""
     d = RunConfig()
-    sim = sub.add_parser(
-        "simulate", help="simulate one run", description="Simulate one run and write its results to --out."
-    )
-    sim.add_argument("--strategy", default=d.strategy, help=f"one of {', '.join(STRATEGIES)} (default: {d.strategy})")
-    sim.add_argument(
+    p.add_argument("--strategy", default=d.strategy, help=f"one of {', '.join(STRATEGIES)} (default: {d.strategy})")
+    p.add_argument(
         "--workers",
         type=int,
         default=d.workers,
         metavar="N",
         help=f"gradients per update (sync, backup); number of workers (async) (default: {d.workers})",
     )
-    sim.add_argument(
+    p.add_argument(
         "--backups", type=int, default=d.backups, metavar="B", help="backup workers: N+B run, the first N count"
     )
-    sim.add_argument(
-        "--semantics", default=None, help=f"late workers under backup: {', '.join(SEMANTICS)} (default: tf)"
-    )
-    sim.add_argument(
+    p.add_argument("--semantics", default=None, help=f"late workers under backup: {', '.join(SEMANTICS)} (default: tf)")
+    p.add_argument(
         "--staleness-cutoff", type=int, default=None, metavar="T", help="async: drop gradients with staleness > T"
     )
-    sim.add_argument(
-        "--latency",
-        default=d.latency,
-        metavar="SPEC",
-        help=f"computation time in seconds, e.g. shifted-exponential:shift=2,rate=0.5 (default: {d.latency})",
-    )
-    sim.add_argument(
+    if not replay:
+        p.add_argument(
+            "--latency",
+            default=d.latency,
+            metavar="SPEC",
+            help="computation time in seconds, e.g. shifted-exponential:shift=2,rate=0.5, trace:PATH, "
+            f"empirical:PATH (default: {d.latency})",
+        )
+        add_trace_options(p, what="of a trace:/empirical: latency file")
+    p.add_argument(
         "--speed-factors",
         default=d.speed_factors,
         metavar="LIST|SPEC",
         help="per-worker time multipliers: '1,1,2.5' or a SPEC to draw them from (default: all 1)",
     )
-    sim.add_argument(
+    p.add_argument(
         "--comm-latency", type=float, default=d.comm_latency, metavar="SECONDS", help="fixed cost of each pull and push"
     )
-    sim.add_argument(
+    p.add_argument(
         "--bandwidth", type=float, default=d.bandwidth, metavar="BYTES/S", help="link bandwidth (default: inf)"
     )
-    sim.add_argument(
+    p.add_argument(
         "--param-bytes",
         type=float,
         default=None,
         metavar="BYTES",
         help="bytes per pull and per push (default: the model's size when training, else 0)",
     )
-    sim.add_argument(
-        "--steps", type=int, default=d.steps, metavar="K", help=f"parameter updates to simulate (default: {d.steps})"
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None if replay else d.steps,
+        metavar="K",
+        help="parameter updates to simulate (default: " + ("until the trace is used up)" if replay else f"{d.steps})"),
     )
-    sim.add_argument("--seed", type=int, default=d.seed, help="run seed (default: 0)")
-    sim.add_argument("--timing-only", action="store_true", help="simulate timing only, compute no gradients")
-    sim.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory for the results")
-    sim.add_argument("--overwrite", action="store_true", help="replace results already in DIR")
-    sim.add_argument("--quiet", action="store_true", help="no progress bar, no printed summary")
-    t = sim.add_argument_group("training (without --timing-only)")
+    p.add_argument("--seed", type=int, default=d.seed, help="run seed (default: 0)")
+    p.add_argument("--timing-only", action="store_true", help="simulate timing only, compute no gradients")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory for the results")
+    p.add_argument("--overwrite", action="store_true", help="replace results already in DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no printed summary")
+    t = p.add_argument_group("training (without --timing-only)")
     t.add_argument("--model", default=d.model, help=f"{', '.join(MODELS)} (default: {d.model})")
     t.add_argument("--dataset", default=d.dataset, help=f"{', '.join(DATASETS)} (default: {d.dataset})")
     t.add_argument(
@@ -103,13 +102,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--momentum", type=float, default=d.momentum, help=f"for --optimizer momentum (default: {d.momentum})"
     )
-    t.add_argument("--lr-schedule", default=d.lr_schedule, help="constant or exponential (default: constant)")
-    t.add_argument("--lr-decay-rate", type=float, default=d.lr_decay_rate, help=f"(default: {d.lr_decay_rate})")
     t.add_argument(
-        "--lr-decay-steps", type=int, default=d.lr_decay_steps, help=f"updates per decay (default: {d.lr_decay_steps})"
+        "--lr-schedule", default=d.lr_schedule, metavar="NAME", help="constant or exponential (default: constant)"
     )
     t.add_argument(
-        "--lr-scaling", default=d.lr_scaling, help="none, linear or sqrt in gradients per update (default: none)"
+        "--lr-decay-rate", type=float, default=d.lr_decay_rate, metavar="R", help=f"(default: {d.lr_decay_rate})"
+    )
+    t.add_argument(
+        "--lr-decay-steps",
+        type=int,
+        default=d.lr_decay_steps,
+        metavar="K",
+        help=f"updates per decay (default: {d.lr_decay_steps})",
+    )
+    t.add_argument(
+        "--lr-scaling",
+        default=d.lr_scaling,
+        metavar="RULE",
+        help="none, linear or sqrt in gradients per update (default: none)",
     )
     t.add_argument(
         "--eval-every", default=d.eval_every, metavar="K|Ts", help="updates (50), simulated seconds (10s) or auto"
@@ -123,7 +133,98 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--reference-batch", type=int, default=d.reference_batch, metavar="n", help="examples of that gradient"
     )
+
+
+def add_trace_options(p: argparse.ArgumentParser, what: str = "of TRACE") -> None:
+    p.add_argument(
+        "--format",
+        dest="trace_format",
+        default="csv",
+        metavar="F",
+        help=f"layout {what}: csv (worker,step,duration[,start]), pai, chrome (default: csv)",
+    )
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="seconds per unit of the trace's times (PAI times are normalised; default: 1)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="stragglersim", description="Discrete-event simulation of distributed SGD with stragglers.")
+    parser.add_argument("--version", action="version", version=f"stragglersim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sim = sub.add_parser(
+        "simulate", help="simulate one run", description="Simulate one run and write its results to --out."
+    )
+    add_run_options(sim)
     sim.set_defaults(func=cmd_simulate)
+
+    rep = sub.add_parser(
+        "replay",
+        help="replay a measured trace exactly",
+        description="Simulate a run whose worker w's i-th computation takes w's i-th recorded duration.",
+    )
+    rep.add_argument("trace", type=Path, metavar="TRACE")
+    add_trace_options(rep)
+    add_run_options(rep, replay=True)
+    rep.set_defaults(func=cmd_replay)
+
+    imp = sub.add_parser(
+        "import",
+        help="convert a trace to the canonical CSV",
+        description="Convert traces (PAI CSV, Chrome trace JSON) to worker,step,duration[,start].",
+    )
+    imp.add_argument(
+        "sources", type=Path, nargs="+", metavar="SRC", help="trace files (several for chrome: one worker each)"
+    )
+    add_trace_options(imp)
+    imp.add_argument("--out", type=Path, required=True, metavar="trace.csv")
+    imp.add_argument("--overwrite", action="store_true")
+    imp.set_defaults(func=cmd_import)
+
+    fit = sub.add_parser(
+        "fit",
+        help="fit latency families to a trace",
+        description="Maximum-likelihood fits ranked by AIC; writes fit.json and fit.png/pdf to --out.",
+    )
+    fit.add_argument("trace", type=Path, metavar="TRACE")
+    add_trace_options(fit)
+    fit.add_argument("--out", type=Path, required=True, metavar="DIR")
+    fit.add_argument("--overwrite", action="store_true")
+    fit.set_defaults(func=cmd_fit)
+
+    mea = sub.add_parser(
+        "measure",
+        help="measure a trace with real JAX workers on this machine",
+        description="Start K processes that run real gradient steps at once; record every step.",
+    )
+    mea.add_argument("--workers", type=int, required=True, metavar="K")
+    mea.add_argument("--steps", type=int, required=True, metavar="S")
+    mea.add_argument("--model", default="mlp", help=f"{', '.join(m for m in MODELS if m != 'pixelcnn')} or pixelcnn")
+    mea.add_argument("--dataset", default="digits")
+    mea.add_argument("--batch-size", type=int, default=32)
+    mea.add_argument("--out", type=Path, required=True, metavar="trace.csv")
+    mea.add_argument("--overwrite", action="store_true")
+    mea.set_defaults(func=cmd_measure)
+
+    val = sub.add_parser(
+        "validate",
+        help="is the fitted model of a trace good enough for a configuration?",
+        description="Compare iteration times of exact replay with a simulation of the fitted model.",
+    )
+    val.add_argument("trace", type=Path, metavar="TRACE")
+    add_trace_options(val)
+    val.add_argument("--workers", type=int, required=True, metavar="N")
+    val.add_argument("--backups", type=int, default=0, metavar="B")
+    val.add_argument("--semantics", default="tf", help=f"{', '.join(SEMANTICS)} (default: tf)")
+    val.add_argument("--seed", type=int, default=0)
+    val.add_argument("--out", type=Path, default=None, metavar="DIR", help="also write validate.json here")
+    val.add_argument("--overwrite", action="store_true")
+    val.set_defaults(func=cmd_validate)
     return parser
 
 
@@ -155,11 +256,115 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             tables["training.csv"] = (TrainingResult.STEPS_FIELDS, result.step_lines())
     finally:
         bar.close()
+    if not log.updates:
+        raise InputError(f"--latency {config.latency}: the trace was used up before the first update")
     if not isinstance(bar, NullProgress) and len(log.gradients) > 200_000:
         print(f"writing {len(log.gradients)} gradient records to {args.out} ...", file=sys.stderr)
     write_run(args.out, config, log, summary, tables=tables, overwrite=args.overwrite)
     if not args.quiet:
         print(describe(summary, args.out))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    args.latency = f"trace:{args.trace}"
+    return cmd_simulate(args)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from simulator.results import check_out_file
+    from simulator.traces import combine, read_trace
+
+    check_out_file(args.out, overwrite=args.overwrite)
+    trace = combine([read_trace(src, args.trace_format, args.time_scale) for src in args.sources])
+    trace.write_csv(args.out)
+    print(
+        f"{args.out}: {trace.n_workers} workers, {len(trace.duration)} computations, "
+        f"mean duration {trace.duration.mean():.6g} s"
+    )
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from simulator.fitting import fit_durations
+    from simulator.plots import plot_fit
+    from simulator.results import staged_dir, write_json
+    from simulator.traces import read_trace
+
+    trace = read_trace(args.trace, args.trace_format, args.time_scale)
+    report = {
+        "trace": str(args.trace),
+        "format": args.trace_format,
+        "time_scale": args.time_scale,
+        **fit_durations(trace.duration),
+    }
+    with staged_dir(args.out, overwrite=args.overwrite) as tmp:
+        write_json(tmp / "fit.json", report)
+        plot_fit(trace.duration, report, tmp / "fit", title=f"{args.trace}: {report['best']['spec']}")
+    print(f"{args.trace}: {report['n']} durations, mean {report['mean']:.6g} s")
+    for c in report["candidates"]:
+        print(f"  {c['family']:<20} AIC {c['aic']:>12.1f}  KS {c['ks']:.4f}  {c['spec']}")
+    tail = "the body + tail mixture wins" if report["mixture_wins"] else "no single family is beaten by the mixture"
+    print(f"  best: {report['best']['spec']} ({tail})")
+    print(f"  results: {args.out / 'fit.json'}, {args.out / 'fit.png'}")
+    return 0
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    from simulator.measure import measure
+    from simulator.results import check_out_file
+
+    if args.workers < 1 or args.steps < 1 or args.batch_size < 1:
+        raise InputError("--workers, --steps and --batch-size must be integers >= 1")
+    if args.model not in MODELS:
+        raise InputError(f"--model: unknown model {args.model!r} (choose from {', '.join(MODELS)})")
+    if args.dataset not in ("digits", "mnist1d", "teacher-student"):
+        raise InputError(
+            f"--dataset {args.dataset!r}: measure uses a bundled or generated dataset "
+            "(digits, mnist1d, teacher-student)"
+        )
+    check_out_file(args.out, overwrite=args.overwrite)
+    trace = measure(args.workers, args.steps, model=args.model, dataset=args.dataset, batch_size=args.batch_size)
+    trace.write_csv(args.out)
+    per = [d.mean() for d in trace.per_worker()]
+    print(
+        f"{args.out}: {args.workers} workers x {args.steps} steps of {args.model} on {args.dataset}; "
+        f"mean step {trace.duration.mean() * 1e3:.3f} ms (per worker {min(per) * 1e3:.3f}-{max(per) * 1e3:.3f} ms), "
+        f"max {trace.duration.max() * 1e3:.3f} ms"
+    )
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from simulator.results import staged_dir, write_json
+    from simulator.validation import validate_trace
+
+    config = RunConfig(
+        strategy="backup",
+        workers=args.workers,
+        backups=args.backups,
+        semantics=args.semantics,
+        latency=f"trace:{args.trace}",
+        trace_format=args.trace_format,
+        time_scale=args.time_scale,
+        steps=None,
+        seed=args.seed,
+        timing_only=True,
+    ).validate()
+    report = validate_trace(config)
+    if args.out is not None:
+        with staged_dir(args.out, overwrite=args.overwrite) as tmp:
+            write_json(tmp / "validate.json", report)
+    print(f"{args.trace}: backup N={args.workers} B={args.backups} ({args.semantics}); fitted {report['fitted_spec']}")
+    print(f"  {'quantile':<10}{'replay (s)':>14}{'model (s)':>14}")
+    for q, a, b in zip(report["quantiles"], report["replay_quantiles"], report["model_quantiles"], strict=True):
+        print(f"  {q:<10g}{a:>14.6g}{b:>14.6g}")
+    print(
+        f"  mean iteration time: replay {report['replay_mean']:.6g} s, model {report['model_mean']:.6g} s "
+        f"({report['mean_relative_error']:+.1%}); KS distance {report['ks']:.3f}"
+    )
+    verdict = "good enough" if report["good_enough"] else "NOT good enough"
+    print(f"  verdict: the fitted model is {verdict} for this configuration ({report['criterion']})")
     return 0
 
 
@@ -176,6 +381,8 @@ def describe(s: dict, out: Path) -> str:
         f"{s['gradients_dropped']} dropped, {s['gradients_cancelled']} cancelled; "
         f"{s['repeat_contributions']} repeat contributions",
     ]
+    if s.get("trace_exhausted"):
+        lines.append("  the trace was used up: the run ended there")
     if s["mean_staleness"] is not None and s["strategy"] == "async":
         lines.append(f"  staleness: mean {s['mean_staleness']:.4g}, max {s['max_staleness']}")
     if "model" in s:

@@ -110,7 +110,7 @@ class Cluster:
     @classmethod
     def from_config(cls, config) -> Cluster:
         return cls(
-            parse_latency(config.latency),
+            latency_of(config),
             parse_speed_factors(config.speed_factors, config.total_workers, config.seed),
             Link(config.comm_latency, config.bandwidth),
             config.param_bytes or 0.0,
@@ -119,4 +119,20 @@ class Cluster:
 
     def durations(self, worker: int) -> DurationStream:
         """Worker ``worker``'s own stream of computation times."""
-        return DurationStream(self.model, stream(self.seed, LATENCY_STREAM, worker), float(self.factors[worker]))
+        return self.model.stream_for(worker, stream(self.seed, LATENCY_STREAM, worker), float(self.factors[worker]))
+
+
+def latency_of(config) -> LatencyModel:
+    """The latency model of a run, checked against its number of workers.
+
+    Raises:
+        InputError: a bad SPEC or trace, or a per-worker trace with too few workers.
+    """
+    model = parse_latency(config.latency, trace_format=config.trace_format, time_scale=config.time_scale)
+    recorded = getattr(model, "n_workers", None)
+    if recorded is not None and recorded < config.total_workers:
+        raise InputError(
+            f"--latency {config.latency}: the trace has {recorded} workers but the run needs "
+            f"{config.total_workers} (N + B); replay needs one recorded worker per simulated worker"
+        )
+    return model

@@ -40,7 +40,10 @@ class RunConfig:
         bandwidth: link bandwidth (bytes per second); ``inf`` makes size free.
         param_bytes: bytes moved by one pull (parameters) or push (gradient); None = the
             model's parameter size when training, 0 in timing-only runs.
-        steps: parameter updates to simulate.
+        steps: parameter updates to simulate; None (exact trace replay only) runs until a
+            worker's trace is used up.
+        trace_format, time_scale: how ``trace:``/``empirical:`` latency files are read
+            (``csv``, ``pai``, ``chrome``) and the seconds per unit of their times.
         seed: the run seed; every random stream derives from it.
         timing_only: simulate timing only, without computing gradients.
 
@@ -75,7 +78,9 @@ class RunConfig:
     comm_latency: float = 0.0
     bandwidth: float = math.inf
     param_bytes: float | None = None
-    steps: int = 1000
+    steps: int | None = 1000
+    trace_format: str = "csv"
+    time_scale: float = 1.0
     seed: int = 0
     timing_only: bool = False
     model: str = "mlp"
@@ -114,8 +119,7 @@ class RunConfig:
         Raises:
             InputError: naming the field, what is wrong and what would be right.
         """
-        from simulator.cluster import parse_speed_factors
-        from simulator.latency import parse_latency
+        from simulator.cluster import latency_of, parse_speed_factors
 
         def need(ok: bool, message: str) -> None:
             if not ok:
@@ -138,7 +142,13 @@ class RunConfig:
             )
         need(_is_int(self.workers) and self.workers >= 1, f"--workers must be an integer >= 1, got {self.workers}")
         need(_is_int(self.backups) and self.backups >= 0, f"--backups must be an integer >= 0, got {self.backups}")
-        need(_is_int(self.steps) and self.steps >= 1, f"--steps must be an integer >= 1, got {self.steps}")
+        if self.steps is None:
+            need(
+                self.latency.strip().startswith("trace:"),
+                "--steps is needed unless the latency is an exact trace:PATH replay",
+            )
+        else:
+            need(_is_int(self.steps) and self.steps >= 1, f"--steps must be an integer >= 1, got {self.steps}")
         need(_is_int(self.seed) and self.seed >= 0, f"--seed must be an integer >= 0, got {self.seed}")
         if self.strategy == "sync":
             need(
@@ -164,7 +174,7 @@ class RunConfig:
             self.param_bytes is None or _finite_nonneg(self.param_bytes),
             f"--param-bytes must be a finite number >= 0, got {self.param_bytes}",
         )
-        parse_latency(self.latency)
+        latency_of(self)
         parse_speed_factors(self.speed_factors, self.total_workers, self.seed)
         self._validate_training(need)
         return self
@@ -238,7 +248,7 @@ class RunConfig:
         """``("updates", n)`` or ``("seconds", s)`` from ``eval_every``."""
         text = self.eval_every.strip()
         if text == "auto":
-            return "updates", max(1, -(-self.steps // 20))
+            return "updates", max(1, -(-self.steps // 20)) if self.steps else 50
         try:
             if text.endswith("s"):
                 value = float(text[:-1])

@@ -10,6 +10,7 @@ A worker's cycle: pull parameters (transfer time) -> compute (one draw of its ow
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import simpy
@@ -17,7 +18,7 @@ from simpy.core import EmptySchedule
 
 from simulator.cluster import Cluster, DurationStream
 from simulator.config import RunConfig
-from simulator.errors import SimulationStalled
+from simulator.errors import SimulationStalled, TraceExhausted
 from simulator.gcpause import gc_paused
 from simulator.progress import NULL_PROGRESS
 from simulator.records import APPLIED, CANCELLED, PENDING, UNFINISHED, EventLog, Gradient, Update
@@ -127,17 +128,22 @@ class Simulation:
         self.strategy = make_strategy(config)
         self.cluster = Cluster.from_config(config)
         self.log = EventLog()
-        self.ps = ParameterServer(self.env, self.strategy, config.steps, self.log)
+        steps = config.steps if config.steps is not None else math.inf
+        self.ps = ParameterServer(self.env, self.strategy, steps, self.log)
         for w in range(self.strategy.n_workers):
             wk = Worker(w, self.env, self.ps, self.cluster.durations(w), self.cluster.pull_time, self.cluster.push_time)
             wk.process = self.env.process(self.strategy.worker(wk))
             self.ps.workers.append(wk)
 
     def updates(self) -> Iterator[Update]:
-        """Advance the simulation lazily, yielding each update as it is applied."""
+        """Advance the simulation lazily, yielding each update as it is applied.
+
+        The run ends after ``config.steps`` updates, or earlier when a replayed trace is used
+        up (``log.exhausted`` is then True).
+        """
         step, updates = self.env.step, self.log.updates
         seen = 0
-        while seen < self.config.steps:
+        while seen < self.ps.steps:
             try:
                 while len(updates) == seen:
                     step()
@@ -145,6 +151,10 @@ class Simulation:
                 raise SimulationStalled(
                     f"no event left at t={self.env.now:g}s after {seen} of {self.config.steps} updates"
                 ) from None
+            except TraceExhausted:
+                self.log.exhausted = True
+                self.ps.finished = True
+                return
             new = updates[seen:]
             seen = len(updates)
             self.progress.update(len(new))

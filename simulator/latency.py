@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import integrate, stats
 
-from simulator.errors import InputError
+from simulator.errors import InputError, TraceExhausted
 from simulator.spec import Spec, parse_spec
 
 
@@ -66,6 +66,12 @@ class LatencyModel(ABC):
 
     def __str__(self) -> str:
         return str(self.spec)
+
+    def stream_for(self, worker: int, rng: np.random.Generator, factor: float = 1.0):
+        """Worker ``worker``'s stream of computation times (i.i.d. draws from its own ``rng``)."""
+        from simulator.cluster import DurationStream
+
+        return DurationStream(self, rng, factor)
 
 
 class Constant(LatencyModel):
@@ -148,47 +154,154 @@ class Straggler(LatencyModel):
 
     def cdf(self, x):
         x = np.asarray(x, dtype=float)
-        return (1 - self.p) * self.base.cdf(x) + self.p * np.vectorize(self._slow_cdf)(x)
+        return (1 - self.p) * self.base.cdf(x) + self.p * self._slow_cdf(x)
 
-    def _slow_cdf(self, x: float) -> float:
-        """P(factor * X + D <= x) = E_D[F_X((x - D) / factor)], integrated over D's quantiles."""
+    def _slow_cdf(self, x: np.ndarray) -> np.ndarray:
+        """P(factor * X + D <= x) = E_D[F_X((x - D) / factor)], elementwise."""
         if self.delay is None:
-            return float(self.base.cdf(x / self.factor))
+            return self.base.cdf(x / self.factor)
         if isinstance(self.delay, Constant):
-            return float(self.base.cdf((x - self.delay.value) / self.factor))
+            return self.base.cdf((x - self.delay.value) / self.factor)
         if isinstance(self.base, Constant):
-            return float(self.delay.cdf(x - self.factor * self.base.value))
-        value, _ = integrate.quad(
-            lambda v: float(self.base.cdf((x - float(self.delay.ppf(v))) / self.factor)), 0, 1, limit=200
-        )
-        return value
+            return self.delay.cdf(x - self.factor * self.base.value)
+
+        def one(xx: float) -> float:  # integrate over D's quantiles
+            value, _ = integrate.quad(
+                lambda v: float(self.base.cdf((xx - float(self.delay.ppf(v))) / self.factor)), 0, 1, limit=200
+            )
+            return value
+
+        return np.vectorize(one, otypes=[float])(x)
 
     def ppf(self, q):
-        return np.vectorize(lambda qq: _invert_cdf(self.cdf, qq))(np.asarray(q, dtype=float))
+        return _invert_cdf(self.cdf, q)
 
 
-def _invert_cdf(cdf: Callable, q: float) -> float:
-    """Numerical quantile inf{x >= 0: F(x) >= q} of a non-negative distribution, by bisection.
+def _invert_cdf(cdf: Callable, q):
+    """Numerical quantiles inf{x >= 0: F(x) >= q} of a non-negative distribution, by
+    vectorised bisection (not a root finder: mixtures with a constant part have atoms, where
+    F jumps over q and has no root)."""
+    q = np.asarray(q, dtype=float)
+    flat = q.reshape(-1)
+    out = np.full(flat.shape, np.inf)
+    out[flat <= 0] = 0.0
+    inner = (flat > 0) & (flat < 1)
+    target = flat[inner]
+    if target.size:
+        lo, hi = np.zeros_like(target), np.ones_like(target)
+        for _ in range(1100):  # doubling until F(hi) >= q
+            short = cdf(hi) < target
+            if not short.any():
+                break
+            lo, hi = np.where(short, hi, lo), np.where(short, hi * 2.0, hi)
+        for _ in range(200):
+            if np.all(hi - lo <= 1e-12 * np.maximum(1.0, hi)):
+                break
+            mid = 0.5 * (lo + hi)
+            above = cdf(mid) >= target
+            lo, hi = np.where(above, lo, mid), np.where(above, mid, hi)
+        out[inner] = hi
+    return out.reshape(q.shape) if q.ndim else float(out[0])
 
-    Bisection rather than a root finder because mixtures with a constant part have atoms,
-    where F jumps over q and has no root.
+
+class Empirical(LatencyModel):
+    """The empirical distribution of recorded durations: bootstrap sampling.
+
+    Its moments, CDF and quantiles are exact for the recorded sample (population variance).
     """
-    if q <= 0:
-        return 0.0
-    if q >= 1:
-        return math.inf
-    lo, hi = 0.0, 1.0
-    while float(cdf(hi)) < q:
-        lo, hi = hi, hi * 2.0
-        if hi > 1e300:
-            return math.inf
-    while hi - lo > 1e-12 * max(1.0, hi):
-        mid = 0.5 * (lo + hi)
-        if float(cdf(mid)) >= q:
-            hi = mid
-        else:
-            lo = mid
-    return hi
+
+    def __init__(self, durations: np.ndarray, text: str):
+        self.sorted = np.sort(np.asarray(durations, dtype=float))
+        self.text, self.spec = text, Spec(text.partition(":")[0], {})
+
+    def __str__(self) -> str:
+        return self.text
+
+    def transform(self, u):
+        n = len(self.sorted)
+        return self.sorted[np.minimum((u[:, 0] * n).astype(np.int64), n - 1)]
+
+    @property
+    def mean(self):
+        return float(self.sorted.mean())
+
+    @property
+    def var(self):
+        return float(self.sorted.var())
+
+    def cdf(self, x):
+        return np.searchsorted(self.sorted, np.asarray(x, dtype=float), side="right") / len(self.sorted)
+
+    def ppf(self, q):
+        n = len(self.sorted)
+        k = np.clip(np.ceil(np.asarray(q, dtype=float) * n).astype(np.int64) - 1, 0, n - 1)
+        return self.sorted[k]
+
+
+class EmpiricalPerWorker(Empirical):
+    """Bootstrap from each worker's own recorded durations (pooled moments for theory)."""
+
+    def __init__(self, per_worker: list[np.ndarray], text: str):
+        super().__init__(np.concatenate(per_worker), text)
+        self.workers = [Empirical(d, text) for d in per_worker]
+        self.n_workers = len(per_worker)
+
+    def stream_for(self, worker, rng, factor=1.0):
+        from simulator.cluster import DurationStream
+
+        return DurationStream(self.workers[worker], rng, factor)
+
+
+class TraceReplay(EmpiricalPerWorker):
+    """Exact replay: worker w's i-th computation takes w's i-th recorded duration (step order).
+
+    Asking for more computations than a worker recorded raises :class:`TraceExhausted`,
+    which ends the run. Moments and quantiles are those of the pooled durations.
+    """
+
+    def __init__(self, per_worker: list[np.ndarray], text: str):
+        super().__init__(per_worker, text)
+        self.recorded = per_worker
+
+    def stream_for(self, worker, rng, factor=1.0):
+        return ReplayStream(self.recorded[worker], factor)
+
+
+class ReplayStream:
+    """A worker's recorded durations, in order; raises TraceExhausted past the end."""
+
+    __slots__ = ("values", "drawn")
+
+    def __init__(self, durations: np.ndarray, factor: float):
+        self.values = (np.asarray(durations, dtype=float) * factor).tolist()
+        self.drawn = 0
+
+    def __call__(self) -> float:
+        if self.drawn >= len(self.values):
+            raise TraceExhausted(f"worker's trace used up after {self.drawn} computations")
+        value = self.values[self.drawn]
+        self.drawn += 1
+        return value
+
+
+TRACE_FAMILIES = ("trace", "empirical", "empirical-per-worker")
+
+
+def parse_trace_latency(text: str, what: str, trace_format: str, time_scale: float) -> LatencyModel:
+    """``trace:PATH`` (exact replay), ``empirical:PATH`` (pooled bootstrap) or
+    ``empirical-per-worker:PATH``."""
+    from simulator.traces import read_trace
+
+    family, _, path = text.partition(":")
+    family, path = family.strip(), path.strip()
+    if not path:
+        raise InputError(f"{what} {text!r}: give the trace file after '{family}:'")
+    trace = read_trace(path, trace_format, time_scale)
+    if family == "empirical":
+        return Empirical(trace.duration, text)
+    if family == "empirical-per-worker":
+        return EmpiricalPerWorker(trace.per_worker(), text)
+    return TraceReplay(trace.per_worker(), text)
 
 
 # --- the SPEC registry --------------------------------------------------------------------
@@ -250,20 +363,25 @@ FAMILIES: dict[str, tuple[dict[str, Param], Callable[..., LatencyModel]]] = {
 }
 
 
-def parse_latency(text: str, *, what: str = "--latency") -> LatencyModel:
-    """Build a latency model from a SPEC string such as ``exponential:rate=1``.
+def parse_latency(
+    text: str, *, what: str = "--latency", trace_format: str = "csv", time_scale: float = 1.0
+) -> LatencyModel:
+    """Build a latency model from a SPEC string such as ``exponential:rate=1`` or ``trace:PATH``.
+
+    Args:
+        text: the SPEC.
+        what: how to name it in error messages.
+        trace_format, time_scale: how to read the file of a trace family (see ``traces.py``).
 
     Raises:
-        InputError: unknown family, missing or unknown parameter, value out of range.
+        InputError: unknown family, missing or unknown parameter, value out of range, bad trace.
     """
     family = text.partition(":")[0].strip()
-    if family in ("trace", "empirical"):
-        raise InputError(
-            f"{what} {text!r}: latency family {family!r} replays a measured trace; "
-            f"trace replay is not part of this build (known: {', '.join(FAMILIES)})"
-        )
+    if family in TRACE_FAMILIES:
+        return parse_trace_latency(text, what, trace_format, time_scale)
     if family and family not in FAMILIES:
-        raise InputError(f"{what} {text!r}: unknown latency family {family!r} (known: {', '.join(FAMILIES)})")
+        known = ", ".join([*FAMILIES, *TRACE_FAMILIES])
+        raise InputError(f"{what} {text!r}: unknown latency family {family!r} (known: {known})")
     return build_latency(parse_spec(text, what=what), text, what)
 
 

@@ -109,6 +109,7 @@ class EventLog:
 
     gradients: list[Gradient] = field(default_factory=list)
     updates: list[Update] = field(default_factory=list)
+    exhausted: bool = False  # the run ended because a replayed trace was used up
 
     def new_gradient(self, worker: int, index: int, version: int, step: int, start: float, end: float) -> Gradient:
         g = Gradient(len(self.gradients), worker, index, version, step, start, end)
@@ -160,4 +161,5 @@ class EventLog:
             "mean_staleness": sum(applied) / len(applied) if applied else None,
             "max_staleness": max(applied) if applied else None,
             "seed": config.seed,
+            "trace_exhausted": self.exhausted,
         }

@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+
+import tomli_w
 
 from simulator import __version__
 from simulator.errors import InputError
@@ -31,29 +34,47 @@ def check_out_dir(out: Path, *, overwrite: bool) -> None:
         raise InputError(f"--out {out}: directory is not empty; pass --overwrite to replace it")
 
 
-def write_run(out: Path, config, log, summary: dict, *, tables: dict | None = None, overwrite: bool = False) -> None:
-    """Write ``summary.json``, ``config.toml``, ``updates.csv`` and ``gradients.csv`` to ``out``,
-    plus any extra ``tables`` given as ``{file name: (header, lines)}``."""
+@contextmanager
+def staged_dir(out: Path, *, overwrite: bool = False):
+    """Yield a hidden folder beside ``out`` to write into; move it to ``out`` on success,
+    delete it on failure. ``out`` is refused if it holds something and ``overwrite`` is off."""
     check_out_dir(out, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        (tmp / "summary.json").write_text(json.dumps({**summary, "version": __version__}, indent=2) + "\n")
-        (tmp / "config.toml").write_text(f"# stragglersim {__version__}: the resolved configuration of this run\n")
-        with open(tmp / "config.toml", "a") as f:
-            import tomli_w
+        yield tmp
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
+
+def write_run(out: Path, config, log, summary: dict, *, tables: dict | None = None, overwrite: bool = False) -> None:
+    """Write ``summary.json``, ``config.toml``, ``updates.csv`` and ``gradients.csv`` to ``out``,
+    plus any extra ``tables`` given as ``{file name: (header, lines)}``."""
+    with staged_dir(out, overwrite=overwrite) as tmp:
+        write_json(tmp / "summary.json", {**summary, "version": __version__})
+        with open(tmp / "config.toml", "w") as f:
+            f.write(f"# stragglersim {__version__}: the resolved configuration of this run\n")
             f.write(tomli_w.dumps(config.to_dict()))
         _write_csv(tmp / "updates.csv", Update.FIELDS, log.update_lines())
         _write_csv(tmp / "gradients.csv", Gradient.FIELDS, log.gradient_lines())
         for name, (header, lines) in (tables or {}).items():
             _write_csv(tmp / name, header, lines)
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+
+def write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def check_out_file(out: Path, *, overwrite: bool) -> None:
+    """Fail early if the output file ``out`` exists and ``overwrite`` is off."""
+    if out.is_dir():
+        raise InputError(f"--out {out}: is a directory; give a file name")
+    if out.exists() and not overwrite:
+        raise InputError(f"--out {out}: exists; pass --overwrite to replace it")
 
 
 def _write_csv(path: Path, header: tuple[str, ...], lines) -> None:

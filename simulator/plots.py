@@ -1,0 +1,57 @@
+"""Figures, drawn from results (never by re-running a simulation). Matplotlib, Agg backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_fit(durations: np.ndarray, report: dict, path: Path, *, title: str = "") -> None:
+    """Empirical CDF with the fitted CDFs (left) and a QQ plot of the chosen fit (right)."""
+    from simulator.latency import parse_latency
+
+    plt = _pyplot()
+    x = np.sort(np.asarray(durations, dtype=float))
+    n = len(x)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    left.step(x, np.arange(1, n + 1) / n, where="post", color="black", lw=2, label=f"measured (n={n})")
+    grid = np.linspace(x[0], x[-1], 400)
+    shown = report["candidates"][:4]
+    if report["mixture"] and report["mixture"] not in shown:
+        shown.append(report["mixture"])
+    for fit in shown:
+        model = parse_latency(fit["spec"])
+        left.plot(grid, model.cdf(grid), lw=1.3, label=f"{fit['family']} (AIC {fit['aic']:.1f}, KS {fit['ks']:.3f})")
+    left.set_xlabel("computation time (s)")
+    left.set_ylabel("P(time ≤ x)")
+    left.set_title("empirical CDF and maximum-likelihood fits")
+    left.legend(fontsize=8, loc="lower right")
+    left.grid(alpha=0.3)
+
+    best = report["best"]
+    q = (np.arange(1, n + 1) - 0.5) / n
+    theoretical = parse_latency(best["spec"]).ppf(q)
+    right.plot(theoretical, x, ".", ms=3, color="C0", label="quantiles")
+    lo, hi = min(theoretical[0], x[0]), max(theoretical[-1], x[-1])
+    right.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--", label="y = x")
+    right.set_xlabel(f"{best['family']} quantile (s)")
+    right.set_ylabel("measured quantile (s)")
+    right.set_title("QQ plot of the chosen fit")
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3)
+    fig.suptitle(title or f"chosen: {best['spec']}", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path.with_suffix(".png"), dpi=120)
+    fig.savefig(path.with_suffix(".pdf"))
+    plt.close(fig)

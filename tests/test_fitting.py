@@ -1,0 +1,116 @@
+"""Maximum-likelihood fitting, its report, and validation of a fit against exact replay."""
+
+import json
+
+import numpy as np
+import pytest
+from test_traces import write_trace
+
+from simulator.cli import main
+from simulator.config import RunConfig
+from simulator.fitting import fit_durations
+from simulator.latency import parse_latency
+from simulator.validation import validate_trace
+
+
+@pytest.mark.parametrize(
+    ("spec", "family", "params"),
+    [
+        ("lognormal:mu=0.3,sigma=0.5", "lognormal", {"mu": 0.3, "sigma": 0.5}),
+        ("gamma:shape=2,scale=0.5", "gamma", {"shape": 2.0, "scale": 0.5}),
+        ("shifted-exponential:shift=2,rate=0.5", "shifted-exponential", {"shift": 2.0, "rate": 0.5}),
+    ],
+)
+def test_fit_recovers_family_and_parameters(spec, family, params):
+    x = parse_latency(spec).sample(np.random.default_rng(42), 8000)
+    report = fit_durations(x)
+    assert report["best"]["family"] == family, [(c["family"], c["aic"]) for c in report["candidates"]]
+    for name, value in params.items():
+        assert report["best"]["params"][name] == pytest.approx(value, rel=0.06, abs=0.02)
+    assert not report["mixture_wins"]
+    assert str(parse_latency(report["best"]["spec"])) == report["best"]["spec"]  # --latency accepts it
+    aics = [c["aic"] for c in report["candidates"]]
+    assert aics == sorted(aics)
+
+
+def test_heavy_tail_mixture_wins_on_straggler_data():
+    truth = "straggler:base=lognormal(mu=0,sigma=0.2),p=0.05,factor=4"
+    x = parse_latency(truth).sample(np.random.default_rng(7), 5000)
+    report = fit_durations(x)
+    assert report["mixture_wins"] and report["best"]["family"] == "straggler"
+    assert report["best"]["params"]["p"] == pytest.approx(0.05, rel=0.2)
+    assert report["best"]["params"]["factor"] == pytest.approx(4, rel=0.1)
+    assert report["best"]["ks"] < report["best_single"]["ks"]
+
+
+def test_fit_command_writes_report_and_figure(tmp_path, capsys):
+    d = parse_latency("gamma:shape=3,scale=0.2").sample(np.random.default_rng(3), 600).reshape(3, 200)
+    path = write_trace(tmp_path / "t.csv", d)
+    assert main(["fit", str(path), "--out", str(tmp_path / "fit")]) == 0
+    report = json.loads((tmp_path / "fit" / "fit.json").read_text())
+    assert {"best", "candidates", "mixture", "mixture_wins"} <= set(report)
+    assert (tmp_path / "fit" / "fit.png").stat().st_size > 10_000 and (tmp_path / "fit" / "fit.pdf").exists()
+    assert "best: gamma:" in capsys.readouterr().out
+
+
+def test_too_few_durations_is_a_clear_error(tmp_path, capsys):
+    path = write_trace(tmp_path / "t.csv", np.ones((1, 5)))
+    assert main(["fit", str(path), "--out", str(tmp_path / "fit")]) == 2
+    assert "fitting needs at least 10 durations, got 5" in capsys.readouterr().err
+
+
+def test_validation_accepts_an_iid_trace_and_flags_persistent_worker_speeds(tmp_path):
+    rng = np.random.default_rng(5)
+    iid = write_trace(tmp_path / "iid.csv", rng.lognormal(0.0, 0.3, size=(6, 400)))
+    good = validate_trace(
+        RunConfig(
+            strategy="backup",
+            workers=4,
+            backups=2,
+            semantics="cancel",
+            latency=f"trace:{iid}",
+            steps=None,
+            timing_only=True,
+        )
+    )
+    assert good["good_enough"], good
+    speeds = np.array([1.0, 1.0, 1.0, 1.0, 1.6, 2.2])[:, None]  # two persistently slow workers
+    skewed = write_trace(tmp_path / "skewed.csv", speeds * rng.lognormal(0.0, 0.05, size=(6, 400)))
+    bad = validate_trace(
+        RunConfig(
+            strategy="backup",
+            workers=4,
+            backups=2,
+            semantics="cancel",
+            latency=f"trace:{skewed}",
+            steps=None,
+            timing_only=True,
+        )
+    )
+    assert not bad["good_enough"] and bad["ks"] > 0.3
+
+
+def test_validate_command(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "validate",
+                "traces/pai-mini-batch-time/job_2_norm.csv",
+                "--format",
+                "pai",
+                "--time-scale",
+                "0.001",
+                "--workers",
+                "8",
+                "--backups",
+                "2",
+                "--out",
+                str(tmp_path / "v"),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "verdict: the fitted model is" in out
+    report = json.loads((tmp_path / "v" / "validate.json").read_text())
+    assert report["replay_updates"] > 100 and len(report["replay_quantiles"]) == 4

@@ -1,0 +1,218 @@
+"""Measured traces: formats, exact replay, bootstrap, clean errors on bad files."""
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+from conftest import run
+
+from simulator.cli import main
+from simulator.config import RunConfig
+from simulator.errors import InputError
+from simulator.latency import parse_latency
+from simulator.traces import Trace, read_trace
+
+PAI = "traces/pai-mini-batch-time/job_3_norm.csv"
+
+
+def write_trace(path, durations: np.ndarray, start=False):
+    """A canonical trace from a (workers, steps) array of durations."""
+    k, s = durations.shape
+    w, st = np.repeat(np.arange(k), s), np.tile(np.arange(s), k)
+    trace = Trace(w, st, durations.reshape(-1), np.arange(k * s, dtype=float) if start else None, "test")
+    trace.write_csv(path)
+    return path
+
+
+def test_canonical_round_trip(tmp_path):
+    d = np.random.default_rng(0).lognormal(size=(3, 7))
+    for start in (False, True):
+        t = read_trace(write_trace(tmp_path / f"t{start}.csv", d, start))
+        assert t.n_workers == 3 and len(t.duration) == 21
+        np.testing.assert_array_equal(np.stack(t.per_worker()), d)
+        assert (t.start is not None) == start
+
+
+def test_rows_in_any_order_and_columns_in_any_order(tmp_path):
+    (tmp_path / "t.csv").write_text("duration,step,worker\n2.0,1,1\n1.0,0,1\n3.0,0,0\n")
+    t = read_trace(tmp_path / "t.csv")
+    assert [d.tolist() for d in t.per_worker()] == [[3.0], [1.0, 2.0]]
+
+
+def test_pai_layout_with_a_time_scale():
+    t = read_trace(PAI, "pai", time_scale=0.001)
+    assert t.n_workers == 10  # job 3 numbers its workers from 1; they become 0..9
+    raw = np.loadtxt(PAI, delimiter=",", skiprows=1, usecols=(1, 3, 4))
+    first = raw[raw[:, 0] == raw[:, 0].min()]
+    np.testing.assert_allclose(t.per_worker()[0], first[np.argsort(first[:, 1]), 2] * 0.001)
+
+
+def chrome_events(pid, steps, nested=True):
+    events = [{"ph": "M", "name": "process_name", "pid": pid}]
+    for i, dur in enumerate(steps):
+        ts = 1000.0 * i * 10
+        events.append({"ph": "X", "name": f"ProfilerStep#{i}", "pid": pid, "tid": 1, "ts": ts, "dur": dur})
+        if nested:  # an inner span of the same step must not replace the step's own
+            events.append({"ph": "X", "name": "aten::mm", "pid": pid, "tid": 1, "ts": ts + 1, "dur": dur / 3})
+    return events
+
+
+def test_chrome_pytorch_profiler_gzipped_and_several_files(tmp_path):
+    (tmp_path / "w0.json").write_text(json.dumps({"traceEvents": chrome_events(7, [1000, 3000])}))
+    with gzip.open(tmp_path / "w1.json.gz", "wt") as f:
+        json.dump(chrome_events(9, [2000, 2500]), f)
+    out = tmp_path / "trace.csv"
+    assert (
+        main(
+            ["import", str(tmp_path / "w0.json"), str(tmp_path / "w1.json.gz"), "--format", "chrome", "--out", str(out)]
+        )
+        == 0
+    )
+    t = read_trace(out)
+    assert [d.tolist() for d in t.per_worker()] == [[0.001, 0.003], [0.002, 0.0025]]
+    assert t.start is not None and t.start[1] == pytest.approx(0.01)
+
+
+def test_chrome_jax_step_trace_annotations(tmp_path):
+    """jax.profiler.StepTraceAnnotation events carry args.step_num; the outermost span counts."""
+    events = []
+    for step, dur in enumerate([500.0, 700.0]):
+        events.append(
+            {
+                "ph": "X",
+                "name": "train",
+                "pid": 1,
+                "tid": 2,
+                "ts": step * 1000.0,
+                "dur": dur,
+                "args": {"step_num": str(step)},
+            }
+        )
+        events.append(
+            {
+                "ph": "X",
+                "name": "jit_step",
+                "pid": 1,
+                "tid": 2,
+                "ts": step * 1000.0 + 5,
+                "dur": dur - 50,
+                "args": {"step_num": str(step)},
+            }
+        )
+    (tmp_path / "perfetto_trace.json").write_text(json.dumps(events))
+    t = read_trace(tmp_path / "perfetto_trace.json", "chrome")
+    assert t.per_worker()[0].tolist() == [0.0005, 0.0007]
+
+
+def test_replay_is_exact_under_cancel(tmp_path):
+    """Iteration k takes the N-th smallest of the workers' k-th durations."""
+    d = np.random.default_rng(1).gamma(2.0, size=(6, 50))
+    path = write_trace(tmp_path / "t.csv", d)
+    config, log = run(
+        strategy="backup",
+        workers=4,
+        backups=2,
+        semantics="cancel",
+        latency=f"trace:{path}",
+        steps=None,
+        timing_only=True,
+    )
+    expected = np.sort(d, axis=0)[3]  # 4th smallest of 6, per step
+    assert len(log.updates) == 50 and log.exhausted
+    np.testing.assert_allclose(log.iteration_times(), expected, rtol=1e-12)
+    assert log.summary(config)["mean_iteration_time"] == pytest.approx(expected.mean(), rel=1e-12)
+
+
+def test_replay_with_fixed_steps_and_speed_factors(tmp_path):
+    d = np.full((2, 10), 2.0)
+    path = write_trace(tmp_path / "t.csv", d)
+    _, log = run(strategy="sync", workers=2, latency=f"trace:{path}", speed_factors="1,3", steps=4)
+    assert [u.time for u in log.updates] == [6.0, 12.0, 18.0, 24.0] and not log.exhausted
+
+
+def test_empirical_bootstrap_pooled_and_per_worker(tmp_path):
+    d = np.array([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0]])
+    path = write_trace(tmp_path / "t.csv", d)
+    pooled = parse_latency(f"empirical:{path}")
+    assert pooled.mean == pytest.approx(11.0) and set(pooled.sample(np.random.default_rng(0), 200)) == set(d.ravel())
+    _, log = run(strategy="sync", workers=2, latency=f"empirical-per-worker:{path}", steps=50)
+    for g in log.gradients:
+        assert g.end - g.start in set(d[g.worker])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "t.csv: empty trace file"),
+        ("worker,step\n0,0\n", "t.csv:1: missing column 'duration'"),
+        ("worker,step,duration\n", "t.csv: no data rows after the header"),
+        ("worker,step,duration\n0,0,1.0\n0,1,abc\n", "t.csv:3: could not convert string 'abc' to float64"),
+        ("worker,step,duration\n0,0,1.0\n0,1,-2\n", "t.csv:3: duration must be a finite number > 0, got -2"),
+        ("worker,step,duration\n0,0,0\n", "t.csv:2: duration must be a finite number > 0, got 0"),
+        ("worker,step,duration\n0,0,1\n0,1,nan\n", "t.csv:3: duration must be a finite number > 0, got nan"),
+        ("worker,step,duration\n0,0,1\n0,1,inf\n", "t.csv:3: duration must be a finite number > 0, got inf"),
+        ("worker,step,duration\n0,0,1\n1,0,1\n0,0,2\n", "t.csv:4: duplicate (worker 0, step 0), first seen at line 2"),
+        ("worker,step,duration\n0,0,1\n0,1\n", "t.csv:3: wrong number of fields (the header has 3)"),
+        ("worker,step,duration\n0.5,0,1\n", "t.csv:2: worker must be an integer >= 0, got 0.5"),
+        ("worker,step,duration\n0,0,1\n\n0,-1,1\n", "t.csv:4: step must be an integer >= 0, got -1"),
+    ],
+)
+def test_bad_canonical_traces(tmp_path, capsys, content, message):
+    (tmp_path / "t.csv").write_text(content)
+    with pytest.raises(InputError) as err:
+        read_trace(tmp_path / "t.csv")
+    assert message in str(err.value)
+    rc = main(["replay", str(tmp_path / "t.csv"), "--timing-only", "--workers", "1", "--out", str(tmp_path / "r")])
+    printed = capsys.readouterr().err
+    assert rc == 2 and message in printed and printed.count("\n") == 1 and "Traceback" not in printed
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"traceEvents": [', "malformed JSON at line 1 column"),
+        ('{"events": 3}', "expected a JSON list of trace events"),
+        ('[{"ph": "X", "name": "ProfilerStep#1", "ts": 0}]', "record 0 (ProfilerStep#1): needs numeric 'ts' and 'dur'"),
+        ('[{"ph": "X", "name": "ProfilerStep#1", "ts": 0, "dur": -5}]', "record 0 (ProfilerStep#1): duration must be"),
+        ('[{"ph": "X", "name": "other", "ts": 0, "dur": 5}]', "no step events"),
+    ],
+)
+def test_bad_chrome_traces(tmp_path, capsys, content, message):
+    (tmp_path / "t.json").write_text(content)
+    rc = main(["import", str(tmp_path / "t.json"), "--format", "chrome", "--out", str(tmp_path / "o.csv")])
+    printed = capsys.readouterr().err
+    assert rc == 2 and message in printed and str(tmp_path / "t.json") in printed and printed.count("\n") == 1
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_errors_for_missing_files_and_too_few_workers(tmp_path, capsys):
+    assert main(["replay", str(tmp_path / "nope.csv"), "--timing-only", "--out", str(tmp_path / "r")]) == 2
+    assert "nope.csv: cannot read trace: No such file or directory" in capsys.readouterr().err
+    path = write_trace(tmp_path / "t.csv", np.ones((3, 4)))
+    with pytest.raises(InputError, match=r"the trace has 3 workers but the run needs 5 \(N \+ B\)"):
+        RunConfig(strategy="backup", workers=4, backups=1, latency=f"trace:{path}").validate()
+    assert main(["import", PAI, "--format", "pai", "--time-scale", "-1", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "--time-scale must be a finite number > 0" in capsys.readouterr().err
+    assert main(["import", PAI, "--format", "xml", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "unknown trace format 'xml'" in capsys.readouterr().err
+
+
+def test_pai_exact_repeats_are_read_once_but_conflicts_are_errors(tmp_path):
+    t = read_trace("traces/pai-mini-batch-time/job_2_norm.csv", "pai", 0.001)  # repeats one row verbatim
+    assert t.n_workers == 10
+    (tmp_path / "p.csv").write_text(",worker,gpu,time,batch_time_norm\n0,0,20,1,500\n1,0,20,1,500\n2,0,20,1,600\n")
+    with pytest.raises(InputError, match=r"p.csv:4: duplicate \(worker 0, step 1\), first seen at line 2"):
+        read_trace(tmp_path / "p.csv", "pai")
+
+
+def test_measure_records_real_concurrent_jax_steps(tmp_path, capsys):
+    out = tmp_path / "measured.csv"
+    assert main(["measure", "--workers", "2", "--steps", "15", "--model", "logreg", "--out", str(out)]) == 0
+    t = read_trace(out)
+    assert t.n_workers == 2 and len(t.duration) == 30 and t.start is not None
+    assert (t.duration > 0).all() and (t.duration < 5).all()
+    assert "2 workers x 15 steps of logreg on digits" in capsys.readouterr().out
+    assert main(["measure", "--workers", "2", "--steps", "15", "--out", str(out)]) == 2  # exists: refuses
+    assert "pass --overwrite" in capsys.readouterr().err
