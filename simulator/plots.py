@@ -25,14 +25,15 @@ def plot_fit(durations: np.ndarray, report: dict, path: Path, *, title: str = ""
     n = len(x)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     left.step(x, np.arange(1, n + 1) / n, where="post", color="black", lw=2, label=f"measured (n={n})")
-    grid = np.linspace(x[0], x[-1], 400)
+    grid = np.geomspace(x[0], x[-1], 400)
     shown = report["candidates"][:4]
     if report["mixture"] and report["mixture"] not in shown:
         shown.append(report["mixture"])
     for fit in shown:
         model = parse_latency(fit["spec"])
         left.plot(grid, model.cdf(grid), lw=1.3, label=f"{fit['family']} (AIC {fit['aic']:.1f}, KS {fit['ks']:.3f})")
-    left.set_xlabel("computation time (s)")
+    left.set_xscale("log")  # stragglers live in the tail: a log axis shows body and tail together
+    left.set_xlabel("computation time (s, log scale)")
     left.set_ylabel("P(time ≤ x)")
     left.set_title("empirical CDF and maximum-likelihood fits")
     left.legend(fontsize=8, loc="lower right")
@@ -44,8 +45,10 @@ def plot_fit(durations: np.ndarray, report: dict, path: Path, *, title: str = ""
     right.plot(theoretical, x, ".", ms=3, color="C0", label="quantiles")
     lo, hi = min(theoretical[0], x[0]), max(theoretical[-1], x[-1])
     right.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--", label="y = x")
-    right.set_xlabel(f"{best['family']} quantile (s)")
-    right.set_ylabel("measured quantile (s)")
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel(f"{best['family']} quantile (s, log scale)")
+    right.set_ylabel("measured quantile (s, log scale)")
     right.set_title("QQ plot of the chosen fit")
     right.legend(fontsize=8)
     right.grid(alpha=0.3)
