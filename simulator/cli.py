@@ -41,6 +41,20 @@ def add_run_options(p: argparse.ArgumentParser, *, replay: bool = False) -> None
     p.add_argument(
         "--staleness-cutoff", type=int, default=None, metavar="T", help="async: drop gradients with staleness > T"
     )
+    f = p.add_argument_group("the strategy family (--workers is then P, the number of workers)")
+    f.add_argument(
+        "--k", type=int, default=None, metavar="K", help="k-sync, k-batch-sync, k-async, k-batch-async: K per update"
+    )
+    f.add_argument(
+        "--softsync-n", type=int, default=None, metavar="n", help="softsync: update every floor(P/n) gradients"
+    )
+    f.add_argument(
+        "--ssp-bound", type=int, default=None, metavar="s", help="ssp: clocks a worker may run ahead of the slowest"
+    )
+    f.add_argument(
+        "--deadline", type=float, default=None, metavar="SECONDS", help="deadline: aggregate what arrived by then"
+    )
+    f.add_argument("--staleness-lr", action="store_true", help="scale a gradient of staleness t > 0 by 1/t")
     if not replay:
         p.add_argument(
             "--latency",

@@ -12,7 +12,20 @@ import tomli_w
 from models.catalog import DATASETS, MODELS
 from simulator.errors import InputError
 
-STRATEGIES = ("sync", "backup", "async")
+STRATEGIES = (
+    "sync",
+    "backup",
+    "async",
+    "softsync",
+    "k-sync",
+    "k-batch-sync",
+    "k-async",
+    "k-batch-async",
+    "ssp",
+    "deadline",
+)
+K_STRATEGIES = ("k-sync", "k-batch-sync", "k-async", "k-batch-async")  # Dutta et al.: --workers P, --k K
+STALE_STRATEGIES = ("async", "softsync", "k-async", "k-batch-async", "ssp")
 SEMANTICS = ("tf", "drop", "cancel")
 PARTITIONS = ("shared", "sharded")
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
@@ -33,6 +46,11 @@ class RunConfig:
             workers contributes exactly one gradient per update, so it has no semantics; TF's
             ``SyncReplicasOptimizer`` without backups is ``backup`` with B = 0 and ``tf``.
         staleness_cutoff: async only: drop a gradient whose staleness exceeds this (updates).
+        k: K, gradients or mini-batches per update of the Dutta et al. family (of P = workers).
+        softsync_n: n of n-softsync: an update every max(1, floor(P/n)) gradients.
+        ssp_bound: s of stale synchronous parallel (clocks a worker may run ahead).
+        deadline: seconds after a step begins when the PS aggregates what has arrived.
+        staleness_lr: scale a gradient of staleness τ > 0 by 1/τ (stale strategies).
         latency: SPEC of one computation's duration (seconds of simulated time).
         speed_factors: per-worker multipliers of the computation time: ``""`` (all 1), a
             comma list, or a SPEC to draw them from.
@@ -73,6 +91,11 @@ class RunConfig:
     backups: int = 0
     semantics: str | None = None
     staleness_cutoff: int | None = None
+    k: int | None = None
+    softsync_n: int | None = None
+    ssp_bound: int | None = None
+    deadline: float | None = None
+    staleness_lr: bool = False
     latency: str = "exponential:rate=1"
     speed_factors: str = ""
     comm_latency: float = 0.0
@@ -110,8 +133,8 @@ class RunConfig:
 
     @property
     def total_workers(self) -> int:
-        """Worker processes in the run: N + B for sync/backup, N for async."""
-        return self.workers + self.backups
+        """Worker processes in the run: N + B for sync/backup, ``workers`` otherwise."""
+        return self.workers + self.backups if self.strategy in ("sync", "backup") else self.workers
 
     def validate(self) -> RunConfig:
         """Check every field; return self.
@@ -155,10 +178,12 @@ class RunConfig:
                 self.backups == 0,
                 f"--backups {self.backups}: sync waits for all N workers; use --strategy backup for B > 0",
             )
-        if self.strategy == "async":
+        elif self.strategy != "backup":
             need(
-                self.backups == 0, f"--backups {self.backups}: async has no backup workers; --workers sets how many run"
+                self.backups == 0,
+                f"--backups {self.backups}: {self.strategy} has no backup workers; --workers sets how many run",
             )
+        self._validate_family(need)
         if self.staleness_cutoff is not None:
             need(self.strategy == "async", "--staleness-cutoff applies to --strategy async only")
             need(
@@ -178,6 +203,36 @@ class RunConfig:
         parse_speed_factors(self.speed_factors, self.total_workers, self.seed)
         self._validate_training(need)
         return self
+
+    def _validate_family(self, need) -> None:
+        """The parameters of the strategy family: each belongs to its strategies and is needed there."""
+        own = {"k": K_STRATEGIES, "softsync_n": ("softsync",), "ssp_bound": ("ssp",), "deadline": ("deadline",)}
+        for name, strategies in own.items():
+            option = "--" + name.replace("_", "-")
+            value = getattr(self, name)
+            if self.strategy in strategies:
+                need(value is not None, f"--strategy {self.strategy} needs {option}")
+            else:
+                need(value is None, f"{option} applies to --strategy {' / '.join(strategies)} only")
+        if self.k is not None:
+            need(
+                _is_int(self.k) and 1 <= self.k <= self.workers,
+                f"--k must be an integer in [1, P={self.workers}], got {self.k}",
+            )
+        if self.softsync_n is not None:
+            need(
+                _is_int(self.softsync_n) and 1 <= self.softsync_n <= self.workers,
+                f"--softsync-n must be an integer in [1, {self.workers}], got {self.softsync_n}",
+            )
+        if self.ssp_bound is not None:
+            need(
+                _is_int(self.ssp_bound) and self.ssp_bound >= 0,
+                f"--ssp-bound must be an integer >= 0, got {self.ssp_bound}",
+            )
+        if self.deadline is not None:
+            need(_positive(self.deadline), f"--deadline must be a finite number > 0 (seconds), got {self.deadline}")
+        if self.staleness_lr:
+            need(self.strategy in STALE_STRATEGIES, f"--staleness-lr applies to {', '.join(STALE_STRATEGIES)} only")
 
     def _validate_training(self, need) -> None:
         need(self.model in MODELS, f"--model: unknown model {self.model!r} (choose from {', '.join(MODELS)})")

@@ -22,7 +22,7 @@ from simulator.errors import SimulationStalled, TraceExhausted
 from simulator.gcpause import gc_paused
 from simulator.progress import NULL_PROGRESS
 from simulator.records import APPLIED, CANCELLED, PENDING, UNFINISHED, EventLog, Gradient, Update
-from simulator.strategies import make_strategy
+from simulator.strategies import CANCEL, make_strategy
 
 
 class Worker:
@@ -72,7 +72,7 @@ class Worker:
         g.fate = CANCELLED
         g.start, g.end = min(g.start, now), min(g.end, now)
         self.busy = False
-        self.process.interrupt()
+        self.process.interrupt(CANCEL)
 
 
 class ParameterServer:
@@ -96,10 +96,11 @@ class ParameterServer:
             return
         g.fate = PENDING
         self.pending.append(g)
-        if self.strategy.ready(self.pending):
-            self._apply()
+        if self.strategy.ready(self):
+            self.apply()
 
-    def _apply(self) -> None:
+    def apply(self) -> None:
+        """Apply the pending gradients as one update, now."""
         for g in self.pending:
             g.fate, g.update, g.staleness = APPLIED, self.version + 1, self.version - g.version
         self.version += 1
@@ -134,6 +135,7 @@ class Simulation:
             wk = Worker(w, self.env, self.ps, self.cluster.durations(w), self.cluster.pull_time, self.cluster.push_time)
             wk.process = self.env.process(self.strategy.worker(wk))
             self.ps.workers.append(wk)
+        self.strategy.start(self.ps)
 
     def updates(self) -> Iterator[Update]:
         """Advance the simulation lazily, yielding each update as it is applied.

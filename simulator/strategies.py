@@ -23,6 +23,8 @@ import simpy
 
 from simulator.records import DROPPED_LATE, DROPPED_STALE, PENDING
 
+CANCEL = "cancel"  # the cause of the interrupt that cancels a computation at an update
+
 
 @dataclass(frozen=True)
 class FirstN:
@@ -30,11 +32,35 @@ class FirstN:
 
     n: int
 
-    def __call__(self, pending: list) -> bool:
-        return len(pending) >= self.n
+    def __call__(self, ps) -> bool:
+        return len(ps.pending) >= self.n
 
 
-class Synchronous:
+class Strategy:
+    """Defaults: accept every gradient, nothing to do at start or update.
+
+    Attributes:
+        n_workers: worker processes.
+        per_update: gradients averaged per update (for learning-rate scaling).
+        stale: whether applied gradients can be stale (the trainer then keeps past versions).
+    """
+
+    semantics = None
+    stale = False
+    n_workers: int
+    per_update: int
+
+    def admit(self, g, ps):
+        return None
+
+    def start(self, ps) -> None:
+        pass
+
+    def on_update(self, ps) -> None:
+        pass
+
+
+class Synchronous(Strategy):
     """Average the first N gradients of the current step; N + B workers (B may be 0).
 
     A gradient is accepted only if it was computed for the PS's current step; once N are in,
@@ -46,14 +72,11 @@ class Synchronous:
 
     def __init__(self, n: int, backups: int):
         self.n, self.backups = n, backups
-        self.n_workers = n + backups
+        self.n_workers, self.per_update = n + backups, n
         self.ready = FirstN(n)
 
     def admit(self, g, ps):
         return None if g.step == ps.version else DROPPED_LATE
-
-    def on_update(self, ps) -> None:
-        pass
 
 
 class TokenQueue(Synchronous):
@@ -77,7 +100,7 @@ class TokenQueue(Synchronous):
         self.tokens.extend([ps.version] * self.n_workers)
 
     def worker(self, wk):
-        step = 0
+        step = wk.ps.version  # the first computation needs no token (also after a restart)
         while True:
             g = yield wk.begin(step)
             wk.ps.receive(g)
@@ -112,7 +135,9 @@ class CancelAtUpdate(Synchronous):
         while True:
             try:
                 g = yield wk.begin(ps.version)
-            except simpy.Interrupt:
+            except simpy.Interrupt as interrupt:
+                if interrupt.cause is not CANCEL:
+                    raise
                 continue  # on_update already recorded the cancellation
             wk.busy = False
             ps.receive(g)
@@ -125,26 +150,23 @@ class CancelAtUpdate(Synchronous):
                 wk.cancel()
 
 
-class Async:
+class Async(Strategy):
     """Apply every gradient as it arrives; staleness = PS version at apply - version read.
 
     With ``cutoff`` T, a gradient whose staleness exceeds T is dropped (TensorFlow's
     ``DropStaleGradientOptimizer``).
     """
 
-    semantics = None
+    stale = True
     ready = FirstN(1)
 
     def __init__(self, workers: int, cutoff: int | None = None):
-        self.n_workers, self.cutoff = workers, cutoff
+        self.n_workers, self.per_update, self.cutoff = workers, 1, cutoff
 
     def admit(self, g, ps):
         if self.cutoff is not None and ps.version - g.version > self.cutoff:
             return DROPPED_STALE
         return None
-
-    def on_update(self, ps) -> None:
-        pass
 
     def worker(self, wk):
         ps = wk.ps
@@ -158,6 +180,10 @@ SYNCHRONOUS = {cls.semantics: cls for cls in (TokenQueue, DropLate, CancelAtUpda
 
 def make_strategy(config):
     """The strategy object a (validated) :class:`~simulator.config.RunConfig` asks for."""
+    from simulator import relaxed
+
+    if config.strategy in relaxed.STRATEGIES:
+        return relaxed.make(config)
     if config.strategy == "async":
         return Async(config.workers, config.staleness_cutoff)
     if config.strategy == "sync":

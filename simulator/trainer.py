@@ -90,7 +90,7 @@ class Trainer:
 
     def __init__(self, config: RunConfig, sim: Simulation, model: Model, dataset: Dataset, params):
         self.config, self.sim, self.model, self.dataset = config, sim, model, dataset
-        self.per_update = 1 if config.strategy == "async" else config.workers
+        self.per_update = sim.strategy.per_update
         self.batches = WorkerBatches(
             len(dataset.x_train), config.batch_size, config.total_workers, config.data_partition, config.seed
         )
@@ -103,7 +103,7 @@ class Trainer:
         self.optimizer = make_optimizer(config, self.per_update)
         self.params, self.opt_state = params, self.optimizer.init(params)
         self.version = 0
-        self.history = {0: params} if config.strategy == "async" else None
+        self.history = {0: params} if sim.strategy.stale else None
         self._build_functions()
         if config.gradient_quality:
             n = min(config.reference_batch, len(dataset.x_train))
@@ -215,17 +215,21 @@ class Trainer:
         return jnp.asarray(np.concatenate([self.batches.indices(g.worker, g.index) for g in gradients]))
 
     def _gradient(self, gradients):
-        """Mean gradient and loss of ``gradients``, each at the version its worker read."""
-        by_version: dict[int, list] = {}
+        """Mean gradient and loss of ``gradients``, each at the version its worker read.
+
+        With ``staleness_lr`` a gradient of staleness τ > 0 is scaled by 1/τ (Zhang et al. 2016).
+        """
+        groups: dict[tuple[int, float], list] = {}
         for g in gradients:
-            by_version.setdefault(g.version, []).append(g)
+            scale = 1.0 / g.staleness if self.config.staleness_lr and g.staleness else 1.0
+            groups.setdefault((g.version, scale), []).append(g)
         total_loss, total_grads = 0.0, None
-        for version, group in by_version.items():
+        for (version, scale), group in groups.items():
             params = self.params if version == self.version else self._params_at(version)
             loss, grads = self._grad(params, self.x, self.y, self._indices(group))
             weight = len(group) / len(gradients)
             total_loss = total_loss + weight * loss
-            scaled = jax.tree_util.tree_map(lambda a, w=weight: w * a, grads)
+            scaled = jax.tree_util.tree_map(lambda a, w=weight * scale: w * a, grads)
             total_grads = scaled if total_grads is None else jax.tree_util.tree_map(jnp.add, total_grads, scaled)
         return total_loss, total_grads
 
