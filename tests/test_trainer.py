@@ -68,9 +68,11 @@ def _quadratic(target: float) -> tuple[Model, Dataset]:
     return model, Dataset("constant", "regression", zeros, zeros[:, 0], zeros, zeros[:, 0])
 
 
-def test_async_applies_each_gradient_at_the_version_it_read():
+@pytest.mark.parametrize("staleness_lr", [False, True])
+def test_async_applies_each_gradient_at_the_version_it_read(staleness_lr):
     """Async with constant latencies: the versions read are known (see test_strategies), so
-    SGD on a quadratic can be computed by hand: w_k = w_{k-1} - lr (w_{v_k} - target)."""
+    SGD on a quadratic can be computed by hand: w_k = w_{k-1} - lr/τ (w_{v_k} - target), with
+    τ = k - 1 - v_k when --staleness-lr divides by a staleness τ > 0, else 1."""
     config = RunConfig(
         strategy="async",
         workers=3,
@@ -80,6 +82,7 @@ def test_async_applies_each_gradient_at_the_version_it_read():
         optimizer="sgd",
         lr=0.5,
         eval_every="1",
+        staleness_lr=staleness_lr,
     )
     model, dataset = _quadratic(target=4.0)
     sim = Simulation(config)
@@ -88,8 +91,9 @@ def test_async_applies_each_gradient_at_the_version_it_read():
     read = [g.version for u in sim.log.updates for g in u.gradients]
     assert read == [0, 0, 1, 3, 0, 2]  # the staleness pattern of the exact event-log test
     w = [0.0]
-    for v in read:
-        w.append(w[-1] - 0.5 * (w[v] - 4.0))
+    for k, v in enumerate(read, start=1):
+        tau = k - 1 - v
+        w.append(w[-1] - 0.5 / (tau if staleness_lr and tau > 0 else 1) * (w[v] - 4.0))
     assert float(trainer.params["w"]) == pytest.approx(w[-1], rel=1e-6)
     fresh = [0.0]
     for _ in read:  # what applying every gradient at the current version would give
