@@ -13,7 +13,7 @@ from pathlib import Path
 from models.catalog import DATASETS, MODELS
 from simulator import __version__
 from simulator.config import OPTIMIZERS, SEMANTICS, STRATEGIES, RunConfig
-from simulator.errors import InputError, SimulationStalled
+from simulator.errors import InputError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,6 +55,28 @@ def add_run_options(p: argparse.ArgumentParser, *, replay: bool = False) -> None
         "--deadline", type=float, default=None, metavar="SECONDS", help="deadline: aggregate what arrived by then"
     )
     f.add_argument("--staleness-lr", action="store_true", help="scale a gradient of staleness t > 0 by 1/t")
+    e = p.add_argument_group("system effects")
+    e.add_argument(
+        "--ps-bandwidth",
+        type=float,
+        default=d.ps_bandwidth,
+        metavar="BYTES/S",
+        help="the PS's incoming link, shared by concurrent pushes (default: inf, not modelled)",
+    )
+    e.add_argument(
+        "--fail-slow",
+        default=d.fail_slow,
+        metavar="normal=S,slow=S,factor=F",
+        help="fail-slow episodes: mean seconds normal and slow, slowdown factor",
+    )
+    e.add_argument("--fail-at", default=d.fail_at, metavar="W@DOWN[-UP],...", help="worker W is down from DOWN to UP s")
+    e.add_argument("--failures", default=d.failures, metavar="rate=R,downtime=S", help="random failures per worker")
+    e.add_argument(
+        "--data-cost",
+        default=d.data_cost,
+        metavar="none|nnz",
+        help="scale computation time with the mini-batch's non-zero inputs (default: none)",
+    )
     if not replay:
         p.add_argument(
             "--latency",
@@ -105,7 +127,9 @@ def add_run_options(p: argparse.ArgumentParser, *, replay: bool = False) -> None
         "--dataset-size", type=int, default=d.dataset_size, metavar="N", help="examples of mnist1d / teacher-student"
     )
     t.add_argument(
-        "--data-partition", default=d.data_partition, help="shared (i.i.d. sampling) or sharded (default: shared)"
+        "--data-partition",
+        default=d.data_partition,
+        help="shared (i.i.d. sampling), sharded or by-work (default: shared)",
     )
     t.add_argument(
         "--batch-size", type=int, default=d.batch_size, metavar="n", help=f"per worker (default: {d.batch_size})"
@@ -270,13 +294,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             tables["training.csv"] = (TrainingResult.STEPS_FIELDS, result.step_lines())
     finally:
         bar.close()
-    if not log.updates:
+    if not log.updates and log.exhausted:
         raise InputError(f"--latency {config.latency}: the trace was used up before the first update")
     if not isinstance(bar, NullProgress) and len(log.gradients) > 200_000:
         print(f"writing {len(log.gradients)} gradient records to {args.out} ...", file=sys.stderr)
     write_run(args.out, config, log, summary, tables=tables, overwrite=args.overwrite)
     if not args.quiet:
         print(describe(summary, args.out))
+    if log.stalled:
+        print(f"stragglersim {args.command}: stalled: {log.stalled} (results so far in {args.out})", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -422,9 +449,6 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"stragglersim {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except SimulationStalled as err:
-        print(f"stragglersim {args.command}: stalled: {err}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(f"stragglersim {args.command}: interrupted; nothing was written", file=sys.stderr)
         return 130

@@ -102,10 +102,20 @@ class Link:
 class Cluster:
     """Computation-time streams and transfer times for every worker of one run."""
 
-    def __init__(self, model: LatencyModel, factors: np.ndarray, link: Link, param_bytes: float, seed: int):
+    def __init__(
+        self,
+        model: LatencyModel,
+        factors: np.ndarray,
+        link: Link,
+        param_bytes: float,
+        seed: int,
+        ps_bandwidth: float = math.inf,
+    ):
         self.model, self.factors, self.link, self.seed = model, factors, link, seed
         self.pull_time = link.transfer_time(param_bytes)  # parameters PS -> worker (seconds)
         self.push_time = link.transfer_time(param_bytes)  # gradient worker -> PS (seconds)
+        # The PS's incoming link, shared by concurrent pushes (0 = not modelled).
+        self.link_time = param_bytes / ps_bandwidth if param_bytes and math.isfinite(ps_bandwidth) else 0.0
 
     @classmethod
     def from_config(cls, config) -> Cluster:
@@ -115,6 +125,7 @@ class Cluster:
             Link(config.comm_latency, config.bandwidth),
             config.param_bytes or 0.0,
             config.seed,
+            config.ps_bandwidth,
         )
 
     def durations(self, worker: int) -> DurationStream:

@@ -27,7 +27,8 @@ STRATEGIES = (
 K_STRATEGIES = ("k-sync", "k-batch-sync", "k-async", "k-batch-async")  # Dutta et al.: --workers P, --k K
 STALE_STRATEGIES = ("async", "softsync", "k-async", "k-batch-async", "ssp")
 SEMANTICS = ("tf", "drop", "cancel")
-PARTITIONS = ("shared", "sharded")
+PARTITIONS = ("shared", "sharded", "by-work")
+DATA_COSTS = ("none", "nnz")
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 SCHEDULES = ("constant", "exponential")
 SCALINGS = ("none", "linear", "sqrt")
@@ -58,6 +59,12 @@ class RunConfig:
         bandwidth: link bandwidth (bytes per second); ``inf`` makes size free.
         param_bytes: bytes moved by one pull (parameters) or push (gradient); None = the
             model's parameter size when training, 0 in timing-only runs.
+        ps_bandwidth: bytes per second of the PS's incoming link, shared by concurrent pushes
+            (a FIFO resource); ``inf`` = not modelled.
+        fail_slow: ``normal=S,slow=S,factor=F``: fail-slow episodes (see ``faults.py``).
+        fail_at: ``WORKER@DOWN[-UP],...``: explicit worker failures (seconds).
+        failures: ``rate=R,downtime=S``: random worker failures.
+        data_cost: ``nnz``: a computation's time scales with its mini-batch's non-zero inputs.
         steps: parameter updates to simulate; None (exact trace replay only) runs until a
             worker's trace is used up.
         trace_format, time_scale: how ``trace:``/``empirical:`` latency files are read
@@ -101,6 +108,11 @@ class RunConfig:
     comm_latency: float = 0.0
     bandwidth: float = math.inf
     param_bytes: float | None = None
+    ps_bandwidth: float = math.inf
+    fail_slow: str = ""
+    fail_at: str = ""
+    failures: str = ""
+    data_cost: str = "none"
     steps: int | None = 1000
     trace_format: str = "csv"
     time_scale: float = 1.0
@@ -143,6 +155,7 @@ class RunConfig:
             InputError: naming the field, what is wrong and what would be right.
         """
         from simulator.cluster import latency_of, parse_speed_factors
+        from simulator.faults import Faults
 
         def need(ok: bool, message: str) -> None:
             if not ok:
@@ -201,6 +214,16 @@ class RunConfig:
         )
         latency_of(self)
         parse_speed_factors(self.speed_factors, self.total_workers, self.seed)
+        need(self.ps_bandwidth > 0, f"--ps-bandwidth must be > 0 (bytes per second), got {self.ps_bandwidth}")
+        Faults.from_config(self)
+        need(
+            self.data_cost in DATA_COSTS,
+            f"--data-cost: unknown {self.data_cost!r} (choose from {', '.join(DATA_COSTS)})",
+        )
+        need(
+            self.data_partition != "by-work" or self.data_cost != "none",
+            "--data-partition by-work needs --data-cost nnz",
+        )
         self._validate_training(need)
         return self
 

@@ -7,6 +7,8 @@ a gradient that is dropped and never computed does not shift anyone's data.
 - ``sharded``: a fixed permutation splits the set into one shard per worker; worker w sweeps
   its shard in epochs, reshuffled each epoch. A persistently slow worker's shard is then
   under-represented in the updates, as on a real cluster.
+- ``by-work``: as ``sharded``, but the shards are contiguous ranges of the examples sorted by
+  their work (see ``workload.py``): worker 0 gets the lightest examples.
 """
 
 from __future__ import annotations
@@ -31,12 +33,18 @@ class WorkerBatches:
         seed: the run seed.
     """
 
-    def __init__(self, n_train: int, batch_size: int, n_workers: int, partition: str, seed: int):
+    def __init__(self, n_train: int, batch_size: int, n_workers: int, partition: str, seed: int, work=None):
         self.n_train, self.batch_size, self.partition, self.seed = n_train, batch_size, partition, seed
         self._blocks: dict[tuple[int, int], np.ndarray] = {}
-        if partition == "sharded":
+        if partition in ("sharded", "by-work"):
             order = stream(seed, SHARD_STREAM).permutation(n_train)
-            self.shards = [order[w::n_workers] for w in range(n_workers)]
+            if partition == "by-work":
+                if work is None:
+                    raise ValueError("--data-partition by-work needs the examples' work (--data-cost)")
+                order = order[np.argsort(work[order], kind="stable")]
+                self.shards = np.array_split(order, n_workers)
+            else:
+                self.shards = [order[w::n_workers] for w in range(n_workers)]
             if min(len(s) for s in self.shards) == 0:
                 raise ValueError(f"{n_workers} workers need at least {n_workers} training examples to shard")
 

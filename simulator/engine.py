@@ -18,17 +18,40 @@ from simpy.core import EmptySchedule
 
 from simulator.cluster import Cluster, DurationStream
 from simulator.config import RunConfig
-from simulator.errors import SimulationStalled, TraceExhausted
+from simulator.errors import TraceExhausted
+from simulator.faults import Faults
 from simulator.gcpause import gc_paused
 from simulator.progress import NULL_PROGRESS
-from simulator.records import APPLIED, CANCELLED, PENDING, UNFINISHED, EventLog, Gradient, Update
-from simulator.strategies import CANCEL, make_strategy
+from simulator.records import APPLIED, CANCELLED, FAILED, PENDING, UNFINISHED, EventLog, Gradient, Update
+from simulator.strategies import CANCEL, FAILURE, make_strategy
+from simulator.workload import work_model
 
 
 class Worker:
-    """One worker: its computation-time stream, transfer times and current computation."""
+    """One worker: its computation-time stream, transfer times and current computation.
 
-    __slots__ = ("index", "env", "ps", "durations", "pull", "push", "busy", "current", "process")
+    Optional parts (``slow`` episodes, per-batch ``work`` factors, the PS ``link``) stay None
+    unless the run asks for them, so the plain cycle is a single timeout.
+    """
+
+    __slots__ = (
+        "index",
+        "env",
+        "ps",
+        "durations",
+        "pull",
+        "push",
+        "busy",
+        "current",
+        "process",
+        "slow",
+        "work",
+        "link",
+        "link_time",
+        "sub",
+        "alive",
+        "revival",
+    )
 
     def __init__(
         self,
@@ -41,38 +64,77 @@ class Worker:
     ):
         self.index, self.env, self.ps, self.durations = index, env, ps, durations
         self.pull, self.push = pull, push  # seconds
-        self.busy = False  # inside compute(): pulling, computing or pushing
+        self.busy = False  # inside a cycle: pulling, computing or pushing
         self.current: Gradient | None = None
         self.process: simpy.Process | None = None
+        self.slow = None  # fail-slow Episodes
+        self.work = None  # (worker, index) -> factor on the computation time
+        self.link: simpy.Resource | None = None  # the PS's shared incoming link
+        self.link_time = 0.0  # seconds one push holds the PS link
+        self.sub: simpy.Process | None = None
+        self.alive, self.revival = True, None
 
-    def begin(self, step: int) -> simpy.Timeout:
+    def begin(self, step: int):
         """Start one cycle for ``step``: pull, compute, push. Returns the event of its arrival
         at the PS, whose value is the gradient record.
 
-        Timing never depends on gradient values, so the whole cycle is one timeout and its
-        start and end are known now. The draw is taken here, so every cycle, cancelled or
-        not, is one computation of the worker's stream. Once the run has reached its last
-        update no cycle begins: the worker parks on an event that never fires.
+        Timing never depends on gradient values, so the cycle is one timeout and its start and
+        end are known now (with a shared PS link, the push is a second phase that queues).
+        The draw is taken here, so every cycle, cancelled or not, is one computation of the
+        worker's stream. Once the run has reached its last update no cycle begins: the worker
+        parks on an event that never fires.
         """
         env = self.env
         if self.ps.finished:
             return env.event()
         now = env.now
         duration = self.durations()
+        d = self.durations.drawn - 1
+        if self.work is not None:
+            duration *= self.work(self.index, d)
         start = now + self.pull
-        g = self.ps.log.new_gradient(
-            self.index, self.durations.drawn - 1, self.ps.version, step, start, start + duration
-        )
+        if self.slow is not None:
+            duration = self.slow.stretch(start, duration)
+        g = self.ps.log.new_gradient(self.index, d, self.ps.version, step, start, start + duration)
         self.current, self.busy = g, True
-        return env.timeout(self.pull + duration + self.push, g)
+        if self.link is None:
+            return env.timeout(self.pull + duration + self.push, g)
+        self.sub = env.process(self._through_link(g, self.pull + duration))
+        return self.sub
+
+    def _through_link(self, g: Gradient, compute: float):
+        """Compute, then queue for the PS's link (FIFO), hold it for the transfer, then the
+        fixed part of the push."""
+        try:
+            yield self.env.timeout(compute)
+            with self.link.request() as request:
+                yield request
+                yield self.env.timeout(self.link_time)
+            if self.push:
+                yield self.env.timeout(self.push)
+        except simpy.Interrupt:
+            return None
+        return g
+
+    def _abandon(self, fate: str) -> None:
+        g, now = self.current, self.env.now
+        if self.busy:
+            g.fate = fate
+            g.start, g.end = min(g.start, now), min(g.end, now)
+            self.busy = False
+            if self.sub is not None and self.sub.is_alive:
+                self.sub.interrupt()
 
     def cancel(self) -> None:
         """Abandon the current cycle now (``cancel`` semantics)."""
-        g, now = self.current, self.env.now
-        g.fate = CANCELLED
-        g.start, g.end = min(g.start, now), min(g.end, now)
-        self.busy = False
+        self._abandon(CANCELLED)
         self.process.interrupt(CANCEL)
+
+    def fail(self) -> None:
+        """Die now: the computation in progress is lost; wait for ``revival``."""
+        self._abandon(FAILED)
+        self.alive, self.revival = False, self.env.event()
+        self.process.interrupt(FAILURE)
 
 
 class ParameterServer:
@@ -131,17 +193,57 @@ class Simulation:
         self.log = EventLog()
         steps = config.steps if config.steps is not None else math.inf
         self.ps = ParameterServer(self.env, self.strategy, steps, self.log)
+        faults = Faults.from_config(config)
+        link = simpy.Resource(self.env, capacity=1) if self.cluster.link_time > 0 else None
+        work = work_model(config) if config.data_cost != "none" else None
         for w in range(self.strategy.n_workers):
             wk = Worker(w, self.env, self.ps, self.cluster.durations(w), self.cluster.pull_time, self.cluster.push_time)
-            wk.process = self.env.process(self.strategy.worker(wk))
+            wk.work, wk.link, wk.link_time = work, link, self.cluster.link_time
+            if faults.fail_slow is not None:
+                wk.slow = faults.fail_slow.timeline(config.seed, w)
+            body = self.strategy.worker(wk)
+            spans = faults.spans(config.seed, w)
+            if spans is not None:
+                body = self._mortal(wk, body)
+                self.env.process(self._failures(wk, spans))
+            wk.process = self.env.process(body)
             self.ps.workers.append(wk)
         self.strategy.start(self.ps)
+
+    def _mortal(self, wk: Worker, body):
+        """The worker's strategy loop, restarted from scratch after each failure."""
+        while True:
+            try:
+                yield from body
+            except simpy.Interrupt as interrupt:
+                if interrupt.cause is not FAILURE:
+                    raise
+            yield wk.revival
+            wk.alive = True
+            body = self.strategy.worker(wk)
+
+    def _failures(self, wk: Worker, spans):
+        for down, up in spans:
+            yield self.env.timeout(down - self.env.now)
+            if self.ps.finished:
+                return
+            wk.fail()
+            if math.isinf(up):
+                return
+            yield self.env.timeout(up - self.env.now)
+            wk.revival.succeed()
+
+    def _stall_message(self, seen: int) -> str:
+        dead = sum(not wk.alive for wk in self.ps.workers)
+        why = f"; {dead} of {len(self.ps.workers)} workers are down and will not restart" if dead else ""
+        return f"no event left at t={self.env.now:g} s after {seen} updates{why}: the run cannot progress"
 
     def updates(self) -> Iterator[Update]:
         """Advance the simulation lazily, yielding each update as it is applied.
 
         The run ends after ``config.steps`` updates, or earlier when a replayed trace is used
-        up (``log.exhausted`` is then True).
+        up (``log.exhausted`` is then True) or nothing can happen any more, as when too many
+        workers have failed for good (``log.stalled`` then says why).
         """
         step, updates = self.env.step, self.log.updates
         seen = 0
@@ -150,12 +252,14 @@ class Simulation:
                 while len(updates) == seen:
                     step()
             except EmptySchedule:
-                raise SimulationStalled(
-                    f"no event left at t={self.env.now:g}s after {seen} of {self.config.steps} updates"
-                ) from None
+                self.log.stalled = self._stall_message(seen)
+                self.ps.finished = True
+                self._settle()
+                return
             except TraceExhausted:
                 self.log.exhausted = True
                 self.ps.finished = True
+                self._settle()
                 return
             new = updates[seen:]
             seen = len(updates)
@@ -180,6 +284,13 @@ class Simulation:
             for g in u.gradients:
                 g.fate, g.update, g.staleness = UNFINISHED, None, None
         del self.log.updates[updates:]
+        self._settle()
+
+    def _settle(self) -> None:
+        """At the end of a run, gradients still waiting at the PS were never applied."""
+        for g in self.ps.pending:
+            g.fate = UNFINISHED
+        self.ps.pending = []
 
     def run(self) -> EventLog:
         """Run to the last update and return the full event log.

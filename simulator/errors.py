@@ -9,9 +9,5 @@ class InputError(ValueError):
     """
 
 
-class SimulationStalled(RuntimeError):
-    """The event queue ran dry before the requested number of updates was reached."""
-
-
 class TraceExhausted(Exception):
     """A worker asked for more computations than its recorded trace holds."""

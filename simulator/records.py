@@ -6,6 +6,7 @@ Every computation ends with exactly one fate:
 - ``dropped_late``: (sync/backup) arrived after its step's update had been applied;
 - ``dropped_stale``: (async) staleness above the cutoff;
 - ``cancelled``: abandoned unfinished (``cancel`` semantics);
+- ``failed``: lost when its worker failed;
 - ``unfinished``: still in flight when the run reached its last update.
 """
 
@@ -19,9 +20,10 @@ APPLIED = "applied"
 DROPPED_LATE = "dropped_late"
 DROPPED_STALE = "dropped_stale"
 CANCELLED = "cancelled"
+FAILED = "failed"
 UNFINISHED = "unfinished"
 PENDING = "pending"  # accepted by the PS, waiting for its update; never a final fate
-FATES = (APPLIED, DROPPED_LATE, DROPPED_STALE, CANCELLED, UNFINISHED)
+FATES = (APPLIED, DROPPED_LATE, DROPPED_STALE, CANCELLED, FAILED, UNFINISHED)
 
 
 @dataclass(slots=True)
@@ -110,6 +112,7 @@ class EventLog:
     gradients: list[Gradient] = field(default_factory=list)
     updates: list[Update] = field(default_factory=list)
     exhausted: bool = False  # the run ended because a replayed trace was used up
+    stalled: str | None = None  # why the run could not progress, if it could not
 
     def new_gradient(self, worker: int, index: int, version: int, step: int, start: float, end: float) -> Gradient:
         g = Gradient(len(self.gradients), worker, index, version, step, start, end)
@@ -150,16 +153,18 @@ class EventLog:
             "sim_time": sim_time,
             "mean_iteration_time": sim_time / updates if updates else None,
             "std_iteration_time": float(dt.std(ddof=1)) if updates > 1 else None,
-            "gradients_computed": counts[APPLIED] + counts[DROPPED_LATE] + counts[DROPPED_STALE] + counts[CANCELLED],
+            "gradients_computed": sum(counts[f] for f in FATES if f != UNFINISHED),
             "gradients_applied": counts[APPLIED],
             "gradients_dropped": counts[DROPPED_LATE] + counts[DROPPED_STALE],
             "gradients_dropped_late": counts[DROPPED_LATE],
             "gradients_dropped_stale": counts[DROPPED_STALE],
             "gradients_cancelled": counts[CANCELLED],
+            "gradients_failed": counts[FAILED],
             "gradients_unfinished": counts[UNFINISHED],
             "repeat_contributions": sum(u.repeat_contributions for u in self.updates),
             "mean_staleness": sum(applied) / len(applied) if applied else None,
             "max_staleness": max(applied) if applied else None,
             "seed": config.seed,
             "trace_exhausted": self.exhausted,
+            "stalled": self.stalled,
         }

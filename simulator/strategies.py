@@ -24,6 +24,7 @@ import simpy
 from simulator.records import DROPPED_LATE, DROPPED_STALE, PENDING
 
 CANCEL = "cancel"  # the cause of the interrupt that cancels a computation at an update
+FAILURE = "failure"  # the cause of the interrupt that kills a worker
 
 
 @dataclass(frozen=True)

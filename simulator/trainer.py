@@ -32,6 +32,7 @@ from simulator.engine import Simulation
 from simulator.errors import InputError
 from simulator.optim import make_optimizer
 from simulator.progress import NULL_PROGRESS
+from simulator.workload import example_work
 
 INIT_STREAM = 4  # fold-in of the parameter initialisation key
 QUALITY_STREAM = 5  # spawn key of the reference batch for --gradient-quality
@@ -91,8 +92,9 @@ class Trainer:
     def __init__(self, config: RunConfig, sim: Simulation, model: Model, dataset: Dataset, params):
         self.config, self.sim, self.model, self.dataset = config, sim, model, dataset
         self.per_update = sim.strategy.per_update
+        work = example_work(dataset.x_train) if config.data_partition == "by-work" else None
         self.batches = WorkerBatches(
-            len(dataset.x_train), config.batch_size, config.total_workers, config.data_partition, config.seed
+            len(dataset.x_train), config.batch_size, config.total_workers, config.data_partition, config.seed, work=work
         )
         self.x = jax.device_put(dataset.x_train)
         self.y = jax.device_put(dataset.y_train)

@@ -72,8 +72,15 @@ def test_softsync_mean_staleness_is_about_n(p, n):
 
 @pytest.mark.parametrize("bound", [0, 1, 3])
 def test_ssp_never_lets_a_worker_run_more_than_s_clocks_ahead(bound):
-    config, log = run(strategy="ssp", workers=5, ssp_bound=bound, latency="lognormal:mu=0,sigma=1",
-                      speed_factors="1,1,2,3,1", steps=600, timing_only=True)  # fmt: skip
+    config, log = run(
+        strategy="ssp",
+        workers=5,
+        ssp_bound=bound,
+        latency="lognormal:mu=0,sigma=1",
+        speed_factors="1,1,2,3,1",
+        steps=600,
+        timing_only=True,
+    )
     ends = {w: np.sort([g.end for g in log.gradients if g.worker == w and g.fate == "applied"]) for w in range(5)}
     for g in log.gradients:
         completed = min(np.searchsorted(ends[w], g.start, side="right") for w in range(5))
@@ -82,8 +89,9 @@ def test_ssp_never_lets_a_worker_run_more_than_s_clocks_ahead(bound):
 
 
 def test_deadline_never_waits_past_its_timeout_unless_nothing_arrived():
-    config, log = run(strategy="deadline", workers=6, deadline=0.4, latency="exponential:rate=1", steps=2000,
-                      timing_only=True)  # fmt: skip
+    config, log = run(
+        strategy="deadline", workers=6, deadline=0.4, latency="exponential:rate=1", steps=2000, timing_only=True
+    )
     times = log.iteration_times()
     for u, dt in zip(log.updates, times, strict=True):
         if dt > 0.4 + 1e-12:  # nothing had arrived: the first gradient to arrive completed the step
