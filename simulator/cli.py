@@ -55,6 +55,16 @@ def add_run_options(p: argparse.ArgumentParser, *, replay: bool = False) -> None
         "--deadline", type=float, default=None, metavar="SECONDS", help="deadline: aggregate what arrived by then"
     )
     f.add_argument("--staleness-lr", action="store_true", help="scale a gradient of staleness t > 0 by 1/t")
+    f.add_argument(
+        "--noise-scale",
+        type=float,
+        default=None,
+        metavar="EXAMPLES",
+        help="adaptive-backup: gradient noise scale (default: workers x batch size)",
+    )
+    f.add_argument(
+        "--adapt-every", type=int, default=d.adapt_every, metavar="K", help="adaptive-backup: updates between choices"
+    )
     e = p.add_argument_group("system effects")
     e.add_argument(
         "--ps-bandwidth",
@@ -263,7 +273,56 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--out", type=Path, default=None, metavar="DIR", help="also write validate.json here")
     val.add_argument("--overwrite", action="store_true")
     val.set_defaults(func=cmd_validate)
+    cmp = sub.add_parser(
+        "compare-backups",
+        help="adaptive-backup against every fixed number of backups",
+        description="Time per unit of progress of K-sync for B = 0..P-1 and of adaptive-backup, "
+        "on the same latency draws; writes compare.json and compare.png/pdf.",
+    )
+    d = RunConfig()
+    cmp.add_argument("--workers", type=int, required=True, metavar="P")
+    cmp.add_argument("--latency", default=d.latency, metavar="SPEC")
+    add_trace_options(cmp, what="of a trace:/empirical: latency file")
+    cmp.add_argument("--steps", type=int, default=1000, metavar="K")
+    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--batch-size", type=int, default=d.batch_size, metavar="n")
+    cmp.add_argument("--noise-scale", type=float, default=None, metavar="EXAMPLES", help="default: P x batch size")
+    cmp.add_argument("--adapt-every", type=int, default=d.adapt_every, metavar="K")
+    cmp.add_argument("--out", type=Path, required=True, metavar="DIR")
+    cmp.add_argument("--overwrite", action="store_true")
+    cmp.set_defaults(func=cmd_compare_backups)
     return parser
+
+
+def cmd_compare_backups(args: argparse.Namespace) -> int:
+    from simulator.adaptive import compare_with_fixed
+    from simulator.plots import plot_adaptive
+    from simulator.results import check_out_dir, staged_dir, write_json
+
+    config = RunConfig(
+        strategy="adaptive-backup",
+        workers=args.workers,
+        latency=args.latency,
+        trace_format=args.trace_format,
+        time_scale=args.time_scale,
+        steps=args.steps,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        noise_scale=args.noise_scale,
+        adapt_every=args.adapt_every,
+        timing_only=True,
+    ).validate()
+    check_out_dir(args.out, overwrite=args.overwrite)
+    report = compare_with_fixed(config)
+    with staged_dir(args.out, overwrite=args.overwrite) as tmp:
+        write_json(tmp / "compare.json", report)
+        plot_adaptive(report, tmp / "compare")
+    print(f"P={args.workers}, latency {args.latency}: seconds per unit of progress")
+    best, zero = report["best_fixed"], report["fixed"]["0"]
+    print(f"  best fixed B = {report['best_fixed_backups']}: {best:.6g}; B = 0: {zero:.6g}")
+    print(f"  adaptive-backup: {report['adaptive']:.6g} ({report['adaptive_vs_best']:.3f}x the best fixed B)")
+    print(f"  results: {args.out / 'compare.json'}, {args.out / 'compare.png'}")
+    return 0
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

@@ -23,6 +23,7 @@ STRATEGIES = (
     "k-batch-async",
     "ssp",
     "deadline",
+    "adaptive-backup",
 )
 K_STRATEGIES = ("k-sync", "k-batch-sync", "k-async", "k-batch-async")  # Dutta et al.: --workers P, --k K
 STALE_STRATEGIES = ("async", "softsync", "k-async", "k-batch-async", "ssp")
@@ -52,6 +53,8 @@ class RunConfig:
         ssp_bound: s of stale synchronous parallel (clocks a worker may run ahead).
         deadline: seconds after a step begins when the PS aggregates what has arrived.
         staleness_lr: scale a gradient of staleness τ > 0 by 1/τ (stale strategies).
+        noise_scale: adaptive-backup: the gradient noise scale B_noise in examples (None =
+            workers × batch_size); adapt_every: updates between its choices.
         latency: SPEC of one computation's duration (seconds of simulated time).
         speed_factors: per-worker multipliers of the computation time: ``""`` (all 1), a
             comma list, or a SPEC to draw them from.
@@ -103,6 +106,8 @@ class RunConfig:
     ssp_bound: int | None = None
     deadline: float | None = None
     staleness_lr: bool = False
+    noise_scale: float | None = None
+    adapt_every: int = 20
     latency: str = "exponential:rate=1"
     speed_factors: str = ""
     comm_latency: float = 0.0
@@ -254,6 +259,13 @@ class RunConfig:
             )
         if self.deadline is not None:
             need(_positive(self.deadline), f"--deadline must be a finite number > 0 (seconds), got {self.deadline}")
+        if self.noise_scale is not None:
+            need(self.strategy == "adaptive-backup", "--noise-scale applies to --strategy adaptive-backup only")
+            need(_positive(self.noise_scale), f"--noise-scale must be a finite number > 0, got {self.noise_scale}")
+        need(
+            _is_int(self.adapt_every) and self.adapt_every >= 1,
+            f"--adapt-every must be an integer >= 1, got {self.adapt_every}",
+        )
         if self.staleness_lr:
             need(self.strategy in STALE_STRATEGIES, f"--staleness-lr applies to {', '.join(STALE_STRATEGIES)} only")
 

@@ -58,3 +58,45 @@ def plot_fit(durations: np.ndarray, report: dict, path: Path, *, title: str = ""
     fig.savefig(path.with_suffix(".png"), dpi=120)
     fig.savefig(path.with_suffix(".pdf"))
     plt.close(fig)
+
+
+def plot_adaptive(report: dict, path: Path) -> None:
+    """Time per unit of progress against fixed B, with adaptive-backup beside (left), and the
+    backups adaptive-backup chose as the run went on (right)."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    backups = np.array([int(b) for b in report["fixed"]])
+    cost = np.array(list(report["fixed"].values()))
+    left.plot(backups, cost, "o-", color="C0", label="fixed B (K-sync, K = P - B)")
+    best = report["best_fixed_backups"]
+    left.plot([best], [report["best_fixed"]], "*", ms=15, color="C3", label=f"best fixed B = {best}")
+    left.axhline(
+        report["adaptive"],
+        color="C2",
+        lw=2,
+        ls="--",
+        label=f"adaptive-backup ({report['adaptive_vs_best']:.3f}x the best)",
+    )
+    left.set_xlabel("backup workers B")
+    left.set_ylabel("simulated seconds per unit of progress")
+    left.set_title(f"P = {report['workers']} workers, latency {report['latency']}", fontsize=9)
+    left.legend(fontsize=8)
+    left.grid(alpha=0.3)
+    steps = [c["from_update"] for c in report["adaptive_choices"]] + [report["updates"]]
+    values = [c["backups"] for c in report["adaptive_choices"]]
+    right.step(steps, values + values[-1:], where="post", color="C2")
+    right.axhline(best, color="C3", ls=":", label="best fixed B")
+    right.set_xlabel("update")
+    right.set_ylabel("backups B chosen")
+    from matplotlib.ticker import MaxNLocator
+
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
+    right.yaxis.set_major_locator(MaxNLocator(integer=True))
+    right.set_title("adaptive-backup's choices (Kaplan-Meier estimate, re-evaluated)", fontsize=9)
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path.with_suffix(".png"), dpi=120)
+    fig.savefig(path.with_suffix(".pdf"))
+    plt.close(fig)

@@ -15,7 +15,7 @@ import simpy
 from simulator.records import DROPPED_LATE, PENDING
 from simulator.strategies import CANCEL, CancelAtUpdate, FirstN, Strategy
 
-STRATEGIES = ("softsync", "k-sync", "k-batch-sync", "k-async", "k-batch-async", "ssp", "deadline")
+STRATEGIES = ("softsync", "k-sync", "k-batch-sync", "k-async", "k-batch-async", "ssp", "deadline", "adaptive-backup")
 
 
 class KBatchAsync(Strategy):
@@ -172,4 +172,8 @@ def make(config) -> Strategy:
         return KBatchAsync(p, k)
     if config.strategy == "ssp":
         return StaleSynchronous(p, config.ssp_bound)
+    if config.strategy == "adaptive-backup":
+        from simulator.adaptive import AdaptiveBackup
+
+        return AdaptiveBackup(p, config.batch_size, config.noise_scale or p * config.batch_size, config.adapt_every)
     return Deadline(p, config.deadline)
