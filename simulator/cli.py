@@ -23,20 +23,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def add_run_options(p: argparse.ArgumentParser, *, replay: bool = False) -> None:
-    """The options of one run (``simulate``; ``replay`` takes its latency from the trace)."""
+def add_run_options(p: argparse.ArgumentParser, *, replay: bool = False, sweep: bool = False) -> None:
+    """The options of one run (``simulate``; ``replay`` takes its latency from the trace; ``sweep``
+    takes lists for strategy, workers, backups and seeds)."""
     d = RunConfig()
-    p.add_argument("--strategy", default=d.strategy, help=f"one of {', '.join(STRATEGIES)} (default: {d.strategy})")
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=d.workers,
-        metavar="N",
-        help=f"gradients per update (sync, backup); number of workers (async) (default: {d.workers})",
-    )
-    p.add_argument(
-        "--backups", type=int, default=d.backups, metavar="B", help="backup workers: N+B run, the first N count"
-    )
+    if sweep:
+        p.add_argument(
+            "--strategy", default=d.strategy, metavar="S,S,...", help=f"strategies, from {', '.join(STRATEGIES)}"
+        )
+        p.add_argument("--workers", default=str(d.workers), metavar="N,N,...|A-B", help="workers N (list or range)")
+        p.add_argument("--backups", default="0", metavar="B,B,...|A-B", help="backups B (list or range)")
+        p.add_argument("--seeds", default="0", metavar="S,S,...|A-B", help="seeds (list or range)")
+        p.add_argument("--total-workers", type=int, default=None, metavar="P", help="hold N + B = P (B = P - N)")
+        p.add_argument("--jobs", type=int, default=None, metavar="J", help="parallel processes (default: CPU count)")
+    else:
+        p.add_argument("--strategy", default=d.strategy, help=f"one of {', '.join(STRATEGIES)} (default: {d.strategy})")
+        p.add_argument(
+            "--workers",
+            type=int,
+            default=d.workers,
+            metavar="N",
+            help=f"gradients per update (sync, backup); number of workers (others) (default: {d.workers})",
+        )
+        p.add_argument(
+            "--backups", type=int, default=d.backups, metavar="B", help="backup workers: N+B run, the first N count"
+        )
     p.add_argument("--semantics", default=None, help=f"late workers under backup: {', '.join(SEMANTICS)} (default: tf)")
     p.add_argument(
         "--staleness-cutoff", type=int, default=None, metavar="T", help="async: drop gradients with staleness > T"
@@ -122,7 +133,8 @@ def add_run_options(p: argparse.ArgumentParser, *, replay: bool = False) -> None
         metavar="K",
         help="parameter updates to simulate (default: " + ("until the trace is used up)" if replay else f"{d.steps})"),
     )
-    p.add_argument("--seed", type=int, default=d.seed, help="run seed (default: 0)")
+    if not sweep:
+        p.add_argument("--seed", type=int, default=d.seed, help="run seed (default: 0)")
     p.add_argument("--timing-only", action="store_true", help="simulate timing only, compute no gradients")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory for the results")
     p.add_argument("--overwrite", action="store_true", help="replace results already in DIR")
@@ -273,6 +285,28 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--out", type=Path, default=None, metavar="DIR", help="also write validate.json here")
     val.add_argument("--overwrite", action="store_true")
     val.set_defaults(func=cmd_validate)
+    swp = sub.add_parser(
+        "sweep",
+        help="run every combination of strategies, workers, backups and seeds",
+        description="One run per combination in parallel processes; DIR/runs/NAME/ each, plus "
+        "DIR/results.csv. Complete runs are skipped, so an interrupted sweep resumes.",
+    )
+    add_run_options(swp, sweep=True)
+    swp.set_defaults(func=cmd_sweep)
+
+    pre = sub.add_parser(
+        "predict",
+        help="predicted iteration time for each number of backups (order statistics)",
+        description="E and std of X_{N:N+B}, the N-th fastest of N+B i.i.d. computations "
+        "(backup workers with cancellation).",
+    )
+    pre.add_argument("--latency", required=True, metavar="SPEC")
+    add_trace_options(pre, what="of a trace:/empirical: latency file")
+    pre.add_argument("--workers", type=int, required=True, metavar="N")
+    pre.add_argument("--backups", default="0", metavar="B,B,...|A-B", help="backup counts: 0,1,2 or 0-8")
+    pre.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    pre.set_defaults(func=cmd_predict)
+
     cmp = sub.add_parser(
         "compare-backups",
         help="adaptive-backup against every fixed number of backups",
@@ -292,6 +326,41 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--overwrite", action="store_true")
     cmp.set_defaults(func=cmd_compare_backups)
     return parser
+
+
+def parse_int_list(text: str, option: str) -> list[int]:
+    """``0,1,2`` or ``0-8`` (inclusive) or a mix: ``0-3,6``."""
+    values: list[int] = []
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            lo, dash, hi = part.partition("-")
+            values.extend(range(int(lo), int(hi) + 1) if dash else [int(lo)])
+    except ValueError:
+        raise InputError(f"{option} {text!r}: expected integers like 0,1,2 or a range 0-8") from None
+    if not values:
+        raise InputError(f"{option} {text!r}: no values")
+    return values
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from simulator.latency import parse_latency
+    from simulator.theory import predict_backups
+
+    backups = parse_int_list(args.backups, "--backups")
+    if args.workers < 1 or min(backups) < 0:
+        raise InputError("--workers must be >= 1 and --backups >= 0")
+    model = parse_latency(args.latency, trace_format=args.trace_format, time_scale=args.time_scale)
+    rows = predict_backups(model, args.workers, backups)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"N={args.workers}, latency {args.latency}: iteration time of N of N+B with cancellation")
+    print(f"  {'B':>4}{'mean (s)':>14}{'std (s)':>14}")
+    for r in rows:
+        print(f"  {r['backups']:>4}{r['mean_iteration_time']:>14.6g}{r['std_iteration_time']:>14.6g}")
+    return 0
 
 
 def cmd_compare_backups(args: argparse.Namespace) -> int:
@@ -333,36 +402,53 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulator.progress import NullProgress, progress_bar
     from simulator.results import check_out_dir, write_run
+    from simulator.runner import execute
 
     config = config_from_args(args)
     check_out_dir(args.out, overwrite=args.overwrite)
     bar = progress_bar(config.steps, desc=f"{config.strategy} N={config.workers} B={config.backups}", quiet=args.quiet)
-    tables = {}
     try:
-        if config.timing_only:
-            from simulator.engine import Simulation
-
-            log = Simulation(config, progress=bar).run()
-            summary = log.summary(config)
-        else:
-            from simulator.trainer import TrainingResult, train
-
-            config, log, result = train(config, progress=bar)
-            summary = {**log.summary(config), **result.summary}
-            tables["metrics.csv"] = (TrainingResult.METRICS_FIELDS, result.metric_lines())
-            tables["training.csv"] = (TrainingResult.STEPS_FIELDS, result.step_lines())
+        result = execute(config, progress=bar)
     finally:
         bar.close()
-    if not log.updates and log.exhausted:
-        raise InputError(f"--latency {config.latency}: the trace was used up before the first update")
+    log = result.log
     if not isinstance(bar, NullProgress) and len(log.gradients) > 200_000:
         print(f"writing {len(log.gradients)} gradient records to {args.out} ...", file=sys.stderr)
-    write_run(args.out, config, log, summary, tables=tables, overwrite=args.overwrite)
+    write_run(args.out, result.config, log, result.summary, tables=result.tables, overwrite=args.overwrite)
     if not args.quiet:
-        print(describe(summary, args.out))
+        print(describe(result.summary, args.out))
     if log.stalled:
         print(f"stragglersim {args.command}: stalled: {log.stalled} (results so far in {args.out})", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from simulator.progress import progress_bar
+    from simulator.sweep import grid, run_sweep
+
+    strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]
+    workers = parse_int_list(args.workers, "--workers")
+    backups = parse_int_list(args.backups, "--backups")
+    seeds = parse_int_list(args.seeds, "--seeds")
+    values = {**vars(args), "strategy": strategies[0], "workers": workers[0], "backups": 0, "seed": seeds[0]}
+    base = RunConfig(**{f.name: values[f.name] for f in fields(RunConfig)})
+    if args.total_workers is not None and min(workers) > args.total_workers:
+        raise InputError(f"--total-workers {args.total_workers}: smaller than --workers")
+    configs = grid(
+        base, strategies=strategies, workers=workers, backups=backups, seeds=seeds, total_workers=args.total_workers
+    )
+    if not configs:
+        raise InputError("the sweep is empty: only --strategy backup takes --backups > 0")
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(f"--out {args.out}: exists and is not a directory")
+    bar = progress_bar(len(configs), desc="sweep", quiet=args.quiet)
+    try:
+        summaries = run_sweep(configs, args.out, jobs=args.jobs, progress=bar)
+    finally:
+        bar.close()
+    if not args.quiet:
+        print(f"{len(summaries)} runs; results: {args.out / 'results.csv'}")
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from scipy import integrate, stats
 
 from simulator.latency import LatencyModel, ScipyLatency
@@ -90,3 +91,74 @@ def _exponential_params(model: LatencyModel) -> tuple[float, float] | None:
 def _check(k: int, n: int) -> None:
     if not 1 <= k <= n:
         raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
+
+
+def order_second_moment(model: LatencyModel, k: int, n: int) -> float:
+    """E[X_{k:n}²] by quadrature over quantiles (closed form for the exponential family)."""
+    _check(k, n)
+    closed = _exponential_params(model)
+    if closed is not None:
+        rate, shift = closed
+        mean = exponential_order_mean(k, n, rate, shift)
+        return exponential_order_var(k, n, rate) + mean**2
+    beta = stats.beta(k, n - k + 1)
+    mode = (k - 1) / (n - 1) if n > 1 else 0.5
+    points = sorted({0.0, mode, 1.0})
+    total = 0.0
+    for a, b in zip(points, points[1:], strict=False):
+        if b > a:
+            value, _ = integrate.quad(lambda u: float(model.ppf(u)) ** 2 * beta.pdf(u), a, b, limit=400)
+            total += value
+    return total
+
+
+def order_std(model: LatencyModel, k: int, n: int) -> float:
+    """Standard deviation of X_{k:n} (seconds)."""
+    mean = order_mean(model, k, n)
+    return math.sqrt(max(0.0, order_second_moment(model, k, n) - mean**2))
+
+
+def predict_backups(model: LatencyModel, workers: int, backups: list[int]) -> list[dict]:
+    """Iteration time of N-of-(N+B) with cancellation, E and std of X_{N:N+B}, for each B."""
+    return [
+        {
+            "workers": workers,
+            "backups": b,
+            "mean_iteration_time": order_mean(model, workers, workers + b),
+            "std_iteration_time": order_std(model, workers, workers + b),
+        }
+        for b in backups
+    ]
+
+
+def time_to_target(model: LatencyModel, total: int, iterations: dict[int, float]) -> dict[int, float]:
+    """Predicted time to a target at fixed N + B = ``total``: iterations(N) · E[X_{N:total}].
+
+    Args:
+        iterations: updates needed to reach the target when averaging N gradients, for the N
+            measured (the paper's Figure 5, left).
+    Returns:
+        {B: predicted seconds} for each N in ``iterations`` (B = total - N).
+    """
+    return {total - n: its * order_mean(model, n, total) for n, its in iterations.items()}
+
+
+def dutta_error_bound(
+    t,
+    *,
+    mean_iteration_time: float,
+    eta: float,
+    lipschitz: float,
+    convexity: float,
+    noise: float,
+    k: int,
+    batch: int,
+    initial_gap: float,
+) -> np.ndarray:
+    """Dutta et al. 2018, Theorem 1 (K-sync, strongly convex, L-smooth): error after time t,
+
+    E[F(w_J)] - F* <= ηLσ²/(2cKm) + (1 - ηc)^J (F(w_0) - F* - ηLσ²/(2cKm)), with J = t / E[T].
+    """
+    floor = eta * lipschitz * noise / (2 * convexity * k * batch)
+    j = np.asarray(t, dtype=float) / mean_iteration_time
+    return floor + (1 - eta * convexity) ** j * (initial_gap - floor)

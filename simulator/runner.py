@@ -1,0 +1,51 @@
+"""Run one configuration (timing only or with training) and write its results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from simulator.config import RunConfig
+from simulator.errors import InputError
+from simulator.progress import NULL_PROGRESS
+
+
+@dataclass
+class RunResult:
+    config: RunConfig  # resolved (the model's parameter size filled in when training)
+    log: object
+    summary: dict
+    tables: dict  # extra CSV files: {name: (header, lines)}
+
+
+def execute(config: RunConfig, *, progress=NULL_PROGRESS) -> RunResult:
+    """Simulate ``config``, training if it asks for it.
+
+    Raises:
+        InputError: bad configuration or input files, or a trace used up before any update.
+    """
+    tables = {}
+    if config.timing_only:
+        from simulator.engine import Simulation
+
+        log = Simulation(config, progress=progress).run()
+        summary = log.summary(config)
+    else:
+        from simulator.trainer import TrainingResult, train
+
+        config, log, result = train(config, progress=progress)
+        summary = {**log.summary(config), **result.summary}
+        tables["metrics.csv"] = (TrainingResult.METRICS_FIELDS, result.metric_lines())
+        tables["training.csv"] = (TrainingResult.STEPS_FIELDS, result.step_lines())
+    if not log.updates and log.exhausted:
+        raise InputError(f"--latency {config.latency}: the trace was used up before the first update")
+    return RunResult(config, log, summary, tables)
+
+
+def execute_and_write(config: RunConfig, out: Path, *, overwrite: bool = False) -> dict:
+    """``execute`` then write the results to ``out``; returns the summary (for sweeps)."""
+    from simulator.results import write_run
+
+    result = execute(config)
+    write_run(out, result.config, result.log, result.summary, tables=result.tables, overwrite=overwrite)
+    return result.summary
