@@ -82,7 +82,7 @@ def test_no_gradient_is_applied_twice_and_updates_are_consistent(kwargs):
     assert sorted(in_updates) == [g.id for g in log.gradients if g.fate == APPLIED]
     strategy = make_strategy(config)
     for u in log.updates:
-        if config.strategy == "deadline":
+        if config.strategy in ("deadline", "adaptive-backup"):  # a varying number per update
             assert 1 <= len(u.gradients) <= config.workers
         else:
             assert len(u.gradients) == strategy.per_update
