@@ -118,7 +118,7 @@ class Worker:
 
     def _abandon(self, fate: str) -> None:
         g, now = self.current, self.env.now
-        if self.busy:
+        if self.busy and g.fate == UNFINISHED:  # a gradient that reached the PS is no longer ours
             g.fate = fate
             g.start, g.end = min(g.start, now), min(g.end, now)
             self.busy = False

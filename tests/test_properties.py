@@ -21,7 +21,7 @@ LATENCIES = st.sampled_from(
     ]
 )
 SPEEDS = st.sampled_from(["", "lognormal:mu=0,sigma=0.3", "1,2,1,3,1,1,2,1,5,1,1,2"])
-SETTINGS = settings(max_examples=40, deadline=None)
+SETTINGS = settings(max_examples=60, deadline=None)
 
 
 @st.composite
