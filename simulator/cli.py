@@ -294,6 +294,33 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(swp, sweep=True)
     swp.set_defaults(func=cmd_sweep)
 
+    rep = sub.add_parser(
+        "reproduce",
+        help="run the paper's study and draw every figure",
+        description="Experiments on the shipped trace and bundled data; figures, data and report.md.",
+    )
+    rep.add_argument("--quick", action="store_true", help="small experiments (about 2 minutes)")
+    rep.add_argument("--out", type=Path, default=Path("figures"), metavar="DIR", help="default: figures/")
+    rep.add_argument("--jobs", type=int, default=None, metavar="J", help="parallel processes (default: CPU count)")
+    rep.set_defaults(func=cmd_reproduce)
+
+    tl = sub.add_parser("timeline", help="export a run's timeline as Chrome trace JSON (Perfetto opens it)")
+    tl.add_argument("run", type=Path, metavar="RUN_DIR")
+    tl.add_argument("--out", type=Path, required=True, metavar="trace.json")
+    tl.add_argument("--updates", type=int, default=None, metavar="K", help="only the first K updates")
+    tl.add_argument("--overwrite", action="store_true")
+    tl.set_defaults(func=cmd_timeline)
+
+    plo = sub.add_parser(
+        "plot",
+        help="figures of run or sweep folders",
+        description="A run folder gets its timeline (and accuracy curve); a sweep folder its "
+        "iteration time against backups.",
+    )
+    plo.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
+    plo.add_argument("--out", type=Path, required=True, metavar="DIR")
+    plo.set_defaults(func=cmd_plot)
+
     pre = sub.add_parser(
         "predict",
         help="predicted iteration time for each number of backups (order statistics)",
@@ -449,6 +476,48 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         bar.close()
     if not args.quiet:
         print(f"{len(summaries)} runs; results: {args.out / 'results.csv'}")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from simulator.reproduce import reproduce
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = reproduce(args.out, quick=args.quick, jobs=args.jobs, log=lambda m: print(m, file=sys.stderr))
+    print(report.read_text())
+    print(f"figures and report: {args.out}")
+    return 0
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from simulator.results import check_out_file
+    from simulator.timeline import chrome_trace
+
+    check_out_file(args.out, overwrite=args.overwrite)
+    n = chrome_trace(args.run, args.out, max_updates=args.updates)
+    print(f"{args.out}: {n} trace events; open it in https://ui.perfetto.dev or chrome://tracing")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from simulator import plots
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for d in args.dirs:
+        if (d / "results.csv").exists():
+            rows = plots._rows(d / "results.csv")
+            if not any(r.get("semantics") for r in rows):
+                raise InputError(f"{d}: the plot of a sweep needs backup runs (iteration time against B)")
+            plots.plot_sweep(d / "results.csv", args.out / f"{d.name}-iteration-time")
+            print(f"{args.out / (d.name + '-iteration-time.png')}")
+        elif (d / "gradients.csv").exists():
+            plots.plot_gantt(d, args.out / f"{d.name}-timeline", title=f"{d}: the first updates")
+            print(f"{args.out / (d.name + '-timeline.png')}")
+            if (d / "metrics.csv").exists():
+                plots.plot_metrics(d / "metrics.csv", args.out / f"{d.name}-accuracy")
+                print(f"{args.out / (d.name + '-accuracy.png')}")
+        else:
+            raise InputError(f"{d}: neither a run folder (gradients.csv) nor a sweep folder (results.csv)")
     return 0
 
 

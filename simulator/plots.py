@@ -100,3 +100,298 @@ def plot_adaptive(report: dict, path: Path) -> None:
     fig.savefig(path.with_suffix(".png"), dpi=120)
     fig.savefig(path.with_suffix(".pdf"))
     plt.close(fig)
+
+
+FATE_COLOURS = {
+    "applied": "#2b8cbe",
+    "dropped_late": "#fdae61",
+    "dropped_stale": "#f46d43",
+    "cancelled": "#bdbdbd",
+    "failed": "#d73027",
+    "unfinished": "#e0e0e0",
+}
+
+
+def _save(fig, path: Path) -> None:
+    path = Path(path)
+    fig.tight_layout()
+    fig.savefig(path.with_suffix(".png"), dpi=120)
+    fig.savefig(path.with_suffix(".pdf"))
+    _pyplot().close(fig)
+
+
+def plot_gantt(run: Path, path: Path, *, updates: int = 6, title: str = "") -> None:
+    """Who computed when over the first ``updates`` updates, coloured by each gradient's fate."""
+    from matplotlib.patches import Patch
+
+    from simulator.timeline import read_run
+
+    plt = _pyplot()
+    gradients, ups = read_run(run)
+    horizon = ups[min(updates, len(ups)) - 1]["time"]
+    shown = [g for g in gradients if g["start"] < horizon]
+    workers = sorted({g["worker"] for g in gradients})
+    fig, ax = plt.subplots(figsize=(11, 0.45 * len(workers) + 1.8))
+    for g in shown:
+        end = min(g["end"], horizon * 1.02)
+        ax.barh(
+            g["worker"],
+            end - g["start"],
+            left=g["start"],
+            height=0.7,
+            color=FATE_COLOURS[g["fate"]],
+            edgecolor="black",
+            linewidth=0.4,
+        )
+    for u in ups[:updates]:
+        ax.axvline(u["time"], color="black", lw=0.8, ls="--")
+        ax.text(u["time"], len(workers) - 0.3, f" {u['update']}", fontsize=8, va="bottom")
+    ax.set_yticks(workers, [f"worker {w}" for w in workers])
+    ax.invert_yaxis()
+    ax.set_xlim(0, horizon * 1.02)
+    ax.set_xlabel("simulated time (s); dashed lines: parameter updates (numbered)")
+    ax.set_title(title or f"timeline of {run}", fontsize=10)
+    fates = sorted({g["fate"] for g in shown}, key=list(FATE_COLOURS).index)
+    ax.legend(
+        handles=[Patch(color=FATE_COLOURS[f], label=f.replace("_", " ")) for f in fates],
+        fontsize=8,
+        loc="upper right",
+        ncol=len(fates),
+    )
+    _save(fig, path)
+
+
+def _rows(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _num(value) -> float:
+    return float(value) if value not in ("", None) else float("nan")
+
+
+def plot_kth_gradient(table: Path, path: Path, *, model: str) -> None:
+    """Mean and median time to collect the k-th gradient out of n (the paper's Figure 3)."""
+    plt = _pyplot()
+    rows = _rows(table)
+    k = np.array([int(r["k"]) for r in rows])
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    ax.plot(k, [_num(r["trace_mean"]) * 1e3 for r in rows], color="C0", lw=2, label="trace, mean (bootstrap)")
+    ax.plot(k, [_num(r["trace_median"]) * 1e3 for r in rows], color="C0", ls="--", label="trace, median")
+    ax.plot(k, [_num(r["model_mean"]) * 1e3 for r in rows], color="C3", lw=1.2, label="fitted model, mean (theory)")
+    ax.plot(k, [_num(r["model_median"]) * 1e3 for r in rows], color="C3", ls=":", label="fitted model, median")
+    ax.set_xlabel(f"k: gradients collected out of {len(rows)} workers")
+    ax.set_ylabel("time to collect the k-th gradient (ms)")
+    ax.set_yscale("log")
+    ax.set_title(f"the last few gradients cost the most; model {model}", fontsize=8)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    _save(fig, path)
+
+
+def plot_iteration_time(results: Path, theory: Path, path: Path) -> None:
+    """Mean iteration time against B per semantics (95% CI), with the order-statistics curve."""
+    plt = _pyplot()
+    rows = _rows(results)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for i, semantics in enumerate(("tf", "drop", "cancel")):
+        sel = sorted((r for r in rows if r["semantics"] == semantics), key=lambda r: int(r["backups"]))
+        b = np.array([int(r["backups"]) for r in sel])
+        mean = np.array([_num(r["mean_iteration_time"]) for r in sel])
+        ci = 1.96 * np.array([_num(r["std_iteration_time"]) / np.sqrt(_num(r["updates"])) for r in sel])
+        ax.errorbar(
+            b + (i - 1) * 0.08,
+            mean * 1e3,
+            yerr=ci * 1e3,
+            fmt="o",
+            ms=4,
+            capsize=3,
+            color=f"C{i}",
+            label=f"simulated, {semantics} (95% CI)",
+        )
+    th = _rows(theory)
+    ax.plot(
+        [int(r["backups"]) for r in th],
+        [_num(r["mean"]) * 1e3 for r in th],
+        color="black",
+        lw=1.5,
+        label="theory: E[X(N:N+B)] (cancel)",
+    )
+    n = int(rows[0]["workers"])
+    ax.set_xlabel(f"backup workers B (N = {n} gradients per update)")
+    ax.set_ylabel("mean iteration time (ms)")
+    ax.set_title("iteration time against backups: simulation on the theory curve", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def _by_n(rows: list[dict], key: str) -> dict[int, list[float]]:
+    out: dict[int, list[float]] = {}
+    for r in rows:
+        out.setdefault(int(r["workers"]), []).append(_num(r[key]))
+    return dict(sorted(out.items()))
+
+
+def plot_updates_to_target(results: Path, path: Path, *, total: int) -> None:
+    """Updates to the target accuracy against N, at fixed N + B (the paper's Figure 5, left)."""
+    plt = _pyplot()
+    rows = _rows(results)
+    target = _num(rows[0]["target_accuracy"])
+    data = _by_n(rows, "updates_to_target")
+    n = np.array(list(data))
+    mean = np.array([np.nanmean(v) for v in data.values()])
+    lo = mean - np.array([np.nanmin(v) for v in data.values()])
+    hi = np.array([np.nanmax(v) for v in data.values()]) - mean
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.errorbar(n, mean, yerr=[lo, hi], fmt="o-", capsize=3, label="mean over seeds (bars: min-max)")
+    ax.set_xlabel(f"N, gradients averaged per update (N + B = {total})")
+    ax.set_ylabel(f"updates to {target:.0%} test accuracy")
+    ax.set_title("larger effective batches need fewer updates", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_time_to_target(results: Path, path: Path, *, total: int, model) -> dict:
+    """Simulated and estimated time to target against B, optimum marked (Figure 5, right).
+
+    Estimated = (updates to target at N) × E[X_{N:N+B}] from the order statistics of ``model``.
+    """
+    from simulator.theory import order_mean
+
+    plt = _pyplot()
+    rows = _rows(results)
+    target = _num(rows[0]["target_accuracy"])
+    times = _by_n(rows, "time_to_target")
+    updates = _by_n(rows, "updates_to_target")
+    n = np.array(list(times))
+    b = total - n
+    simulated = np.array([np.nanmean(v) for v in times.values()])
+    estimated = np.array([np.nanmean(updates[k]) * order_mean(model, k, total) for k in times])
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.plot(b, simulated, "o-", color="C0", label="simulated")
+    ax.plot(b, estimated, "s--", color="C1", label="estimated: updates × E[X(N:N+B)]")
+    i, j = int(np.nanargmin(simulated)), int(np.nanargmin(estimated))
+    ax.plot([b[i]], [simulated[i]], "*", ms=16, color="C3", label=f"optimum: B = {b[i]}")
+    ax.set_xlabel(f"backup workers B (N + B = {total})")
+    ax.set_ylabel(f"simulated seconds to {target:.0%} test accuracy")
+    ax.set_title("the trade-off: fewer gradients per update, faster updates", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+    return {"backups": int(b[i]), "time": float(simulated[i]), "estimated_backups": int(b[j])}
+
+
+def plot_accuracy_vs_time(sweep: Path, compare: dict, seeds, path: Path) -> None:
+    """Test accuracy against simulated time for each strategy, on the same latency draws."""
+    from simulator.sweep import run_name
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    for i, (label, config) in enumerate(compare.items()):
+        from dataclasses import replace
+
+        for s in seeds[:1]:
+            rows = _rows(sweep / "runs" / run_name(replace(config, seed=s)) / "metrics.csv")
+            ax.plot(
+                [_num(r["sim_time"]) for r in rows],
+                [_num(r["test_accuracy"]) for r in rows],
+                color=f"C{i}",
+                label=label,
+            )
+    ends = [line.get_xdata()[-1] for line in ax.get_lines()]
+    ax.set_xlim(0, min(ends))  # the shortest run's span: every strategy over the same time
+    target = compare[next(iter(compare))].target_accuracy
+    if target:
+        ax.axhline(target, color="grey", ls=":", lw=1)
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title(
+        "the same latency draws, five strategies (MLP on digits, test accuracy on the simulated clock)", fontsize=9
+    )
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_staleness(sweep: Path, path: Path) -> None:
+    """Final accuracy against mean staleness (left) and staleness histograms (right)."""
+    plt = _pyplot()
+    rows = _rows(sweep / "results.csv")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    stale = [_num(r["mean_staleness"]) for r in rows]
+    acc = [_num(r["final_test_accuracy"]) for r in rows]
+    left.plot(stale, acc, "o", color="C0")
+    for r, x, y in zip(rows, stale, acc, strict=True):
+        left.annotate(f"P={r['workers']}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    left.set_xlabel("mean staleness of applied gradients (updates)")
+    left.set_ylabel("final test accuracy")
+    left.set_title("async SGD, same number of updates: staleness costs accuracy", fontsize=9)
+    left.grid(alpha=0.3)
+    seen = set()
+    for i, r in enumerate(rows):
+        if r["workers"] in seen:
+            continue
+        seen.add(r["workers"])
+        grads = _rows(sweep / "runs" / r["run"] / "gradients.csv")
+        s = np.array([int(g["staleness"]) for g in grads if g["fate"] == "applied"])
+        right.hist(
+            s,
+            bins=np.arange(0, s.max() + 2) - 0.5,
+            histtype="step",
+            lw=1.5,
+            density=True,
+            color=f"C{i}",
+            label=f"P = {r['workers']} workers",
+        )
+    right.set_xlabel("staleness (updates)")
+    right.set_ylabel("fraction of applied gradients")
+    right.set_yscale("log")
+    right.set_title("staleness histograms", fontsize=9)
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_sweep(results: Path, path: Path) -> None:
+    """Mean iteration time against B for each strategy and semantics of a sweep (95% CI)."""
+    plt = _pyplot()
+    rows = _rows(results)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["strategy"], r["semantics"], r["workers"]), []).append(r)
+    for i, ((strategy, semantics, n), sel) in enumerate(sorted(groups.items())):
+        sel.sort(key=lambda r: int(r["backups"]))
+        b = [int(r["backups"]) for r in sel]
+        mean = np.array([_num(r["mean_iteration_time"]) for r in sel])
+        ci = 1.96 * np.array([_num(r["std_iteration_time"]) / np.sqrt(_num(r["updates"])) for r in sel])
+        label = f"{strategy}{' ' + semantics if semantics else ''}, N = {n}"
+        ax.errorbar(b, mean, yerr=ci, fmt="o-", ms=4, capsize=3, color=f"C{i % 10}", label=label)
+    ax.set_xlabel("backup workers B")
+    ax.set_ylabel("mean iteration time (s), 95% CI")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_metrics(metrics: Path, path: Path) -> None:
+    """Test accuracy (or loss) of one training run against simulated time."""
+    plt = _pyplot()
+    rows = _rows(metrics)
+    t = [_num(r["sim_time"]) for r in rows]
+    acc = [_num(r["test_accuracy"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    if all(np.isnan(acc)):
+        ax.plot(t, [_num(r["test_loss"]) for r in rows], "o-")
+        ax.set_ylabel("test loss")
+    else:
+        ax.plot(t, acc, "o-")
+        ax.set_ylabel("test accuracy")
+    ax.set_xlabel("simulated time (s)")
+    ax.grid(alpha=0.3)
+    _save(fig, path)

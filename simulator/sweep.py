@@ -9,6 +9,7 @@ sweep resumes where it stopped.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import itertools
 import json
@@ -22,13 +23,22 @@ from simulator.config import RunConfig
 
 
 def run_name(config: RunConfig) -> str:
-    """A folder name that identifies a run within a sweep."""
-    name = f"{config.strategy}-N{config.workers}-B{config.backups}"
-    for field, tag in (("k", "K"), ("softsync_n", "n"), ("ssp_bound", "s"), ("deadline", "T")):
+    """A folder name that identifies a run: its main parameters, readable, and a hash of the
+    whole configuration, so that runs differing in anything else never share a folder."""
+    name = config.strategy + (f"-{config.semantics}" if config.semantics else "")
+    name += f"-N{config.workers}-B{config.backups}"
+    for field, tag in (
+        ("k", "K"),
+        ("softsync_n", "n"),
+        ("ssp_bound", "s"),
+        ("deadline", "T"),
+        ("staleness_cutoff", "cut"),
+    ):
         value = getattr(config, field)
         if value is not None:
             name += f"-{tag}{value:g}"
-    return f"{name}-seed{config.seed}"
+    digest = hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{name}-seed{config.seed}-{digest}"
 
 
 def grid(base: RunConfig, *, strategies, workers, backups, seeds, total_workers=None) -> list[RunConfig]:
