@@ -51,8 +51,11 @@ class Model:
         return sum(p.size * p.dtype.itemsize for p in jax.tree_util.tree_leaves(params))
 
 
-def build_model(name: str, dataset: Dataset, *, hidden: tuple[int, ...] = (128,)) -> Model:
+def build_model(name: str, dataset: Dataset, *, hidden: tuple[int, ...] = (128,), l2: float = 0.0) -> Model:
     """The model ``name`` sized for ``dataset`` (its input shape and task).
+
+    With ``l2`` > 0 the objective gains (l2/2)·‖params‖² (in ``loss`` and in ``evaluate``'s
+    sums), which makes logistic regression strongly convex with modulus ``l2``.
 
     Raises:
         ValueError: unknown model, or a model that does not fit the dataset's task.
@@ -103,6 +106,18 @@ def build_model(name: str, dataset: Dataset, *, hidden: tuple[int, ...] = (128,)
         has_accuracy = False
 
     def loss(params, x, y):
-        return per_example(params, x, y).mean()
+        return per_example(params, x, y).mean() + penalty(params)
+
+    if l2:
+        plain = evaluate
+
+        def evaluate(params, x, y):
+            total, correct = plain(params, x, y)
+            return total + len(x) * penalty(params), correct
+
+    def penalty(params):
+        if not l2:
+            return 0.0
+        return 0.5 * l2 * sum(jnp.sum(p**2) for p in jax.tree_util.tree_leaves(params))
 
     return Model(name, init, loss, evaluate, apply, has_accuracy)

@@ -249,7 +249,7 @@ def plot_updates_to_target(results: Path, path: Path, *, total: int) -> None:
     ax.errorbar(n, mean, yerr=[lo, hi], fmt="o-", capsize=3, label="mean over seeds (bars: min-max)")
     ax.set_xlabel(f"N, gradients averaged per update (N + B = {total})")
     ax.set_ylabel(f"updates to {target:.0%} test accuracy")
-    ax.set_title("larger effective batches need fewer updates", fontsize=9)
+    ax.set_title("updates to the target against the number of gradients averaged", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     _save(fig, path)
@@ -323,14 +323,23 @@ def plot_staleness(sweep: Path, path: Path) -> None:
     plt = _pyplot()
     rows = _rows(sweep / "results.csv")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    stale = [_num(r["mean_staleness"]) for r in rows]
-    acc = [_num(r["final_test_accuracy"]) for r in rows]
-    left.plot(stale, acc, "o", color="C0")
-    for r, x, y in zip(rows, stale, acc, strict=True):
-        left.annotate(f"P={r['workers']}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    by_p: dict[int, list[tuple[float, float]]] = {}
+    for r in rows:
+        by_p.setdefault(int(r["workers"]), []).append((_num(r["mean_staleness"]), _num(r["final_test_accuracy"])))
+    for p, points in sorted(by_p.items()):
+        stale, acc = np.array(points).T
+        left.errorbar(
+            stale.mean(),
+            acc.mean(),
+            yerr=[[acc.mean() - acc.min()], [acc.max() - acc.mean()]],
+            fmt="o",
+            capsize=3,
+            color="C0",
+        )
+        left.annotate(f"P = {p}", (stale.mean(), acc.mean()), fontsize=8, xytext=(5, 4), textcoords="offset points")
     left.set_xlabel("mean staleness of applied gradients (updates)")
-    left.set_ylabel("final test accuracy")
-    left.set_title("async SGD, same number of updates: staleness costs accuracy", fontsize=9)
+    left.set_ylabel("final test accuracy (mean; bars: min-max over seeds)")
+    left.set_title("async SGD with P workers, same number of updates", fontsize=9)
     left.grid(alpha=0.3)
     seen = set()
     for i, r in enumerate(rows):
@@ -394,4 +403,32 @@ def plot_metrics(metrics: Path, path: Path) -> None:
         ax.set_ylabel("test accuracy")
     ax.set_xlabel("simulated time (s)")
     ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_convex_bound(table: Path, constants: dict, path: Path) -> None:
+    """F(w_t) - F* of a simulated K-sync run against Dutta et al.'s bound (log scale)."""
+    plt = _pyplot()
+    rows = _rows(table)
+    t = [_num(r["time"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    ax.plot(t, [_num(r["error"]) for r in rows], "o-", ms=3, label="simulated K-sync run: F(w_t) - F*")
+    ax.plot(
+        t,
+        [_num(r["bound"]) for r in rows],
+        "--",
+        color="C3",
+        label="bound: ηLσ²/(2cKm) + (1-ηc)^J (F0 - F* - ηLσ²/(2cKm)), J = t/E[X(K:P)]",
+    )
+    ax.set_yscale("log")
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("optimality gap F(w) - F* (nats)")
+    c = constants
+    ax.set_title(
+        f"L2-regularised logistic regression on the digits, K = {c['K']} of P = {c['P']}; "
+        f"L = {c['L']:.3g}, c = {c['c']:g}, σ² = {c['sigma2']:.3g}, η = {c['eta']:g}, m = {c['m']}",
+        fontsize=8,
+    )
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
     _save(fig, path)

@@ -162,10 +162,13 @@ def test_reproduce_quick(tmp_path):
         "accuracy-vs-time",
         "staleness",
         "timeline",
+        "convex-bound",
     ):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000, name
         assert (tmp_path / f"{name}.pdf").exists()
     assert json.loads((tmp_path / "timeline.json").read_text())["traceEvents"]
     assert "Optimum at N + B = 8: **B =" in report and "faster than sync" in report
+    assert "bound holds at 100% of the evaluations" in report
+    assert "bound holds at 100% of the evaluations" in report
     timing = read_results(tmp_path / "data" / "timing" / "results.csv")
     assert {r["semantics"] for r in timing} == {"tf", "drop", "cancel"} and len(timing) == 21
