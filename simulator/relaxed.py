@@ -10,10 +10,8 @@ References:
 
 from __future__ import annotations
 
-import simpy
-
-from simulator.records import DROPPED_LATE, PENDING
-from simulator.strategies import CANCEL, CancelAtUpdate, FirstN, Strategy
+from simulator.records import DROPPED_LATE
+from simulator.strategies import CancelAtUpdate, FirstN, Strategy, cancellable, restart_at_once, wait_for_update
 
 STRATEGIES = ("softsync", "k-sync", "k-batch-sync", "k-async", "k-batch-async", "ssp", "deadline", "adaptive-backup")
 
@@ -27,14 +25,10 @@ class KBatchAsync(Strategy):
 
     stale = True
 
+    worker = staticmethod(restart_at_once)
+
     def __init__(self, workers: int, k: int):
         self.n_workers, self.per_update, self.ready = workers, k, FirstN(k)
-
-    def worker(self, wk):
-        ps = wk.ps
-        while True:
-            g = yield wk.begin(ps.version)
-            ps.receive(g)
 
 
 def softsync(workers: int, n: int) -> KBatchAsync:
@@ -48,16 +42,10 @@ class KAsync(Strategy):
 
     stale = True
 
+    worker = staticmethod(wait_for_update)
+
     def __init__(self, workers: int, k: int):
         self.n_workers, self.per_update, self.ready = workers, k, FirstN(k)
-
-    def worker(self, wk):
-        ps = wk.ps
-        while True:
-            g = yield wk.begin(ps.version)
-            ps.receive(g)
-            if g.fate == PENDING:
-                yield ps.updated
 
 
 def k_sync(workers: int, k: int) -> CancelAtUpdate:
@@ -76,17 +64,9 @@ class KBatchSync(CancelAtUpdate):
         super().__init__(k, workers - k)
         self.n_workers = workers
 
-    def worker(self, wk):
-        ps = wk.ps
-        while True:
-            try:
-                g = yield wk.begin(ps.version)
-            except simpy.Interrupt as interrupt:
-                if interrupt.cause is not CANCEL:
-                    raise
-                continue
-            wk.busy = False
-            ps.receive(g)
+    @staticmethod
+    def worker(wk):
+        return cancellable(wk, wait=False)
 
 
 class StaleSynchronous(Strategy):
@@ -149,13 +129,7 @@ class Deadline(Strategy):
         if ps.version == version and ps.pending and not ps.finished:
             ps.apply()
 
-    def worker(self, wk):
-        ps = wk.ps
-        while True:
-            g = yield wk.begin(ps.version)
-            ps.receive(g)
-            if g.fate == PENDING:
-                yield ps.updated
+    worker = staticmethod(wait_for_update)
 
 
 def make(config) -> Strategy:

@@ -37,6 +37,42 @@ class FirstN:
         return len(ps.pending) >= self.n
 
 
+def restart_at_once(wk):
+    """A worker loop: pull the newest parameters, compute, push, and again at once."""
+    ps = wk.ps
+    while True:
+        g = yield wk.begin(ps.version)
+        ps.receive(g)
+
+
+def wait_for_update(wk):
+    """A worker loop: as ``restart_at_once``, but an accepted gradient's worker waits for the
+    update it will be part of before pulling again."""
+    ps = wk.ps
+    while True:
+        g = yield wk.begin(ps.version)
+        ps.receive(g)
+        if g.fate == PENDING:
+            yield ps.updated
+
+
+def cancellable(wk, *, wait: bool = True):
+    """``wait_for_update`` (or ``restart_at_once`` with ``wait=False``) whose cycle the update
+    may cancel (``on_update`` records the cancellation and interrupts the worker)."""
+    ps = wk.ps
+    while True:
+        try:
+            g = yield wk.begin(ps.version)
+        except simpy.Interrupt as interrupt:
+            if interrupt.cause is not CANCEL:
+                raise
+            continue
+        wk.busy = False
+        ps.receive(g)
+        if wait and g.fate == PENDING:
+            yield ps.updated
+
+
 class Strategy:
     """Defaults: accept every gradient, nothing to do at start or update.
 
@@ -115,14 +151,7 @@ class DropLate(Synchronous):
     is dropped on arrival and it pulls the newest parameters and starts again at once."""
 
     semantics = "drop"
-
-    def worker(self, wk):
-        ps = wk.ps
-        while True:
-            g = yield wk.begin(ps.version)
-            ps.receive(g)
-            if g.fate == PENDING:
-                yield ps.updated
+    worker = staticmethod(wait_for_update)
 
 
 class CancelAtUpdate(Synchronous):
@@ -130,20 +159,7 @@ class CancelAtUpdate(Synchronous):
     abandoned and all N + B workers restart on the new parameters."""
 
     semantics = "cancel"
-
-    def worker(self, wk):
-        ps = wk.ps
-        while True:
-            try:
-                g = yield wk.begin(ps.version)
-            except simpy.Interrupt as interrupt:
-                if interrupt.cause is not CANCEL:
-                    raise
-                continue  # on_update already recorded the cancellation
-            wk.busy = False
-            ps.receive(g)
-            if g.fate == PENDING:
-                yield ps.updated
+    worker = staticmethod(cancellable)
 
     def on_update(self, ps) -> None:
         for wk in ps.workers:
@@ -169,11 +185,7 @@ class Async(Strategy):
             return DROPPED_STALE
         return None
 
-    def worker(self, wk):
-        ps = wk.ps
-        while True:
-            g = yield wk.begin(ps.version)
-            ps.receive(g)
+    worker = staticmethod(restart_at_once)
 
 
 SYNCHRONOUS = {cls.semantics: cls for cls in (TokenQueue, DropLate, CancelAtUpdate)}
