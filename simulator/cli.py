@@ -136,6 +136,12 @@ def add_run_options(p: argparse.ArgumentParser, *, replay: bool = False, sweep: 
     if not sweep:
         p.add_argument("--seed", type=int, default=d.seed, help="run seed (default: 0)")
     p.add_argument("--timing-only", action="store_true", help="simulate timing only, compute no gradients")
+    p.add_argument(
+        "--log-gradients",
+        default=d.log_gradients,
+        metavar="all|none",
+        help="write gradients.csv (all) or not (none: barrier runs then take the vectorised fast path)",
+    )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory for the results")
     p.add_argument("--overwrite", action="store_true", help="replace results already in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no printed summary")

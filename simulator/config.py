@@ -74,6 +74,8 @@ class RunConfig:
             (``csv``, ``pai``, ``chrome``) and the seconds per unit of their times.
         seed: the run seed; every random stream derives from it.
         timing_only: simulate timing only, without computing gradients.
+        log_gradients: ``all`` writes gradients.csv; ``none`` does not (and lets barrier runs
+            with i.i.d. latencies take the vectorised fast path without per-gradient records).
 
     Training (ignored with ``timing_only``):
         model, dataset: see ``models/``; ``data_path`` for the datasets read from files;
@@ -123,6 +125,7 @@ class RunConfig:
     time_scale: float = 1.0
     seed: int = 0
     timing_only: bool = False
+    log_gradients: str = "all"
     model: str = "mlp"
     dataset: str = "digits"
     data_path: str = ""
@@ -228,6 +231,9 @@ class RunConfig:
         need(
             self.data_partition != "by-work" or self.data_cost != "none",
             "--data-partition by-work needs --data-cost nnz",
+        )
+        need(
+            self.log_gradients in ("all", "none"), f"--log-gradients: expected all or none, got {self.log_gradients!r}"
         )
         self._validate_training(need)
         return self

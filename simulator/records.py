@@ -119,6 +119,15 @@ class EventLog:
         self.gradients.append(g)
         return g
 
+    def fate_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(FATES, 0)
+        for g in self.gradients:
+            counts[g.fate] += 1
+        return counts
+
+    def applied_staleness(self) -> list[int]:
+        return [g.staleness for g in self.gradients if g.fate == APPLIED]
+
     def iteration_times(self) -> np.ndarray:
         """Seconds between consecutive updates (the first measured from time 0)."""
         return np.diff([0.0] + [u.time for u in self.updates])
@@ -134,10 +143,8 @@ class EventLog:
 
     def summary(self, config) -> dict:
         """The run's headline numbers (the keys of ``summary.json``)."""
-        counts = dict.fromkeys(FATES, 0)
-        for g in self.gradients:
-            counts[g.fate] += 1
-        applied = [g.staleness for g in self.gradients if g.fate == APPLIED]
+        counts = self.fate_counts()
+        applied = self.applied_staleness()
         updates = len(self.updates)
         sim_time = self.updates[-1].time if self.updates else 0.0
         dt = self.iteration_times()

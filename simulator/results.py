@@ -60,7 +60,8 @@ def write_run(out: Path, config, log, summary: dict, *, tables: dict | None = No
             f.write(f"# stragglersim {__version__}: the resolved configuration of this run\n")
             f.write(tomli_w.dumps(config.to_dict()))
         _write_csv(tmp / "updates.csv", Update.FIELDS, log.update_lines())
-        _write_csv(tmp / "gradients.csv", Gradient.FIELDS, log.gradient_lines())
+        if config.log_gradients == "all":
+            _write_csv(tmp / "gradients.csv", Gradient.FIELDS, log.gradient_lines())
         for name, (header, lines) in (tables or {}).items():
             _write_csv(tmp / name, header, lines)
 

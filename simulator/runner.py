@@ -26,9 +26,15 @@ def execute(config: RunConfig, *, progress=NULL_PROGRESS) -> RunResult:
     """
     tables = {}
     if config.timing_only:
-        from simulator.engine import Simulation
+        from simulator import fastpath
 
-        log = Simulation(config, progress=progress).run()
+        if fastpath.applies(config):
+            log = fastpath.fast_simulate(config, records=config.log_gradients == "all")
+            progress.update(len(log.updates))
+        else:
+            from simulator.engine import Simulation
+
+            log = Simulation(config, progress=progress).run()
         summary = log.summary(config)
     else:
         from simulator.trainer import TrainingResult, train

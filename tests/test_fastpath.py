@@ -1,0 +1,90 @@
+"""The vectorised fast path gives the event engine's update times on the same draws."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.cli import main
+from simulator.config import RunConfig
+from simulator.engine import simulate
+from simulator.fastpath import applies, fast_simulate
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    strategy=st.sampled_from(["sync", "cancel", "k-sync"]),
+    n=st.integers(1, 8),
+    extra=st.integers(0, 4),
+    latency=st.sampled_from(
+        [
+            "exponential:rate=1",
+            "lognormal:mu=0,sigma=0.7",
+            "pareto:alpha=2,scale=0.5",
+            "straggler:base=gamma(shape=3,scale=0.3),p=0.1,factor=5",
+        ]
+    ),
+    speeds=st.sampled_from(["", "lognormal:mu=0,sigma=0.3"]),
+    comm=st.sampled_from([0.0, 0.05]),
+    seed=st.integers(0, 2**31),
+)
+def test_fast_path_equals_the_engine(strategy, n, extra, latency, speeds, comm, seed):
+    common = dict(latency=latency, speed_factors=speeds, comm_latency=comm, steps=30, seed=seed, timing_only=True)
+    if strategy == "sync":
+        config = RunConfig(strategy="sync", workers=n, **common)
+    elif strategy == "cancel":
+        config = RunConfig(strategy="backup", semantics="cancel", workers=n, backups=extra, **common)
+    else:
+        config = RunConfig(strategy="k-sync", workers=n + extra, k=n, **common)
+    assert applies(config)
+    engine = simulate(config)
+    fast = fast_simulate(config)
+    np.testing.assert_allclose(fast.iteration_times(), engine.iteration_times(), rtol=1e-12, atol=1e-12)
+    a, b = engine.summary(config), fast.summary(config)
+    for key in ("updates", "gradients_applied", "mean_staleness", "max_staleness"):
+        assert a[key] == b[key]
+    counts = fast_simulate(config, records=False).summary(config)
+    assert counts["gradients_applied"] == b["gradients_applied"] and counts["sim_time"] == pytest.approx(b["sim_time"])
+
+
+def test_fast_path_only_where_valid():
+    assert not applies(RunConfig(strategy="backup", semantics="tf", backups=2, timing_only=True))
+    assert not applies(RunConfig(strategy="async", timing_only=True))
+    assert not applies(RunConfig(strategy="sync", timing_only=True, fail_slow="normal=5,slow=5,factor=2"))
+    assert not applies(RunConfig(strategy="sync", timing_only=False))
+    assert not applies(RunConfig(strategy="sync", timing_only=True, param_bytes=1e6, ps_bandwidth=1e6))
+
+
+def test_log_gradients_none_writes_no_gradient_log(tmp_path):
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "simulate",
+                "--timing-only",
+                "--quiet",
+                "--strategy",
+                "backup",
+                "--semantics",
+                "cancel",
+                "--workers",
+                "100",
+                "--backups",
+                "6",
+                "--steps",
+                "3000",
+                "--log-gradients",
+                "none",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert not (out / "gradients.csv").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["gradients_applied"] == 300_000 and summary["gradients_cancelled"] == 18_000
+    lines = (out / "updates.csv").read_text().splitlines()
+    assert len(lines) == 3001 and lines[1].split(",")[3:6] == ["100", "100", "0"]
