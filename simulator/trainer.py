@@ -37,6 +37,7 @@ from simulator.workload import example_work
 INIT_STREAM = 4  # fold-in of the parameter initialisation key
 QUALITY_STREAM = 5  # spawn key of the reference batch for --gradient-quality
 EVAL_CHUNK = 4096  # test examples per evaluation call
+MAX_FUSED = 64  # consecutive synchronous updates run in one lax.scan
 
 
 @dataclass
@@ -106,6 +107,9 @@ class Trainer:
         self.params, self.opt_state = params, self.optimizer.init(params)
         self.version = 0
         self.history = {0: params} if sim.strategy.stale else None
+        self._queued: list[np.ndarray] = []  # deferred fused updates (mini-batch indices)
+        self._losses: list = []  # device arrays of per-update training losses, in order
+        self._eval_mark = 0  # len(self._losses) at the last evaluation
         self._build_functions()
         if config.gradient_quality:
             n = min(config.reference_batch, len(dataset.x_train))
@@ -128,7 +132,18 @@ class Trainer:
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state
 
+        def scan_steps(params, opt_state, x, y, idxs):
+            """Consecutive fused updates in one dispatch: nothing between them depends on them."""
+
+            def body(carry, idx):
+                params, opt_state, loss = fused_step(*carry, x, y, idx)
+                return (params, opt_state), loss
+
+            (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), idxs)
+            return params, opt_state, losses
+
         self._fused = jax.jit(fused_step)
+        self._scan = jax.jit(scan_steps)
         self._grad = jax.jit(grad_fn)
         self._apply_grads = jax.jit(apply_step)
         self._evaluate = jax.jit(model.evaluate)
@@ -139,34 +154,30 @@ class Trainer:
         config, result = self.config, TrainingResult()
         mode, every = config.eval_schedule
         next_time = every
-        pending_losses: list = []  # device scalars since the last evaluation
-        step_losses: list = []
         quality: list[tuple[float, float]] = []
         reached = None  # (update, sim_time) of the first evaluation at the target
         consumed = 0
-        self._record_eval(result, 0, 0.0, pending_losses)
+        self._record_eval(result, 0, 0.0)
         for update in self.sim.updates():
             while mode == "seconds" and next_time < update.time:  # params in effect at next_time
-                reached = reached or self._record_eval(result, self.version, next_time, pending_losses)
+                reached = reached or self._record_eval(result, self.version, next_time)
                 next_time += every
             if reached and config.stop_at_target:
                 break
-            loss, q = self._apply_update(update)
+            quality.append(self._apply_update(update))
             consumed += 1
-            pending_losses.append(loss)
-            step_losses.append(loss)
-            quality.append(q)
             if mode == "updates" and update.index % every == 0:
-                reached = reached or self._record_eval(result, update.index, update.time, pending_losses)
+                reached = reached or self._record_eval(result, update.index, update.time)
             if reached and config.stop_at_target:
                 break
-        stopped_early = consumed < config.steps
+        self._flush()
+        stopped_early = consumed < (config.steps if config.steps is not None else math.inf)
         if stopped_early:
             self.sim.truncate(consumed)
         last = self.sim.log.updates[-1] if self.sim.log.updates else None
         if last is not None and result.metrics[-1][0] != last.index:
-            reached = reached or self._record_eval(result, last.index, last.time, pending_losses)
-        losses = [float(v) for v in jax.device_get(step_losses)]
+            reached = reached or self._record_eval(result, last.index, last.time)
+        losses = [float(v) for v in np.concatenate(jax.device_get(self._losses))] if self._losses else []
         for u, loss, (cos, err) in zip(self.sim.log.updates, losses, quality, strict=False):
             result.steps.append((u.index, u.time, len(u.gradients) * config.batch_size, loss, cos, err))
         final = result.metrics[-1]
@@ -195,11 +206,21 @@ class Trainer:
             result.summary["mean_relative_error"] = float(np.mean([e for _, e in quality]))
         return result
 
-    def _apply_update(self, update):
-        """Apply one update; returns (train loss as a device scalar, (cosine, relative error))."""
+    def _apply_update(self, update) -> tuple[float, float]:
+        """Apply one update (perhaps deferred, see ``_flush``); returns (cosine, relative error)
+        with ``--gradient-quality``, else NaNs. Its loss goes to ``self._losses``."""
         gradients = update.gradients
+        fresh = all(g.version == update.index - 1 for g in gradients)
+        if fresh and self.history is None and not self.config.gradient_quality:
+            idx = np.concatenate([self.batches.indices(g.worker, g.index) for g in gradients])
+            if self._queued and (len(self._queued) == MAX_FUSED or len(self._queued[0]) != len(idx)):
+                self._flush()
+            self._queued.append(idx)
+            self.version = update.index
+            return math.nan, math.nan
+        self._flush()
         quality = (math.nan, math.nan)
-        if not self.config.gradient_quality and all(g.version == self.version for g in gradients):
+        if all(g.version == self.version for g in gradients) and not self.config.gradient_quality:
             idx = self._indices(gradients)
             self.params, self.opt_state, loss = self._fused(self.params, self.opt_state, self.x, self.y, idx)
         else:
@@ -207,11 +228,26 @@ class Trainer:
             if self.config.gradient_quality:
                 quality = self._quality(grads)
             self.params, self.opt_state = self._apply_grads(self.params, self.opt_state, grads)
+        self._losses.append(jnp.reshape(loss, (1,)))
         self.version = update.index
         if self.history is not None:
             self.history[self.version] = self.params
             self._prune()
-        return loss, quality
+        return quality
+
+    def _flush(self) -> None:
+        """Apply the deferred fused updates: one ``lax.scan`` over their mini-batch indices."""
+        if not self._queued:
+            return
+        if len(self._queued) == 1:
+            idx = jnp.asarray(self._queued[0])
+            self.params, self.opt_state, loss = self._fused(self.params, self.opt_state, self.x, self.y, idx)
+            self._losses.append(jnp.reshape(loss, (1,)))
+        else:
+            idxs = jnp.asarray(np.stack(self._queued))
+            self.params, self.opt_state, losses = self._scan(self.params, self.opt_state, self.x, self.y, idxs)
+            self._losses.append(losses)
+        self._queued = []
 
     def _indices(self, gradients) -> jnp.ndarray:
         return jnp.asarray(np.concatenate([self.batches.indices(g.worker, g.index) for g in gradients]))
@@ -272,11 +308,13 @@ class Trainer:
         accuracy = float(correct) / n if self.model.has_accuracy else None
         return float(loss_sum) / n, accuracy
 
-    def _record_eval(self, result: TrainingResult, update: int, time: float, pending: list):
+    def _record_eval(self, result: TrainingResult, update: int, time: float):
         """Evaluate, append a metrics row, and return (update, time) if the target is reached."""
+        self._flush()
         test_loss, accuracy = self.evaluate()
-        train_loss = float(jnp.mean(jnp.stack(pending))) if pending else None
-        pending.clear()
+        since = self._losses[self._eval_mark :]
+        train_loss = float(jnp.mean(jnp.concatenate(since))) if since else None
+        self._eval_mark = len(self._losses)
         result.metrics.append((update, time, train_loss, test_loss, accuracy))
         c = self.config
         hit_acc = c.target_accuracy is not None and accuracy is not None and accuracy >= c.target_accuracy
