@@ -38,7 +38,7 @@ def bare_seconds(config: RunConfig, steps: int) -> float:
     start = time.perf_counter()
     dataset = load_dataset(config.dataset)
     model = build_model(config.model, dataset)
-    optimizer = make_optimizer(config, config.workers)
+    optimizer = make_optimizer(config, 1 if config.strategy == "async" else config.workers)
     params = model.init(jax.random.key(0))
     opt_state = optimizer.init(params)
     x, y = jax.device_put(dataset.x_train), jax.device_put(dataset.y_train)
@@ -51,10 +51,9 @@ def bare_seconds(config: RunConfig, steps: int) -> float:
 
     rng = np.random.default_rng(0)
     losses = []
+    per_update = 1 if config.strategy == "async" else config.workers  # mini-batches per update
     for _ in range(steps):
-        idx = jnp.asarray(
-            rng.integers(0, len(dataset.x_train), size=config.workers * config.batch_size, dtype=np.int32)
-        )
+        idx = jnp.asarray(rng.integers(0, len(dataset.x_train), size=per_update * config.batch_size, dtype=np.int32))
         params, opt_state, loss = step(params, opt_state, idx)
         losses.append(loss)
     jax.block_until_ready(losses)
@@ -69,19 +68,16 @@ def main() -> None:
     parser.add_argument("--backups", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--strategy", default="backup", choices=["backup", "async"])
     args = parser.parse_args()
 
     def config(steps: int) -> RunConfig:
-        return RunConfig(
-            strategy="backup",
-            workers=args.workers,
-            backups=args.backups,
-            model=args.model,
-            dataset=args.dataset,
-            batch_size=args.batch_size,
-            steps=steps,
-            eval_every=str(2 * steps),
+        common = dict(
+            model=args.model, dataset=args.dataset, batch_size=args.batch_size, steps=steps, eval_every=str(2 * steps)
         )
+        if args.strategy == "async":  # one mini-batch per update, P = N + B workers
+            return RunConfig(strategy="async", workers=args.workers + args.backups, lr=0.05, **common)
+        return RunConfig(strategy="backup", workers=args.workers, backups=args.backups, **common)
 
     n = args.steps
     trainer_seconds(config(20))  # load the dataset once (MNIST-1D generation, imports)
@@ -91,7 +87,8 @@ def main() -> None:
     b_long = min(bare_seconds(config(3 * n), 3 * n) for _ in range(3))
     trainer, bare = (t_long - t_short) / 2, (b_long - b_short) / 2
     print(
-        f"device {describe_device()}: {args.model} on {args.dataset}, backup N={args.workers} B={args.backups}, "
+        f"device {describe_device()}: {args.model} on {args.dataset}, {args.strategy} "
+        f"N={args.workers} B={args.backups}, "
         f"batch {args.batch_size}/worker"
     )
     print(f"  {n} updates, whole runs:   trainer {t_short:.2f} s   bare loop {b_short:.2f} s")
@@ -108,7 +105,7 @@ def main() -> None:
                 "bare_s": b_short,
                 "steady_trainer_s": trainer,
                 "steady_bare_s": bare,
-                "sync_vs_bare": bare / trainer,
+                f"{'sync' if args.strategy == 'backup' else 'async'}_vs_bare": bare / trainer,
             }
         )
     )

@@ -38,6 +38,9 @@ INIT_STREAM = 4  # fold-in of the parameter initialisation key
 QUALITY_STREAM = 5  # spawn key of the reference batch for --gradient-quality
 EVAL_CHUNK = 4096  # test examples per evaluation call
 MAX_FUSED = 64  # consecutive synchronous updates run in one lax.scan
+# Jitted functions by model, dataset shape and optimizer: runs in one process (sweeps,
+# reproduce, benchmarks) compile each shape once instead of once per run.
+_COMPILED: dict[tuple, tuple] = {}
 
 
 @dataclass
@@ -83,14 +86,39 @@ def train(config: RunConfig, *, progress=NULL_PROGRESS):
     if config.param_bytes is None:  # a push moves one gradient, the size of the parameters
         config = replace(config, param_bytes=float(model.param_bytes(params)))
     sim = Simulation(config, progress=progress)
-    result = Trainer(config, sim, model, dataset, params).run()
+    # Everything the jitted functions depend on, so runs in one process share their compilation.
+    key = (
+        config.model,
+        config.dataset,
+        config.data_path,
+        config.dataset_size,
+        config.hidden,
+        config.optimizer,
+        config.lr,
+        config.momentum,
+        config.lr_schedule,
+        config.lr_decay_rate,
+        config.lr_decay_steps,
+        config.lr_scaling,
+        sim.strategy.per_update,
+    )
+    result = Trainer(config, sim, model, dataset, params, cache_key=key).run()
     return config, sim.log, result
 
 
 class Trainer:
     """Applies the engine's updates to real parameters with real gradients."""
 
-    def __init__(self, config: RunConfig, sim: Simulation, model: Model, dataset: Dataset, params):
+    def __init__(
+        self,
+        config: RunConfig,
+        sim: Simulation,
+        model: Model,
+        dataset: Dataset,
+        params,
+        *,
+        cache_key: tuple | None = None,
+    ):
         self.config, self.sim, self.model, self.dataset = config, sim, model, dataset
         self.per_update = sim.strategy.per_update
         work = example_work(dataset.x_train) if config.data_partition == "by-work" else None
@@ -108,14 +136,25 @@ class Trainer:
         self.version = 0
         self.history = {0: params} if sim.strategy.stale else None
         self._queued: list[np.ndarray] = []  # deferred fused updates (mini-batch indices)
+        self._stale: list[tuple] = []  # deferred async updates: (index, version read, indices, lr scale)
+        self._stale_base = 0  # the newest version available when the current chunk began
         self._losses: list = []  # device arrays of per-update training losses, in order
         self._eval_mark = 0  # len(self._losses) at the last evaluation
-        self._build_functions()
+        functions = _COMPILED.get(cache_key) if cache_key is not None else None
+        if functions is None:
+            functions = self._build_functions()
+            if cache_key is not None:
+                _COMPILED[cache_key] = functions
+        (self._fused, self._scan, self._grad, self._apply_grads, self._evaluate, self._vgrad, self._apply_sequence) = (
+            functions
+        )
         if config.gradient_quality:
             n = min(config.reference_batch, len(dataset.x_train))
             self.reference = stream(config.seed, QUALITY_STREAM).choice(len(dataset.x_train), n, replace=False)
 
-    def _build_functions(self) -> None:
+    def _build_functions(self) -> tuple:
+        """The jitted functions: fused step, scan of fused steps, gradient, optimizer step,
+        evaluation, gradients at stacked versions (vmap), sequence of optimizer steps."""
         model, optimizer = self.model, self.optimizer
 
         def loss_at(params, x, y, idx):
@@ -142,11 +181,28 @@ class Trainer:
             (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), idxs)
             return params, opt_state, losses
 
-        self._fused = jax.jit(fused_step)
-        self._scan = jax.jit(scan_steps)
-        self._grad = jax.jit(grad_fn)
-        self._apply_grads = jax.jit(apply_step)
-        self._evaluate = jax.jit(model.evaluate)
+        def apply_sequence(params, opt_state, grads, scales):
+            """Apply stacked gradients one after the other; return every intermediate version.
+            A zero scale marks padding: that step changes nothing."""
+
+            def body(carry, item):
+                g, scale = item
+                new = apply_step(*carry, jax.tree_util.tree_map(lambda a: a * scale, g))
+                params, opt_state = jax.tree_util.tree_map(lambda n, o: jnp.where(scale != 0, n, o), new, carry)
+                return (params, opt_state), params
+
+            (params, opt_state), versions = jax.lax.scan(body, (params, opt_state), (grads, scales))
+            return params, opt_state, versions
+
+        return (
+            jax.jit(fused_step),
+            jax.jit(scan_steps),
+            jax.jit(grad_fn),
+            jax.jit(apply_step),
+            jax.jit(model.evaluate),
+            jax.jit(jax.vmap(grad_fn, in_axes=(0, None, None, 0))),
+            jax.jit(apply_sequence),
+        )
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -171,6 +227,7 @@ class Trainer:
             if reached and config.stop_at_target:
                 break
         self._flush()
+        self._flush_stale()
         stopped_early = consumed < (config.steps if config.steps is not None else math.inf)
         if stopped_early:
             self.sim.truncate(consumed)
@@ -219,6 +276,17 @@ class Trainer:
             self.version = update.index
             return math.nan, math.nan
         self._flush()
+        if self.history is not None and len(gradients) == 1 and not self.config.gradient_quality:
+            g = gradients[0]
+            if self._stale and (len(self._stale) == MAX_FUSED or g.version > self._stale_base):
+                self._flush_stale()  # it read a version this chunk has not produced yet
+            if not self._stale:
+                self._stale_base = self.version
+            scale = 1.0 / g.staleness if self.config.staleness_lr and g.staleness else 1.0
+            self._stale.append((update.index, g.version, self.batches.indices(g.worker, g.index), scale))
+            self.version = update.index
+            return math.nan, math.nan
+        self._flush_stale()
         quality = (math.nan, math.nan)
         if all(g.version == self.version for g in gradients) and not self.config.gradient_quality:
             idx = self._indices(gradients)
@@ -234,6 +302,26 @@ class Trainer:
             self.history[self.version] = self.params
             self._prune()
         return quality
+
+    def _flush_stale(self) -> None:
+        """Apply deferred single-gradient updates whose versions were all known: their gradients
+        in one ``vmap`` over the stacked versions, then the optimizer steps in one ``lax.scan``."""
+        if not self._stale:
+            return
+        chunk, self._stale = self._stale, []
+        size = 1 << (len(chunk) - 1).bit_length()  # pad to a power of two: a few compiled shapes
+        padded = chunk + [chunk[-1][:3] + (0.0,)] * (size - len(chunk))  # scale 0: changes nothing
+        versions = [self._params_at(v) for _, v, _, _ in padded]
+        stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *versions)
+        idxs = jnp.asarray(np.stack([idx for _, _, idx, _ in padded]))
+        losses, grads = self._vgrad(stacked, self.x, self.y, idxs)
+        losses = losses[: len(chunk)]
+        scales = jnp.asarray([scale for *_, scale in padded], dtype=jnp.float32)
+        self.params, self.opt_state, produced = self._apply_sequence(self.params, self.opt_state, grads, scales)
+        for i, (index, *_) in enumerate(chunk):
+            self.history[index] = (produced, i)  # materialised on first use
+        self._losses.append(losses)
+        self._prune()
 
     def _flush(self) -> None:
         """Apply the deferred fused updates: one ``lax.scan`` over their mini-batch indices."""
@@ -273,9 +361,13 @@ class Trainer:
 
     def _params_at(self, version: int):
         try:
-            return self.history[version]
+            entry = self.history[version]
         except (KeyError, TypeError):
             raise RuntimeError(f"parameters of version {version} were needed but not kept") from None
+        if isinstance(entry, tuple):  # (stacked versions of a chunk, position)
+            stacked, i = entry
+            entry = self.history[version] = jax.tree_util.tree_map(lambda a: a[i], stacked)
+        return entry
 
     def _prune(self) -> None:
         """Drop versions no gradient still to be applied can have read: older than every
@@ -311,6 +403,7 @@ class Trainer:
     def _record_eval(self, result: TrainingResult, update: int, time: float):
         """Evaluate, append a metrics row, and return (update, time) if the target is reached."""
         self._flush()
+        self._flush_stale()
         test_loss, accuracy = self.evaluate()
         since = self._losses[self._eval_mark :]
         train_loss = float(jnp.mean(jnp.concatenate(since))) if since else None
