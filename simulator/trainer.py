@@ -32,6 +32,7 @@ from simulator.engine import Simulation
 from simulator.errors import InputError
 from simulator.optim import make_optimizer
 from simulator.progress import NULL_PROGRESS
+from simulator.versions import VersionRing
 from simulator.workload import example_work
 
 INIT_STREAM = 4  # fold-in of the parameter initialisation key
@@ -134,7 +135,7 @@ class Trainer:
         self.optimizer = make_optimizer(config, self.per_update)
         self.params, self.opt_state = params, self.optimizer.init(params)
         self.version = 0
-        self.history = {0: params} if sim.strategy.stale else None
+        self.history = VersionRing(params) if sim.strategy.stale else None
         self._queued: list[np.ndarray] = []  # deferred fused updates (mini-batch indices)
         self._stale: list[tuple] = []  # deferred async updates: (index, version read, indices, lr scale)
         self._stale_base = 0  # the newest version available when the current chunk began
@@ -145,9 +146,7 @@ class Trainer:
             functions = self._build_functions()
             if cache_key is not None:
                 _COMPILED[cache_key] = functions
-        (self._fused, self._scan, self._grad, self._apply_grads, self._evaluate, self._vgrad, self._apply_sequence) = (
-            functions
-        )
+        self._fused, self._scan, self._grad, self._apply_grads, self._evaluate, self._flush_chunk = functions
         if config.gradient_quality:
             n = min(config.reference_batch, len(dataset.x_train))
             self.reference = stream(config.seed, QUALITY_STREAM).choice(len(dataset.x_train), n, replace=False)
@@ -194,14 +193,24 @@ class Trainer:
             (params, opt_state), versions = jax.lax.scan(body, (params, opt_state), (grads, scales))
             return params, opt_state, versions
 
+        vgrad = jax.vmap(grad_fn, in_axes=(0, None, None, 0))
+
+        def flush_chunk(buffers, params, opt_state, x, y, read, idxs, scales, write):
+            """Gradients of a chunk at the versions they read (gathered from the ring), the
+            optimizer steps in order, and every produced version written back to the ring."""
+            stacked = jax.tree_util.tree_map(lambda b: b[read], buffers)
+            losses, grads = vgrad(stacked, x, y, idxs)
+            params, opt_state, produced = apply_sequence(params, opt_state, grads, scales)
+            buffers = jax.tree_util.tree_map(lambda b, p: b.at[write].set(p), buffers, produced)
+            return buffers, params, opt_state, losses
+
         return (
             jax.jit(fused_step),
             jax.jit(scan_steps),
             jax.jit(grad_fn),
             jax.jit(apply_step),
             jax.jit(model.evaluate),
-            jax.jit(jax.vmap(grad_fn, in_axes=(0, None, None, 0))),
-            jax.jit(apply_sequence),
+            jax.jit(flush_chunk),
         )
 
     # --- the loop ---------------------------------------------------------------------------
@@ -299,8 +308,8 @@ class Trainer:
         self._losses.append(jnp.reshape(loss, (1,)))
         self.version = update.index
         if self.history is not None:
-            self.history[self.version] = self.params
             self._prune()
+            self.history.put(self.version, self.params)
         return quality
 
     def _flush_stale(self) -> None:
@@ -311,17 +320,20 @@ class Trainer:
         chunk, self._stale = self._stale, []
         size = 1 << (len(chunk) - 1).bit_length()  # pad to a power of two: a few compiled shapes
         padded = chunk + [chunk[-1][:3] + (0.0,)] * (size - len(chunk))  # scale 0: changes nothing
-        versions = [self._params_at(v) for _, v, _, _ in padded]
-        stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *versions)
+        ring = self.history
+        self._prune(also=min(v for _, v, _, _ in chunk))  # the chunk's reads are no longer "in flight"
+        newest = chunk[-1][0]
+        ring.reserve(newest)
+        read = jnp.asarray([ring.slot(v) for _, v, _, _ in padded], dtype=jnp.int32)
+        write = jnp.asarray([index % ring.capacity for index, *_ in padded], dtype=jnp.int32)
         idxs = jnp.asarray(np.stack([idx for _, _, idx, _ in padded]))
-        losses, grads = self._vgrad(stacked, self.x, self.y, idxs)
-        losses = losses[: len(chunk)]
         scales = jnp.asarray([scale for *_, scale in padded], dtype=jnp.float32)
-        self.params, self.opt_state, produced = self._apply_sequence(self.params, self.opt_state, grads, scales)
-        for i, (index, *_) in enumerate(chunk):
-            self.history[index] = (produced, i)  # materialised on first use
-        self._losses.append(losses)
-        self._prune()
+        ring.buffers, self.params, self.opt_state, losses = self._flush_chunk(
+            ring.buffers, self.params, self.opt_state, self.x, self.y, read, idxs, scales, write
+        )
+        ring.wrote(newest)
+        self._prune()  # the chunk's own reads are done with
+        self._losses.append(losses[: len(chunk)])
 
     def _flush(self) -> None:
         """Apply the deferred fused updates: one ``lax.scan`` over their mini-batch indices."""
@@ -360,16 +372,9 @@ class Trainer:
         return total_loss, total_grads
 
     def _params_at(self, version: int):
-        try:
-            entry = self.history[version]
-        except (KeyError, TypeError):
-            raise RuntimeError(f"parameters of version {version} were needed but not kept") from None
-        if isinstance(entry, tuple):  # (stacked versions of a chunk, position)
-            stacked, i = entry
-            entry = self.history[version] = jax.tree_util.tree_map(lambda a: a[i], stacked)
-        return entry
+        return self.history.get(version)
 
-    def _prune(self) -> None:
+    def _prune(self, also: int | None = None) -> None:
         """Drop versions no gradient still to be applied can have read: older than every
         gradient in flight, or (with a staleness cutoff T) older than the current version - T."""
         oldest = self.sim.oldest_live_version()
@@ -378,8 +383,9 @@ class Trainer:
         consumed = self.version
         for u in self.sim.log.updates[consumed:]:  # produced by the engine, not yet applied here
             oldest = min(oldest, min(g.version for g in u.gradients))
-        for v in [v for v in self.history if v < oldest]:
-            del self.history[v]
+        if also is not None:
+            oldest = min(oldest, also)
+        self.history.forget_before(oldest)
 
     def _quality(self, grads) -> tuple[float, float]:
         """Cosine similarity and relative error of ``grads`` against the reference gradient
