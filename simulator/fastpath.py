@@ -15,6 +15,8 @@ import numpy as np
 from simulator.cluster import LATENCY_STREAM, Cluster, DurationStream, stream
 from simulator.records import APPLIED, CANCELLED, FATES, EventLog, Gradient, Update
 
+CHUNK = 256  # updates drawn at a time
+
 
 def applies(config, cluster: Cluster | None = None) -> bool:
     """Whether ``config`` can take the fast path (and gives the same result there)."""
@@ -34,32 +36,44 @@ def fast_simulate(config, *, records: bool = True) -> EventLog:
     cluster = Cluster.from_config(config)
     n = config.k if config.strategy == "k-sync" else config.workers
     p = config.total_workers
-    k = config.steps
-    draws = np.empty((k, p))
-    for w in range(p):  # the same stream, in the same order, as the engine's DurationStream
-        draws[:, w] = cluster.model.sample(stream(config.seed, LATENCY_STREAM, w), k) * cluster.factors[w]
-    nth = np.partition(draws, n - 1, axis=1)[:, n - 1]
-    cycle = cluster.pull_time + nth + cluster.push_time
-    times = np.cumsum(cycle)
-    if not records:
-        return CountsLog(times, applied=n, total=p)
+    rngs = [stream(config.seed, LATENCY_STREAM, w) for w in range(p)]  # the engine's streams, in order
+    times = np.empty(config.steps)
     log = EventLog()
-    starts = np.concatenate([[0.0], times[:-1]]) + cluster.pull_time
-    # The N fastest of each step are applied (ties: the lower worker first); the rest cancelled.
+    done, clock = 0, 0.0
+    while done < config.steps:  # in chunks: memory does not grow with the number of updates
+        k = min(CHUNK, config.steps - done)
+        # model.sample(rng, k) is transform(rng.random((k, n_uniforms))): draw every worker's
+        # uniforms from its own stream, then transform them all in one vectorised call.
+        nu = cluster.model.n_uniforms
+        u = np.stack([rng.random((k, nu)) for rng in rngs])  # (p, k, nu)
+        draws = (cluster.model.transform(u.reshape(p * k, nu)).reshape(p, k) * cluster.factors[:, None]).T
+        nth = np.partition(draws, n - 1, axis=1)[:, n - 1]
+        chunk_times = clock + np.cumsum(cluster.pull_time + nth + cluster.push_time)
+        if records:
+            starts = np.concatenate([[clock], chunk_times[:-1]]) + cluster.pull_time
+            _record(log, draws, n, starts, chunk_times, first=done)
+        times[done : done + k] = chunk_times
+        clock, done = float(chunk_times[-1]), done + k
+    return log if records else CountsLog(times, applied=n, total=p)
+
+
+def _record(log: EventLog, draws: np.ndarray, n: int, starts: np.ndarray, times: np.ndarray, first: int) -> None:
+    """Gradient and update records of a chunk: the N fastest applied (ties: the lower worker
+    first), the rest cancelled at the update."""
     order = np.argsort(draws, axis=1, kind="stable")
-    for i in range(k):
-        applied = set(order[i, :n].tolist())
+    for row in range(len(draws)):
+        i = first + row
+        applied = set(order[row, :n].tolist())
+        start, end = float(starts[row]), float(times[row])
         gs = []
-        for w in range(p):
-            start = float(starts[i])
+        for w in range(draws.shape[1]):
             if w in applied:
-                g = Gradient(len(log.gradients), w, i, i, i, start, start + float(draws[i, w]), APPLIED, i + 1, 0)
+                g = Gradient(len(log.gradients), w, i, i, i, start, start + float(draws[row, w]), APPLIED, i + 1, 0)
                 gs.append(g)
             else:
-                g = Gradient(len(log.gradients), w, i, i, i, start, float(times[i]), CANCELLED)
+                g = Gradient(len(log.gradients), w, i, i, i, start, end, CANCELLED)
             log.gradients.append(g)
-        log.updates.append(Update(i + 1, float(times[i]), tuple(gs)))
-    return log
+        log.updates.append(Update(i + 1, end, tuple(gs)))
 
 
 class CountsLog(EventLog):

@@ -138,7 +138,6 @@ class Trainer:
         self.history = VersionRing(params) if sim.strategy.stale else None
         self._queued: list[np.ndarray] = []  # deferred fused updates (mini-batch indices)
         self._stale: list[tuple] = []  # deferred async updates: (index, version read, indices, lr scale)
-        self._stale_base = 0  # the newest version available when the current chunk began
         self._losses: list = []  # device arrays of per-update training losses, in order
         self._eval_mark = 0  # len(self._losses) at the last evaluation
         functions = _COMPILED.get(cache_key) if cache_key is not None else None
@@ -180,28 +179,25 @@ class Trainer:
             (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), idxs)
             return params, opt_state, losses
 
-        def apply_sequence(params, opt_state, grads, scales):
-            """Apply stacked gradients one after the other; return every intermediate version.
-            A zero scale marks padding: that step changes nothing."""
+        def flush_chunk(buffers, params, opt_state, x, y, read, idxs, scales, write):
+            """Stale updates in order, in one scan: each step gathers the version its gradient
+            read from the ring (written by an earlier step of the same scan if need be), applies
+            the gradient and writes the new version back. A zero scale marks padding."""
 
             def body(carry, item):
-                g, scale = item
-                new = apply_step(*carry, jax.tree_util.tree_map(lambda a: a * scale, g))
-                params, opt_state = jax.tree_util.tree_map(lambda n, o: jnp.where(scale != 0, n, o), new, carry)
-                return (params, opt_state), params
+                buffers, params, opt_state = carry
+                r, idx, scale, w = item
+                loss, g = grad_fn(jax.tree_util.tree_map(lambda b: b[r], buffers), x, y, idx)
+                new = apply_step(params, opt_state, jax.tree_util.tree_map(lambda a: a * scale, g))
+                params, opt_state = jax.tree_util.tree_map(
+                    lambda n, o: jnp.where(scale != 0, n, o), new, (params, opt_state)
+                )
+                buffers = jax.tree_util.tree_map(lambda b, p: b.at[w].set(p), buffers, params)
+                return (buffers, params, opt_state), loss
 
-            (params, opt_state), versions = jax.lax.scan(body, (params, opt_state), (grads, scales))
-            return params, opt_state, versions
-
-        vgrad = jax.vmap(grad_fn, in_axes=(0, None, None, 0))
-
-        def flush_chunk(buffers, params, opt_state, x, y, read, idxs, scales, write):
-            """Gradients of a chunk at the versions they read (gathered from the ring), the
-            optimizer steps in order, and every produced version written back to the ring."""
-            stacked = jax.tree_util.tree_map(lambda b: b[read], buffers)
-            losses, grads = vgrad(stacked, x, y, idxs)
-            params, opt_state, produced = apply_sequence(params, opt_state, grads, scales)
-            buffers = jax.tree_util.tree_map(lambda b, p: b.at[write].set(p), buffers, produced)
+            (buffers, params, opt_state), losses = jax.lax.scan(
+                body, (buffers, params, opt_state), (read, idxs, scales, write)
+            )
             return buffers, params, opt_state, losses
 
         return (
@@ -287,10 +283,8 @@ class Trainer:
         self._flush()
         if self.history is not None and len(gradients) == 1 and not self.config.gradient_quality:
             g = gradients[0]
-            if self._stale and (len(self._stale) == MAX_FUSED or g.version > self._stale_base):
-                self._flush_stale()  # it read a version this chunk has not produced yet
-            if not self._stale:
-                self._stale_base = self.version
+            if len(self._stale) == MAX_FUSED:
+                self._flush_stale()
             scale = 1.0 / g.staleness if self.config.staleness_lr and g.staleness else 1.0
             self._stale.append((update.index, g.version, self.batches.indices(g.worker, g.index), scale))
             self.version = update.index
@@ -313,8 +307,7 @@ class Trainer:
         return quality
 
     def _flush_stale(self) -> None:
-        """Apply deferred single-gradient updates whose versions were all known: their gradients
-        in one ``vmap`` over the stacked versions, then the optimizer steps in one ``lax.scan``."""
+        """Apply the deferred single-gradient updates in one ``lax.scan`` over the version ring."""
         if not self._stale:
             return
         chunk, self._stale = self._stale, []
@@ -324,7 +317,7 @@ class Trainer:
         self._prune(also=min(v for _, v, _, _ in chunk))  # the chunk's reads are no longer "in flight"
         newest = chunk[-1][0]
         ring.reserve(newest)
-        read = jnp.asarray([ring.slot(v) for _, v, _, _ in padded], dtype=jnp.int32)
+        read = jnp.asarray([ring.slot(v, upto=newest) for _, v, _, _ in padded], dtype=jnp.int32)
         write = jnp.asarray([index % ring.capacity for index, *_ in padded], dtype=jnp.int32)
         idxs = jnp.asarray(np.stack([idx for _, _, idx, _ in padded]))
         scales = jnp.asarray([scale for *_, scale in padded], dtype=jnp.float32)

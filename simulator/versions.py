@@ -22,8 +22,10 @@ class VersionRing:
     def __len__(self) -> int:
         return self.newest - self.oldest + 1
 
-    def slot(self, version: int) -> int:
-        if not self.oldest <= version <= self.newest:
+    def slot(self, version: int, upto: int | None = None) -> int:
+        """The slot of ``version``, which must be kept (or, with ``upto``, about to be written
+        by versions up to ``upto``)."""
+        if not self.oldest <= version <= (self.newest if upto is None else upto):
             raise RuntimeError(
                 f"parameters of version {version} were needed but not kept (kept {self.oldest}..{self.newest})"
             )

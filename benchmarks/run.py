@@ -1,0 +1,131 @@
+"""All performance targets in one run; the last line is one JSON object.
+
+    python benchmarks/run.py
+
+- ``sync_vs_bare`` / ``async_vs_bare``: steady-state training throughput of the trainer over a
+  plain jitted JAX loop doing the same updates (``benchmarks/training.py``); higher is better.
+- ``engine_vs_minimal_simpy``: seconds of the event engine over a minimal hand-written SimPy
+  model of the same run (backup with cancellation, 100 + 6 workers, no records); lower is better.
+- ``fast_path_speedup``: event engine over the vectorised fast path on the same run.
+- ``scale_10k_workers_s`` and ``scale_peak_rss_mb``: 10,000 workers for 1,000 updates, timing
+  only, without per-gradient logs.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import simpy
+
+from simulator.cluster import LATENCY_STREAM, stream
+from simulator.config import RunConfig
+from simulator.engine import Simulation
+from simulator.fastpath import fast_simulate
+from simulator.latency import parse_latency
+from simulator.trainer import describe_device
+
+HERE = Path(__file__).resolve().parent
+
+
+def minimal_simpy(config: RunConfig) -> tuple[float, float]:
+    """A bare SimPy model of backup-with-cancel: P worker processes, the PS counts arrivals and
+    interrupts the rest at the N-th. Same draws as the engine. Returns (seconds, sim time)."""
+    p, n, steps = config.total_workers, config.workers, config.steps
+    model = parse_latency(config.latency)
+    draws = [model.sample(stream(config.seed, LATENCY_STREAM, w), steps + 1).tolist() for w in range(p)]
+    env = simpy.Environment()
+    state = {"count": 0, "updates": 0, "event": env.event()}
+    procs = []
+
+    def worker(w):
+        d = 0
+        while state["updates"] < steps:
+            try:
+                yield env.timeout(draws[w][d])
+            except simpy.Interrupt:
+                d += 1
+                continue
+            d += 1
+            state["count"] += 1
+            if state["count"] == n:
+                state["count"] = 0
+                state["updates"] += 1
+                done, state["event"] = state["event"], env.event()
+                for other in procs:
+                    if other is not env.active_process and other.target is not done:
+                        other.interrupt()
+                done.succeed()
+            else:
+                yield state["event"]
+
+    procs.extend(env.process(worker(w)) for w in range(p))
+    start = time.perf_counter()
+    env.run()
+    return time.perf_counter() - start, env.now
+
+
+def training_ratio(strategy: str) -> float:
+    out = subprocess.run(
+        [sys.executable, str(HERE / "training.py"), "--strategy", strategy], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])[f"{'sync' if strategy == 'backup' else 'async'}_vs_bare"]
+
+
+def main() -> None:
+    results = {"device": describe_device()}
+    results["sync_vs_bare"] = training_ratio("backup")
+    results["async_vs_bare"] = training_ratio("async")
+    config = RunConfig(
+        strategy="backup",
+        semantics="cancel",
+        workers=100,
+        backups=6,
+        steps=2000,
+        latency="exponential:rate=1",
+        timing_only=True,
+    )
+    minimal, _ = minimal_simpy(config)
+    start = time.perf_counter()
+    Simulation(config).run()
+    engine = time.perf_counter() - start
+    results["engine_vs_minimal_simpy"] = engine / minimal
+    long = RunConfig(**{**config.to_dict(), "steps": 10_000})
+    start = time.perf_counter()
+    Simulation(long).run()
+    engine_long = time.perf_counter() - start
+    start = time.perf_counter()
+    fast_simulate(long, records=False)
+    fast = time.perf_counter() - start
+    results["fast_path_speedup"] = engine_long / fast
+    big = RunConfig(
+        strategy="backup",
+        semantics="cancel",
+        workers=9_900,
+        backups=100,
+        steps=1_000,
+        latency="lognormal:mu=0,sigma=0.5",
+        timing_only=True,
+        log_gradients="none",
+    )
+    start = time.perf_counter()
+    fast_simulate(big, records=False)
+    results["scale_10k_workers_s"] = time.perf_counter() - start
+    results["scale_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"sync training {results['sync_vs_bare']:.2f}x and async {results['async_vs_bare']:.2f}x a bare JAX loop; "
+        f"engine {results['engine_vs_minimal_simpy']:.2f}x a minimal SimPy model ({engine:.2f} s vs {minimal:.2f} s); "
+        f"fast path {results['fast_path_speedup']:.0f}x the engine ({engine_long:.2f} s vs {fast:.3f} s); "
+        f"10,000 workers x 1,000 updates in {results['scale_10k_workers_s']:.2f} s"
+    )
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
