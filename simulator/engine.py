@@ -22,7 +22,17 @@ from simulator.errors import TraceExhausted
 from simulator.faults import Faults
 from simulator.gcpause import gc_paused
 from simulator.progress import NULL_PROGRESS
-from simulator.records import APPLIED, CANCELLED, FAILED, PENDING, UNFINISHED, EventLog, Gradient, Update
+from simulator.records import (
+    APPLIED,
+    CANCELLED,
+    FAILED,
+    PENDING,
+    UNFINISHED,
+    CompactLog,
+    EventLog,
+    Gradient,
+    Update,
+)
 from simulator.strategies import CANCEL, FAILURE, make_strategy
 from simulator.workload import work_model
 
@@ -166,7 +176,7 @@ class ParameterServer:
         for g in self.pending:
             g.fate, g.update, g.staleness = APPLIED, self.version + 1, self.version - g.version
         self.version += 1
-        self.log.updates.append(Update(self.version, self.env.now, tuple(self.pending)))
+        self.log.add_update(Update(self.version, self.env.now, tuple(self.pending)))
         self.pending = []
         self.strategy.on_update(self)
         if self.updated.callbacks:  # someone waits for this update: wake them
@@ -190,7 +200,7 @@ class Simulation:
         self.env = simpy.Environment()
         self.strategy = make_strategy(config)
         self.cluster = Cluster.from_config(config)
-        self.log = EventLog()
+        self.log = CompactLog() if config.timing_only and config.log_gradients == "none" else EventLog()
         steps = config.steps if config.steps is not None else math.inf
         self.ps = ParameterServer(self.env, self.strategy, steps, self.log)
         faults = Faults.from_config(config)

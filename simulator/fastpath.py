@@ -91,8 +91,11 @@ class CountsLog(EventLog):
         k = len(self.times)
         return {**dict.fromkeys(FATES, 0), APPLIED: self.per_update * k, CANCELLED: (self.total - self.per_update) * k}
 
-    def applied_staleness(self) -> list[int]:
-        return [0]  # every applied gradient is fresh under a barrier
+    def staleness_stats(self) -> tuple[float, int, int]:
+        return 0.0, self.per_update * len(self.times), 0  # every applied gradient is fresh under a barrier
+
+    def repeat_contributions(self) -> int:
+        return 0
 
     def update_lines(self):
         n = self.per_update

@@ -125,8 +125,16 @@ class EventLog:
             counts[g.fate] += 1
         return counts
 
-    def applied_staleness(self) -> list[int]:
-        return [g.staleness for g in self.gradients if g.fate == APPLIED]
+    def staleness_stats(self) -> tuple[float, int, int]:
+        """(sum, count, max) of the staleness of applied gradients."""
+        applied = [g.staleness for g in self.gradients if g.fate == APPLIED]
+        return float(sum(applied)), len(applied), max(applied, default=0)
+
+    def repeat_contributions(self) -> int:
+        return sum(u.repeat_contributions for u in self.updates)
+
+    def add_update(self, update: Update) -> None:
+        self.updates.append(update)
 
     def iteration_times(self) -> np.ndarray:
         """Seconds between consecutive updates (the first measured from time 0)."""
@@ -144,7 +152,7 @@ class EventLog:
     def summary(self, config) -> dict:
         """The run's headline numbers (the keys of ``summary.json``)."""
         counts = self.fate_counts()
-        applied = self.applied_staleness()
+        stale_sum, stale_count, stale_max = self.staleness_stats()
         updates = len(self.updates)
         sim_time = self.updates[-1].time if self.updates else 0.0
         dt = self.iteration_times()
@@ -168,10 +176,76 @@ class EventLog:
             "gradients_cancelled": counts[CANCELLED],
             "gradients_failed": counts[FAILED],
             "gradients_unfinished": counts[UNFINISHED],
-            "repeat_contributions": sum(u.repeat_contributions for u in self.updates),
-            "mean_staleness": sum(applied) / len(applied) if applied else None,
-            "max_staleness": max(applied) if applied else None,
+            "repeat_contributions": self.repeat_contributions(),
+            "mean_staleness": stale_sum / stale_count if stale_count else None,
+            "max_staleness": stale_max if stale_count else None,
             "seed": config.seed,
             "trace_exhausted": self.exhausted,
             "stalled": self.stalled,
         }
+
+
+FINAL = (APPLIED, DROPPED_LATE, DROPPED_STALE, CANCELLED, FAILED)
+
+
+class CompactLog(EventLog):
+    """An event log that keeps no finished gradient records (``--log-gradients none``).
+
+    Finished records are folded into counters every ``limit`` creations and updates keep only
+    their numbers, so memory does not grow with the number of gradients.
+    """
+
+    def __init__(self, limit: int = 4096):
+        super().__init__()
+        self.limit, self.created = limit, 0
+        self.counts = dict.fromkeys(FATES, 0)
+        self.stale = [0.0, 0, 0]  # sum, count, max over folded applied gradients
+        self.rows: list[tuple] = []  # per update: (gradients, workers, repeats, mean, max staleness)
+
+    def new_gradient(self, worker, index, version, step, start, end) -> Gradient:
+        g = Gradient(self.created, worker, index, version, step, start, end)
+        self.created += 1
+        self.gradients.append(g)
+        if len(self.gradients) > 2 * self.limit:
+            self._fold()
+        return g
+
+    def _fold(self) -> None:
+        kept = []
+        for g in self.gradients:
+            if g.fate in FINAL:
+                self.counts[g.fate] += 1
+                if g.fate == APPLIED:
+                    self.stale[0] += g.staleness
+                    self.stale[1] += 1
+                    self.stale[2] = max(self.stale[2], g.staleness)
+            else:
+                kept.append(g)
+        self.gradients = kept
+
+    def add_update(self, update: Update) -> None:
+        gs = update.gradients
+        stale = [g.staleness for g in gs]
+        workers = len({g.worker for g in gs})
+        self.rows.append((len(gs), workers, len(gs) - workers, sum(stale) / len(stale), max(stale)))
+        self.updates.append(Update(update.index, update.time, ()))
+
+    def fate_counts(self) -> dict[str, int]:
+        self._fold()
+        counts = dict(self.counts)
+        for g in self.gradients:
+            counts[g.fate] += 1
+        return counts
+
+    def staleness_stats(self) -> tuple[float, int, int]:
+        self._fold()
+        return self.stale[0], self.stale[1], self.stale[2]
+
+    def repeat_contributions(self) -> int:
+        return sum(r[2] for r in self.rows)
+
+    def update_lines(self):
+        previous = 0.0
+        for u, (n, workers, repeats, mean, top) in zip(self.updates, self.rows, strict=True):
+            yield f"{u.index},{u.time!r},{u.time - previous!r},{n},{workers},{repeats},{mean!r},{top}\n"
+            previous = u.time

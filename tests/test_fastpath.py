@@ -88,3 +88,36 @@ def test_log_gradients_none_writes_no_gradient_log(tmp_path):
     assert summary["gradients_applied"] == 300_000 and summary["gradients_cancelled"] == 18_000
     lines = (out / "updates.csv").read_text().splitlines()
     assert len(lines) == 3001 and lines[1].split(",")[3:6] == ["100", "100", "0"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    strategy=st.sampled_from(["backup", "async", "softsync", "ssp", "k-async"]),
+    seed=st.integers(0, 2**31),
+    effect=st.sampled_from(["", "failures", "fail-slow"]),
+)
+def test_compact_log_has_the_same_summary_and_updates(strategy, seed, effect):
+    """--log-gradients none keeps no finished gradient records, and loses no number."""
+    from simulator.engine import Simulation
+    from simulator.records import CompactLog
+
+    kwargs = {
+        "backup": {"backups": 2},
+        "async": {},
+        "softsync": {"softsync_n": 2},
+        "ssp": {"ssp_bound": 1},
+        "k-async": {"k": 3},
+    }[strategy]
+    if effect == "failures":
+        kwargs["failures"] = "rate=0.05,downtime=2"
+    elif effect == "fail-slow":
+        kwargs["fail_slow"] = "normal=3,slow=2,factor=4"
+    config = RunConfig(strategy=strategy, workers=6, steps=300, seed=seed, timing_only=True, **kwargs)
+    full = Simulation(config).run()
+    compact_sim = Simulation(RunConfig(**{**config.to_dict(), "log_gradients": "none"}))
+    compact_sim.log.limit = 50  # fold often
+    compact = compact_sim.run()
+    assert isinstance(compact, CompactLog) and len(compact.gradients) <= 2 * 50 + config.total_workers
+    a, b = full.summary(config), compact.summary(config)
+    assert a == b
+    assert list(full.update_lines()) == list(compact.update_lines())
