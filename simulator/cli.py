@@ -145,6 +145,14 @@ def add_run_options(p: argparse.ArgumentParser, *, replay: bool = False, sweep: 
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory for the results")
     p.add_argument("--overwrite", action="store_true", help="replace results already in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no printed summary")
+    if not sweep:
+        p.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            metavar="run.toml",
+            help="read the options from a TOML file (the keys of config.toml); flags override it",
+        )
     t = p.add_argument_group("training (without --timing-only)")
     t.add_argument("--model", default=d.model, help=f"{', '.join(MODELS)} (default: {d.model})")
     t.add_argument("--dataset", default=d.dataset, help=f"{', '.join(DATASETS)} (default: {d.dataset})")
@@ -450,6 +458,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     write_run(args.out, result.config, log, result.summary, tables=result.tables, overwrite=args.overwrite)
     if not args.quiet:
         print(describe(result.summary, args.out))
+    if result.summary.get("diverged"):
+        print(f"stragglersim {args.command}: diverged: {result.summary['diverged']} ({args.out})", file=sys.stderr)
+        return 1
     if log.stalled:
         print(f"stragglersim {args.command}: stalled: {log.stalled} (results so far in {args.out})", file=sys.stderr)
         return 1
@@ -662,8 +673,29 @@ def describe(s: dict, out: Path) -> str:
     return "\n".join(lines)
 
 
+def _config_defaults(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """With ``--config FILE``, the file's values become the command's defaults, so flags win."""
+    if "--config" not in argv or not argv or argv[0] not in ("simulate", "replay"):
+        return
+    at = argv.index("--config")
+    if at + 1 >= len(argv):
+        return  # argparse reports the missing value
+    values = RunConfig.load(Path(argv[at + 1])).to_dict()
+    if argv[0] == "replay":
+        values.pop("latency", None)
+    command = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command.choices[argv[0]].set_defaults(**values)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        _config_defaults(parser, argv)
+    except InputError as err:
+        print(f"stragglersim: error: {err}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         return args.func(args)
     except InputError as err:

@@ -169,6 +169,8 @@ class RunConfig:
             if not ok:
                 raise InputError(message)
 
+        self._check_types()
+
         need(
             self.strategy in STRATEGIES,
             f"--strategy: unknown strategy {self.strategy!r} (choose from {', '.join(STRATEGIES)})",
@@ -237,6 +239,21 @@ class RunConfig:
         )
         self._validate_training(need)
         return self
+
+    def _check_types(self) -> None:
+        """Every field has its declared type (a config file can hold anything)."""
+        accept = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kinds = [k.strip() for k in str(f.type).split("|")]
+            if value is None and "None" in kinds:
+                continue
+            ok = any(isinstance(value, accept[k]) for k in kinds if k in accept)
+            if isinstance(value, bool) and "bool" not in kinds:
+                ok = False
+            if not ok:
+                wanted = " or ".join(k if k != "None" else "absent" for k in kinds)
+                raise InputError(f"field {f.name!r}: expected {wanted}, got {value!r}")
 
     def _validate_family(self, need) -> None:
         """The parameters of the strategy family: each belongs to its strategies and is needed there."""

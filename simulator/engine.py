@@ -172,7 +172,16 @@ class ParameterServer:
             self.apply()
 
     def apply(self) -> None:
-        """Apply the pending gradients as one update, now."""
+        """Apply the pending gradients as one update, now.
+
+        Invariants checked on every update (cheap, always on): simulated time never goes
+        backwards, and a gradient is applied at most once.
+        """
+        if self.log.updates and self.env.now < self.log.updates[-1].time:
+            raise RuntimeError(f"invariant broken: update at t={self.env.now} before the previous one")
+        for g in self.pending:
+            if g.fate != PENDING:
+                raise RuntimeError(f"invariant broken: gradient {g.id} applied with fate {g.fate}")
         for g in self.pending:
             g.fate, g.update, g.staleness = APPLIED, self.version + 1, self.version - g.version
         self.version += 1

@@ -15,6 +15,7 @@ import itertools
 import json
 import multiprocessing as mp
 import os
+import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
@@ -66,6 +67,8 @@ def run_sweep(configs: list[RunConfig], out: Path, *, jobs: int | None = None, p
         config.validate()  # every input error before any run starts
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
+    for leftover in runs.glob(".*.tmp-*"):  # a run killed mid-write: incomplete, never renamed
+        shutil.rmtree(leftover, ignore_errors=True)
     todo = [(c, runs / run_name(c)) for c in configs if not (runs / run_name(c) / "summary.json").exists()]
     if todo:
         jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))

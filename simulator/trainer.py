@@ -140,6 +140,7 @@ class Trainer:
         self._stale: list[tuple] = []  # deferred async updates: (index, version read, indices, lr scale)
         self._losses: list = []  # device arrays of per-update training losses, in order
         self._eval_mark = 0  # len(self._losses) at the last evaluation
+        self.diverged: str | None = None  # why training stopped on a non-finite loss
         functions = _COMPILED.get(cache_key) if cache_key is not None else None
         if functions is None:
             functions = self._build_functions()
@@ -229,7 +230,7 @@ class Trainer:
             consumed += 1
             if mode == "updates" and update.index % every == 0:
                 reached = reached or self._record_eval(result, update.index, update.time)
-            if reached and config.stop_at_target:
+            if (reached and config.stop_at_target) or self.diverged:
                 break
         self._flush()
         self._flush_stale()
@@ -262,6 +263,7 @@ class Trainer:
             "updates_to_target": reached[0] if reached else None,
             "stopped_at_target": bool(reached and stopped_early),
             "evaluations": len(result.metrics),
+            "diverged": self.diverged,
         }
         if config.gradient_quality and quality:
             result.summary["mean_cosine"] = float(np.mean([c for c, _ in quality]))
@@ -408,6 +410,11 @@ class Trainer:
         train_loss = float(jnp.mean(jnp.concatenate(since))) if since else None
         self._eval_mark = len(self._losses)
         result.metrics.append((update, time, train_loss, test_loss, accuracy))
+        if not math.isfinite(test_loss) or (train_loss is not None and not math.isfinite(train_loss)):
+            self.diverged = (
+                f"the loss became {test_loss if not math.isfinite(test_loss) else train_loss} "
+                f"by update {update} (t={time:g} s): lower --lr; metrics so far are kept"
+            )
         c = self.config
         hit_acc = c.target_accuracy is not None and accuracy is not None and accuracy >= c.target_accuracy
         hit_loss = c.target_loss is not None and test_loss <= c.target_loss

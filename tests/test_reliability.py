@@ -1,0 +1,101 @@
+"""Interruption, config files, numerical trouble: no lost results, no silent nonsense."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from simulator.cli import main
+
+
+def sweep_args(out):
+    return [
+        sys.executable,
+        "-m",
+        "simulator",
+        "sweep",
+        "--timing-only",
+        "--quiet",
+        "--strategy",
+        "backup",
+        "--semantics",
+        "tf",
+        "--workers",
+        "3-6",
+        "--backups",
+        "0-2",
+        "--steps",
+        "400",
+        "--jobs",
+        "1",
+        "--out",
+        str(out),
+    ]
+
+
+def test_a_sweep_killed_with_sigkill_resumes_to_the_same_results(tmp_path):
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(sweep_args(killed), start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((killed / "runs").glob("*/summary.json"))) < 3:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(list((killed / "runs").glob("*/summary.json")))
+    assert 3 <= done_before < 12, "the sweep should be killed part-way"
+    assert not (killed / "results.csv").exists()
+    subprocess.run(sweep_args(killed), check=True)
+    clean = tmp_path / "clean"
+    subprocess.run(sweep_args(clean), check=True)
+    assert (killed / "results.csv").read_bytes() == (clean / "results.csv").read_bytes()
+    assert not list((killed / "runs").glob(".*"))  # no half-written leftovers
+
+
+def test_config_file_with_flags_overriding(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text('strategy = "async"\nworkers = 5\nsteps = 40\ntiming_only = true\nseed = 3\n')
+    assert main(["simulate", "--config", str(config), "--steps", "60", "--quiet", "--out", str(tmp_path / "a")]) == 0
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert (summary["strategy"], summary["workers"], summary["updates"], summary["seed"]) == ("async", 5, 60, 3)
+    # the saved config.toml reproduces the run
+    assert (
+        main(["simulate", "--config", str(tmp_path / "a" / "config.toml"), "--quiet", "--out", str(tmp_path / "b")])
+        == 0
+    )
+    assert (tmp_path / "a" / "updates.csv").read_bytes() == (tmp_path / "b" / "updates.csv").read_bytes()
+    config.write_text("workerz = 5\n")
+    assert main(["simulate", "--config", str(config), "--out", str(tmp_path / "c")]) == 2
+    assert "unknown field 'workerz'" in capsys.readouterr().err
+
+
+def test_divergence_stops_with_a_clear_message_and_keeps_the_metrics(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(
+        [
+            "simulate",
+            "--quiet",
+            "--strategy",
+            "sync",
+            "--workers",
+            "4",
+            "--steps",
+            "200",
+            "--lr",
+            "10",
+            "--dataset",
+            "teacher-student",
+            "--dataset-size",
+            "2000",
+            "--eval-every",
+            "10",
+            "--out",
+            str(out),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 1 and "diverged: the loss became nan" in err and err.count("\n") == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["diverged"] and summary["updates"] < 200
+    assert len((out / "metrics.csv").read_text().splitlines()) >= 3
