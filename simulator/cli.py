@@ -6,6 +6,7 @@ Every input problem ends as one line on stderr and exit status 2, never a traceb
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -204,6 +205,19 @@ def add_run_options(p: argparse.ArgumentParser, *, replay: bool = False, sweep: 
     t.add_argument("--target-loss", type=float, default=None, metavar="LOSS", help="test loss that ends the run")
     t.add_argument("--stop-at-target", action=argparse.BooleanOptionalAction, default=True, help="stop when reached")
     t.add_argument("--gradient-quality", action="store_true", help="compare each update with a large-batch gradient")
+    t.add_argument(
+        "--checkpoint-every",
+        default="",
+        metavar="K",
+        help="save a checkpoint to DIR.checkpoint every K updates (a multiple of --eval-every)",
+    )
+    t.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="CHECKPOINT",
+        help="continue a run from its checkpoint folder (its configuration; --out says where)",
+    )
     t.add_argument(
         "--reference-batch", type=int, default=d.reference_batch, metavar="n", help="examples of that gradient"
     )
@@ -445,17 +459,26 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from simulator.results import check_out_dir, write_run
     from simulator.runner import execute
 
-    config = config_from_args(args)
+    resume = getattr(args, "resume", None)
+    if resume is not None:
+        from simulator.checkpoint import load_config
+
+        config = load_config(resume).validate()
+    else:
+        config = config_from_args(args)
     check_out_dir(args.out, overwrite=args.overwrite)
     bar = progress_bar(config.steps, desc=f"{config.strategy} N={config.workers} B={config.backups}", quiet=args.quiet)
     try:
-        result = execute(config, progress=bar)
+        checkpoints = Path(f"{args.out}.checkpoint")
+        result = execute(config, progress=bar, checkpoints=checkpoints, resume=resume)
     finally:
         bar.close()
     log = result.log
     if not isinstance(bar, NullProgress) and len(log.gradients) > 200_000:
         print(f"writing {len(log.gradients)} gradient records to {args.out} ...", file=sys.stderr)
     write_run(args.out, result.config, log, result.summary, tables=result.tables, overwrite=args.overwrite)
+    if checkpoints.exists() and checkpoints != resume:
+        shutil.rmtree(checkpoints)  # the run is complete
     if not args.quiet:
         print(describe(result.summary, args.out))
     if result.summary.get("diverged"):

@@ -96,6 +96,8 @@ class RunConfig:
             ``time_to_target``; ``stop_at_target`` ends the run there.
         gradient_quality: compare every applied update with a ``reference_batch``-example
             gradient at the same parameters (cosine similarity, relative error).
+        checkpoint_every: ``"K"`` (updates) or ``"Ts"`` (simulated seconds): save a checkpoint
+            that often, a multiple of ``eval_every`` in the same unit; resume with ``--resume``.
     """
 
     strategy: str = "backup"
@@ -145,6 +147,7 @@ class RunConfig:
     target_loss: float | None = None
     stop_at_target: bool = True
     gradient_quality: bool = False
+    checkpoint_every: str = ""
     reference_batch: int = 2048
 
     def __post_init__(self):
@@ -333,6 +336,20 @@ class RunConfig:
             f"--lr-scaling: unknown {self.lr_scaling!r} (choose from {', '.join(SCALINGS)})",
         )
         self.eval_schedule  # noqa: B018 (validates)
+        if self.checkpoint_every:
+            mode, every = self.eval_schedule
+            text = self.checkpoint_every.strip()
+            try:
+                value = float(text[:-1]) if text.endswith("s") else int(text)
+            except ValueError:
+                value = -1
+            ratio = value / every if value > 0 else 0.5
+            ok = value > 0 and (text.endswith("s") == (mode == "seconds")) and abs(ratio - round(ratio)) < 1e-9
+            need(
+                ok,
+                f"--checkpoint-every {text!r}: a multiple of --eval-every in the same unit "
+                f"(updates like 100, or simulated seconds like 50s)",
+            )
         if self.target_accuracy is not None:
             need(
                 _positive(self.target_accuracy) and self.target_accuracy <= 1,

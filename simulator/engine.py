@@ -320,6 +320,9 @@ class Simulation:
         with gc_paused():
             for _ in self.updates():
                 pass
+        # Invariant (always on): every computation ends with exactly one final fate.
+        if any(g.fate == PENDING for g in self.log.gradients):
+            raise RuntimeError("invariant broken: a gradient accepted by the PS was never applied")
         return self.log
 
 

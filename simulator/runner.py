@@ -18,7 +18,7 @@ class RunResult:
     tables: dict  # extra CSV files: {name: (header, lines)}
 
 
-def execute(config: RunConfig, *, progress=NULL_PROGRESS) -> RunResult:
+def execute(config: RunConfig, *, progress=NULL_PROGRESS, checkpoints=None, resume=None) -> RunResult:
     """Simulate ``config``, training if it asks for it.
 
     Raises:
@@ -39,7 +39,7 @@ def execute(config: RunConfig, *, progress=NULL_PROGRESS) -> RunResult:
     else:
         from simulator.trainer import TrainingResult, train
 
-        config, log, result = train(config, progress=progress)
+        config, log, result = train(config, progress=progress, checkpoints=checkpoints, resume=resume)
         summary = {**log.summary(config), **result.summary}
         tables["metrics.csv"] = (TrainingResult.METRICS_FIELDS, result.metric_lines())
         tables["training.csv"] = (TrainingResult.STEPS_FIELDS, result.step_lines())

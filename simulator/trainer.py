@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -68,7 +69,7 @@ def _cell(v) -> str:
     return repr(v) if isinstance(v, float) else str(v)
 
 
-def train(config: RunConfig, *, progress=NULL_PROGRESS):
+def train(config: RunConfig, *, progress=NULL_PROGRESS, checkpoints: Path | None = None, resume: Path | None = None):
     """Simulate ``config`` with real training.
 
     Returns:
@@ -103,7 +104,17 @@ def train(config: RunConfig, *, progress=NULL_PROGRESS):
         config.lr_scaling,
         sim.strategy.per_update,
     )
-    result = Trainer(config, sim, model, dataset, params, cache_key=key).run()
+    trainer = Trainer(
+        config,
+        sim,
+        model,
+        dataset,
+        params,
+        cache_key=key,
+        checkpoints=checkpoints if config.checkpoint_every else None,
+        resume=resume,
+    )
+    result = trainer.run()
     return config, sim.log, result
 
 
@@ -119,8 +130,17 @@ class Trainer:
         params,
         *,
         cache_key: tuple | None = None,
+        checkpoints: Path | None = None,
+        resume: Path | None = None,
     ):
         self.config, self.sim, self.model, self.dataset = config, sim, model, dataset
+        self.checkpoints, self.resume = checkpoints, resume  # checkpoint folder to write, or to resume from
+        # Checkpoint every so many updates, or (with a time-based evaluation) every so many evaluations.
+        self.checkpoint_every = 0
+        if config.checkpoint_every:
+            mode, every = config.eval_schedule
+            value = float(config.checkpoint_every.rstrip("s"))
+            self.checkpoint_every = int(value) if mode == "updates" else max(1, round(value / every))
         self.per_update = sim.strategy.per_update
         work = example_work(dataset.x_train) if config.data_partition == "by-work" else None
         self.batches = WorkerBatches(
@@ -219,17 +239,32 @@ class Trainer:
         quality: list[tuple[float, float]] = []
         reached = None  # (update, sim_time) of the first evaluation at the target
         consumed = 0
-        self._record_eval(result, 0, 0.0)
+        if self.resume is not None:
+            from simulator import checkpoint
+
+            state = checkpoint.restore(self.resume, self, result)
+            consumed, next_time = state["consumed"], state["next_time"]
+            quality = [tuple(q) for q in state["quality"]]
+            reached = tuple(state["reached"]) if state["reached"] else None
+        else:
+            self._record_eval(result, 0, 0.0)
         for update in self.sim.updates():
+            if update.index <= consumed:
+                continue  # re-simulated up to the checkpoint: already applied there
             while mode == "seconds" and next_time < update.time:  # params in effect at next_time
                 reached = reached or self._record_eval(result, self.version, next_time)
                 next_time += every
+                evals = len(result.metrics) - 1
+                if self.checkpoints is not None and evals % self.checkpoint_every == 0:
+                    self._checkpoint(result, consumed, next_time, quality, reached)
             if reached and config.stop_at_target:
                 break
             quality.append(self._apply_update(update))
             consumed += 1
             if mode == "updates" and update.index % every == 0:
                 reached = reached or self._record_eval(result, update.index, update.time)
+                if self.checkpoints is not None and update.index % self.checkpoint_every == 0:
+                    self._checkpoint(result, consumed, next_time, quality, reached)
             if (reached and config.stop_at_target) or self.diverged:
                 break
         self._flush()
@@ -269,6 +304,12 @@ class Trainer:
             result.summary["mean_cosine"] = float(np.mean([c for c, _ in quality]))
             result.summary["mean_relative_error"] = float(np.mean([e for _, e in quality]))
         return result
+
+    def _checkpoint(self, result, consumed: int, next_time: float, quality: list, reached) -> None:
+        from simulator import checkpoint
+
+        state = {"consumed": consumed, "next_time": next_time, "quality": quality, "reached": reached}
+        checkpoint.save(self.checkpoints, self.config, self, result, state)
 
     def _apply_update(self, update) -> tuple[float, float]:
         """Apply one update (perhaps deferred, see ``_flush``); returns (cosine, relative error)

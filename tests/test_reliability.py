@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from simulator.cli import main
 
 
@@ -99,3 +101,45 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_metrics(tmp_path, c
     summary = json.loads((out / "summary.json").read_text())
     assert summary["diverged"] and summary["updates"] < 200
     assert len((out / "metrics.csv").read_text().splitlines()) >= 3
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        ["--strategy", "async", "--workers", "6", "--eval-every", "20", "--checkpoint-every", "60"],
+        ["--strategy", "backup", "--workers", "4", "--backups", "2", "--eval-every", "20", "--checkpoint-every", "60"],
+        ["--strategy", "sync", "--workers", "4", "--eval-every", "10s", "--checkpoint-every", "30s"],
+    ],
+)
+def test_a_training_run_resumes_from_its_checkpoint_to_identical_files(tmp_path, monkeypatch, strategy):
+    """Crash right after the second checkpoint, resume, and get the uninterrupted run's files."""
+    import simulator.checkpoint as checkpoint
+
+    args = ["simulate", "--quiet", *strategy, "--steps", "300"]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    assert not (tmp_path / "whole.checkpoint").exists()  # removed once the run is complete
+    saved = checkpoint.save
+    calls = []
+
+    def crash_after_second(*a, **kw):
+        saved(*a, **kw)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process dies here
+
+    monkeypatch.setattr(checkpoint, "save", crash_after_second)
+    assert main([*args, "--out", str(tmp_path / "cut")]) == 130
+    assert not (tmp_path / "cut").exists() and (tmp_path / "cut.checkpoint" / "state.json").exists()
+    monkeypatch.setattr(checkpoint, "save", saved)
+    assert (
+        main(["simulate", "--quiet", "--resume", str(tmp_path / "cut.checkpoint"), "--out", str(tmp_path / "cut")]) == 0
+    )
+    for name in ("metrics.csv", "training.csv", "gradients.csv", "updates.csv"):
+        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+
+
+def test_bad_checkpoint_options(tmp_path, capsys):
+    assert main(["simulate", "--eval-every", "20", "--checkpoint-every", "30", "--out", str(tmp_path / "x")]) == 2
+    assert "--checkpoint-every '30': a multiple of --eval-every" in capsys.readouterr().err
+    assert main(["simulate", "--resume", str(tmp_path), "--out", str(tmp_path / "y")]) == 2
+    assert "not a checkpoint folder" in capsys.readouterr().err

@@ -1,0 +1,86 @@
+"""Checkpoints of training runs, and resuming them to exactly the same result.
+
+The engine needs no saved state: timing never depends on gradients and every random stream is
+a pure function of the seed, so a resumed run re-simulates the updates already applied (cheap)
+and restores the trainer's state from the checkpoint: parameters, optimizer state, the ring of
+past versions, the losses and metrics so far and the evaluation clock. Checkpoints are taken
+right after an evaluation, where no update is deferred, so the resumed run fuses its updates
+exactly as the uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from simulator.config import RunConfig
+from simulator.errors import InputError
+
+
+def save(directory: Path, config: RunConfig, trainer, result, state: dict) -> None:
+    """Write the checkpoint atomically (a temporary folder renamed over the previous one)."""
+    directory = Path(directory)
+    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    arrays = {f"params_{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(trainer.params))}
+    arrays |= {f"opt_{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(trainer.opt_state))}
+    ring = trainer.history
+    if ring is not None:
+        arrays |= {f"ring_{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(ring.buffers))}
+    losses = jax.device_get(trainer._losses)
+    arrays["losses"] = np.concatenate(losses) if losses else np.zeros(0, np.float32)
+    np.savez(tmp / "state.npz", **arrays)
+    meta = {
+        **state,
+        "version": trainer.version,
+        "eval_mark": int(sum(len(x) for x in losses[: trainer._eval_mark])),
+        "metrics": result.metrics,
+        "ring": None if ring is None else [ring.capacity, ring.oldest, ring.newest],
+    }
+    (tmp / "state.json").write_text(json.dumps(meta))
+    config.save(tmp / "config.toml")
+    if directory.exists():
+        shutil.rmtree(directory)
+    tmp.rename(directory)
+
+
+def load_config(directory: Path) -> RunConfig:
+    if not (Path(directory) / "state.json").exists():
+        raise InputError(f"--resume {directory}: not a checkpoint folder (no state.json)")
+    return RunConfig.load(Path(directory) / "config.toml")
+
+
+def restore(directory: Path, trainer, result) -> dict:
+    """Put the checkpoint's state into ``trainer`` and ``result``; return the loop's state."""
+    directory = Path(directory)
+    meta = json.loads((directory / "state.json").read_text())
+    with np.load(directory / "state.npz") as arrays:
+
+        def fill(tree, prefix):
+            leaves, treedef = jax.tree_util.tree_flatten(tree)
+            return jax.tree_util.tree_unflatten(
+                treedef, [jax.numpy.asarray(arrays[f"{prefix}_{i}"]) for i in range(len(leaves))]
+            )
+
+        trainer.params = fill(trainer.params, "params")
+        trainer.opt_state = fill(trainer.opt_state, "opt")
+        if meta["ring"] is not None:
+            ring = trainer.history
+            capacity, ring.oldest, ring.newest = meta["ring"]
+            while ring.capacity < capacity:
+                ring.reserve(ring.oldest + ring.capacity)
+            ring.buffers = fill(ring.buffers, "ring")
+        losses = arrays["losses"]
+    trainer._losses = [jax.numpy.asarray(losses)] if len(losses) else []
+    trainer._eval_mark = 1 if meta["eval_mark"] else 0
+    if meta["eval_mark"] and meta["eval_mark"] != len(losses):
+        raise InputError(f"--resume {directory}: inconsistent checkpoint (losses after the last evaluation)")
+    trainer.version = meta["version"]
+    result.metrics[:] = [tuple(row) for row in meta["metrics"]]
+    return meta
