@@ -541,11 +541,12 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from simulator import plots
+    from simulator.results import read_csv
 
     args.out.mkdir(parents=True, exist_ok=True)
     for d in args.dirs:
         if (d / "results.csv").exists():
-            rows = plots._rows(d / "results.csv")
+            rows = read_csv(d / "results.csv")
             if not any(r.get("semantics") for r in rows):
                 raise InputError(f"{d}: the plot of a sweep needs backup runs (iteration time against B)")
             plots.plot_sweep(d / "results.csv", args.out / f"{d.name}-iteration-time")

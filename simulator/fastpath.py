@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.cluster import LATENCY_STREAM, Cluster, DurationStream, stream
+from simulator.cluster import LATENCY_STREAM, Cluster, stream
+from simulator.latency import LatencyModel
 from simulator.records import APPLIED, CANCELLED, FATES, EventLog, Gradient, Update
 
 CHUNK = 256  # updates drawn at a time
@@ -27,8 +28,8 @@ def applies(config, cluster: Cluster | None = None) -> bool:
     cluster = cluster or Cluster.from_config(config)
     if cluster.link_time > 0:
         return False
-    probe = cluster.model.stream_for(0, stream(0, 0), 1.0)
-    return type(probe) is DurationStream and probe.model is cluster.model  # i.i.d. draws of one model
+    # i.i.d. draws of one model: not a per-worker trace, which overrides stream_for
+    return type(cluster.model).stream_for is LatencyModel.stream_for
 
 
 def fast_simulate(config, *, records: bool = True) -> EventLog:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from simulator.results import read_csv
+
 
 def _pyplot():
     import matplotlib
@@ -161,13 +163,6 @@ def plot_gantt(run: Path, path: Path, *, updates: int = 6, title: str = "") -> N
     _save(fig, path)
 
 
-def _rows(path: Path) -> list[dict]:
-    import csv
-
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def _num(value) -> float:
     return float(value) if value not in ("", None) else float("nan")
 
@@ -175,7 +170,7 @@ def _num(value) -> float:
 def plot_kth_gradient(table: Path, path: Path, *, model: str) -> None:
     """Mean and median time to collect the k-th gradient out of n (the paper's Figure 3)."""
     plt = _pyplot()
-    rows = _rows(table)
+    rows = read_csv(table)
     k = np.array([int(r["k"]) for r in rows])
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     ax.plot(k, [_num(r["trace_mean"]) * 1e3 for r in rows], color="C0", lw=2, label="trace, mean (bootstrap)")
@@ -194,7 +189,7 @@ def plot_kth_gradient(table: Path, path: Path, *, model: str) -> None:
 def plot_iteration_time(results: Path, theory: Path, path: Path) -> None:
     """Mean iteration time against B per semantics (95% CI), with the order-statistics curve."""
     plt = _pyplot()
-    rows = _rows(results)
+    rows = read_csv(results)
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for i, semantics in enumerate(("tf", "drop", "cancel")):
         sel = sorted((r for r in rows if r["semantics"] == semantics), key=lambda r: int(r["backups"]))
@@ -211,7 +206,7 @@ def plot_iteration_time(results: Path, theory: Path, path: Path) -> None:
             color=f"C{i}",
             label=f"simulated, {semantics} (95% CI)",
         )
-    th = _rows(theory)
+    th = read_csv(theory)
     ax.plot(
         [int(r["backups"]) for r in th],
         [_num(r["mean"]) * 1e3 for r in th],
@@ -238,7 +233,7 @@ def _by_n(rows: list[dict], key: str) -> dict[int, list[float]]:
 def plot_updates_to_target(results: Path, path: Path, *, total: int) -> None:
     """Updates to the target accuracy against N, at fixed N + B (the paper's Figure 5, left)."""
     plt = _pyplot()
-    rows = _rows(results)
+    rows = read_csv(results)
     target = _num(rows[0]["target_accuracy"])
     data = _by_n(rows, "updates_to_target")
     n = np.array(list(data))
@@ -263,7 +258,7 @@ def plot_time_to_target(results: Path, path: Path, *, total: int, model) -> dict
     from simulator.theory import order_mean
 
     plt = _pyplot()
-    rows = _rows(results)
+    rows = read_csv(results)
     target = _num(rows[0]["target_accuracy"])
     times = _by_n(rows, "time_to_target")
     updates = _by_n(rows, "updates_to_target")
@@ -295,7 +290,7 @@ def plot_accuracy_vs_time(sweep: Path, compare: dict, seeds, path: Path) -> None
         from dataclasses import replace
 
         for s in seeds[:1]:
-            rows = _rows(sweep / "runs" / run_name(replace(config, seed=s)) / "metrics.csv")
+            rows = read_csv(sweep / "runs" / run_name(replace(config, seed=s)) / "metrics.csv")
             ax.plot(
                 [_num(r["sim_time"]) for r in rows],
                 [_num(r["test_accuracy"]) for r in rows],
@@ -321,7 +316,7 @@ def plot_accuracy_vs_time(sweep: Path, compare: dict, seeds, path: Path) -> None
 def plot_staleness(sweep: Path, path: Path) -> None:
     """Final accuracy against mean staleness (left) and staleness histograms (right)."""
     plt = _pyplot()
-    rows = _rows(sweep / "results.csv")
+    rows = read_csv(sweep / "results.csv")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     by_p: dict[int, list[tuple[float, float]]] = {}
     for r in rows:
@@ -346,7 +341,7 @@ def plot_staleness(sweep: Path, path: Path) -> None:
         if r["workers"] in seen:
             continue
         seen.add(r["workers"])
-        grads = _rows(sweep / "runs" / r["run"] / "gradients.csv")
+        grads = read_csv(sweep / "runs" / r["run"] / "gradients.csv")
         s = np.array([int(g["staleness"]) for g in grads if g["fate"] == "applied"])
         right.hist(
             s,
@@ -369,7 +364,7 @@ def plot_staleness(sweep: Path, path: Path) -> None:
 def plot_sweep(results: Path, path: Path) -> None:
     """Mean iteration time against B for each strategy and semantics of a sweep (95% CI)."""
     plt = _pyplot()
-    rows = _rows(results)
+    rows = read_csv(results)
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -391,7 +386,7 @@ def plot_sweep(results: Path, path: Path) -> None:
 def plot_metrics(metrics: Path, path: Path) -> None:
     """Test accuracy (or loss) of one training run against simulated time."""
     plt = _pyplot()
-    rows = _rows(metrics)
+    rows = read_csv(metrics)
     t = [_num(r["sim_time"]) for r in rows]
     acc = [_num(r["test_accuracy"]) for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -409,7 +404,7 @@ def plot_metrics(metrics: Path, path: Path) -> None:
 def plot_convex_bound(table: Path, constants: dict, path: Path) -> None:
     """F(w_t) - F* of a simulated K-sync run against Dutta et al.'s bound (log scale)."""
     plt = _pyplot()
-    rows = _rows(table)
+    rows = read_csv(table)
     t = [_num(r["time"]) for r in rows]
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     ax.plot(t, [_num(r["error"]) for r in rows], "o-", ms=3, label="simulated K-sync run: F(w_t) - F*")

@@ -19,7 +19,7 @@ from simulator import plots
 from simulator.config import RunConfig
 from simulator.fitting import fit_durations
 from simulator.latency import Empirical, parse_latency
-from simulator.sweep import read_results, run_sweep
+from simulator.sweep import run_sweep
 from simulator.theory import order_mean, order_std
 from simulator.traces import read_trace
 
@@ -283,6 +283,3 @@ def _report(out: Path, facts: dict, scale: Scale) -> Path:
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
-
-
-__all__ = ["reproduce", "read_results"]

@@ -19,8 +19,6 @@ from simulator.errors import InputError
 from simulator.gcpause import gc_paused
 from simulator.records import Gradient, Update
 
-RESULT_FILES = ("summary.json", "config.toml", "updates.csv", "gradients.csv")
-
 
 def check_out_dir(out: Path, *, overwrite: bool) -> None:
     """Fail early (before simulating) if ``out`` cannot receive results.
@@ -94,3 +92,11 @@ def _replace_dir(new: Path, out: Path) -> None:
         shutil.rmtree(old)
     else:
         new.rename(out)
+
+
+def read_csv(path: Path) -> list[dict]:
+    """A result table as dictionaries of strings, one per row."""
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

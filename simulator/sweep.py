@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from simulator.config import RunConfig
+from simulator.results import read_csv
 
 
 def run_name(config: RunConfig) -> str:
@@ -104,6 +105,4 @@ def write_results(summaries: list[dict], path: Path) -> None:
     tmp.replace(path)
 
 
-def read_results(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+read_results = read_csv  # a sweep's results.csv

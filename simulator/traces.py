@@ -171,6 +171,23 @@ def _load_columns(path: Path, usecols: list[int], n_columns: int) -> np.ndarray:
     return data
 
 
+def _line_of(line_numbers: np.ndarray | None):
+    """Data row i -> its line in the file (the header is line 1)."""
+    return lambda i: int(line_numbers[i]) if line_numbers is not None else i + 2
+
+
+def _check(path: Path, line, integers: dict[str, np.ndarray], positive: tuple[str, np.ndarray]) -> None:
+    """Integer columns must hold integers >= 0, and the time column finite numbers > 0."""
+    for name, values in integers.items():
+        bad = np.flatnonzero(~np.isfinite(values) | (values < 0) | (values != np.floor(values)))
+        if len(bad):
+            raise InputError(f"{path}:{line(bad[0])}: {name} must be an integer >= 0, got {values[bad[0]]:g}")
+    name, values = positive
+    bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
+    if len(bad):
+        raise InputError(f"{path}:{line(bad[0])}: {name} must be a finite number > 0, got {values[bad[0]]:g}")
+
+
 def _read_canonical(path: Path, time_scale: float) -> Trace:
     header, line_numbers = _lines_of(path)
     columns = [c.strip() for c in header.split(",")]
@@ -179,18 +196,9 @@ def _read_canonical(path: Path, time_scale: float) -> Trace:
         raise InputError(f"{path}:1: missing column {missing[0]!r} (header must have worker,step,duration[,start])")
     names = ["worker", "step", "duration"] + (["start"] if "start" in columns else [])
     data = _load_columns(path, [columns.index(n) for n in names], len(columns))
-
-    def line(i: int) -> int:
-        return int(line_numbers[i]) if line_numbers is not None else i + 2
-
+    line = _line_of(line_numbers)
     worker, step, duration = data[:, 0], data[:, 1], data[:, 2]
-    for name, values in (("worker", worker), ("step", step)):
-        bad = np.flatnonzero(~np.isfinite(values) | (values < 0) | (values != np.floor(values)))
-        if len(bad):
-            raise InputError(f"{path}:{line(bad[0])}: {name} must be an integer >= 0, got {values[bad[0]]:g}")
-    bad = np.flatnonzero(~np.isfinite(duration) | (duration <= 0))
-    if len(bad):
-        raise InputError(f"{path}:{line(bad[0])}: duration must be a finite number > 0, got {duration[bad[0]]:g}")
+    _check(path, line, {"worker": worker, "step": step}, ("duration", duration))
     start = data[:, 3] * time_scale if len(names) == 4 else None
     if start is not None:
         bad = np.flatnonzero(~np.isfinite(start))
@@ -221,18 +229,9 @@ def _read_pai(path: Path, time_scale: float) -> Trace:
     if missing:
         raise InputError(f"{path}:1: missing column {missing[0]!r} (PAI layout: ,worker,gpu,time,batch_time_norm)")
     data = _load_columns(path, [columns.index(c) for c in ("worker", "time", "batch_time_norm")], len(columns))
-
-    def line(i: int) -> int:
-        return int(line_numbers[i]) if line_numbers is not None else i + 2
-
+    line = _line_of(line_numbers)
     worker, step, value = data[:, 0], data[:, 1], data[:, 2]
-    for name, values in (("worker", worker), ("time", step)):
-        bad = np.flatnonzero(~np.isfinite(values) | (values < 0) | (values != np.floor(values)))
-        if len(bad):
-            raise InputError(f"{path}:{line(bad[0])}: {name} must be an integer >= 0, got {values[bad[0]]:g}")
-    bad = np.flatnonzero(~np.isfinite(value) | (value <= 0))
-    if len(bad):
-        raise InputError(f"{path}:{line(bad[0])}: batch_time_norm must be a finite number > 0, got {value[bad[0]]:g}")
+    _check(path, line, {"worker": worker, "time": step}, ("batch_time_norm", value))
     # The published files repeat a few rows verbatim (job 2: worker 3 at iteration 2381);
     # an exact repeat is one measurement recorded twice, so keep the first. Conflicting
     # repeats remain an error in _assemble.
