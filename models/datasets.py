@@ -18,6 +18,7 @@ import os
 import pickle
 import random
 import struct
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,8 @@ import numpy as np
 
 from models.catalog import DATASETS
 from simulator.errors import InputError
+
+_GENERATING = threading.Lock()
 
 SPLIT_SEED = 20160401  # fixed: the train/test split is a property of the dataset, not of a run
 
@@ -99,22 +102,9 @@ def load_mnist1d(size: int) -> Dataset:
     """MNIST-1D with ``size`` examples (80% train), as (1, 40, 1) signals; generated once, then cached."""
     cache = Path(os.environ.get("STRAGGLERSIM_CACHE", Path.home() / ".cache" / "stragglersim"))
     file = cache / f"mnist1d-{size}.npz"
-    if not file.exists():
-        from mnist1d.data import get_dataset_args, make_dataset
-
-        args = get_dataset_args()
-        args.num_samples = size
-        # mnist1d seeds the global generators; leave the caller's global state as it was.
-        np_state, py_state = np.random.get_state(), random.getstate()
-        try:
-            data = make_dataset(args)
-        finally:
-            np.random.set_state(np_state)
-            random.setstate(py_state)
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(f".tmp-{os.getpid()}.npz")
-        np.savez(tmp, x=data["x"], y=data["y"], x_test=data["x_test"], y_test=data["y_test"])
-        tmp.replace(file)
+    with _GENERATING:  # mnist1d draws from the global generators: one thread at a time
+        if not file.exists():
+            _generate_mnist1d(size, file)
     with np.load(file) as d:
         shape = (1, d["x"].shape[1], 1)
         x, x_test = d["x"].astype(np.float32), d["x_test"].astype(np.float32)
@@ -126,6 +116,25 @@ def load_mnist1d(size: int) -> Dataset:
             x_test.reshape(-1, *shape),
             d["y_test"].astype(np.int32),
         )
+
+
+def _generate_mnist1d(size: int, file: Path) -> None:
+    """Generate MNIST-1D with ``size`` examples into ``file`` (written under a temporary name)."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples = size
+    # mnist1d seeds the global generators; leave the caller's global state as it was.
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        data = make_dataset(args)
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix(f".tmp-{os.getpid()}-{threading.get_ident()}.npz")
+    np.savez(tmp, x=data["x"], y=data["y"], x_test=data["x_test"], y_test=data["y_test"])
+    tmp.replace(file)
 
 
 def teacher_student(size: int, dim: int = 32, hidden: int = 64, noise: float = 0.1) -> Dataset:

@@ -14,7 +14,7 @@ from pathlib import Path
 from models.catalog import DATASETS, MODELS
 from simulator import __version__
 from simulator.config import OPTIMIZERS, SEMANTICS, STRATEGIES, RunConfig
-from simulator.errors import InputError
+from simulator.errors import InputError, RunsFailed
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,6 +37,13 @@ def add_run_options(p: argparse.ArgumentParser, *, replay: bool = False, sweep: 
         p.add_argument("--seeds", default="0", metavar="S,S,...|A-B", help="seeds (list or range)")
         p.add_argument("--total-workers", type=int, default=None, metavar="P", help="hold N + B = P (B = P - N)")
         p.add_argument("--jobs", type=int, default=None, metavar="J", help="parallel processes (default: CPU count)")
+        p.add_argument(
+            "--scheduler",
+            default=None,
+            metavar="ADDRESS",
+            help="run on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, or local:K for a "
+            "LocalCluster of K workers (needs stragglersim[cluster])",
+        )
     else:
         p.add_argument("--strategy", default=d.strategy, help=f"one of {', '.join(STRATEGIES)} (default: {d.strategy})")
         p.add_argument(
@@ -316,8 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     swp = sub.add_parser(
         "sweep",
         help="run every combination of strategies, workers, backups and seeds",
-        description="One run per combination in parallel processes; DIR/runs/NAME/ each, plus "
-        "DIR/results.csv. Complete runs are skipped, so an interrupted sweep resumes.",
+        description="One run per combination in parallel processes, or on a Dask cluster with --scheduler; "
+        "DIR/runs/NAME/ each, plus DIR/results.csv. Complete runs are skipped, so an interrupted sweep resumes.",
     )
     add_run_options(swp, sweep=True)
     swp.set_defaults(func=cmd_sweep)
@@ -491,7 +498,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from simulator.progress import progress_bar
+    from simulator.progress import RunCounter
     from simulator.sweep import grid, run_sweep
 
     strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]
@@ -509,11 +516,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise InputError("the sweep is empty: only --strategy backup takes --backups > 0")
     if args.out.exists() and not args.out.is_dir():
         raise InputError(f"--out {args.out}: exists and is not a directory")
-    bar = progress_bar(len(configs), desc="sweep", quiet=args.quiet)
+    if args.scheduler is not None and args.jobs is not None:
+        raise InputError("--jobs: local processes only; with --scheduler the cluster's workers run the sweep")
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError(f"--jobs {args.jobs}: must be at least 1")
+    counter = RunCounter(quiet=args.quiet)
     try:
-        summaries = run_sweep(configs, args.out, jobs=args.jobs, progress=bar)
+        summaries = run_sweep(
+            configs,
+            args.out,
+            jobs=args.jobs,
+            scheduler=args.scheduler,
+            counter=counter,
+            log=lambda message: args.quiet or print(message, file=sys.stderr),
+        )
     finally:
-        bar.close()
+        counter.close()
     if not args.quiet:
         print(f"{len(summaries)} runs; results: {args.out / 'results.csv'}")
     return 0
@@ -725,8 +743,12 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"stragglersim {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except RunsFailed as err:
+        print(f"stragglersim {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print(f"stragglersim {args.command}: interrupted; nothing was written", file=sys.stderr)
+        kept = "complete runs are kept; the same command resumes" if args.command == "sweep" else "nothing was written"
+        print(f"stragglersim {args.command}: interrupted; {kept}", file=sys.stderr)
         return 130
 
 

@@ -11,3 +11,8 @@ class InputError(ValueError):
 
 class TraceExhausted(Exception):
     """A worker asked for more computations than its recorded trace holds."""
+
+
+class RunsFailed(Exception):
+    """Some runs of a sweep raised; every other run is complete and kept, and rerunning the
+    sweep retries only the failed ones. The CLI prints the message and exits with status 1."""

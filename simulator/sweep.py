@@ -1,4 +1,4 @@
-"""Parameter sweeps: one run per combination, in parallel worker processes, resumable.
+"""Parameter sweeps: one run per combination, in local worker processes or on a Dask cluster, resumable.
 
 Each run is a pure function of its configuration: it writes ``DIR/runs/NAME/`` (the usual
 result files) and the sweep collects every run's summary into ``DIR/results.csv``. A run
@@ -16,11 +16,14 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 
 from simulator.config import RunConfig
+from simulator.errors import RunsFailed
+from simulator.progress import RunCounter
 from simulator.results import read_csv
 
 
@@ -62,8 +65,27 @@ def _run(config: RunConfig, out: str) -> dict:
     return execute_and_write(config, Path(out), overwrite=True)
 
 
-def run_sweep(configs: list[RunConfig], out: Path, *, jobs: int | None = None, progress=None) -> list[dict]:
-    """Run every configuration not already complete; write ``results.csv``; return all summaries."""
+def run_sweep(
+    configs: list[RunConfig],
+    out: Path,
+    *,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    counter: RunCounter | None = None,
+    log=lambda message: None,
+) -> list[dict]:
+    """Run every configuration not already complete; write ``results.csv``; return all summaries.
+
+    Args:
+        jobs: local worker processes (default: the CPU count).
+        scheduler: run on a Dask cluster instead: ``tcp://HOST:PORT`` or ``local:K``.
+        counter: a live count of finished, running and failed runs.
+        log: receives one-line messages (what is to do, where it runs).
+
+    Raises:
+        RunsFailed: some runs raised; the others are written, and running the sweep again
+            retries only the failed ones. Tracebacks are in ``DIR/failures.txt``.
+    """
     for config in configs:
         config.validate()  # every input error before any run starts
     runs = out / "runs"
@@ -71,23 +93,62 @@ def run_sweep(configs: list[RunConfig], out: Path, *, jobs: int | None = None, p
     for leftover in runs.glob(".*.tmp-*"):  # a run killed mid-write: incomplete, never renamed
         shutil.rmtree(leftover, ignore_errors=True)
     todo = [(c, runs / run_name(c)) for c in configs if not (runs / run_name(c) / "summary.json").exists()]
-    if todo:
-        jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
-        if jobs == 1:
-            for config, path in todo:
-                _run(config, str(path))
-                if progress:
-                    progress.update(1)
-        else:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(_run, config, str(path)) for config, path in todo]
-                for future in as_completed(futures):
-                    future.result()
-                    if progress:
-                        progress.update(1)
+    counter = counter or RunCounter(quiet=True)
+    counter.start(len(todo))
+    if len(todo) < len(configs):
+        log(f"{len(configs) - len(todo)} of {len(configs)} runs are complete already; {len(todo)} to run")
+    failures: list[tuple[str, str]] = []
+    if todo and scheduler is not None:
+        from simulator.dask_sweep import connect, run_on_dask
+
+        with connect(scheduler, log=log) as client:
+            failures = run_on_dask(todo, client, counter)
+    elif todo:
+        failures = _run_local(todo, jobs or os.cpu_count() or 1, counter)
+    counter.close()
+    report = out / "failures.txt"
+    if failures:
+        report.write_text("".join(f"== {name}\n{error}\n\n" for name, error in failures))
+        first = failures[0][1].splitlines()[-1]
+        raise RunsFailed(
+            f"{len(failures)} of {len(todo)} runs failed, e.g. {failures[0][0]}: {first} "
+            f"(tracebacks in {report}; the other runs are kept, and the same command retries the failed ones)"
+        )
+    report.unlink(missing_ok=True)
     summaries = [{"run": run_name(c), **json.loads((runs / run_name(c) / "summary.json").read_text())} for c in configs]
     write_results(summaries, out / "results.csv")
     return summaries
+
+
+def _run_local(todo: list[tuple[RunConfig, Path]], jobs: int, counter: RunCounter) -> list[tuple[str, str]]:
+    """Run in this process (one job) or in a pool of spawned processes; return the failures."""
+    failures = []
+    jobs = max(1, min(jobs, len(todo)))
+    if jobs == 1:
+        for config, path in todo:
+            counter.update(running=1)
+            try:
+                _run(config, str(path))
+            except Exception as err:
+                failures.append((path.name, "".join(traceback.format_exception(err)).rstrip()))
+                counter.update(failed=1, running=0)
+            else:
+                counter.update(finished=1, running=0)
+        return failures
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_run, config, str(path)): path for config, path in todo}
+        left = len(futures)
+        counter.update(running=min(jobs, left))
+        for future in as_completed(futures):
+            left -= 1
+            if future.exception() is not None:
+                failures.append(
+                    (futures[future].name, "".join(traceback.format_exception(future.exception())).rstrip())
+                )
+                counter.update(failed=1, running=min(jobs, left))
+            else:
+                counter.update(finished=1, running=min(jobs, left))
+    return failures
 
 
 def write_results(summaries: list[dict], path: Path) -> None:

@@ -1,0 +1,241 @@
+"""Sweeps on a real Dask cluster: a scheduler and two workers on loopback, in their own processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from simulator.cli import main
+from simulator.config import RunConfig
+from simulator.errors import InputError
+from simulator.progress import RunCounter
+from simulator.sweep import grid, run_sweep
+
+pytest.importorskip("distributed")
+
+
+def dask(*args, log: Path) -> subprocess.Popen:
+    """``python -m dask ARGS`` in a session of its own, its output in ``log``."""
+    with open(log, "w") as f:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dask", *args], stdout=f, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A ``dask scheduler`` on 127.0.0.1 and two one-thread ``dask worker`` processes (no nanny,
+    so killing a worker's process loses it). Yields (address, worker processes)."""
+    from distributed import Client
+
+    file = tmp_path / "scheduler.json"
+    procs = [
+        dask(
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(file),
+            log=tmp_path / "scheduler.log",
+        )
+    ]
+    try:
+        deadline = time.time() + 60
+        while not file.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        address = json.loads(file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        workers = [
+            dask(
+                "worker",
+                address,
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--local-directory",
+                str(tmp_path / f"w{i}"),
+                "--no-dashboard",
+                "--name",
+                f"w{i}",
+                log=tmp_path / f"w{i}.log",
+            )
+            for i in range(2)
+        ]
+        procs += workers
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address, workers
+    finally:
+        for proc in procs:
+            kill(proc)
+
+
+def sweep(out, *options):
+    return [sys.executable, "-m", "simulator", "sweep", "--quiet", "--out", str(out), *options]
+
+
+TRAINING = [
+    "--strategy",
+    "sync,backup,async",
+    "--workers",
+    "3",
+    "--backups",
+    "0-1",
+    "--steps",
+    "40",
+    "--eval-every",
+    "20",
+]
+TIMING = [
+    "--timing-only",
+    "--strategy",
+    "backup",
+    "--semantics",
+    "tf",
+    "--workers",
+    "4-7",
+    "--backups",
+    "0-1",
+    "--steps",
+    "6000",
+]
+
+
+def test_a_sweep_through_a_dask_scheduler_gives_the_local_results(cluster, tmp_path):
+    address, _ = cluster
+    subprocess.run(sweep(tmp_path / "dask", *TRAINING, "--scheduler", address), check=True)
+    subprocess.run(sweep(tmp_path / "local", *TRAINING, "--jobs", "2"), check=True)
+    results = (tmp_path / "dask" / "results.csv").read_bytes()
+    assert results == (tmp_path / "local" / "results.csv").read_bytes()
+    assert results.count(b"\n") == 1 + 4  # sync, backup B=0 and B=1, async: real JAX training runs
+    for run in (tmp_path / "local" / "runs").iterdir():  # every file of every run, byte for byte
+        for file in run.iterdir():
+            assert file.read_bytes() == (tmp_path / "dask" / "runs" / run.name / file.name).read_bytes()
+    # resume through the cluster: a lost run and a half-written leftover
+    runs = tmp_path / "dask" / "runs"
+    lost = sorted(runs.iterdir())[1]
+    lost.rename(runs / f".{lost.name}.tmp-99999")
+    again = [a for a in sweep(tmp_path / "dask", *TRAINING, "--scheduler", address) if a != "--quiet"]
+    done = subprocess.run(again, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "3 of 4 runs are complete already; 1 to run" in done.stderr
+    assert "sweep: 1 of 1 finished, 0 running, 0 failed" in done.stderr
+    assert (tmp_path / "dask" / "results.csv").read_bytes() == results
+    assert not list(runs.glob(".*"))
+
+
+def test_a_dask_worker_killed_mid_sweep_costs_only_its_runs(cluster, tmp_path):
+    from distributed import Client
+
+    address, workers = cluster
+    out = tmp_path / "dask"
+    proc = subprocess.Popen(sweep(out, *TIMING, "--scheduler", address), start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list((out / "runs").glob("*/summary.json")):
+            time.sleep(0.05)
+        kill(workers[0])  # the other worker is busy too: its run and all queued ones are still to do
+        finished_when_killed = len(list((out / "runs").glob("*/summary.json")))
+        assert 1 <= finished_when_killed < 8, "the worker should be killed mid-sweep"
+        assert proc.wait(timeout=300) == 0
+    finally:
+        kill(proc)
+    with Client(address, timeout=30) as client:  # the scheduler saw the loss: w1 did the rest
+        assert [w["name"] for w in client.scheduler_info()["workers"].values()] == ["w1"]
+    assert main(["sweep", "--quiet", "--out", str(tmp_path / "local"), *TIMING, "--jobs", "2"]) == 0
+    assert (out / "results.csv").read_bytes() == (tmp_path / "local" / "results.csv").read_bytes()
+    assert len((out / "results.csv").read_text().splitlines()) == 1 + 8
+
+
+def test_a_local_dask_cluster_gives_the_local_results(tmp_path):
+    configs = grid(
+        RunConfig(strategy="backup", steps=300, timing_only=True),
+        strategies=["backup"],
+        workers=[3, 4],
+        backups=[0, 1],
+        seeds=[0],
+    )
+    messages = []
+    dask = run_sweep(configs, tmp_path / "dask", scheduler="local:2", log=messages.append)
+    assert messages[0].startswith("Dask scheduler tcp://127.0.0.1:") and "2 workers, 2 threads" in messages[0]
+    assert dask == run_sweep(configs, tmp_path / "local", jobs=1)
+
+
+def test_scheduler_errors_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    base = ["sweep", "--timing-only", "--quiet", "--out", str(tmp_path / "s")]
+    assert main([*base, "--scheduler", "not an address"]) == 2
+    assert "--scheduler not an address: expected tcp://HOST:PORT" in capsys.readouterr().err
+    assert main([*base, "--scheduler", "local:0"]) == 2
+    assert "local:K needs K >= 1" in capsys.readouterr().err
+    assert main([*base, "--scheduler", "local:2", "--jobs", "2"]) == 2
+    assert "--jobs: local processes only" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if the extra were not installed
+    assert main([*base, "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "pip install 'stragglersim[cluster]'" in capsys.readouterr().err
+    assert not (tmp_path / "s" / "results.csv").exists()
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(tmp_path):
+    from simulator.dask_sweep import connect
+
+    with pytest.raises(InputError, match=r"--scheduler tcp://127.0.0.1:9: no Dask scheduler answered within 1 s"):
+        with connect("tcp://127.0.0.1:9", timeout=1):
+            pass
+
+
+def test_failed_runs_are_reported_the_rest_kept_and_retried_by_the_same_command(tmp_path, monkeypatch):
+    import simulator.sweep as sweep_module
+
+    configs = grid(
+        RunConfig(steps=50, timing_only=True), strategies=["sync"], workers=[2, 3, 4], backups=[0], seeds=[0]
+    )
+    real = sweep_module._run
+
+    def flaky(config, out):
+        if config.workers == 3:
+            raise RuntimeError("out of memory")
+        return real(config, out)
+
+    monkeypatch.setattr(sweep_module, "_run", flaky)
+    lines = []
+    counter = RunCounter(every=0.0, stream=Stream(lines))
+    with pytest.raises(
+        sweep_module.RunsFailed, match=r"1 of 3 runs failed, e.g. sync-N3-B0-.*RuntimeError: out of memory"
+    ):
+        run_sweep(configs, tmp_path, jobs=1, counter=counter)
+    assert lines[-1] == "sweep: 2 of 3 finished, 0 running, 1 failed"
+    assert "RuntimeError: out of memory" in (tmp_path / "failures.txt").read_text()
+    assert len(list((tmp_path / "runs").glob("*/summary.json"))) == 2 and not (tmp_path / "results.csv").exists()
+    monkeypatch.setattr(sweep_module, "_run", real)
+    assert len(run_sweep(configs, tmp_path, jobs=1)) == 3
+    assert not (tmp_path / "failures.txt").exists()
+
+
+class Stream:
+    """A non-terminal stream that keeps the lines written to it."""
+
+    def __init__(self, lines):
+        self.lines = lines
+
+    def isatty(self):
+        return False
+
+    def write(self, text):
+        self.lines += [line for line in text.splitlines() if line]
+
+    def flush(self):
+        pass
