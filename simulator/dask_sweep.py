@@ -10,6 +10,7 @@ sweep resumes like a local one.
 
 from __future__ import annotations
 
+import logging
 import re
 import tempfile
 import time
@@ -71,7 +72,9 @@ def connect(scheduler: str, *, timeout: float = 10.0, log=print):
             raise InputError(f"--scheduler {scheduler}: local:K needs K >= 1 workers")
         with warnings.catch_warnings():  # the dashboard's port may be taken: Dask then picks another
             warnings.simplefilter("ignore")
-            cluster = distributed.LocalCluster(n_workers=k, threads_per_worker=1, processes=True)
+            cluster = distributed.LocalCluster(
+                n_workers=k, threads_per_worker=1, processes=True, silence_logs=logging.ERROR
+            )
         client = distributed.Client(cluster)
     elif ADDRESS.fullmatch(scheduler):
         cluster = None
@@ -143,7 +146,7 @@ def run_on_dask(todo: list[tuple[RunConfig, Path]], client, counter) -> list[tup
                     counter.update(failed=1)
                 future.release()  # its files are written: free the worker's copy
                 keys.discard(future.key)
-            if time.monotonic() - polled >= 1.0:
+            if time.monotonic() - polled >= 0.5:
                 counter.update(running=_running(client, keys))
                 polled = time.monotonic()
             if not batch:

@@ -43,10 +43,11 @@ class RunCounter:
         self._bar = None
         self._printed = None  # the counts last printed, and when
         self._last = -float("inf")
+        self._started = False
 
     def start(self, total: int) -> None:
         """Count ``total`` runs to do (the bar appears now, on a terminal)."""
-        self.total = total
+        self.total, self._started = total, True
         if not self.quiet and self.stream.isatty():
             from tqdm import tqdm
 
@@ -75,5 +76,5 @@ class RunCounter:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-        elif not self.quiet and self._printed != (self.finished, self.running, self.failed):
+        elif self._started and not self.quiet and self._printed != (self.finished, self.running, self.failed):
             self._print((self.finished, self.running, self.failed))

@@ -94,7 +94,6 @@ def run_sweep(
         shutil.rmtree(leftover, ignore_errors=True)
     todo = [(c, runs / run_name(c)) for c in configs if not (runs / run_name(c) / "summary.json").exists()]
     counter = counter or RunCounter(quiet=True)
-    counter.start(len(todo))
     if len(todo) < len(configs):
         log(f"{len(configs) - len(todo)} of {len(configs)} runs are complete already; {len(todo)} to run")
     failures: list[tuple[str, str]] = []
@@ -102,9 +101,12 @@ def run_sweep(
         from simulator.dask_sweep import connect, run_on_dask
 
         with connect(scheduler, log=log) as client:
+            counter.start(len(todo))
             failures = run_on_dask(todo, client, counter)
-    elif todo:
-        failures = _run_local(todo, jobs or os.cpu_count() or 1, counter)
+    else:
+        counter.start(len(todo))
+        if todo:
+            failures = _run_local(todo, jobs or os.cpu_count() or 1, counter)
     counter.close()
     report = out / "failures.txt"
     if failures:

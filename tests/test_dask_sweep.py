@@ -239,3 +239,12 @@ class Stream:
 
     def flush(self):
         pass
+
+
+def test_workers_with_another_stragglersim_version_are_refused(monkeypatch):
+    import simulator.dask_sweep as dask_sweep
+
+    monkeypatch.setattr(dask_sweep, "__version__", "0.0.0-client")
+    with pytest.raises(InputError, match=r"worker tcp://127.0.0.1:\d+ has stragglersim .*, this client 0.0.0-client"):
+        with dask_sweep.connect("local:1"):
+            pass
