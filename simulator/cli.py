@@ -42,7 +42,7 @@ def add_run_options(p: argparse.ArgumentParser, *, replay: bool = False, sweep: 
             default=None,
             metavar="ADDRESS",
             help="run on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, or local:K for a "
-            "LocalCluster of K workers (needs stragglersim[cluster])",
+            "LocalCluster of K workers (needs the cluster extra: pip install '.[cluster]')",
         )
     else:
         p.add_argument("--strategy", default=d.strategy, help=f"one of {', '.join(STRATEGIES)} (default: {d.strategy})")

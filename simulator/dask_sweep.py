@@ -27,7 +27,7 @@ from simulator.results import staged_dir
 
 LOCAL = re.compile(r"local:(\d+)")
 ADDRESS = re.compile(r"(tcp|tls|ucx|ws|wss)://\S+|[^\s:/]+:\d+")
-INSTALL = "pip install 'stragglersim[cluster]'"
+INSTALL = "pip install '.[cluster]' in a stragglersim checkout"
 
 
 def compute_files(config: RunConfig) -> dict[str, bytes]:
@@ -64,7 +64,7 @@ def connect(scheduler: str, *, timeout: float = 10.0, log=print):
     try:
         import distributed
     except ImportError:
-        raise InputError(f"--scheduler needs Dask distributed: {INSTALL}") from None
+        raise InputError(f"--scheduler needs Dask distributed: install the cluster extra ({INSTALL})") from None
     local = LOCAL.fullmatch(scheduler)
     if local:
         k = int(local[1])
@@ -109,7 +109,10 @@ def _check_workers(client, scheduler: str) -> None:
 
     for worker, answer in client.run(version, on_error="return").items():
         if isinstance(answer, BaseException):
-            raise InputError(f"--scheduler {scheduler}: worker {worker} cannot run stragglersim ({answer}): {INSTALL}")
+            raise InputError(
+                f"--scheduler {scheduler}: worker {worker} cannot run stragglersim ({answer}): "
+                f"install it there ({INSTALL})"
+            )
         if answer != __version__:
             raise InputError(
                 f"--scheduler {scheduler}: worker {worker} has stragglersim {answer}, this client {__version__}: "

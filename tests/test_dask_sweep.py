@@ -185,7 +185,7 @@ def test_scheduler_errors_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch)
     assert "--jobs: local processes only" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if the extra were not installed
     assert main([*base, "--scheduler", "tcp://127.0.0.1:1"]) == 2
-    assert "pip install 'stragglersim[cluster]'" in capsys.readouterr().err
+    assert "needs Dask distributed: install the cluster extra (pip install '.[cluster]'" in capsys.readouterr().err
     assert not (tmp_path / "s" / "results.csv").exists()
 
 
