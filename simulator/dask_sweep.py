@@ -51,6 +51,26 @@ def write_files(out: Path, files: dict[str, bytes]) -> None:
             (tmp / relative).write_bytes(data)
 
 
+def check_scheduler(scheduler: str) -> int | None:
+    """Check ``--scheduler`` (and that Dask distributed is installed) before anything runs.
+
+    Returns:
+        K for ``local:K``; None for the address of a running scheduler.
+    """
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise InputError(f"--scheduler needs Dask distributed: install the cluster extra ({INSTALL})") from None
+    local = LOCAL.fullmatch(scheduler)
+    if local and int(local[1]) < 1:
+        raise InputError(f"--scheduler {scheduler}: local:K needs K >= 1 workers")
+    if local:
+        return int(local[1])
+    if not ADDRESS.fullmatch(scheduler):
+        raise InputError(f"--scheduler {scheduler}: expected tcp://HOST:PORT (a running dask scheduler) or local:K")
+    return None
+
+
 @contextmanager
 def connect(scheduler: str, *, timeout: float = 10.0, log=print):
     """A ``distributed.Client`` for ``tcp://HOST:PORT`` (a running ``dask scheduler``) or for
@@ -61,22 +81,17 @@ def connect(scheduler: str, *, timeout: float = 10.0, log=print):
         InputError: distributed is not installed, the address is malformed, no scheduler
             answers within ``timeout`` seconds, or a worker lacks stragglersim or has another version.
     """
-    try:
-        import distributed
-    except ImportError:
-        raise InputError(f"--scheduler needs Dask distributed: install the cluster extra ({INSTALL})") from None
-    local = LOCAL.fullmatch(scheduler)
-    if local:
-        k = int(local[1])
-        if k < 1:
-            raise InputError(f"--scheduler {scheduler}: local:K needs K >= 1 workers")
+    k = check_scheduler(scheduler)
+    import distributed
+
+    if k is not None:
         with warnings.catch_warnings():  # the dashboard's port may be taken: Dask then picks another
             warnings.simplefilter("ignore")
             cluster = distributed.LocalCluster(
                 n_workers=k, threads_per_worker=1, processes=True, silence_logs=logging.ERROR
             )
         client = distributed.Client(cluster)
-    elif ADDRESS.fullmatch(scheduler):
+    else:
         cluster = None
         try:
             client = distributed.Client(scheduler, timeout=timeout)
@@ -84,8 +99,6 @@ def connect(scheduler: str, *, timeout: float = 10.0, log=print):
             raise InputError(
                 f"--scheduler {scheduler}: no Dask scheduler answered within {timeout:g} s ({err})"
             ) from None
-    else:
-        raise InputError(f"--scheduler {scheduler}: expected tcp://HOST:PORT (a running dask scheduler) or local:K")
     try:
         _check_workers(client, scheduler)
         nthreads = client.nthreads()

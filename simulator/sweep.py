@@ -88,6 +88,10 @@ def run_sweep(
     """
     for config in configs:
         config.validate()  # every input error before any run starts
+    if scheduler is not None:
+        from simulator.dask_sweep import check_scheduler
+
+        check_scheduler(scheduler)
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     for leftover in runs.glob(".*.tmp-*"):  # a run killed mid-write: incomplete, never renamed

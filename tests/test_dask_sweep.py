@@ -176,7 +176,9 @@ def test_a_local_dask_cluster_gives_the_local_results(tmp_path):
 
 
 def test_scheduler_errors_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
-    base = ["sweep", "--timing-only", "--quiet", "--out", str(tmp_path / "s")]
+    base = ["sweep", "--timing-only", "--quiet", "--steps", "20", "--out", str(tmp_path / "s")]
+    assert main([*base, "--jobs", "1"]) == 0  # a complete sweep: the scheduler is checked all the same
+    results = (tmp_path / "s" / "results.csv").read_bytes()
     assert main([*base, "--scheduler", "not an address"]) == 2
     assert "--scheduler not an address: expected tcp://HOST:PORT" in capsys.readouterr().err
     assert main([*base, "--scheduler", "local:0"]) == 2
@@ -186,7 +188,7 @@ def test_scheduler_errors_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch)
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if the extra were not installed
     assert main([*base, "--scheduler", "tcp://127.0.0.1:1"]) == 2
     assert "needs Dask distributed: install the cluster extra (pip install '.[cluster]'" in capsys.readouterr().err
-    assert not (tmp_path / "s" / "results.csv").exists()
+    assert (tmp_path / "s" / "results.csv").read_bytes() == results
 
 
 def test_an_unreachable_scheduler_is_a_clear_error(tmp_path):
