@@ -212,19 +212,20 @@ def add_run_options(p: argparse.ArgumentParser, *, replay: bool = False, sweep: 
     t.add_argument("--target-loss", type=float, default=None, metavar="LOSS", help="test loss that ends the run")
     t.add_argument("--stop-at-target", action=argparse.BooleanOptionalAction, default=True, help="stop when reached")
     t.add_argument("--gradient-quality", action="store_true", help="compare each update with a large-batch gradient")
-    t.add_argument(
-        "--checkpoint-every",
-        default="",
-        metavar="K",
-        help="save a checkpoint to DIR.checkpoint every K updates (a multiple of --eval-every)",
-    )
-    t.add_argument(
-        "--resume",
-        type=Path,
-        default=None,
-        metavar="CHECKPOINT",
-        help="continue a run from its checkpoint folder (its configuration; --out says where)",
-    )
+    if not sweep:  # checkpoints belong to single runs; a sweep resumes run by run
+        t.add_argument(
+            "--checkpoint-every",
+            default="",
+            metavar="K",
+            help="save a checkpoint to DIR.checkpoint every K updates (a multiple of --eval-every)",
+        )
+        t.add_argument(
+            "--resume",
+            type=Path,
+            default=None,
+            metavar="CHECKPOINT",
+            help="continue a run from its checkpoint folder (its configuration; --out says where)",
+        )
     t.add_argument(
         "--reference-batch", type=int, default=d.reference_batch, metavar="n", help="examples of that gradient"
     )
@@ -506,6 +507,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     backups = parse_int_list(args.backups, "--backups")
     seeds = parse_int_list(args.seeds, "--seeds")
     values = {**vars(args), "strategy": strategies[0], "workers": workers[0], "backups": 0, "seed": seeds[0]}
+    values["checkpoint_every"] = ""
     base = RunConfig(**{f.name: values[f.name] for f in fields(RunConfig)})
     if args.total_workers is not None and min(workers) > args.total_workers:
         raise InputError(f"--total-workers {args.total_workers}: smaller than --workers")
