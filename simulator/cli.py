@@ -507,8 +507,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     backups = parse_int_list(args.backups, "--backups")
     seeds = parse_int_list(args.seeds, "--seeds")
     values = {**vars(args), "strategy": strategies[0], "workers": workers[0], "backups": 0, "seed": seeds[0]}
-    values["checkpoint_every"] = ""
-    base = RunConfig(**{f.name: values[f.name] for f in fields(RunConfig)})
+    base = RunConfig(**{f.name: values[f.name] for f in fields(RunConfig) if f.name in values})  # the rest: defaults
     if args.total_workers is not None and min(workers) > args.total_workers:
         raise InputError(f"--total-workers {args.total_workers}: smaller than --workers")
     configs = grid(
@@ -518,10 +517,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise InputError("the sweep is empty: only --strategy backup takes --backups > 0")
     if args.out.exists() and not args.out.is_dir():
         raise InputError(f"--out {args.out}: exists and is not a directory")
-    if args.scheduler is not None and args.jobs is not None:
-        raise InputError("--jobs: local processes only; with --scheduler the cluster's workers run the sweep")
-    if args.jobs is not None and args.jobs < 1:
-        raise InputError(f"--jobs {args.jobs}: must be at least 1")
     counter = RunCounter(quiet=args.quiet)
     try:
         summaries = run_sweep(

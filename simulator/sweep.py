@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from simulator.config import RunConfig
-from simulator.errors import RunsFailed
+from simulator.errors import InputError, RunsFailed
 from simulator.progress import RunCounter
 from simulator.results import read_csv
 
@@ -88,9 +88,13 @@ def run_sweep(
     """
     for config in configs:
         config.validate()  # every input error before any run starts
+    if jobs is not None and jobs < 1:
+        raise InputError(f"--jobs {jobs}: must be at least 1")
     if scheduler is not None:
         from simulator.dask_sweep import check_scheduler
 
+        if jobs is not None:
+            raise InputError("--jobs: local processes only; with --scheduler the cluster's workers run the sweep")
         check_scheduler(scheduler)
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
@@ -136,7 +140,7 @@ def _run_local(todo: list[tuple[RunConfig, Path]], jobs: int, counter: RunCounte
             try:
                 _run(config, str(path))
             except Exception as err:
-                failures.append((path.name, "".join(traceback.format_exception(err)).rstrip()))
+                failures.append((path.name, _traceback(err)))
                 counter.update(failed=1, running=0)
             else:
                 counter.update(finished=1, running=0)
@@ -148,13 +152,16 @@ def _run_local(todo: list[tuple[RunConfig, Path]], jobs: int, counter: RunCounte
         for future in as_completed(futures):
             left -= 1
             if future.exception() is not None:
-                failures.append(
-                    (futures[future].name, "".join(traceback.format_exception(future.exception())).rstrip())
-                )
+                failures.append((futures[future].name, _traceback(future.exception())))
                 counter.update(failed=1, running=min(jobs, left))
             else:
                 counter.update(finished=1, running=min(jobs, left))
     return failures
+
+
+def _traceback(err: BaseException) -> str:
+    """The error with its traceback (a pool's error carries the worker's traceback as its cause)."""
+    return "".join(traceback.format_exception(err)).rstrip()
 
 
 def write_results(summaries: list[dict], path: Path) -> None:

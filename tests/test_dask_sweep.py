@@ -185,6 +185,8 @@ def test_scheduler_errors_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch)
     assert "local:K needs K >= 1" in capsys.readouterr().err
     assert main([*base, "--scheduler", "local:2", "--jobs", "2"]) == 2
     assert "--jobs: local processes only" in capsys.readouterr().err
+    assert main([*base, "--jobs", "0"]) == 2
+    assert "--jobs 0: must be at least 1" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if the extra were not installed
     assert main([*base, "--scheduler", "tcp://127.0.0.1:1"]) == 2
     assert "needs Dask distributed: install the cluster extra (pip install '.[cluster]'" in capsys.readouterr().err
