@@ -45,6 +45,11 @@ def order_mean(model: LatencyModel, k: int, n: int) -> float:
     closed = _exponential_params(model)
     if closed is not None:
         return exponential_order_mean(k, n, *closed)
+    return _quantile_moment(model, k, n, 1)
+
+
+def _quantile_moment(model: LatencyModel, k: int, n: int, power: int) -> float:
+    """E[X_{k:n}^power] = ∫_0^1 F^{-1}(u)^power · Beta(k, n-k+1).pdf(u) du, by quadrature."""
     beta = stats.beta(k, n - k + 1)
     # Split at the Beta mode so quad sees the peak for large n.
     mode = (k - 1) / (n - 1) if n > 1 else 0.5
@@ -52,7 +57,7 @@ def order_mean(model: LatencyModel, k: int, n: int) -> float:
     total = 0.0
     for a, b in zip(points, points[1:], strict=False):
         if b > a:
-            value, _ = integrate.quad(lambda u: float(model.ppf(u)) * beta.pdf(u), a, b, limit=400)
+            value, _ = integrate.quad(lambda u: float(model.ppf(u)) ** power * beta.pdf(u), a, b, limit=400)
             total += value
     return total
 
@@ -101,15 +106,7 @@ def order_second_moment(model: LatencyModel, k: int, n: int) -> float:
         rate, shift = closed
         mean = exponential_order_mean(k, n, rate, shift)
         return exponential_order_var(k, n, rate) + mean**2
-    beta = stats.beta(k, n - k + 1)
-    mode = (k - 1) / (n - 1) if n > 1 else 0.5
-    points = sorted({0.0, mode, 1.0})
-    total = 0.0
-    for a, b in zip(points, points[1:], strict=False):
-        if b > a:
-            value, _ = integrate.quad(lambda u: float(model.ppf(u)) ** 2 * beta.pdf(u), a, b, limit=400)
-            total += value
-    return total
+    return _quantile_moment(model, k, n, 2)
 
 
 def order_std(model: LatencyModel, k: int, n: int) -> float:
