@@ -48,6 +48,8 @@ def expected_order_statistic(quantiles: np.ndarray, probabilities: np.ndarray, k
 class AdaptiveBackup(CancelAtUpdate):
     """K-sync with K chosen online by the rule in the module docstring."""
 
+    per_update_varies = True  # K changes as the run goes
+
     def __init__(self, workers: int, batch_size: int, noise_scale: float, every: int = 20, k_min: int = 1):
         super().__init__(workers, 0)
         self.n_workers, self.per_update = workers, workers

@@ -689,7 +689,7 @@ def describe(s: dict, out: Path) -> str:
         f"  {s['updates']} updates in {s['sim_time']:.6g} s simulated: "
         f"mean iteration time {s['mean_iteration_time']:.6g} s",
         f"  gradients: {s['gradients_computed']} computed, {s['gradients_applied']} applied, "
-        f"{s['gradients_dropped']} dropped, {s['gradients_cancelled']} cancelled; "
+        f"{s['gradients_dropped']} dropped, {s['gradients_cancelled']} cancelled, {s['gradients_failed']} failed; "
         f"{s['repeat_contributions']} repeat contributions",
     ]
     if s.get("trace_exhausted"):
@@ -701,6 +701,11 @@ def describe(s: dict, out: Path) -> str:
         lines.append(
             f"  {s['model']} on {s['dataset']} ({s['device']}): test loss {s['final_test_loss']:.4g}{accuracy}"
         )
+        if isinstance(s.get("gradients_per_update"), float):  # a varying count (deadline, adaptive-backup)
+            lines.append(
+                f"  gradients averaged per update: mean {s['gradients_per_update']:.4g} "
+                f"(effective batch {s['effective_batch_size']:.4g} examples)"
+            )
         if s["target_accuracy"] is not None or s["target_loss"] is not None:
             reached = (
                 f"reached after {s['updates_to_target']} updates, {s['time_to_target']:.6g} s simulated"

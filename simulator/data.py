@@ -9,6 +9,15 @@ a gradient that is dropped and never computed does not shift anyone's data.
   under-represented in the updates, as on a real cluster.
 - ``by-work``: as ``sharded``, but the shards are contiguous ranges of the examples sorted by
   their work (see ``workload.py``): worker 0 gets the lightest examples.
+
+The rule in plain NumPy (the README repeats it; ``tests/test_reference.py`` re-derives it), with
+``rng(*key) = default_rng(SeedSequence(seed, spawn_key=key))``:
+
+- ``shared``: batch d of worker w is ``rng(2, w, d // 64).integers(0, n_train, size=(64,
+  batch_size), dtype=int32)[d % 64]``;
+- ``sharded``: shard w is ``rng(3).permutation(n_train)[w::n_workers]``; example i of batch d sits
+  at position p = d * batch_size + i of the worker's sweep and is
+  ``shard[rng(2, w, p // len(shard)).permutation(len(shard))[p % len(shard)]]``.
 """
 
 from __future__ import annotations

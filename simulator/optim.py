@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import optax
 
 
@@ -14,17 +15,54 @@ def learning_rate(config, gradients_per_update: int):
         Goyal et al. 2017 (linear scaling rule); Chen et al. 2016, Inception setting: ×0.94
         every 2 epochs (here every ``lr_decay_steps`` updates).
     """
-    scale = {"none": 1.0, "linear": gradients_per_update, "sqrt": math.sqrt(gradients_per_update)}[config.lr_scaling]
-    lr = config.lr * scale
+    lr = config.lr * count_scale(config.lr_scaling, gradients_per_update)
     if config.lr_schedule == "exponential":
         return optax.exponential_decay(lr, config.lr_decay_steps, config.lr_decay_rate, staircase=True)
     return lr
 
 
-def make_optimizer(config, gradients_per_update: int) -> optax.GradientTransformation:
+def count_scale(scaling: str, gradients):
+    """The factor ``--lr-scaling`` puts on the learning rate of an update averaging ``gradients``."""
+    if scaling == "linear":
+        return gradients
+    if scaling == "sqrt":
+        return math.sqrt(gradients) if isinstance(gradients, int | float) else jax.numpy.sqrt(gradients)
+    return 1.0
+
+
+def make_optimizer(config, gradients_per_update: int, *, counted: bool = False) -> optax.GradientTransformationExtraArgs:
     """``sgd``, ``momentum``, ``rmsprop`` (decay 0.9, momentum 0.9, eps 1.0, the paper's
-    Inception setting) or ``adam``."""
-    lr = learning_rate(config, gradients_per_update)
+    Inception setting) or ``adam``.
+
+    Args:
+        gradients_per_update: what ``--lr-scaling`` scales the learning rate with when every
+            update averages the same number of gradients.
+        counted: updates average a varying number of gradients (``deadline``,
+            ``adaptive-backup``): with ``--lr-scaling``, ``update`` then takes the number
+            actually averaged as the keyword ``gradients`` and scales that update's learning
+            rate with it, where optax applies the learning rate.
+    """
+    if not counted or config.lr_scaling == "none":
+        return optax.with_extra_args_support(_optimizer(config, learning_rate(config, gradients_per_update)))
+    lr = learning_rate(config, 1)
+    per_count = optax.GradientTransformationExtraArgs(
+        lambda params: optax.EmptyState(),
+        lambda updates, state, params=None, *, gradients, **extra: (
+            jax.tree_util.tree_map(lambda u: u * count_scale(config.lr_scaling, gradients), updates),
+            state,
+        ),
+    )
+    if config.optimizer == "rmsprop":  # its momentum trace follows the learning rate
+        return optax.chain(
+            optax.scale_by_rms(decay=0.9, eps=1.0),
+            optax.scale_by_learning_rate(lr),
+            per_count,
+            optax.trace(decay=0.9),
+        )
+    return optax.chain(_optimizer(config, lr), per_count)  # the learning rate is their last factor
+
+
+def _optimizer(config, lr) -> optax.GradientTransformation:
     if config.optimizer == "sgd":
         return optax.sgd(lr)
     if config.optimizer == "momentum":

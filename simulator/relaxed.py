@@ -106,6 +106,8 @@ class Deadline(Strategy):
     Late gradients are dropped and their workers restart on the newest parameters.
     """
 
+    per_update_varies = True  # anywhere from 1 to P gradients
+
     def __init__(self, workers: int, timeout: float):
         self.n_workers, self.per_update, self.timeout = workers, workers, timeout
 

@@ -16,6 +16,7 @@ class RunResult:
     log: object
     summary: dict
     tables: dict  # extra CSV files: {name: (header, lines)}
+    params: object = None  # with training: the final parameters (a pytree of NumPy arrays)
 
 
 def execute(config: RunConfig, *, progress=NULL_PROGRESS, checkpoints=None, resume=None) -> RunResult:
@@ -24,7 +25,7 @@ def execute(config: RunConfig, *, progress=NULL_PROGRESS, checkpoints=None, resu
     Raises:
         InputError: bad configuration or input files, or a trace used up before any update.
     """
-    tables = {}
+    tables, params = {}, None
     if config.timing_only:
         from simulator import fastpath
 
@@ -43,9 +44,10 @@ def execute(config: RunConfig, *, progress=NULL_PROGRESS, checkpoints=None, resu
         summary = {**log.summary(config), **result.summary}
         tables["metrics.csv"] = (TrainingResult.METRICS_FIELDS, result.metric_lines())
         tables["training.csv"] = (TrainingResult.STEPS_FIELDS, result.step_lines())
+        params = result.params
     if not log.updates and log.exhausted:
         raise InputError(f"--latency {config.latency}: the trace was used up before the first update")
-    return RunResult(config, log, summary, tables)
+    return RunResult(config, log, summary, tables, params)
 
 
 def execute_and_write(config: RunConfig, out: Path, *, overwrite: bool = False) -> dict:

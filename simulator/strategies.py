@@ -78,12 +78,16 @@ class Strategy:
 
     Attributes:
         n_workers: worker processes.
-        per_update: gradients averaged per update (for learning-rate scaling).
+        per_update: gradients averaged per update (for learning-rate scaling); at most this
+            many where ``per_update_varies``.
+        per_update_varies: updates average a varying number of gradients (learning-rate
+            scaling then follows the number each update actually averaged).
         stale: whether applied gradients can be stale (the trainer then keeps past versions).
     """
 
     semantics = None
     stale = False
+    per_update_varies = False
     n_workers: int
     per_update: int
 

@@ -52,6 +52,7 @@ class TrainingResult:
     metrics: list[tuple] = field(default_factory=list)  # (update, sim_time, train_loss, test_loss, test_accuracy)
     steps: list[tuple] = field(default_factory=list)  # (update, sim_time, samples, train_loss, cosine, rel_error)
     summary: dict = field(default_factory=dict)
+    params: object = None  # the final parameters (a pytree of NumPy arrays)
 
     METRICS_FIELDS = ("update", "sim_time", "train_loss", "test_loss", "test_accuracy")
     STEPS_FIELDS = ("update", "sim_time", "samples", "train_loss", "cosine", "relative_error")
@@ -61,6 +62,11 @@ class TrainingResult:
 
     def step_lines(self):
         return (",".join(_cell(v) for v in row) + "\n" for row in self.steps)
+
+
+def _number(x: float) -> int | float:
+    """``x`` as an int when it is one (so a constant count prints as before)."""
+    return int(x) if float(x).is_integer() else float(x)
 
 
 def _cell(v) -> str:
@@ -103,6 +109,7 @@ def train(config: RunConfig, *, progress=NULL_PROGRESS, checkpoints: Path | None
         config.lr_decay_steps,
         config.lr_scaling,
         sim.strategy.per_update,
+        sim.strategy.per_update_varies,
     )
     trainer = Trainer(
         config,
@@ -142,6 +149,7 @@ class Trainer:
             value = float(config.checkpoint_every.rstrip("s"))
             self.checkpoint_every = int(value) if mode == "updates" else max(1, round(value / every))
         self.per_update = sim.strategy.per_update
+        self.counted = sim.strategy.per_update_varies  # --lr-scaling with the gradients actually averaged
         work = example_work(dataset.x_train) if config.data_partition == "by-work" else None
         self.batches = WorkerBatches(
             len(dataset.x_train), config.batch_size, config.total_workers, config.data_partition, config.seed, work=work
@@ -152,13 +160,14 @@ class Trainer:
             (jax.device_put(dataset.x_test[i : i + EVAL_CHUNK]), jax.device_put(dataset.y_test[i : i + EVAL_CHUNK]))
             for i in range(0, len(dataset.x_test), EVAL_CHUNK)
         ]
-        self.optimizer = make_optimizer(config, self.per_update)
+        self.optimizer = make_optimizer(config, self.per_update, counted=self.counted)
         self.params, self.opt_state = params, self.optimizer.init(params)
         self.version = 0
         self.history = VersionRing(params) if sim.strategy.stale else None
         self._queued: list[np.ndarray] = []  # deferred fused updates (mini-batch indices)
         self._stale: list[tuple] = []  # deferred async updates: (index, version read, indices, lr scale)
         self._losses: list = []  # device arrays of per-update training losses, in order
+        self._used: list[tuple[int, int]] = []  # per applied update: (gradients averaged, examples used)
         self._eval_mark = 0  # len(self._losses) at the last evaluation
         self.diverged: str | None = None  # why training stopped on a non-finite loss
         functions = _COMPILED.get(cache_key) if cache_key is not None else None
@@ -174,7 +183,8 @@ class Trainer:
     def _build_functions(self) -> tuple:
         """The jitted functions: fused step, scan of fused steps, gradient, optimizer step,
         evaluation, gradients at stacked versions (vmap), sequence of optimizer steps."""
-        model, optimizer = self.model, self.optimizer
+        model, optimizer, batch_size = self.model, self.optimizer, self.config.batch_size
+        extra = (lambda count: {"gradients": count}) if self.counted else (lambda count: {})
 
         def loss_at(params, x, y, idx):
             return model.loss(params, jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0))
@@ -183,11 +193,12 @@ class Trainer:
 
         def fused_step(params, opt_state, x, y, idx):
             loss, grads = grad_fn(params, x, y, idx)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
+            count = idx.shape[0] // batch_size  # mini-batches concatenated in idx
+            updates, opt_state = optimizer.update(grads, opt_state, params, **extra(count))
             return optax.apply_updates(params, updates), opt_state, loss
 
-        def apply_step(params, opt_state, grads):
-            updates, opt_state = optimizer.update(grads, opt_state, params)
+        def apply_step(params, opt_state, grads, count=1):
+            updates, opt_state = optimizer.update(grads, opt_state, params, **extra(count))
             return optax.apply_updates(params, updates), opt_state
 
         def scan_steps(params, opt_state, x, y, idxs):
@@ -245,6 +256,9 @@ class Trainer:
             state = checkpoint.restore(self.resume, self, result)
             consumed, next_time = state["consumed"], state["next_time"]
             quality = [tuple(q) for q in state["quality"]]
+            if "used" not in state:
+                raise InputError(f"--resume {self.resume}: a checkpoint of an older stragglersim (no 'used'); rerun")
+            self._used = [tuple(u) for u in state["used"]]
             reached = tuple(state["reached"]) if state["reached"] else None
         else:
             self._record_eval(result, 0, 0.0)
@@ -276,14 +290,18 @@ class Trainer:
         if last is not None and result.metrics[-1][0] != last.index:
             reached = reached or self._record_eval(result, last.index, last.time)
         losses = [float(v) for v in np.concatenate(jax.device_get(self._losses))] if self._losses else []
-        for u, loss, (cos, err) in zip(self.sim.log.updates, losses, quality, strict=False):
-            result.steps.append((u.index, u.time, len(u.gradients) * config.batch_size, loss, cos, err))
+        for u, loss, (cos, err), (_, samples) in zip(self.sim.log.updates, losses, quality, self._used, strict=False):
+            result.steps.append((u.index, u.time, samples, loss, cos, err))
+        used = np.asarray(self._used[: len(self.sim.log.updates)], dtype=float).reshape(-1, 2)
+        counts, samples = used.mean(axis=0) if len(used) else (float(self.per_update), float(self.per_update * config.batch_size))
         final = result.metrics[-1]
+        result.params = jax.device_get(self.params)
         result.summary = {
             "model": config.model,
             "dataset": config.dataset,
             "batch_size": config.batch_size,
-            "effective_batch_size": self.per_update * config.batch_size,
+            "effective_batch_size": _number(samples),  # mean examples per update
+            "gradients_per_update": _number(counts),  # mean gradients averaged per update
             "optimizer": config.optimizer,
             "lr": config.lr,
             "param_count": self.model.param_count(self.params),
@@ -308,7 +326,7 @@ class Trainer:
     def _checkpoint(self, result, consumed: int, next_time: float, quality: list, reached) -> None:
         from simulator import checkpoint
 
-        state = {"consumed": consumed, "next_time": next_time, "quality": quality, "reached": reached}
+        state = {"consumed": consumed, "next_time": next_time, "quality": quality, "reached": reached, "used": self._used}
         checkpoint.save(self.checkpoints, self.config, self, result, state)
 
     def _apply_update(self, update) -> tuple[float, float]:
@@ -321,6 +339,7 @@ class Trainer:
             if self._queued and (len(self._queued) == MAX_FUSED or len(self._queued[0]) != len(idx)):
                 self._flush()
             self._queued.append(idx)
+            self._used.append((len(gradients), len(idx)))
             self.version = update.index
             return math.nan, math.nan
         self._flush()
@@ -329,7 +348,9 @@ class Trainer:
             if len(self._stale) == MAX_FUSED:
                 self._flush_stale()
             scale = 1.0 / g.staleness if self.config.staleness_lr and g.staleness else 1.0
-            self._stale.append((update.index, g.version, self.batches.indices(g.worker, g.index), scale))
+            idx = self.batches.indices(g.worker, g.index)
+            self._stale.append((update.index, g.version, idx, scale))
+            self._used.append((1, len(idx)))
             self.version = update.index
             return math.nan, math.nan
         self._flush_stale()
@@ -337,11 +358,13 @@ class Trainer:
         if all(g.version == self.version for g in gradients) and not self.config.gradient_quality:
             idx = self._indices(gradients)
             self.params, self.opt_state, loss = self._fused(self.params, self.opt_state, self.x, self.y, idx)
+            used = len(idx)
         else:
-            loss, grads = self._gradient(gradients)
+            loss, grads, used = self._gradient(gradients)
             if self.config.gradient_quality:
                 quality = self._quality(grads)
-            self.params, self.opt_state = self._apply_grads(self.params, self.opt_state, grads)
+            self.params, self.opt_state = self._apply_grads(self.params, self.opt_state, grads, len(gradients))
+        self._used.append((len(gradients), used))
         self._losses.append(jnp.reshape(loss, (1,)))
         self.version = update.index
         if self.history is not None:
@@ -389,7 +412,8 @@ class Trainer:
         return jnp.asarray(np.concatenate([self.batches.indices(g.worker, g.index) for g in gradients]))
 
     def _gradient(self, gradients):
-        """Mean gradient and loss of ``gradients``, each at the version its worker read.
+        """Mean gradient and loss of ``gradients``, each at the version its worker read, and
+        the number of examples they used.
 
         With ``staleness_lr`` a gradient of staleness τ > 0 is scaled by 1/τ (Zhang et al. 2016).
         """
@@ -397,15 +421,17 @@ class Trainer:
         for g in gradients:
             scale = 1.0 / g.staleness if self.config.staleness_lr and g.staleness else 1.0
             groups.setdefault((g.version, scale), []).append(g)
-        total_loss, total_grads = 0.0, None
+        total_loss, total_grads, used = 0.0, None, 0
         for (version, scale), group in groups.items():
             params = self.params if version == self.version else self._params_at(version)
-            loss, grads = self._grad(params, self.x, self.y, self._indices(group))
+            idx = self._indices(group)
+            used += len(idx)
+            loss, grads = self._grad(params, self.x, self.y, idx)
             weight = len(group) / len(gradients)
             total_loss = total_loss + weight * loss
             scaled = jax.tree_util.tree_map(lambda a, w=weight * scale: w * a, grads)
             total_grads = scaled if total_grads is None else jax.tree_util.tree_map(jnp.add, total_grads, scaled)
-        return total_loss, total_grads
+        return total_loss, total_grads, used
 
     def _params_at(self, version: int):
         return self.history.get(version)
