@@ -30,7 +30,7 @@ def count_scale(scaling: str, gradients):
     return 1.0
 
 
-def make_optimizer(config, gradients_per_update: int, *, counted: bool = False) -> optax.GradientTransformationExtraArgs:
+def make_optimizer(config, gradients_per_update: int, *, counted: bool = False) -> optax.GradientTransformation:
     """``sgd``, ``momentum``, ``rmsprop`` (decay 0.9, momentum 0.9, eps 1.0, the paper's
     Inception setting) or ``adam``.
 

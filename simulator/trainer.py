@@ -293,7 +293,7 @@ class Trainer:
         for u, loss, (cos, err), (_, samples) in zip(self.sim.log.updates, losses, quality, self._used, strict=False):
             result.steps.append((u.index, u.time, samples, loss, cos, err))
         used = np.asarray(self._used[: len(self.sim.log.updates)], dtype=float).reshape(-1, 2)
-        counts, samples = used.mean(axis=0) if len(used) else (float(self.per_update), float(self.per_update * config.batch_size))
+        counts, samples = used.mean(axis=0) if len(used) else (self.per_update, self.per_update * config.batch_size)
         final = result.metrics[-1]
         result.params = jax.device_get(self.params)
         result.summary = {
@@ -326,7 +326,8 @@ class Trainer:
     def _checkpoint(self, result, consumed: int, next_time: float, quality: list, reached) -> None:
         from simulator import checkpoint
 
-        state = {"consumed": consumed, "next_time": next_time, "quality": quality, "reached": reached, "used": self._used}
+        state = {"consumed": consumed, "next_time": next_time, "quality": quality, "reached": reached}
+        state["used"] = self._used
         checkpoint.save(self.checkpoints, self.config, self, result, state)
 
     def _apply_update(self, update) -> tuple[float, float]:

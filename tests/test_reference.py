@@ -35,7 +35,9 @@ CASES = {
     "sync": dict(strategy="sync", workers=4),
     "backup-tf-with-failures": dict(strategy="backup", workers=4, backups=2, semantics="tf", fail_at="1@3-8"),
     "backup-drop": dict(strategy="backup", workers=4, backups=2, semantics="drop"),
-    "backup-cancel-sharded": dict(strategy="backup", workers=4, backups=2, semantics="cancel", data_partition="sharded"),
+    "backup-cancel-sharded": dict(
+        strategy="backup", workers=4, backups=2, semantics="cancel", data_partition="sharded"
+    ),
     "async": dict(strategy="async", workers=8),
     "async-cutoff": dict(strategy="async", workers=8, staleness_cutoff=4),
     "async-staleness-lr-momentum": dict(strategy="async", workers=6, staleness_lr=True, optimizer="momentum", lr=0.05),
@@ -72,7 +74,8 @@ class Batches:
             return rng(self.seed, 2, w, d // 64).integers(0, self.n_train, size=(64, BATCH), dtype=np.int32)[d % 64]
         shard = self.shards[w]
         positions = d * BATCH + np.arange(BATCH)
-        return np.array([shard[rng(self.seed, 2, w, p // len(shard)).permutation(len(shard))[p % len(shard)]] for p in positions])
+        sweep = [(p // len(shard), p % len(shard)) for p in positions]  # (epoch, offset)
+        return np.array([shard[rng(self.seed, 2, w, epoch).permutation(len(shard))[at]] for epoch, at in sweep])
 
 
 def loss_and_grad(w, b, x, y):
@@ -170,7 +173,7 @@ def test_reference_rebuilds_every_update(case, digits, tmp_path):
 
     steps = read_csv(out / "training.csv")
     assert len(steps) == len(per_update) == STEPS
-    for row, (loss, m, samples) in zip(steps, per_update, strict=True):
+    for row, (loss, _, samples) in zip(steps, per_update, strict=True):
         assert int(row["samples"]) == samples, (case, row["update"])
         assert float(row["train_loss"]) == pytest.approx(loss, rel=2e-4, abs=2e-5), (case, row["update"])
     updates = read_csv(out / "updates.csv")
