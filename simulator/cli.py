@@ -422,7 +422,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print(f"N={args.workers}, latency {args.latency}: iteration time of N of N+B with cancellation")
     print(f"  {'B':>4}{'mean (s)':>14}{'std (s)':>14}")
     for r in rows:
-        print(f"  {r['backups']:>4}{r['mean_iteration_time']:>14.6g}{r['std_iteration_time']:>14.6g}")
+        mean, std = (
+            "inf" if r[f"{m}_iteration_time"] is None else f"{r[f'{m}_iteration_time']:.6g}" for m in ("mean", "std")
+        )
+        print(f"  {r['backups']:>4}{mean:>14}{std:>14}")
+    for r in rows:
+        for note in r["notes"]:
+            print(f"  B={r['backups']}: {note}")
     return 0
 
 

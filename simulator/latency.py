@@ -56,6 +56,12 @@ class LatencyModel(ABC):
     def std(self) -> float:
         return math.sqrt(self.var)
 
+    @property
+    def tail_index(self) -> float:
+        """α such that E[X^p] is finite exactly for p < α: the tail falls like x^-α (``inf`` for
+        tails lighter than every power, and for bounded distributions)."""
+        return math.inf
+
     @abstractmethod
     def cdf(self, x):
         """P(X <= x), elementwise."""
@@ -63,6 +69,10 @@ class LatencyModel(ABC):
     @abstractmethod
     def ppf(self, q):
         """The q-quantile, elementwise (inverse of :meth:`cdf`)."""
+
+    def isf(self, q):
+        """The (1 - q)-quantile, elementwise; exact for tiny q where the family allows."""
+        return self.ppf(1.0 - np.asarray(q, dtype=float))
 
     def __str__(self) -> str:
         return str(self.spec)
@@ -115,11 +125,18 @@ class ScipyLatency(LatencyModel):
     def var(self):
         return float(self.dist.var())
 
+    @property
+    def tail_index(self) -> float:
+        return float(self.spec.params["alpha"]) if self.spec.family == "pareto" else math.inf
+
     def cdf(self, x):
         return self.dist.cdf(x)
 
     def ppf(self, q):
         return self.dist.ppf(q)
+
+    def isf(self, q):
+        return self.dist.isf(q)
 
 
 class Straggler(LatencyModel):
@@ -151,6 +168,13 @@ class Straggler(LatencyModel):
         d1, d2 = (self.delay.mean, self.delay.var + self.delay.mean**2) if self.delay else (0.0, 0.0)
         second = (1 - self.p) * m2 + self.p * (self.factor**2 * m2 + 2 * self.factor * m1 * d1 + d2)
         return second - self.mean**2
+
+    @property
+    def tail_index(self) -> float:
+        """The heavier tail of its parts (a factor does not change a tail's index)."""
+        if self.p == 0:
+            return self.base.tail_index
+        return min(self.base.tail_index, self.delay.tail_index if self.delay else math.inf)
 
     def cdf(self, x):
         x = np.asarray(x, dtype=float)

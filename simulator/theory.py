@@ -11,11 +11,13 @@ References:
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import integrate, stats
 
-from simulator.latency import LatencyModel, ScipyLatency
+from simulator.latency import Constant, LatencyModel, ScipyLatency
 
 
 def harmonic(n: int) -> float:
@@ -36,30 +38,148 @@ def exponential_order_var(k: int, n: int, rate: float) -> float:
 
 
 def order_mean(model: LatencyModel, k: int, n: int) -> float:
-    """E[X_{k:n}] for any latency model, by quadrature over quantiles.
+    """E[X_{k:n}] for any latency model (seconds; ``inf`` where it does not exist).
 
-    E[X_{k:n}] = ∫_0^1 F^{-1}(u) · Beta(k, n-k+1).pdf(u) du, which needs only ``ppf``.
-    Closed form for (shifted) exponential models.
+    Closed forms for (shifted) exponential and Pareto models; otherwise quadrature over
+    quantiles, E[X_{k:n}] = ∫_0^1 F^{-1}(u) · Beta(k, n-k+1).pdf(u) du, which needs only ``ppf``.
+    """
+    return order_moments(model, k, n, with_std=False).mean
+
+
+@dataclass(frozen=True)
+class OrderMoments:
+    """Mean and standard deviation of X_{k:n} (seconds), with what is known of their accuracy.
+
+    Attributes:
+        mean, std: ``inf`` where the moment does not exist (a heavy tail).
+        mean_error, std_error: absolute error estimates (0 for closed forms; ``nan`` where
+            the moment is infinite).
+        method: ``closed form`` or ``quadrature``.
+        notes: one line per moment that is infinite or whose numerical error is large.
+    """
+
+    mean: float
+    std: float
+    mean_error: float
+    std_error: float
+    method: str
+    notes: tuple[str, ...] = ()
+
+
+LARGE_ERROR = 1e-4  # relative error estimate above which a quadrature result says so
+LN10 = math.log(10.0)
+
+
+def order_moments(model: LatencyModel, k: int, n: int, *, with_std: bool = True) -> OrderMoments:
+    """E and std of X_{k:n}: closed forms where they exist, else quadrature with an error
+    estimate; an infinite moment (a heavy tail) is ``inf``, and ``notes`` says why. Without
+    ``with_std`` the std is not computed by quadrature (``nan``).
+
+    X_{k:n} has the tail P(X_{k:n} > x) ~ C(n, n-k+1) P(X > x)^{n-k+1}, so with a tail of index
+    α its p-th moment is finite exactly when (n-k+1)·α > p.
+
+    References:
+        David & Nagaraja, "Order Statistics" (3rd ed.), §2.5 and §3.1 (moments of the
+        exponential and Pareto order statistics).
     """
     _check(k, n)
+    alpha = model.tail_index
+    mean_ok, second_ok = (n - k + 1) * alpha > 1, (n - k + 1) * alpha > 2
+    notes = []
+    what = _order_statistic_words(model, k, n)
+    tail = f"its tail falls like x^-{(n - k + 1) * alpha:g}"
+    if not mean_ok:
+        notes.append(f"{what} has no finite mean or variance: {tail}, and a finite mean needs an exponent above 1")
+    elif not second_ok:
+        notes.append(f"{what} has no finite variance: {tail}, and a finite variance needs an exponent above 2")
+    if isinstance(model, Constant):
+        return OrderMoments(model.value, 0.0, 0.0, 0.0, "closed form")
     closed = _exponential_params(model)
     if closed is not None:
-        return exponential_order_mean(k, n, *closed)
-    return _quantile_moment(model, k, n, 1)
+        rate, shift = closed
+        mean, var = exponential_order_mean(k, n, rate, shift), exponential_order_var(k, n, rate)
+        return OrderMoments(mean, math.sqrt(var), 0.0, 0.0, "closed form")
+    if isinstance(model, ScipyLatency) and model.spec.family == "pareto":
+        scale = model.spec.params["scale"]
+        mean = pareto_order_moment(k, n, alpha, scale, 1) if mean_ok else math.inf
+        if second_ok:
+            std = math.sqrt(max(0.0, pareto_order_moment(k, n, alpha, scale, 2) - mean**2))
+        else:
+            std = math.inf
+        return OrderMoments(
+            mean, std, 0.0 if mean_ok else math.nan, 0.0 if second_ok else math.nan, "closed form", tuple(notes)
+        )
+    mean, mean_error = _quantile_moment(model, k, n, 1) if mean_ok else (math.inf, math.nan)
+    if not with_std:
+        std, std_error = math.nan, math.nan
+    elif second_ok:
+        var, var_error = _quantile_moment(model, k, n, 2, center=mean)
+        std = math.sqrt(max(0.0, var))
+        std_error = var_error / (2 * std) if std > 0 else math.sqrt(var_error)
+    else:
+        std, std_error = math.inf, math.nan
+    for name, value, error in (("mean", mean, mean_error), ("std", std, std_error)):
+        if math.isfinite(value) and error > LARGE_ERROR * max(abs(value), 1e-300):
+            notes.append(
+                f"the quadrature error estimate of the {name} of {what} is ±{error:.3g} s ({error / abs(value):.1%})"
+            )
+    return OrderMoments(mean, std, mean_error, std_error, "quadrature", tuple(notes))
 
 
-def _quantile_moment(model: LatencyModel, k: int, n: int, power: int) -> float:
-    """E[X_{k:n}^power] = ∫_0^1 F^{-1}(u)^power · Beta(k, n-k+1).pdf(u) du, by quadrature."""
-    beta = stats.beta(k, n - k + 1)
-    # Split at the Beta mode so quad sees the peak for large n.
+def pareto_order_moment(k: int, n: int, alpha: float, scale: float, power: int) -> float:
+    """E[X_{k:n}^p] for X ~ Pareto(alpha, scale), finite when (n-k+1)·alpha > p:
+
+    scale^p · Γ(n+1) Γ(n-k+1-p/α) / (Γ(n-k+1) Γ(n+1-p/α)) = scale^p · Π_{j=n-k+1}^{n} j / (j - p/α).
+    """
+    _check(k, n)
+    if (n - k + 1) * alpha <= power:
+        return math.inf
+    r = power / alpha
+    log = math.fsum(math.log(j) - math.log(j - r) for j in range(n - k + 1, n + 1))
+    return scale**power * math.exp(log)
+
+
+def _order_statistic_words(model: LatencyModel, k: int, n: int) -> str:
+    """``the maximum of 10 pareto(alpha=0.8,scale=1) draws``, or the k-th smallest."""
+    which = "the maximum" if k == n else "the minimum" if k == 1 else f"the {k}-th smallest"
+    return f"{which} of {n} {model.spec.nested() if hasattr(model, 'spec') else model} draws"
+
+
+def _quantile_moment(model: LatencyModel, k: int, n: int, power: int, center: float = 0.0) -> tuple[float, float]:
+    """E[(X_{k:n} - center)^power] by quadrature over quantiles; returns (value, absolute
+    error estimate).
+
+    ∫_0^1 (F^{-1}(u) - c)^p Beta(k, n-k+1).pdf(u) du: the lower half in u; the upper half in
+    t = -log10(1 - u), from the exact upper quantiles (``isf``) down to 1 - u = 1e-300, so a long
+    tail's climb is spread over decades instead of crowded against u = 1. Both halves are split
+    at the Beta mode and the upper one at decades; quad's warnings give way to its error
+    estimate.
+    """
+
+    def lower(u: float) -> float:
+        return (float(model.ppf(u)) - center) ** power * lower_pdf(u)
+
+    def upper(t: float) -> float:  # s = 10^-t
+        s = 10.0**-t
+        return (float(model.isf(s)) - center) ** power * upper_pdf(s) * s * LN10
+
+    lower_pdf, upper_pdf = stats.beta(k, n - k + 1).pdf, stats.beta(n - k + 1, k).pdf
     mode = (k - 1) / (n - 1) if n > 1 else 0.5
-    points = sorted({0.0, mode, 1.0})
-    total = 0.0
-    for a, b in zip(points, points[1:], strict=False):
-        if b > a:
-            value, _ = integrate.quad(lambda u: float(model.ppf(u)) ** power * beta.pdf(u), a, b, limit=400)
-            total += value
-    return total
+    # The lower half in u, split at the Beta mode; the upper half in t = -log10(1 - u), from
+    # u = 1/2 to 1 - 1e-300, split at the mode and at decades.
+    pieces = [(lower, sorted({0.0, 0.5, *([mode] if 0 < mode < 0.5 else [])}))]
+    cut = -math.log10(1 - mode) if 0.5 < mode < 1 else None
+    decades = [math.log10(2), 1, 2, 4, 6, 9, 12, 16, 20, 30, 50, 100, 200, 300]
+    pieces.append((upper, sorted({*decades, *([cut] if cut and cut < 300 else [])})))
+    total, error = 0.0, 0.0
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", integrate.IntegrationWarning)
+        for f, points in pieces:
+            for a, b in zip(points, points[1:], strict=False):
+                value, abserr, *_ = integrate.quad(f, a, b, limit=200, full_output=1)
+                total += value
+                error += abserr
+    return total, error
 
 
 def sync_iteration_time(model: LatencyModel, n: int) -> float:
@@ -99,33 +219,40 @@ def _check(k: int, n: int) -> None:
 
 
 def order_second_moment(model: LatencyModel, k: int, n: int) -> float:
-    """E[X_{k:n}²] by quadrature over quantiles (closed form for the exponential family)."""
-    _check(k, n)
-    closed = _exponential_params(model)
-    if closed is not None:
-        rate, shift = closed
-        mean = exponential_order_mean(k, n, rate, shift)
-        return exponential_order_var(k, n, rate) + mean**2
-    return _quantile_moment(model, k, n, 2)
+    """E[X_{k:n}²] (seconds²; ``inf`` where it does not exist)."""
+    m = order_moments(model, k, n)
+    return m.std**2 + m.mean**2
 
 
 def order_std(model: LatencyModel, k: int, n: int) -> float:
-    """Standard deviation of X_{k:n} (seconds)."""
-    mean = order_mean(model, k, n)
-    return math.sqrt(max(0.0, order_second_moment(model, k, n) - mean**2))
+    """Standard deviation of X_{k:n} (seconds; ``inf`` where it does not exist)."""
+    return order_moments(model, k, n).std
 
 
 def predict_backups(model: LatencyModel, workers: int, backups: list[int]) -> list[dict]:
-    """Iteration time of N-of-(N+B) with cancellation, E and std of X_{N:N+B}, for each B."""
-    return [
-        {
-            "workers": workers,
-            "backups": b,
-            "mean_iteration_time": order_mean(model, workers, workers + b),
-            "std_iteration_time": order_std(model, workers, workers + b),
-        }
-        for b in backups
-    ]
+    """Iteration time of N-of-(N+B) with cancellation, E and std of X_{N:N+B}, for each B.
+
+    Each row says whether each moment is finite (an infinite one is ``None``), its absolute
+    error estimate, how it was computed and, in ``notes``, why a number is missing or rough.
+    """
+    rows = []
+    for b in backups:
+        m = order_moments(model, workers, workers + b)
+        rows.append(
+            {
+                "workers": workers,
+                "backups": b,
+                "mean_iteration_time": m.mean if math.isfinite(m.mean) else None,
+                "std_iteration_time": m.std if math.isfinite(m.std) else None,
+                "mean_finite": math.isfinite(m.mean),
+                "std_finite": math.isfinite(m.std),
+                "mean_error": m.mean_error if math.isfinite(m.mean) else None,
+                "std_error": m.std_error if math.isfinite(m.std) else None,
+                "method": m.method,
+                "notes": list(m.notes),
+            }
+        )
+    return rows
 
 
 def time_to_target(model: LatencyModel, total: int, iterations: dict[int, float]) -> dict[int, float]:

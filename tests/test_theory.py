@@ -5,6 +5,7 @@ are i.i.d. with the order statistic's mean and variance and the tolerance is a n
 standard errors of the mean. Async intervals are those of a superposed Poisson process.
 """
 
+import json
 import math
 
 import pytest
@@ -131,3 +132,99 @@ def test_tf_fast_workers_contribute_twice():
         len(u.gradients) - len({g.worker for g in u.gradients}) for u in log.updates
     )
     assert all(len(u.gradients) == 8 for u in log.updates)
+
+
+# --- predict: closed forms, heavy tails, quadrature with an error estimate -------------------
+
+
+def _pareto_exact(k: int, n: int, alpha: float, scale: float, power: int) -> float:
+    """E[X_{k:n}^p] of Pareto(alpha, scale) from the Beta-function form: scale^p · B(k, n-k+1-p/α)
+    / B(k, n-k+1) (David & Nagaraja), written independently of the product in theory.py."""
+    from scipy.special import betaln
+
+    return scale**power * math.exp(betaln(k, n - k + 1 - power / alpha) - betaln(k, n - k + 1))
+
+
+@pytest.mark.parametrize(("k", "n"), [(10, 10), (10, 12), (1, 5), (95, 100)])
+def test_pareto_order_statistics_match_the_exact_formula(k, n):
+    from simulator.theory import _quantile_moment, order_moments
+
+    model = parse_latency("pareto:alpha=3,scale=1.5")
+    m = order_moments(model, k, n)
+    mean = _pareto_exact(k, n, 3.0, 1.5, 1)
+    std = math.sqrt(_pareto_exact(k, n, 3.0, 1.5, 2) - mean**2)
+    assert m.mean == pytest.approx(mean, rel=1e-6) and m.std == pytest.approx(std, rel=1e-6)
+    assert m.method == "closed form" and not m.notes
+    # The generic quadrature, on the same model, agrees with the closed form.
+    value, error = _quantile_moment(model, k, n, 1)
+    assert value == pytest.approx(mean, rel=1e-6) and error < 1e-6 * mean
+
+
+@pytest.mark.parametrize(
+    ("alpha", "backups", "mean_finite", "std_finite"),
+    [
+        (0.8, 0, False, False),
+        (0.8, 1, True, False),
+        (0.8, 2, True, True),
+        (1.5, 0, True, False),
+        (1.0, 0, False, False),
+        (2.0, 0, True, False),
+        (2.0, 1, True, True),
+    ],
+)
+def test_heavy_tails_give_infinite_moments_not_numbers(alpha, backups, mean_finite, std_finite):
+    """X_{N:N+B} of Pareto(α) has the tail x^-(B+1)α: its mean exists only for (B+1)α > 1 and
+    its variance only for (B+1)α > 2 (equality included: the integral diverges)."""
+    from simulator.theory import order_moments
+
+    m = order_moments(parse_latency(f"pareto:alpha={alpha},scale=1"), 10, 10 + backups)
+    assert math.isfinite(m.mean) == mean_finite and math.isfinite(m.std) == std_finite
+    assert (m.mean == math.inf or m.mean > 1) and (m.std == math.inf or m.std > 0)
+    assert bool(m.notes) == (not std_finite)
+    # A straggler mixture with a Pareto delay inherits the heavy tail.
+    mixture = parse_latency(f"straggler:base=exponential(rate=1),p=0.1,delay=pareto(alpha={alpha},scale=1)")
+    assert mixture.tail_index == alpha
+
+
+def test_predict_prints_inf_and_says_why(capsys):
+    from simulator.cli import main
+
+    args = ["predict", "--latency", "pareto:alpha=0.8,scale=1", "--workers", "10", "--backups", "0,2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    table = [line.split() for line in out.splitlines() if line.strip().split()[0].isdigit()]
+    assert table[0] == ["0", "inf", "inf"]
+    assert float(table[1][1]) == pytest.approx(_pareto_exact(10, 12, 0.8, 1.0, 1), rel=1e-5)
+    assert "the maximum of 10 pareto(alpha=0.8,scale=1) draws has no finite mean" in out
+    assert main([*args[:2], "pareto:alpha=1.5,scale=1", *args[3:], "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["mean_finite"] and rows[0]["mean_iteration_time"] == pytest.approx(_pareto_exact(10, 10, 1.5, 1, 1))
+    assert rows[0]["std_iteration_time"] is None and rows[0]["std_finite"] is False
+    assert "no finite variance" in rows[0]["notes"][0]
+    assert rows[1]["std_finite"] and rows[1]["std_iteration_time"] > 0
+
+
+@pytest.mark.parametrize("sigma", [1.0, 3.0, 6.0])
+def test_lognormal_quadrature_is_accurate_and_quiet(sigma):
+    """Long-tailed lognormals (warnings are errors in this suite): the quantile quadrature
+    agrees with an independent integration in log space, x = exp(σz), to 1e-6."""
+    from scipy import integrate, stats
+
+    from simulator.theory import order_moments
+
+    n, k = 10, 10
+
+    def moment(power):
+        def f(z):
+            log_density = math.log(n) + (n - 1) * stats.norm.logcdf(z) + stats.norm.logpdf(z)
+            return math.exp(power * sigma * z + log_density)
+
+        peak = power * sigma  # where exp(p·σ·z)·φ(z) peaks
+        return integrate.quad(f, -40, 40 + peak, points=[0.0, peak / 2, peak], limit=500)[0]
+
+    mean = moment(1)
+    std = math.sqrt(moment(2) - mean**2)
+    m = order_moments(parse_latency(f"lognormal:mu=0,sigma={sigma}"), k, n)
+    assert m.mean == pytest.approx(mean, rel=1e-6)
+    assert m.std == pytest.approx(std, rel=1e-5)
+    assert m.mean_error < 1e-6 * m.mean and not m.notes
