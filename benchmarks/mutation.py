@@ -1,0 +1,288 @@
+"""Mutation testing of the engine, the strategies and the trainer: does the suite notice?
+
+Each mutant changes one thing in one module (a comparison, an arithmetic or boolean operator,
+a number, min/max, a `not`, or deletes one assignment or call), is written into a private copy
+of the tree, and the tests that guard that module run against it in a fresh process with
+``-x``: a failing test kills the mutant, a passing run lets it survive, a run past the timeout
+counts as killed by timeout (reported separately). Survivors are listed with their line so
+they can be judged: equivalent (nothing observable changes) or a missing test.
+
+    python benchmarks/mutation.py                      # every target, 2 processes
+    python benchmarks/mutation.py --module engine --jobs 2 --limit 20
+    python benchmarks/mutation.py --list               # the mutants, without running them
+
+A fresh process per mutant is deliberate: mutmut 3 forks one process that has already imported
+JAX and filled the trainer's cache of compiled functions, so a mutant inside a jitted function
+would be tested against the compiled original. Lines ending in ``# pragma: no mutate`` are
+skipped. Results go to ``benchmarks/mutation-results.json`` (not committed) and a summary to
+stdout; ``benchmarks/README.md`` keeps the last report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGINE_TESTS = [
+    "tests/test_engine.py",
+    "tests/test_strategies.py",
+    "tests/test_golden.py",
+    "tests/test_relaxed.py",
+    "tests/test_properties.py",
+    "tests/test_faults.py",
+    "tests/test_fastpath.py",
+]
+TRAINER_TESTS = [
+    "tests/test_reference.py",
+    "tests/test_trainer.py::test_async_applies_each_gradient_at_the_version_it_read",
+    "tests/test_trainer.py::test_history_keeps_only_versions_that_can_still_be_applied",
+    "tests/test_trainer.py::test_sync_updates_average_exactly_n_minibatches",
+]
+# module -> (file, functions to mutate (None: the whole module), tests that guard it)
+TARGETS = {
+    "engine": ("simulator/engine.py", None, ENGINE_TESTS),
+    "strategies": ("simulator/strategies.py", None, ENGINE_TESTS),
+    "relaxed": ("simulator/relaxed.py", None, ENGINE_TESTS),
+    "trainer": (
+        "simulator/trainer.py",
+        {"_build_functions", "_apply_update", "_flush_stale", "_flush", "_indices", "_gradient", "_prune"},
+        TRAINER_TESTS,
+    ),
+    "versions": ("simulator/versions.py", None, TRAINER_TESTS),
+}
+
+SWAP = {
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.Div,
+    ast.Div: ast.Mult,
+    ast.FloorDiv: ast.Mult,
+    ast.Mod: ast.FloorDiv,
+    ast.And: ast.Or,
+    ast.Or: ast.And,
+}
+
+
+@dataclass
+class Mutant:
+    module: str
+    line: int
+    kind: str
+    before: str
+    after: str
+    status: str = "pending"  # killed, survived, timeout, error
+    seconds: float = 0.0
+    killer: str = ""
+
+
+def _segment(source: str, node: ast.AST) -> str:
+    return ast.get_source_segment(source, node) or ast.unparse(node)
+
+
+def mutants_of(module: str, path: Path, functions: set[str] | None) -> list[tuple[Mutant, str]]:
+    """Every single-change mutant of ``path`` (inside ``functions`` if given): (record, new source)."""
+    source = path.read_text()
+    lines = source.splitlines(keepends=True)
+    tree = ast.parse(source)
+    docstrings = {
+        id(n.body[0].value)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef)
+        and n.body
+        and isinstance(n.body[0], ast.Expr)
+        and isinstance(n.body[0].value, ast.Constant)
+    }
+    scopes = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.FunctionDef | ast.ClassDef) and (functions is None or n.name in functions):
+            if isinstance(n, ast.FunctionDef):
+                scopes.append(n)
+    roots = scopes if functions is not None else [tree]
+    seen: set[int] = set()
+    out: list[tuple[Mutant, str]] = []
+
+    def replace(node: ast.AST, new: ast.AST | str, kind: str) -> None:
+        if "pragma: no mutate" in lines[node.lineno - 1]:
+            return
+        before = _segment(source, node)
+        after = new if isinstance(new, str) else ast.unparse(new)
+        if after == before:
+            return
+        start = sum(len(x) for x in lines[: node.lineno - 1]) + len(
+            lines[node.lineno - 1].encode()[: node.col_offset].decode()
+        )
+        end = sum(len(x) for x in lines[: node.end_lineno - 1]) + len(
+            lines[node.end_lineno - 1].encode()[: node.end_col_offset].decode()
+        )
+        text = source[:start] + after + source[end:]
+        try:
+            ast.parse(text)
+        except SyntaxError:
+            return
+        out.append((Mutant(module, node.lineno, kind, before, after.splitlines()[0] if after else "pass"), text))
+
+    for root in roots:
+        for node in ast.walk(root):
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                continue
+            if isinstance(node, ast.Compare):
+                for i, op in enumerate(node.ops):
+                    if type(op) in SWAP:
+                        new = copy.deepcopy(node)
+                        new.ops[i] = SWAP[type(op)]()
+                        replace(node, new, "comparison")
+            elif isinstance(node, ast.BinOp | ast.AugAssign) and type(node.op) in SWAP:
+                new = copy.deepcopy(node)
+                new.op = SWAP[type(node.op)]()
+                replace(node, new, "arithmetic")
+            elif isinstance(node, ast.BoolOp):
+                new = copy.deepcopy(node)
+                new.op = SWAP[type(node.op)]()
+                replace(node, new, "boolean")
+            elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+                replace(node, node.operand, "remove not")
+            elif isinstance(node, ast.Constant) and id(node) not in docstrings:
+                v = node.value
+                if isinstance(v, bool):
+                    replace(node, ast.Constant(not v), "constant")
+                elif isinstance(v, int | float):
+                    replace(node, ast.Constant(v + 1), "constant")
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("min", "max"):
+                new = copy.deepcopy(node)
+                new.func.id = "max" if node.func.id == "min" else "min"
+                replace(node, new, "min/max")
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__slots__" for t in node.targets):
+                continue  # memory layout only
+            if isinstance(node, ast.Assign | ast.AugAssign) or (
+                isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+            ):
+                replace(node, "pass", "delete statement")
+    out.sort(key=lambda m: (m[0].line, m[0].kind, m[0].after))
+    return out
+
+
+def run_one(mutant: Mutant, text: str, file: str, tests: list[str], workdir: Path, timeout: float) -> None:
+    target = workdir / file
+    original = target.read_text()
+    target.write_text(text)
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+            cwd=workdir,
+            env={**os.environ, "PYTHONPATH": str(workdir), "PYTHONDONTWRITEBYTECODE": "1"},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if proc.returncode == 0:
+            mutant.status = "survived"
+        elif proc.returncode == 1:
+            mutant.status = "killed"
+            failed = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+            mutant.killer = failed[0].split(" - ")[0] if failed else ""
+        else:
+            mutant.status = "killed"  # collection or internal error: the mutant broke the import
+            mutant.killer = f"pytest exit {proc.returncode}"
+    except subprocess.TimeoutExpired:
+        mutant.status = "timeout"
+    finally:
+        target.write_text(original)
+        mutant.seconds = round(time.perf_counter() - started, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--module", action="append", choices=sorted(TARGETS), help="default: all")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=240.0, help="seconds per mutant")
+    parser.add_argument("--limit", type=int, default=0, help="at most this many mutants per module")
+    parser.add_argument("--list", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "mutation-results.json")
+    args = parser.parse_args()
+
+    work = []
+    for module in args.module or list(TARGETS):
+        file, functions, tests = TARGETS[module]
+        found = mutants_of(module, ROOT / file, functions)
+        if args.limit:
+            found = found[: args.limit]
+        work += [(m, text, file, tests) for m, text in found]
+    if args.list:
+        for m, *_ in work:
+            print(f"{m.module}:{m.line} {m.kind}: {m.before!r} -> {m.after!r}")
+        print(f"{len(work)} mutants")
+        return
+
+    copies = []
+    for j in range(args.jobs):
+        d = Path(tempfile.mkdtemp(prefix=f"mutation-{j}-"))
+        for part in ("simulator", "models", "tests", "traces", "pyproject.toml"):
+            src = ROOT / part
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, d / part)
+        copies.append(d)
+    free = list(copies)
+
+    def task(item):
+        m, text, file, tests = item
+        d = free.pop()
+        try:
+            run_one(m, text, file, tests, d, args.timeout)
+        finally:
+            free.append(d)
+        print(f"{m.status:>8} {m.seconds:6.1f}s {m.module}:{m.line} {m.kind}: {m.before!r} -> {m.after!r}", flush=True)
+        return m
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(task, work))
+    for d in copies:
+        shutil.rmtree(d, ignore_errors=True)
+    summary = {}
+    for module in dict.fromkeys(m.module for m in results):
+        ms = [m for m in results if m.module == module]
+        counts = {s: sum(m.status == s for m in ms) for s in ("killed", "timeout", "survived")}
+        summary[module] = {"mutants": len(ms), **counts}
+    args.out.write_text(
+        json.dumps(
+            {
+                "summary": summary,
+                "seconds": round(time.perf_counter() - started),
+                "mutants": [asdict(m) for m in results],
+            },
+            indent=1,
+        )
+    )
+    print(json.dumps(summary))
+    for m in results:
+        if m.status == "survived":
+            print(f"SURVIVED {m.module}:{m.line} {m.kind}: {m.before!r} -> {m.after!r}")
+
+
+if __name__ == "__main__":
+    main()
