@@ -1,5 +1,7 @@
 """System effects: failures and stalls, fail-slow episodes, the shared PS link, data-dependent cost."""
 
+import json
+
 import numpy as np
 import pytest
 from conftest import run
@@ -201,3 +203,18 @@ def test_fail_at_parsing():
         3: [(10.0, 20.0), (30.0, float("inf"))],
         4: [(15.0, float("inf"))],
     }
+
+
+def test_the_printed_summary_counts_failed_gradients(tmp_path, capsys):
+    """Failed computations are a fate of their own: the printout names them and the fates add
+    up to the computed total."""
+    args = ["simulate", "--timing-only", "--strategy", "backup", "--workers", "4", "--backups", "2"]
+    args += ["--fail-at", "1@2.5-6,2@3", "--steps", "50", "--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert s["gradients_failed"] >= 1
+    parts = ("applied", "dropped", "cancelled", "failed")
+    assert s["gradients_computed"] == sum(s[f"gradients_{p}"] for p in parts)
+    counts = ", ".join(f"{s[f'gradients_{p}']} {p}" for p in parts)
+    assert f"gradients: {s['gradients_computed']} computed, {counts};" in out
