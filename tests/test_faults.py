@@ -218,3 +218,22 @@ def test_the_printed_summary_counts_failed_gradients(tmp_path, capsys):
     assert s["gradients_computed"] == sum(s[f"gradients_{p}"] for p in parts)
     counts = ", ".join(f"{s[f'gradients_{p}']} {p}" for p in parts)
     assert f"gradients: {s['gradients_computed']} computed, {counts};" in out
+
+
+def test_a_cancelled_push_gives_up_its_place_on_the_link():
+    """N=1 of 3, pushes hold the link 1 s each: at t=2 the update cancels the two pushes still
+    queued, so the next round's first push has the link at once (t=3 -> 4). Pushes that kept
+    their place would hold the link until t=4 and delay every later update."""
+    _, log = run(
+        strategy="backup",
+        workers=1,
+        backups=2,
+        semantics="cancel",
+        latency="constant:value=1",
+        param_bytes=1e6,
+        ps_bandwidth=1e6,
+        steps=3,
+        timing_only=True,
+    )
+    assert [u.time for u in log.updates] == [2.0, 4.0, 6.0]
+    assert [g.fate for g in log.gradients[:3]] == ["applied", "cancelled", "cancelled"]
