@@ -71,3 +71,11 @@ def test_summary_keys_cover_the_design_contract():
     ):
         assert key in s
     assert s["mean_iteration_time"] == pytest.approx(s["sim_time"] / s["updates"])
+
+
+def test_the_engine_refuses_an_invalid_config():
+    """A library user who builds a Simulation directly gets the same one-line error as the CLI."""
+    from simulator.errors import InputError
+
+    with pytest.raises(InputError, match="workers"):
+        Simulation(RunConfig(strategy="sync", workers=0, timing_only=True))
