@@ -38,7 +38,7 @@ def test_b_plus_one_failed_workers_stall_with_a_clear_report(tmp_path, capsys, s
             "--semantics",
             semantics,
             "--fail-at",
-            "3@5,4@5,5@5",
+            "0@1-2,2@5,3@5,4@5,5@5",  # worker 0 comes back; four never do
             "--steps",
             "200",
             "--out",
@@ -47,7 +47,7 @@ def test_b_plus_one_failed_workers_stall_with_a_clear_report(tmp_path, capsys, s
     )
     err = capsys.readouterr().err
     assert rc == 1 and err.count("\n") == 1 and "Traceback" not in err
-    assert "stalled" in err and "3 of 6 workers are down and will not restart" in err
+    assert "stalled" in err and "4 of 6 workers are down and will not restart" in err
     import json
 
     summary = json.loads((out / "summary.json").read_text())
