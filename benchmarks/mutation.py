@@ -10,6 +10,8 @@ they can be judged: equivalent (nothing observable changes) or a missing test.
     python benchmarks/mutation.py                      # every target, 2 processes
     python benchmarks/mutation.py --module engine --jobs 2 --limit 20
     python benchmarks/mutation.py --list               # the mutants, without running them
+    python benchmarks/mutation.py --retest benchmarks/mutation-results.json --out retest.json \
+        --tests tests/test_traces.py ...               # survivors against more of the suite
 
 A fresh process per mutant is deliberate: mutmut 3 forks one process that has already imported
 JAX and filled the trainer's cache of compiled functions, so a mutant inside a jitted function
@@ -224,12 +226,29 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="at most this many mutants per module")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "mutation-results.json")
+    parser.add_argument(
+        "--retest",
+        type=Path,
+        metavar="RESULTS",
+        help="run the survivors of an earlier RESULTS file again, against --tests (default: the whole default suite)",
+    )
+    parser.add_argument("--tests", nargs="+", default=["tests"], help="with --retest: the tests to run")
     args = parser.parse_args()
 
     work = []
+    survivors = None
+    if args.retest:
+        survivors = {
+            (m["module"], m["line"], m["kind"], m["before"], m["after"])
+            for m in json.loads(args.retest.read_text())["mutants"]
+            if m["status"] == "survived"
+        }
     for module in args.module or list(TARGETS):
         file, functions, tests = TARGETS[module]
         found = mutants_of(module, ROOT / file, functions)
+        if survivors is not None:
+            found = [(m, t) for m, t in found if (m.module, m.line, m.kind, m.before, m.after) in survivors]
+            tests = args.tests
         if args.limit:
             found = found[: args.limit]
         work += [(m, text, file, tests) for m, text in found]
