@@ -411,7 +411,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from simulator.latency import parse_latency
     from simulator.theory import predict_backups
 
-    backups = parse_int_list(args.backups, "--backups")
+    backups = list(dict.fromkeys(parse_int_list(args.backups, "--backups")))  # each B once, in order
     if args.workers < 1 or min(backups) < 0:
         raise InputError("--workers must be >= 1 and --backups >= 0")
     model = parse_latency(args.latency, trace_format=args.trace_format, time_scale=args.time_scale)
@@ -423,7 +423,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print(f"  {'B':>4}{'mean (s)':>14}{'std (s)':>14}")
     for r in rows:
         mean, std = (
-            "inf" if r[f"{m}_iteration_time"] is None else f"{r[f'{m}_iteration_time']:.6g}" for m in ("mean", "std")
+            f"{r[f'{m}_iteration_time']:.6g}"
+            if r[f"{m}_iteration_time"] is not None
+            else "n/a"
+            if r[f"{m}_finite"]
+            else "inf"
+            for m in ("mean", "std")
         )
         print(f"  {r['backups']:>4}{mean:>14}{std:>14}")
     for r in rows:
@@ -510,7 +515,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]
     workers = parse_int_list(args.workers, "--workers")
-    backups = parse_int_list(args.backups, "--backups")
+    backups = list(dict.fromkeys(parse_int_list(args.backups, "--backups")))  # each B once, in order
     seeds = parse_int_list(args.seeds, "--seeds")
     values = {**vars(args), "strategy": strategies[0], "workers": workers[0], "backups": 0, "seed": seeds[0]}
     base = RunConfig(**{f.name: values[f.name] for f in fields(RunConfig) if f.name in values})  # the rest: defaults

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import integrate, stats
 
-from simulator.latency import Constant, LatencyModel, ScipyLatency
+from simulator.latency import Constant, Empirical, LatencyModel, ScipyLatency
 
 
 def harmonic(n: int) -> float:
@@ -87,7 +87,7 @@ def order_moments(model: LatencyModel, k: int, n: int, *, with_std: bool = True)
     mean_ok, second_ok = (n - k + 1) * alpha > 1, (n - k + 1) * alpha > 2
     notes = []
     what = _order_statistic_words(model, k, n)
-    tail = f"its tail falls like x^-{(n - k + 1) * alpha:g}"
+    tail = f"its survival function falls like x^(-{(n - k + 1) * alpha:g})"
     if not mean_ok:
         notes.append(f"{what} has no finite mean or variance: {tail}, and a finite mean needs an exponent above 1")
     elif not second_ok:
@@ -109,21 +109,39 @@ def order_moments(model: LatencyModel, k: int, n: int, *, with_std: bool = True)
         return OrderMoments(
             mean, std, 0.0 if mean_ok else math.nan, 0.0 if second_ok else math.nan, "closed form", tuple(notes)
         )
+    if isinstance(model, Empirical):
+        mean, var = _discrete_order_moments(model.sorted, k, n)
+        return OrderMoments(mean, math.sqrt(var), 0.0, 0.0, "closed form")
     mean, mean_error = _quantile_moment(model, k, n, 1) if mean_ok else (math.inf, math.nan)
-    if not with_std:
-        std, std_error = math.nan, math.nan
+    if not with_std or not math.isfinite(mean):
+        std, std_error = (math.nan, math.nan) if mean_ok else (math.inf, math.nan)
     elif second_ok:
         var, var_error = _quantile_moment(model, k, n, 2, center=mean)
-        std = math.sqrt(max(0.0, var))
+        std = math.sqrt(max(0.0, var)) if math.isfinite(var) else math.nan
         std_error = var_error / (2 * std) if std > 0 else math.sqrt(var_error)
     else:
         std, std_error = math.inf, math.nan
-    for name, value, error in (("mean", mean, mean_error), ("std", std, std_error)):
-        if math.isfinite(value) and error > LARGE_ERROR * max(abs(value), 1e-300):
-            notes.append(
-                f"the quadrature error estimate of the {name} of {what} is ±{error:.3g} s ({error / abs(value):.1%})"
-            )
+    for name, value, error, ok in (
+        ("mean", mean, mean_error, mean_ok),
+        ("std", std, std_error, second_ok and with_std),
+    ):
+        if ok and not math.isfinite(value):
+            notes.append(f"the {name} of {what} is finite but could not be computed in double precision")
+        elif ok and error > LARGE_ERROR * max(abs(value), 1e-300):
+            share = f"{100 * error / abs(value):.2g}%"
+            notes.append(f"the quadrature error estimate of the {name} of {what} is ±{error:.3g} s ({share})")
+    if mean_ok and not math.isfinite(mean):
+        mean, mean_error = math.nan, math.nan
     return OrderMoments(mean, std, mean_error, std_error, "quadrature", tuple(notes))
+
+
+def _discrete_order_moments(values: np.ndarray, k: int, n: int) -> tuple[float, float]:
+    """Exact mean and variance of X_{k:n} for the empirical distribution of sorted ``values``:
+    X_{k:n} is the i-th value with probability I_{i/m}(k, n-k+1) - I_{(i-1)/m}(k, n-k+1)."""
+    m = len(values)
+    weights = np.diff(stats.beta.cdf(np.arange(m + 1) / m, k, n - k + 1))
+    mean = float(np.dot(weights, values))
+    return mean, float(np.dot(weights, (values - mean) ** 2))
 
 
 def pareto_order_moment(k: int, n: int, alpha: float, scale: float, power: int) -> float:
@@ -140,9 +158,12 @@ def pareto_order_moment(k: int, n: int, alpha: float, scale: float, power: int) 
 
 
 def _order_statistic_words(model: LatencyModel, k: int, n: int) -> str:
-    """``the maximum of 10 pareto(alpha=0.8,scale=1) draws``, or the k-th smallest."""
-    which = "the maximum" if k == n else "the minimum" if k == 1 else f"the {k}-th smallest"
-    return f"{which} of {n} {model.spec.nested() if hasattr(model, 'spec') else model} draws"
+    """``the maximum of 10 pareto:alpha=0.8,scale=1 draws``, ``the 3rd smallest of ...``."""
+    if n == 1:
+        return f"a single {model} draw"
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    which = "the maximum" if k == n else "the minimum" if k == 1 else f"the {k}{suffix} smallest"
+    return f"{which} of {n} {model} draws"
 
 
 def _quantile_moment(model: LatencyModel, k: int, n: int, power: int, center: float = 0.0) -> tuple[float, float]:
@@ -156,29 +177,41 @@ def _quantile_moment(model: LatencyModel, k: int, n: int, power: int, center: fl
     estimate.
     """
 
+    lower_pdf, upper_logpdf = stats.beta(k, n - k + 1).pdf, stats.beta(n - k + 1, k).logpdf
+
     def lower(u: float) -> float:
-        return (float(model.ppf(u)) - center) ** power * lower_pdf(u)
+        return float(np.float64(float(model.ppf(u)) - center) ** power) * lower_pdf(u)
 
-    def upper(t: float) -> float:  # s = 10^-t
+    def upper(t: float) -> float:  # s = 10^-t; in logs, so a huge quantile times a tiny s stays finite
         s = 10.0**-t
-        return (float(model.isf(s)) - center) ** power * upper_pdf(s) * s * LN10
+        x = float(model.isf(s)) - center
+        if x == 0:
+            return 0.0
+        sign = -1.0 if x < 0 and power % 2 else 1.0
+        return sign * math.exp(power * math.log(abs(x)) + float(upper_logpdf(s)) + math.log(s) + math.log(LN10))
 
-    lower_pdf, upper_pdf = stats.beta(k, n - k + 1).pdf, stats.beta(n - k + 1, k).pdf
     mode = (k - 1) / (n - 1) if n > 1 else 0.5
     # The lower half in u, split at the Beta mode; the upper half in t = -log10(1 - u), from
-    # u = 1/2 to 1 - 1e-300, split at the mode and at decades.
+    # u = 1/2 down to 1 - u = 1e-300 where ``isf`` is exact, else 1e-15 (1 - u still exact).
+    deepest = 300 if type(model).isf is not LatencyModel.isf else 15
     pieces = [(lower, sorted({0.0, 0.5, *([mode] if 0 < mode < 0.5 else [])}))]
     cut = -math.log10(1 - mode) if 0.5 < mode < 1 else None
-    decades = [math.log10(2), 1, 2, 4, 6, 9, 12, 16, 20, 30, 50, 100, 200, 300]
-    pieces.append((upper, sorted({*decades, *([cut] if cut and cut < 300 else [])})))
+    decades = [t for t in (math.log10(2), 1, 2, 4, 6, 9, 12, 15, 20, 30, 50, 100, 200, 300) if t <= deepest]
+    pieces.append((upper, sorted({*decades, *([cut] if cut and cut < deepest else [])})))
     total, error = 0.0, 0.0
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", integrate.IntegrationWarning)
         for f, points in pieces:
             for a, b in zip(points, points[1:], strict=False):
-                value, abserr, *_ = integrate.quad(f, a, b, limit=200, full_output=1)
+                try:
+                    value, abserr, *_ = integrate.quad(f, a, b, limit=200, epsrel=1e-10, full_output=1)
+                except OverflowError:
+                    value, abserr = math.inf, math.inf
                 total += value
                 error += abserr
+        if deepest < 300:  # what lies beyond: at least the integrand's last value times the mass left
+            s = 10.0**-deepest
+            error += abs(float(model.isf(s)) - center) ** power * float(stats.beta(n - k + 1, k).cdf(s))
     return total, error
 
 
@@ -232,22 +265,27 @@ def order_std(model: LatencyModel, k: int, n: int) -> float:
 def predict_backups(model: LatencyModel, workers: int, backups: list[int]) -> list[dict]:
     """Iteration time of N-of-(N+B) with cancellation, E and std of X_{N:N+B}, for each B.
 
-    Each row says whether each moment is finite (an infinite one is ``None``), its absolute
-    error estimate, how it was computed and, in ``notes``, why a number is missing or rough.
+    Each row says whether each moment is finite (an infinite one is ``None``, and so is a finite
+    one too large for double precision), its absolute error estimate, how it was computed and,
+    in ``notes``, why a number is missing or rough.
     """
     rows = []
     for b in backups:
         m = order_moments(model, workers, workers + b)
+
+        def number(x: float) -> float | None:
+            return x if math.isfinite(x) else None
+
         rows.append(
             {
                 "workers": workers,
                 "backups": b,
-                "mean_iteration_time": m.mean if math.isfinite(m.mean) else None,
-                "std_iteration_time": m.std if math.isfinite(m.std) else None,
-                "mean_finite": math.isfinite(m.mean),
-                "std_finite": math.isfinite(m.std),
-                "mean_error": m.mean_error if math.isfinite(m.mean) else None,
-                "std_error": m.std_error if math.isfinite(m.std) else None,
+                "mean_iteration_time": number(m.mean),
+                "std_iteration_time": number(m.std),
+                "mean_finite": not math.isinf(m.mean),  # nan: finite, but beyond double precision
+                "std_finite": not math.isinf(m.std),
+                "mean_error": number(m.mean_error) if math.isfinite(m.mean) else None,
+                "std_error": number(m.std_error) if math.isfinite(m.std) else None,
                 "method": m.method,
                 "notes": list(m.notes),
             }

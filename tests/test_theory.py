@@ -195,7 +195,7 @@ def test_predict_prints_inf_and_says_why(capsys):
     table = [line.split() for line in out.splitlines() if line.strip().split()[0].isdigit()]
     assert table[0] == ["0", "inf", "inf"]
     assert float(table[1][1]) == pytest.approx(_pareto_exact(10, 12, 0.8, 1.0, 1), rel=1e-5)
-    assert "the maximum of 10 pareto(alpha=0.8,scale=1) draws has no finite mean" in out
+    assert "the maximum of 10 pareto:alpha=0.8,scale=1 draws has no finite mean" in out
     assert main([*args[:2], "pareto:alpha=1.5,scale=1", *args[3:], "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["mean_finite"] and rows[0]["mean_iteration_time"] == pytest.approx(_pareto_exact(10, 10, 1.5, 1, 1))
@@ -228,3 +228,43 @@ def test_lognormal_quadrature_is_accurate_and_quiet(sigma):
     assert m.mean == pytest.approx(mean, rel=1e-6)
     assert m.std == pytest.approx(std, rel=1e-5)
     assert m.mean_error < 1e-6 * m.mean and not m.notes
+
+
+def test_a_straggler_mixture_has_its_exact_moments():
+    """One computation (N=1, B=0) of Exp(1) that takes 5x with probability 0.05: mean
+    0.95 + 0.05·5 = 1.2, E[X²] = 0.95·2 + 0.05·50 = 4.4. The mixture has no exact ``isf``, so
+    its upper quantiles stop where 1 - u is still exact."""
+    from simulator.theory import order_moments
+
+    m = order_moments(parse_latency("straggler:base=exponential(rate=1),p=0.05,factor=5"), 1, 1)
+    assert m.mean == pytest.approx(1.2, rel=1e-6) and m.std == pytest.approx(math.sqrt(4.4 - 1.44), rel=1e-6)
+
+
+def test_empirical_order_statistics_are_exact(tmp_path):
+    """Two draws from the three recorded durations 1, 2, 4: enumerate the nine pairs."""
+    from simulator.theory import order_moments
+
+    trace = tmp_path / "t.csv"
+    trace.write_text("worker,step,duration\n0,0,1\n0,1,2\n0,2,4\n")
+    model = parse_latency(f"empirical:{trace}")
+    pairs = [(a, b) for a in (1, 2, 4) for b in (1, 2, 4)]
+    for k, pick in ((1, min), (2, max)):
+        values = [pick(p) for p in pairs]
+        mean = sum(values) / 9
+        m = order_moments(model, k, 2)
+        assert m.mean == pytest.approx(mean, rel=1e-12) and m.method == "closed form"
+        assert m.std == pytest.approx(math.sqrt(sum((v - mean) ** 2 for v in values) / 9), rel=1e-12)
+
+
+def test_huge_but_finite_moments_say_so(capsys):
+    """Lognormal sigma=10: the max of 10 is about 10·e^50 (finite, printed); sigma=30 is beyond
+    double precision: no number, no traceback, and a note."""
+    from simulator.cli import main
+
+    assert main(["predict", "--latency", "lognormal:mu=0,sigma=10", "--workers", "10", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["mean_iteration_time"] == pytest.approx(10 * math.exp(50), rel=0.01) and not row["notes"]
+    assert main(["predict", "--latency", "lognormal:mu=0,sigma=30", "--workers", "10"]) == 0
+    captured = capsys.readouterr()
+    assert "n/a" in captured.out and "could not be computed in double precision" in captured.out
+    assert captured.err == ""
