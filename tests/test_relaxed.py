@@ -88,6 +88,32 @@ def test_ssp_never_lets_a_worker_run_more_than_s_clocks_ahead(bound):
     assert max(g.staleness for g in log.gradients if g.fate == "applied") > 0
 
 
+def test_ssp_exact_event_log():
+    """Two workers of 1 s and 3 s, bound 1. Worker 0 finishes at 1 and 2, then is two clocks
+    ahead and waits; worker 1's first gradient (t=3) advances the slowest clock and wakes it.
+    Worked by hand: updates at 1, 2, 3, 4, 6, 7, 9, 10; worker 0 reads the version current
+    when it is let go."""
+    _, log = run(
+        strategy="ssp",
+        workers=2,
+        ssp_bound=1,
+        latency="constant:value=1",
+        speed_factors="1,3",
+        steps=8,
+        timing_only=True,
+    )
+    assert [u.time for u in log.updates] == [1.0, 2.0, 3.0, 4.0, 6.0, 7.0, 9.0, 10.0]
+    applied = [(g.worker, g.start, g.version) for u in log.updates for g in u.gradients]
+    assert applied == [(0, 0, 0), (0, 1, 1), (1, 0, 0), (0, 3, 3), (1, 3, 3), (0, 6, 5), (1, 6, 5), (0, 9, 7)]
+
+
+def test_deadline_updates_at_once_when_every_worker_is_in():
+    """Three workers of 1 s and a 5 s deadline: all three arrive at t=1, so no update waits."""
+    _, log = run(strategy="deadline", workers=3, deadline=5.0, latency="constant:value=1", steps=3, timing_only=True)
+    assert [u.time for u in log.updates] == [1.0, 2.0, 3.0]
+    assert [len(u.gradients) for u in log.updates] == [3, 3, 3]
+
+
 def test_deadline_never_waits_past_its_timeout_unless_nothing_arrived():
     config, log = run(
         strategy="deadline", workers=6, deadline=0.4, latency="exponential:rate=1", steps=2000, timing_only=True
