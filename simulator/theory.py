@@ -196,7 +196,7 @@ def _quantile_moment(model: LatencyModel, k: int, n: int, power: int, center: fl
     deepest = 300 if type(model).isf is not LatencyModel.isf else 15
     pieces = [(lower, sorted({0.0, 0.5, *([mode] if 0 < mode < 0.5 else [])}))]
     cut = -math.log10(1 - mode) if 0.5 < mode < 1 else None
-    decades = [t for t in (math.log10(2), 1, 2, 4, 6, 9, 12, 15, 20, 30, 50, 100, 200, 300) if t <= deepest]
+    decades = [t for t in (math.log10(2), 2, 5, 10, 15, 30, 100, 300) if t <= deepest]
     pieces.append((upper, sorted({*decades, *([cut] if cut and cut < deepest else [])})))
     total, error = 0.0, 0.0
     with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -204,7 +204,7 @@ def _quantile_moment(model: LatencyModel, k: int, n: int, power: int, center: fl
         for f, points in pieces:
             for a, b in zip(points, points[1:], strict=False):
                 try:
-                    value, abserr, *_ = integrate.quad(f, a, b, limit=200, epsrel=1e-10, full_output=1)
+                    value, abserr, *_ = integrate.quad(f, a, b, limit=200, full_output=1)
                 except OverflowError:
                     value, abserr = math.inf, math.inf
                 total += value
