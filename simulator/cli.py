@@ -515,7 +515,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]
     workers = parse_int_list(args.workers, "--workers")
-    backups = list(dict.fromkeys(parse_int_list(args.backups, "--backups")))  # each B once, in order
+    backups = parse_int_list(args.backups, "--backups")
     seeds = parse_int_list(args.seeds, "--seeds")
     values = {**vars(args), "strategy": strategies[0], "workers": workers[0], "backups": 0, "seed": seeds[0]}
     base = RunConfig(**{f.name: values[f.name] for f in fields(RunConfig) if f.name in values})  # the rest: defaults
