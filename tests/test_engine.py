@@ -79,3 +79,32 @@ def test_the_engine_refuses_an_invalid_config():
 
     with pytest.raises(InputError, match="workers"):
         Simulation(RunConfig(strategy="sync", workers=0, timing_only=True))
+
+
+def test_a_trace_used_up_while_a_gradient_waits_at_the_ps(tmp_path):
+    """Exact replay, drop semantics, N=2 of 3. Worker 2's single recorded computation arrives
+    late at t=3.5 and it has nothing left to replay, while worker 0's gradient of t=3 waits at
+    the PS for a second one: the run ends there and that gradient is unfinished, not pending."""
+    trace = tmp_path / "trace.csv"
+    rows = [(0, 0, 1.0), (0, 1, 1.0), (1, 0, 2.0), (1, 1, 5.0), (2, 0, 3.5)]
+    trace.write_text("worker,step,duration\n" + "".join(f"{w},{s},{d}\n" for w, s, d in rows))
+    config, log = run(
+        strategy="backup",
+        workers=2,
+        backups=1,
+        semantics="drop",
+        latency=f"trace:{trace}",
+        steps=None,
+        timing_only=True,
+    )
+    assert log.exhausted and [u.time for u in log.updates] == [2.0]
+    fates = sorted((g.worker, g.index, g.fate) for g in log.gradients)
+    assert fates == [
+        (0, 0, "applied"),
+        (0, 1, "unfinished"),
+        (1, 0, "applied"),
+        (1, 1, "unfinished"),
+        (2, 0, "dropped_late"),
+    ]
+    s = log.summary(config)
+    assert s["gradients_unfinished"] == 2 and s["gradients_computed"] == 3
