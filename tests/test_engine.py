@@ -108,3 +108,21 @@ def test_a_trace_used_up_while_a_gradient_waits_at_the_ps(tmp_path):
     ]
     s = log.summary(config)
     assert s["gradients_unfinished"] == 2 and s["gradients_computed"] == 3
+
+
+@pytest.mark.parametrize(
+    "options", [{"strategy": "softsync", "softsync_n": 2}, {"strategy": "k-async", "k": 3}, {"strategy": "async"}]
+)
+def test_oldest_live_version_covers_every_gradient_not_yet_applied(options):
+    """The trainer forgets parameter versions older than ``oldest_live_version()``, so at every
+    event it must be at most the version read by any gradient in flight or waiting at the PS
+    (softsync: a waiting gradient's worker has already moved on to a newer version)."""
+    config = RunConfig(workers=8, steps=400, timing_only=True, seed=5, **options)
+    sim = Simulation(config)
+    while sim.ps.version < config.steps:
+        sim.env.step()
+        live = [g.version for g in sim.ps.pending]
+        live += [
+            wk.current.version for wk in sim.ps.workers if wk.current is not None and wk.current.fate == "unfinished"
+        ]
+        assert sim.oldest_live_version() == min([*live, sim.ps.version])
