@@ -422,19 +422,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print(f"N={args.workers}, latency {args.latency}: iteration time of N of N+B with cancellation")
     print(f"  {'B':>4}{'mean (s)':>14}{'std (s)':>14}")
     for r in rows:
-        mean, std = (
-            f"{r[f'{m}_iteration_time']:.6g}"
-            if r[f"{m}_iteration_time"] is not None
-            else "n/a"
-            if r[f"{m}_finite"]
-            else "inf"
-            for m in ("mean", "std")
-        )
-        print(f"  {r['backups']:>4}{mean:>14}{std:>14}")
+        cells = [_moment_cell(r[f"{m}_iteration_time"], r[f"{m}_finite"]) for m in ("mean", "std")]
+        print(f"  {r['backups']:>4}{cells[0]:>14}{cells[1]:>14}")
     for r in rows:
         for note in r["notes"]:
             print(f"  B={r['backups']}: {note}")
     return 0
+
+
+def _moment_cell(value: float | None, finite: bool) -> str:
+    """A predicted moment as printed: the number, ``inf``, or ``n/a`` (finite, beyond double precision)."""
+    if value is not None:
+        return f"{value:.6g}"
+    return "n/a" if finite else "inf"
 
 
 def cmd_compare_backups(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from simulator.config import RunConfig
 from simulator.fitting import fit_durations
 from simulator.latency import Empirical, parse_latency
 from simulator.sweep import run_sweep
-from simulator.theory import order_mean, order_std
+from simulator.theory import order_mean, order_moments
 from simulator.traces import read_trace
 
 TRACE = Path(__file__).resolve().parent.parent / "traces" / "measured-cpu-4x-cnn-digits.csv"
@@ -96,10 +96,8 @@ def reproduce(out: Path, *, quick: bool = False, jobs: int | None = None, log=pr
         for b in range(scale.timing_backups + 1)
     ]
     run_sweep(configs, data / "timing", jobs=jobs)
-    theory = [
-        (b, order_mean(model, scale.timing_n, scale.timing_n + b), order_std(model, scale.timing_n, scale.timing_n + b))
-        for b in range(scale.timing_backups + 1)
-    ]
+    moments = [order_moments(model, scale.timing_n, scale.timing_n + b) for b in range(scale.timing_backups + 1)]
+    theory = [(b, m.mean, m.std) for b, m in enumerate(moments)]
     _write_rows(data / "timing-theory.csv", ("backups", "mean", "std"), theory)
     plots.plot_iteration_time(
         data / "timing" / "results.csv", data / "timing-theory.csv", out / "iteration-time-vs-backups"

@@ -177,7 +177,7 @@ def _quantile_moment(model: LatencyModel, k: int, n: int, power: int, center: fl
     estimate.
     """
 
-    lower_pdf, upper_logpdf = stats.beta(k, n - k + 1).pdf, stats.beta(n - k + 1, k).logpdf
+    lower_pdf, upper_beta = stats.beta(k, n - k + 1).pdf, stats.beta(n - k + 1, k)  # the latter in s = 1 - u
 
     def lower(u: float) -> float:
         return float(np.float64(float(model.ppf(u)) - center) ** power) * lower_pdf(u)
@@ -188,7 +188,7 @@ def _quantile_moment(model: LatencyModel, k: int, n: int, power: int, center: fl
         if x == 0:
             return 0.0
         sign = -1.0 if x < 0 and power % 2 else 1.0
-        return sign * math.exp(power * math.log(abs(x)) + float(upper_logpdf(s)) + math.log(s) + math.log(LN10))
+        return sign * math.exp(power * math.log(abs(x)) + float(upper_beta.logpdf(s)) + math.log(s) + math.log(LN10))
 
     mode = (k - 1) / (n - 1) if n > 1 else 0.5
     # The lower half in u, split at the Beta mode; the upper half in t = -log10(1 - u), from
@@ -211,7 +211,7 @@ def _quantile_moment(model: LatencyModel, k: int, n: int, power: int, center: fl
                 error += abserr
         if deepest < 300:  # what lies beyond: at least the integrand's last value times the mass left
             s = 10.0**-deepest
-            error += abs(float(model.isf(s)) - center) ** power * float(stats.beta(n - k + 1, k).cdf(s))
+            error += abs(float(model.isf(s)) - center) ** power * float(upper_beta.cdf(s))
     return total, error
 
 
@@ -251,12 +251,6 @@ def _check(k: int, n: int) -> None:
         raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
 
 
-def order_second_moment(model: LatencyModel, k: int, n: int) -> float:
-    """E[X_{k:n}²] (seconds²; ``inf`` where it does not exist)."""
-    m = order_moments(model, k, n)
-    return m.std**2 + m.mean**2
-
-
 def order_std(model: LatencyModel, k: int, n: int) -> float:
     """Standard deviation of X_{k:n} (seconds; ``inf`` where it does not exist)."""
     return order_moments(model, k, n).std
@@ -269,13 +263,13 @@ def predict_backups(model: LatencyModel, workers: int, backups: list[int]) -> li
     one too large for double precision), its absolute error estimate, how it was computed and,
     in ``notes``, why a number is missing or rough.
     """
+
+    def number(x: float) -> float | None:
+        return x if math.isfinite(x) else None
+
     rows = []
     for b in backups:
         m = order_moments(model, workers, workers + b)
-
-        def number(x: float) -> float | None:
-            return x if math.isfinite(x) else None
-
         rows.append(
             {
                 "workers": workers,

@@ -167,7 +167,7 @@ class Trainer:
         self._queued: list[np.ndarray] = []  # deferred fused updates (mini-batch indices)
         self._stale: list[tuple] = []  # deferred async updates: (index, version read, indices, lr scale)
         self._losses: list = []  # device arrays of per-update training losses, in order
-        self._used: list[tuple[int, int]] = []  # per applied update: (gradients averaged, examples used)
+        self._samples: list[int] = []  # per applied update: examples whose gradients it averaged
         self._eval_mark = 0  # len(self._losses) at the last evaluation
         self.diverged: str | None = None  # why training stopped on a non-finite loss
         functions = _COMPILED.get(cache_key) if cache_key is not None else None
@@ -256,9 +256,9 @@ class Trainer:
             state = checkpoint.restore(self.resume, self, result)
             consumed, next_time = state["consumed"], state["next_time"]
             quality = [tuple(q) for q in state["quality"]]
-            if "used" not in state:
-                raise InputError(f"--resume {self.resume}: a checkpoint of an older stragglersim (no 'used'); rerun")
-            self._used = [tuple(u) for u in state["used"]]
+            if "samples" not in state:
+                raise InputError(f"--resume {self.resume}: a checkpoint of an older stragglersim (no 'samples'); rerun")
+            self._samples = list(state["samples"])
             reached = tuple(state["reached"]) if state["reached"] else None
         else:
             self._record_eval(result, 0, 0.0)
@@ -290,10 +290,10 @@ class Trainer:
         if last is not None and result.metrics[-1][0] != last.index:
             reached = reached or self._record_eval(result, last.index, last.time)
         losses = [float(v) for v in np.concatenate(jax.device_get(self._losses))] if self._losses else []
-        for u, loss, (cos, err), (_, samples) in zip(self.sim.log.updates, losses, quality, self._used, strict=False):
+        for u, loss, (cos, err), samples in zip(self.sim.log.updates, losses, quality, self._samples, strict=False):
             result.steps.append((u.index, u.time, samples, loss, cos, err))
-        used = np.asarray(self._used[: len(self.sim.log.updates)], dtype=float).reshape(-1, 2)
-        counts, samples = used.mean(axis=0) if len(used) else (self.per_update, self.per_update * config.batch_size)
+        used = self._samples[: len(self.sim.log.updates)]
+        samples = float(np.mean(used)) if used else self.per_update * config.batch_size
         final = result.metrics[-1]
         result.params = jax.device_get(self.params)
         result.summary = {
@@ -301,7 +301,7 @@ class Trainer:
             "dataset": config.dataset,
             "batch_size": config.batch_size,
             "effective_batch_size": _number(samples),  # mean examples per update
-            "gradients_per_update": _number(counts),  # mean gradients averaged per update
+            "gradients_per_update": _number(samples / config.batch_size),  # mean gradients averaged per update
             "optimizer": config.optimizer,
             "lr": config.lr,
             "param_count": self.model.param_count(self.params),
@@ -327,7 +327,7 @@ class Trainer:
         from simulator import checkpoint
 
         state = {"consumed": consumed, "next_time": next_time, "quality": quality, "reached": reached}
-        state["used"] = self._used
+        state["samples"] = self._samples
         checkpoint.save(self.checkpoints, self.config, self, result, state)
 
     def _apply_update(self, update) -> tuple[float, float]:
@@ -340,7 +340,7 @@ class Trainer:
             if self._queued and (len(self._queued) == MAX_FUSED or len(self._queued[0]) != len(idx)):
                 self._flush()
             self._queued.append(idx)
-            self._used.append((len(gradients), len(idx)))
+            self._samples.append(len(idx))
             self.version = update.index
             return math.nan, math.nan
         self._flush()
@@ -351,7 +351,7 @@ class Trainer:
             scale = 1.0 / g.staleness if self.config.staleness_lr and g.staleness else 1.0
             idx = self.batches.indices(g.worker, g.index)
             self._stale.append((update.index, g.version, idx, scale))
-            self._used.append((1, len(idx)))
+            self._samples.append(len(idx))
             self.version = update.index
             return math.nan, math.nan
         self._flush_stale()
@@ -365,7 +365,7 @@ class Trainer:
             if self.config.gradient_quality:
                 quality = self._quality(grads)
             self.params, self.opt_state = self._apply_grads(self.params, self.opt_state, grads, len(gradients))
-        self._used.append((len(gradients), used))
+        self._samples.append(used)
         self._losses.append(jnp.reshape(loss, (1,)))
         self.version = update.index
         if self.history is not None:
