@@ -22,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import simpy
-
-from simulator.cluster import LATENCY_STREAM, stream
-from simulator.config import RunConfig
-from simulator.engine import Simulation
-from simulator.fastpath import fast_simulate
-from simulator.latency import parse_latency
-from simulator.trainer import describe_device
+from stragglersim.cluster import LATENCY_STREAM, stream
+from stragglersim.config import RunConfig
+from stragglersim.engine import Simulation
+from stragglersim.fastpath import fast_simulate
+from stragglersim.latency import parse_latency
+from stragglersim.trainer import describe_device
 
 HERE = Path(__file__).resolve().parent
 

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from simulator.config import RunConfig
-from simulator.sweep import grid, run_sweep
+from stragglersim.config import RunConfig
+from stragglersim.sweep import grid, run_sweep
 
 
 def configs(runs: int, timing_only: bool) -> list[RunConfig]:

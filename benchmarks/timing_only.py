@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 
 import simpy
-
-from simulator.config import RunConfig
-from simulator.engine import Simulation
-from simulator.results import write_run
+from stragglersim.config import RunConfig
+from stragglersim.engine import Simulation
+from stragglersim.results import write_run
 
 
 def bare_simpy(workers: int, computations: int) -> float:

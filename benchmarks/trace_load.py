@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from simulator.traces import Trace, read_trace
+from stragglersim.traces import Trace, read_trace
 
 
 def main() -> None:

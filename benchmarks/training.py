@@ -19,12 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-
-from models.datasets import load_dataset
-from models.zoo import build_model
-from simulator.config import RunConfig
-from simulator.optim import make_optimizer
-from simulator.trainer import describe_device, train
+from stragglersim.config import RunConfig
+from stragglersim.models.datasets import load_dataset
+from stragglersim.models.zoo import build_model
+from stragglersim.optim import make_optimizer
+from stragglersim.trainer import describe_device, train
 
 
 def trainer_seconds(config: RunConfig) -> float:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.catalog import DATASETS
-from simulator.errors import InputError
+from ..errors import InputError
+from .catalog import DATASETS
 
 _GENERATING = threading.Lock()
 

@@ -10,7 +10,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from models.nets import _conv_init, conv2d
+from .nets import _conv_init, conv2d
 
 
 def causal_mask(k: int, c_in: int, c_out: int, include_centre: bool):

@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from models import nets, pixelcnn
-from models.catalog import MODELS
-from models.datasets import Dataset
+from . import nets, pixelcnn
+from .catalog import MODELS
+from .datasets import Dataset
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-from simulator.records import APPLIED, CANCELLED, DROPPED_LATE
-from simulator.strategies import CancelAtUpdate
+from .records import APPLIED, CANCELLED, DROPPED_LATE
+from .strategies import CancelAtUpdate
 
 
 def progress(k: int, batch_size: int, noise_scale: float) -> float:
@@ -96,7 +96,7 @@ def compare_with_fixed(config) -> dict:
     on the same latency draws (common random numbers)."""
     from dataclasses import replace
 
-    from simulator.engine import Simulation
+    from .engine import Simulation
 
     p = config.workers
     noise = config.noise_scale or p * config.batch_size

@@ -18,8 +18,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from simulator.config import RunConfig
-from simulator.errors import InputError
+from .config import RunConfig
+from .errors import InputError
 
 
 def save(directory: Path, config: RunConfig, trainer, result, state: dict) -> None:

@@ -11,10 +11,10 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from models.catalog import DATASETS, MODELS
-from simulator import __version__
-from simulator.config import OPTIMIZERS, SEMANTICS, STRATEGIES, RunConfig
-from simulator.errors import InputError, RunsFailed
+from . import __version__
+from .config import OPTIMIZERS, SEMANTICS, STRATEGIES, RunConfig
+from .errors import InputError, RunsFailed
+from .models.catalog import DATASETS, MODELS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -408,8 +408,8 @@ def parse_int_list(text: str, option: str) -> list[int]:
 def cmd_predict(args: argparse.Namespace) -> int:
     import json
 
-    from simulator.latency import parse_latency
-    from simulator.theory import predict_backups
+    from .latency import parse_latency
+    from .theory import predict_backups
 
     backups = list(dict.fromkeys(parse_int_list(args.backups, "--backups")))  # each B once, in order
     if args.workers < 1 or min(backups) < 0:
@@ -438,9 +438,9 @@ def _moment_cell(value: float | None, finite: bool) -> str:
 
 
 def cmd_compare_backups(args: argparse.Namespace) -> int:
-    from simulator.adaptive import compare_with_fixed
-    from simulator.plots import plot_adaptive
-    from simulator.results import check_out_dir, staged_dir, write_json
+    from .adaptive import compare_with_fixed
+    from .plots import plot_adaptive
+    from .results import check_out_dir, staged_dir, write_json
 
     config = RunConfig(
         strategy="adaptive-backup",
@@ -474,13 +474,13 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from simulator.progress import NullProgress, progress_bar
-    from simulator.results import check_out_dir, write_run
-    from simulator.runner import execute
+    from .progress import NullProgress, progress_bar
+    from .results import check_out_dir, write_run
+    from .runner import execute
 
     resume = getattr(args, "resume", None)
     if resume is not None:
-        from simulator.checkpoint import load_config
+        from .checkpoint import load_config
 
         config = load_config(resume).validate()
     else:
@@ -510,8 +510,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from simulator.progress import RunCounter
-    from simulator.sweep import grid, run_sweep
+    from .progress import RunCounter
+    from .sweep import grid, run_sweep
 
     strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]
     workers = parse_int_list(args.workers, "--workers")
@@ -546,7 +546,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from simulator.reproduce import reproduce
+    from .reproduce import reproduce
 
     args.out.mkdir(parents=True, exist_ok=True)
     report = reproduce(args.out, quick=args.quick, jobs=args.jobs, log=lambda m: print(m, file=sys.stderr))
@@ -556,8 +556,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
-    from simulator.results import check_out_file
-    from simulator.timeline import chrome_trace
+    from .results import check_out_file
+    from .timeline import chrome_trace
 
     check_out_file(args.out, overwrite=args.overwrite)
     n = chrome_trace(args.run, args.out, max_updates=args.updates)
@@ -566,8 +566,8 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from simulator import plots
-    from simulator.results import read_csv
+    from . import plots
+    from .results import read_csv
 
     args.out.mkdir(parents=True, exist_ok=True)
     for d in args.dirs:
@@ -594,8 +594,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from simulator.results import check_out_file
-    from simulator.traces import combine, read_trace
+    from .results import check_out_file
+    from .traces import combine, read_trace
 
     check_out_file(args.out, overwrite=args.overwrite)
     trace = combine([read_trace(src, args.trace_format, args.time_scale) for src in args.sources])
@@ -608,10 +608,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from simulator.fitting import fit_durations
-    from simulator.plots import plot_fit
-    from simulator.results import staged_dir, write_json
-    from simulator.traces import read_trace
+    from .fitting import fit_durations
+    from .plots import plot_fit
+    from .results import staged_dir, write_json
+    from .traces import read_trace
 
     trace = read_trace(args.trace, args.trace_format, args.time_scale)
     report = {
@@ -633,8 +633,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
-    from simulator.measure import measure
-    from simulator.results import check_out_file
+    from .measure import measure
+    from .results import check_out_file
 
     if args.workers < 1 or args.steps < 1 or args.batch_size < 1:
         raise InputError("--workers, --steps and --batch-size must be integers >= 1")
@@ -658,8 +658,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from simulator.results import staged_dir, write_json
-    from simulator.validation import validate_trace
+    from .results import staged_dir, write_json
+    from .validation import validate_trace
 
     config = RunConfig(
         strategy="backup",

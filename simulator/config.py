@@ -9,8 +9,8 @@ from pathlib import Path
 
 import tomli_w
 
-from models.catalog import DATASETS, MODELS
-from simulator.errors import InputError
+from .errors import InputError
+from .models.catalog import DATASETS, MODELS
 
 STRATEGIES = (
     "sync",
@@ -165,8 +165,8 @@ class RunConfig:
         Raises:
             InputError: naming the field, what is wrong and what would be right.
         """
-        from simulator.cluster import latency_of, parse_speed_factors
-        from simulator.faults import Faults
+        from .cluster import latency_of, parse_speed_factors
+        from .faults import Faults
 
         def need(ok: bool, message: str) -> None:
             if not ok:

@@ -19,13 +19,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.datasets import Dataset, load_dataset
-from models.zoo import build_model
-from simulator.config import RunConfig
-from simulator.engine import Simulation
-from simulator.latency import parse_latency
-from simulator.theory import dutta_error_bound, order_mean
-from simulator.trainer import INIT_STREAM, Trainer
+from .config import RunConfig
+from .engine import Simulation
+from .latency import parse_latency
+from .models.datasets import Dataset, load_dataset
+from .models.zoo import build_model
+from .theory import dutta_error_bound, order_mean
+from .trainer import INIT_STREAM, Trainer
 
 
 def convex_study(config: RunConfig, l2: float = 0.01, gd_steps: int = 3000) -> dict:

@@ -20,10 +20,10 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-from simulator import __version__
-from simulator.config import RunConfig
-from simulator.errors import InputError
-from simulator.results import staged_dir
+from . import __version__
+from .config import RunConfig
+from .errors import InputError
+from .results import staged_dir
 
 LOCAL = re.compile(r"local:(\d+)")
 ADDRESS = re.compile(r"(tcp|tls|ucx|ws|wss)://\S+|[^\s:/]+:\d+")
@@ -32,7 +32,7 @@ INSTALL = "pip install '.[cluster]' in a stragglersim checkout"
 
 def compute_files(config: RunConfig) -> dict[str, bytes]:
     """Run ``config`` in a temporary folder; return its files as {relative POSIX path: bytes}."""
-    from simulator.runner import execute_and_write
+    from .runner import execute_and_write
 
     with tempfile.TemporaryDirectory(prefix="stragglersim-") as tmp:
         out = Path(tmp) / "run"
@@ -116,9 +116,9 @@ def connect(scheduler: str, *, timeout: float = 10.0, log=print):
 
 def _check_workers(client, scheduler: str) -> None:
     def version():  # defined here so that it travels by value, not by a module reference
-        import simulator
+        import stragglersim
 
-        return simulator.__version__
+        return stragglersim.__version__
 
     for worker, answer in client.run(version, on_error="return").items():
         if isinstance(answer, BaseException):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.cluster import stream
+from .cluster import stream
 
 DATA_STREAM = 2  # spawn key of the per-worker batch streams
 SHARD_STREAM = 3  # spawn key of the shard assignment

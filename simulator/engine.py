@@ -16,13 +16,13 @@ from collections.abc import Iterator
 import simpy
 from simpy.core import EmptySchedule
 
-from simulator.cluster import Cluster, DurationStream
-from simulator.config import RunConfig
-from simulator.errors import TraceExhausted
-from simulator.faults import Faults
-from simulator.gcpause import gc_paused
-from simulator.progress import NULL_PROGRESS
-from simulator.records import (
+from .cluster import Cluster, DurationStream
+from .config import RunConfig
+from .errors import TraceExhausted
+from .faults import Faults
+from .gcpause import gc_paused
+from .progress import NULL_PROGRESS
+from .records import (
     APPLIED,
     CANCELLED,
     FAILED,
@@ -33,8 +33,8 @@ from simulator.records import (
     Gradient,
     Update,
 )
-from simulator.strategies import CANCEL, FAILURE, make_strategy
-from simulator.workload import work_model
+from .strategies import CANCEL, FAILURE, make_strategy
+from .workload import work_model
 
 
 class Worker:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.cluster import LATENCY_STREAM, Cluster, stream
-from simulator.latency import LatencyModel
-from simulator.records import APPLIED, CANCELLED, FATES, EventLog, Gradient, Update
+from .cluster import LATENCY_STREAM, Cluster, stream
+from .latency import LatencyModel
+from .records import APPLIED, CANCELLED, FATES, EventLog, Gradient, Update
 
 CHUNK = 256  # updates drawn at a time
 

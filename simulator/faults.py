@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from simulator.cluster import stream
-from simulator.errors import InputError
-from simulator.spec import parse_spec
+from .cluster import stream
+from .errors import InputError
+from .spec import parse_spec
 
 FAILSLOW_STREAM = 6  # spawn keys of the per-worker episode streams
 FAILURE_STREAM = 7

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import optimize, stats
 
-from simulator.errors import InputError
-from simulator.latency import LatencyModel, parse_latency
-from simulator.spec import format_number
+from .errors import InputError
+from .latency import LatencyModel, parse_latency
+from .spec import format_number
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import integrate, stats
 
-from simulator.errors import InputError, TraceExhausted
-from simulator.spec import Spec, parse_spec
+from .errors import InputError, TraceExhausted
+from .spec import Spec, parse_spec
 
 
 class LatencyModel(ABC):
@@ -79,7 +79,7 @@ class LatencyModel(ABC):
 
     def stream_for(self, worker: int, rng: np.random.Generator, factor: float = 1.0):
         """Worker ``worker``'s stream of computation times (i.i.d. draws from its own ``rng``)."""
-        from simulator.cluster import DurationStream
+        from .cluster import DurationStream
 
         return DurationStream(self, rng, factor)
 
@@ -271,7 +271,7 @@ class EmpiricalPerWorker(Empirical):
         self.n_workers = len(per_worker)
 
     def stream_for(self, worker, rng, factor=1.0):
-        from simulator.cluster import DurationStream
+        from .cluster import DurationStream
 
         return DurationStream(self.workers[worker], rng, factor)
 
@@ -314,7 +314,7 @@ TRACE_FAMILIES = ("trace", "empirical", "empirical-per-worker")
 def parse_trace_latency(text: str, what: str, trace_format: str, time_scale: float) -> LatencyModel:
     """``trace:PATH`` (exact replay), ``empirical:PATH`` (pooled bootstrap) or
     ``empirical-per-worker:PATH``."""
-    from simulator.traces import read_trace
+    from .traces import read_trace
 
     family, _, path = text.partition(":")
     family, path = family.strip(), path.strip()

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from simulator.traces import Trace
+from .traces import Trace
 
 
 def _worker(rank: int, steps: int, model_name: str, dataset_name: str, batch_size: int, barrier, queue) -> None:
@@ -21,8 +21,8 @@ def _worker(rank: int, steps: int, model_name: str, dataset_name: str, batch_siz
     import jax.numpy as jnp
     import optax
 
-    from models.datasets import load_dataset
-    from models.zoo import build_model
+    from .models.datasets import load_dataset
+    from .models.zoo import build_model
 
     dataset = load_dataset(dataset_name)
     model = build_model(model_name, dataset)

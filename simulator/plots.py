@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.results import read_csv
+from .results import read_csv
 
 
 def _pyplot():
@@ -20,7 +20,7 @@ def _pyplot():
 
 def plot_fit(durations: np.ndarray, report: dict, path: Path, *, title: str = "") -> None:
     """Empirical CDF with the fitted CDFs (left) and a QQ plot of the chosen fit (right)."""
-    from simulator.latency import parse_latency
+    from .latency import parse_latency
 
     plt = _pyplot()
     x = np.sort(np.asarray(durations, dtype=float))
@@ -126,7 +126,7 @@ def plot_gantt(run: Path, path: Path, *, updates: int = 6, title: str = "") -> N
     """Who computed when over the first ``updates`` updates, coloured by each gradient's fate."""
     from matplotlib.patches import Patch
 
-    from simulator.timeline import read_run
+    from .timeline import read_run
 
     plt = _pyplot()
     gradients, ups = read_run(run)
@@ -255,7 +255,7 @@ def plot_time_to_target(results: Path, path: Path, *, total: int, model) -> dict
 
     Estimated = (updates to target at N) × E[X_{N:N+B}] from the order statistics of ``model``.
     """
-    from simulator.theory import order_mean
+    from .theory import order_mean
 
     plt = _pyplot()
     rows = read_csv(results)
@@ -282,7 +282,7 @@ def plot_time_to_target(results: Path, path: Path, *, total: int, model) -> dict
 
 def plot_accuracy_vs_time(sweep: Path, compare: dict, seeds, path: Path) -> None:
     """Test accuracy against simulated time for each strategy, on the same latency draws."""
-    from simulator.sweep import run_name
+    from .sweep import run_name
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.6))

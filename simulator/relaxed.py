@@ -10,8 +10,8 @@ References:
 
 from __future__ import annotations
 
-from simulator.records import DROPPED_LATE
-from simulator.strategies import CancelAtUpdate, FirstN, Strategy, cancellable, restart_at_once, wait_for_update
+from .records import DROPPED_LATE
+from .strategies import CancelAtUpdate, FirstN, Strategy, cancellable, restart_at_once, wait_for_update
 
 STRATEGIES = ("softsync", "k-sync", "k-batch-sync", "k-async", "k-batch-async", "ssp", "deadline", "adaptive-backup")
 
@@ -149,7 +149,7 @@ def make(config) -> Strategy:
     if config.strategy == "ssp":
         return StaleSynchronous(p, config.ssp_bound)
     if config.strategy == "adaptive-backup":
-        from simulator.adaptive import AdaptiveBackup
+        from .adaptive import AdaptiveBackup
 
         return AdaptiveBackup(p, config.batch_size, config.noise_scale or p * config.batch_size, config.adapt_every)
     return Deadline(p, config.deadline)

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator import plots
-from simulator.config import RunConfig
-from simulator.fitting import fit_durations
-from simulator.latency import Empirical, parse_latency
-from simulator.sweep import run_sweep
-from simulator.theory import order_mean, order_moments
-from simulator.traces import read_trace
+from . import plots
+from .config import RunConfig
+from .fitting import fit_durations
+from .latency import Empirical, parse_latency
+from .sweep import run_sweep
+from .theory import order_mean, order_moments
+from .traces import read_trace
 
 TRACE = Path(__file__).resolve().parent.parent / "traces" / "measured-cpu-4x-cnn-digits.csv"
 
@@ -162,7 +162,7 @@ def reproduce(out: Path, *, quick: bool = False, jobs: int | None = None, log=pr
     plots.plot_staleness(data / "staleness", out / "staleness")
 
     log("Dutta et al.'s bound beside a convex run ...")
-    from simulator.convex import convex_study
+    from .convex import convex_study
 
     convex = RunConfig(
         strategy="k-sync",
@@ -187,8 +187,8 @@ def reproduce(out: Path, *, quick: bool = False, jobs: int | None = None, log=pr
     facts["convex_below_bound"] = float(np.mean(study["error"] <= study["bound"]))
 
     log("a timeline of a few steps ...")
-    from simulator.runner import execute_and_write
-    from simulator.timeline import chrome_trace
+    from .runner import execute_and_write
+    from .timeline import chrome_trace
 
     gantt = RunConfig(
         strategy="backup",
@@ -237,7 +237,7 @@ def _write_rows(path: Path, header, rows) -> None:
 
 def _time_to_target_by_label(rows: list[dict], compare: dict, seeds) -> dict:
     """Mean time to target over seeds for each labelled configuration (runs that reached it)."""
-    from simulator.sweep import run_name
+    from .sweep import run_name
 
     by_run = {r["run"]: r for r in rows}
     out = {}

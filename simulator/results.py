@@ -14,10 +14,10 @@ from pathlib import Path
 
 import tomli_w
 
-from simulator import __version__
-from simulator.errors import InputError
-from simulator.gcpause import gc_paused
-from simulator.records import Gradient, Update
+from . import __version__
+from .errors import InputError
+from .gcpause import gc_paused
+from .records import Gradient, Update
 
 
 def check_out_dir(out: Path, *, overwrite: bool) -> None:

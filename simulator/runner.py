@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from simulator.config import RunConfig
-from simulator.errors import InputError
-from simulator.progress import NULL_PROGRESS
+from .config import RunConfig
+from .errors import InputError
+from .progress import NULL_PROGRESS
 
 
 @dataclass
@@ -27,18 +27,18 @@ def execute(config: RunConfig, *, progress=NULL_PROGRESS, checkpoints=None, resu
     """
     tables, params = {}, None
     if config.timing_only:
-        from simulator import fastpath
+        from . import fastpath
 
         if fastpath.applies(config):
             log = fastpath.fast_simulate(config, records=config.log_gradients == "all")
             progress.update(len(log.updates))
         else:
-            from simulator.engine import Simulation
+            from .engine import Simulation
 
             log = Simulation(config, progress=progress).run()
         summary = log.summary(config)
     else:
-        from simulator.trainer import TrainingResult, train
+        from .trainer import TrainingResult, train
 
         config, log, result = train(config, progress=progress, checkpoints=checkpoints, resume=resume)
         summary = {**log.summary(config), **result.summary}
@@ -52,7 +52,7 @@ def execute(config: RunConfig, *, progress=NULL_PROGRESS, checkpoints=None, resu
 
 def execute_and_write(config: RunConfig, out: Path, *, overwrite: bool = False) -> dict:
     """``execute`` then write the results to ``out``; returns the summary (for sweeps)."""
-    from simulator.results import write_run
+    from .results import write_run
 
     result = execute(config)
     write_run(out, result.config, result.log, result.summary, tables=result.tables, overwrite=overwrite)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from simulator.errors import InputError
+from .errors import InputError
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import simpy
 
-from simulator.records import DROPPED_LATE, DROPPED_STALE, PENDING
+from .records import DROPPED_LATE, DROPPED_STALE, PENDING
 
 CANCEL = "cancel"  # the cause of the interrupt that cancels a computation at an update
 FAILURE = "failure"  # the cause of the interrupt that kills a worker
@@ -197,7 +197,7 @@ SYNCHRONOUS = {cls.semantics: cls for cls in (TokenQueue, DropLate, CancelAtUpda
 
 def make_strategy(config):
     """The strategy object a (validated) :class:`~simulator.config.RunConfig` asks for."""
-    from simulator import relaxed
+    from . import relaxed
 
     if config.strategy in relaxed.STRATEGIES:
         return relaxed.make(config)

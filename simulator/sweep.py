@@ -21,10 +21,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 
-from simulator.config import RunConfig
-from simulator.errors import InputError, RunsFailed
-from simulator.progress import RunCounter
-from simulator.results import read_csv
+from .config import RunConfig
+from .errors import InputError, RunsFailed
+from .progress import RunCounter
+from .results import read_csv
 
 
 def run_name(config: RunConfig) -> str:
@@ -60,7 +60,7 @@ def grid(base: RunConfig, *, strategies, workers, backups, seeds, total_workers=
 
 
 def _run(config: RunConfig, out: str) -> dict:
-    from simulator.runner import execute_and_write
+    from .runner import execute_and_write
 
     return execute_and_write(config, Path(out), overwrite=True)
 
@@ -91,7 +91,7 @@ def run_sweep(
     if jobs is not None and jobs < 1:
         raise InputError(f"--jobs {jobs}: must be at least 1")
     if scheduler is not None:
-        from simulator.dask_sweep import check_scheduler
+        from .dask_sweep import check_scheduler
 
         if jobs is not None:
             raise InputError("--jobs: local processes only; with --scheduler the cluster's workers run the sweep")
@@ -106,7 +106,7 @@ def run_sweep(
         log(f"{len(configs) - len(todo)} of {len(configs)} runs are complete already; {len(todo)} to run")
     failures: list[tuple[str, str]] = []
     if todo and scheduler is not None:
-        from simulator.dask_sweep import connect, run_on_dask
+        from .dask_sweep import connect, run_on_dask
 
         with connect(scheduler, log=log) as client:
             counter.start(len(todo))

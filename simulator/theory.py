@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import integrate, stats
 
-from simulator.latency import Constant, Empirical, LatencyModel, ScipyLatency
+from .latency import Constant, Empirical, LatencyModel, ScipyLatency
 
 
 def harmonic(n: int) -> float:

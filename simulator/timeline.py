@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from simulator.errors import InputError
+from .errors import InputError
 
 
 def read_run(run: Path) -> tuple[list[dict], list[dict]]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.errors import InputError
+from .errors import InputError
 
 FORMATS = ("csv", "pai", "chrome")
 _PYTORCH_STEP = re.compile(r"ProfilerStep#(\d+)$")

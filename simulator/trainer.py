@@ -24,17 +24,17 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from models.datasets import Dataset, load_dataset
-from models.zoo import Model, build_model
-from simulator.cluster import stream
-from simulator.config import RunConfig
-from simulator.data import WorkerBatches
-from simulator.engine import Simulation
-from simulator.errors import InputError
-from simulator.optim import make_optimizer
-from simulator.progress import NULL_PROGRESS
-from simulator.versions import VersionRing
-from simulator.workload import example_work
+from .cluster import stream
+from .config import RunConfig
+from .data import WorkerBatches
+from .engine import Simulation
+from .errors import InputError
+from .models.datasets import Dataset, load_dataset
+from .models.zoo import Model, build_model
+from .optim import make_optimizer
+from .progress import NULL_PROGRESS
+from .versions import VersionRing
+from .workload import example_work
 
 INIT_STREAM = 4  # fold-in of the parameter initialisation key
 QUALITY_STREAM = 5  # spawn key of the reference batch for --gradient-quality
@@ -251,7 +251,7 @@ class Trainer:
         reached = None  # (update, sim_time) of the first evaluation at the target
         consumed = 0
         if self.resume is not None:
-            from simulator import checkpoint
+            from . import checkpoint
 
             state = checkpoint.restore(self.resume, self, result)
             consumed, next_time = state["consumed"], state["next_time"]
@@ -324,7 +324,7 @@ class Trainer:
         return result
 
     def _checkpoint(self, result, consumed: int, next_time: float, quality: list, reached) -> None:
-        from simulator import checkpoint
+        from . import checkpoint
 
         state = {"consumed": consumed, "next_time": next_time, "quality": quality, "reached": reached}
         state["samples"] = self._samples

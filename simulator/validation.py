@@ -13,10 +13,10 @@ from dataclasses import replace
 import numpy as np
 from scipy import stats
 
-from simulator.config import RunConfig
-from simulator.engine import simulate
-from simulator.fitting import fit_durations
-from simulator.traces import read_trace
+from .config import RunConfig
+from .engine import simulate
+from .fitting import fit_durations
+from .traces import read_trace
 
 QUANTILES = (0.1, 0.5, 0.9, 0.99)
 KS_GOOD = 0.1  # largest KS distance called good enough

@@ -19,8 +19,8 @@ def example_work(x: np.ndarray) -> np.ndarray:
 
 def work_model(config):
     """``(worker, index) -> factor`` for the run's dataset and mini-batch streams."""
-    from models.datasets import load_dataset
-    from simulator.data import WorkerBatches
+    from .data import WorkerBatches
+    from .models.datasets import load_dataset
 
     dataset = load_dataset(config.dataset, path=config.data_path or None, size=config.dataset_size or None)
     work = example_work(dataset.x_train)

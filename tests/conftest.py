@@ -1,9 +1,8 @@
 """Shared helpers: build a config, run it, read the log back as plain tuples."""
 
 import pytest
-
-from simulator.config import RunConfig
-from simulator.engine import simulate
+from stragglersim.config import RunConfig
+from stragglersim.engine import simulate
 
 
 def run(**kwargs):

@@ -4,12 +4,11 @@ import json
 
 import numpy as np
 import pytest
-
-from simulator.adaptive import AdaptiveBackup, compare_with_fixed, expected_order_statistic, progress
-from simulator.cli import main
-from simulator.config import RunConfig
-from simulator.engine import Simulation
-from simulator.theory import exponential_order_mean
+from stragglersim.adaptive import AdaptiveBackup, compare_with_fixed, expected_order_statistic, progress
+from stragglersim.cli import main
+from stragglersim.config import RunConfig
+from stragglersim.engine import Simulation
+from stragglersim.theory import exponential_order_mean
 
 
 def test_order_statistic_of_a_step_cdf_matches_the_exponential_closed_form():

@@ -6,9 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
-from simulator.cli import main
-from simulator.config import RunConfig
+from stragglersim.cli import main
+from stragglersim.config import RunConfig
 
 
 def simulate(out, *extra):
@@ -100,7 +99,7 @@ def test_refuses_to_overwrite_results_unless_asked(tmp_out, capsys):
 
 
 def test_failed_write_leaves_nothing_behind(tmp_out, monkeypatch):
-    import simulator.results as results
+    import stragglersim.results as results
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
@@ -113,13 +112,13 @@ def test_failed_write_leaves_nothing_behind(tmp_out, monkeypatch):
 
 
 def test_console_entry_points_and_no_jax_import(tmp_path):
-    """``python -m simulator`` works, exits 2 on bad input without a traceback, and a
+    """``python -m stragglersim`` works, exits 2 on bad input without a traceback, and a
     timing-only run never imports JAX."""
     bad = subprocess.run(
         [
             sys.executable,
             "-m",
-            "simulator",
+            "stragglersim",
             "simulate",
             "--timing-only",
             "--latency",
@@ -132,7 +131,7 @@ def test_console_entry_points_and_no_jax_import(tmp_path):
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "unknown latency family 'nope'" in bad.stderr
     code = (
-        "import sys; from simulator.cli import main; "
+        "import sys; from stragglersim.cli import main; "
         f"rc = main(['simulate', '--timing-only', '--quiet', '--steps', '20', '--out', {str(tmp_path / 'ok')!r}]); "
         "assert rc == 0; assert not any(m == 'jax' or m.startswith('jax.') for m in sys.modules), 'jax imported'"
     )

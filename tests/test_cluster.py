@@ -4,10 +4,9 @@ import math
 
 import numpy as np
 import pytest
-
-from simulator.cluster import DurationStream, Link, parse_speed_factors, stream
-from simulator.errors import InputError
-from simulator.latency import parse_latency
+from stragglersim.cluster import DurationStream, Link, parse_speed_factors, stream
+from stragglersim.errors import InputError
+from stragglersim.latency import parse_latency
 
 
 def test_duration_stream_does_not_depend_on_block_size():

@@ -4,9 +4,8 @@ import math
 import re
 
 import pytest
-
-from simulator.config import RunConfig
-from simulator.errors import InputError
+from stragglersim.config import RunConfig
+from stragglersim.errors import InputError
 
 
 def test_backup_defaults_to_tf_semantics_and_others_have_none():

@@ -9,12 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-from simulator.cli import main
-from simulator.config import RunConfig
-from simulator.errors import InputError
-from simulator.progress import RunCounter
-from simulator.sweep import grid, run_sweep
+from stragglersim.cli import main
+from stragglersim.config import RunConfig
+from stragglersim.errors import InputError
+from stragglersim.progress import RunCounter
+from stragglersim.sweep import grid, run_sweep
 
 pytest.importorskip("distributed")
 
@@ -85,7 +84,7 @@ def cluster(tmp_path):
 
 
 def sweep(out, *options):
-    return [sys.executable, "-m", "simulator", "sweep", "--quiet", "--out", str(out), *options]
+    return [sys.executable, "-m", "stragglersim", "sweep", "--quiet", "--out", str(out), *options]
 
 
 TRAINING = [
@@ -194,7 +193,7 @@ def test_scheduler_errors_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch)
 
 
 def test_an_unreachable_scheduler_is_a_clear_error(tmp_path):
-    from simulator.dask_sweep import connect
+    from stragglersim.dask_sweep import connect
 
     with pytest.raises(InputError, match=r"--scheduler tcp://127.0.0.1:9: no Dask scheduler answered within 1 s"):
         with connect("tcp://127.0.0.1:9", timeout=1):
@@ -202,7 +201,7 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path):
 
 
 def test_failed_runs_are_reported_the_rest_kept_and_retried_by_the_same_command(tmp_path, monkeypatch):
-    import simulator.sweep as sweep_module
+    import stragglersim.sweep as sweep_module
 
     configs = grid(
         RunConfig(steps=50, timing_only=True), strategies=["sync"], workers=[2, 3, 4], backups=[0], seeds=[0]
@@ -246,7 +245,7 @@ class Stream:
 
 
 def test_workers_with_another_stragglersim_version_are_refused(monkeypatch):
-    import simulator.dask_sweep as dask_sweep
+    import stragglersim.dask_sweep as dask_sweep
 
     monkeypatch.setattr(dask_sweep, "__version__", "0.0.0-client")
     with pytest.raises(InputError, match=r"worker tcp://127.0.0.1:\d+ has stragglersim .*, this client 0.0.0-client"):

@@ -1,8 +1,7 @@
 """Per-worker mini-batch streams."""
 
 import numpy as np
-
-from simulator.data import WorkerBatches
+from stragglersim.data import WorkerBatches
 
 
 def test_batches_depend_only_on_seed_worker_and_index():

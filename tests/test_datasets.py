@@ -7,9 +7,8 @@ import struct
 
 import numpy as np
 import pytest
-
-from models.datasets import load_dataset
-from simulator.errors import InputError
+from stragglersim.errors import InputError
+from stragglersim.models.datasets import load_dataset
 
 
 def write_idx(path, array, gz=False):

@@ -2,9 +2,8 @@
 
 import pytest
 from conftest import run
-
-from simulator.config import RunConfig
-from simulator.engine import Simulation
+from stragglersim.config import RunConfig
+from stragglersim.engine import Simulation
 
 
 def test_updates_are_produced_lazily():
@@ -75,7 +74,7 @@ def test_summary_keys_cover_the_design_contract():
 
 def test_the_engine_refuses_an_invalid_config():
     """A library user who builds a Simulation directly gets the same one-line error as the CLI."""
-    from simulator.errors import InputError
+    from stragglersim.errors import InputError
 
     with pytest.raises(InputError, match="workers"):
         Simulation(RunConfig(strategy="sync", workers=0, timing_only=True))

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from simulator.cli import main
-from simulator.config import RunConfig
-from simulator.engine import simulate
-from simulator.fastpath import applies, fast_simulate
+from stragglersim.cli import main
+from stragglersim.config import RunConfig
+from stragglersim.engine import simulate
+from stragglersim.fastpath import applies, fast_simulate
 
 
 @settings(max_examples=40, deadline=None)
@@ -98,8 +97,8 @@ def test_log_gradients_none_writes_no_gradient_log(tmp_path):
 )
 def test_compact_log_has_the_same_summary_and_updates(strategy, seed, effect):
     """--log-gradients none keeps no finished gradient records, and loses no number."""
-    from simulator.engine import Simulation
-    from simulator.records import CompactLog
+    from stragglersim.engine import Simulation
+    from stragglersim.records import CompactLog
 
     kwargs = {
         "backup": {"backups": 2},

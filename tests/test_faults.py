@@ -5,10 +5,9 @@ import json
 import numpy as np
 import pytest
 from conftest import run
-
-from simulator.cli import main
-from simulator.errors import InputError
-from simulator.faults import Episodes, FailSlow, parse_fail_at
+from stragglersim.cli import main
+from stragglersim.errors import InputError
+from stragglersim.faults import Episodes, FailSlow, parse_fail_at
 
 BACKUP = {"strategy": "backup", "workers": 4, "backups": 2, "latency": "exponential:rate=1", "timing_only": True}
 
@@ -191,7 +190,7 @@ def test_data_dependent_cost_makes_by_work_shards_imbalanced():
     ],
 )
 def test_bad_fault_options(kwargs, message):
-    from simulator.config import RunConfig
+    from stragglersim.config import RunConfig
 
     with pytest.raises(InputError) as err:
         RunConfig(workers=16, **{"fail_at": "", **kwargs}).validate()

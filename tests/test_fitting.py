@@ -4,13 +4,12 @@ import json
 
 import numpy as np
 import pytest
+from stragglersim.cli import main
+from stragglersim.config import RunConfig
+from stragglersim.fitting import fit_durations
+from stragglersim.latency import parse_latency
+from stragglersim.validation import validate_trace
 from test_traces import write_trace
-
-from simulator.cli import main
-from simulator.config import RunConfig
-from simulator.fitting import fit_durations
-from simulator.latency import parse_latency
-from simulator.validation import validate_trace
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,10 @@ import sys
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from simulator.config import RunConfig
-from simulator.errors import InputError
-from simulator.latency import parse_latency
-from simulator.traces import read_trace
+from stragglersim.config import RunConfig
+from stragglersim.errors import InputError
+from stragglersim.latency import parse_latency
+from stragglersim.traces import read_trace
 
 SPEC_ALPHABET = "abcdefghijklmnopqrstuvwxyz-:=,.()0123456789eE+ "
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -71,7 +70,7 @@ def test_the_cli_never_shows_a_traceback_for_fuzzed_specs(tmp_path):
             [
                 sys.executable,
                 "-m",
-                "simulator",
+                "stragglersim",
                 "simulate",
                 "--timing-only",
                 "--latency",

@@ -5,9 +5,8 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
-
-from simulator.errors import InputError
-from simulator.latency import parse_latency
+from stragglersim.errors import InputError
+from stragglersim.latency import parse_latency
 
 SPECS = {
     "constant:value=2": (2.0, 0.0),

@@ -5,10 +5,9 @@ import math
 from conftest import events, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from simulator.config import K_STRATEGIES, STALE_STRATEGIES, STRATEGIES
-from simulator.records import APPLIED, CANCELLED, DROPPED_LATE, DROPPED_STALE, FAILED, FATES, PENDING
-from simulator.strategies import make_strategy
+from stragglersim.config import K_STRATEGIES, STALE_STRATEGIES, STRATEGIES
+from stragglersim.records import APPLIED, CANCELLED, DROPPED_LATE, DROPPED_STALE, FAILED, FATES, PENDING
+from stragglersim.strategies import make_strategy
 
 LATENCIES = st.sampled_from(
     [

@@ -5,10 +5,9 @@ import math
 import numpy as np
 import pytest
 from conftest import run
-
-from simulator.config import RunConfig
-from simulator.errors import InputError
-from simulator.theory import harmonic
+from stragglersim.config import RunConfig
+from stragglersim.errors import InputError
+from stragglersim.theory import harmonic
 
 Z = 4.0  # standard errors
 
@@ -27,7 +26,7 @@ def close(got, expected, std, n, what):
     "latency", ["exponential:rate=2", "lognormal:mu=0,sigma=0.5", "shifted-exponential:shift=1,rate=1"]
 )
 def test_k_batch_async_takes_k_mean_over_p_for_any_distribution(latency):
-    from simulator.latency import parse_latency
+    from stragglersim.latency import parse_latency
 
     s, log = mean_time(strategy="k-batch-async", workers=8, k=3, latency=latency, steps=6000)
     x = parse_latency(latency)
@@ -147,7 +146,7 @@ def test_family_parameters_are_validated(kwargs, message):
 
 
 def test_staleness_lr_trains(tmp_path):
-    from simulator.trainer import train
+    from stragglersim.trainer import train
 
     config = RunConfig(strategy="softsync", workers=8, softsync_n=4, staleness_lr=True, steps=200, lr=0.2, seed=2)
     _, log, result = train(config)

@@ -8,15 +8,14 @@ import sys
 import time
 
 import pytest
-
-from simulator.cli import main
+from stragglersim.cli import main
 
 
 def sweep_args(out):
     return [
         sys.executable,
         "-m",
-        "simulator",
+        "stragglersim",
         "sweep",
         "--timing-only",
         "--quiet",
@@ -113,7 +112,7 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_metrics(tmp_path, c
 )
 def test_a_training_run_resumes_from_its_checkpoint_to_identical_files(tmp_path, monkeypatch, strategy):
     """Crash right after the second checkpoint, resume, and get the uninterrupted run's files."""
-    import simulator.checkpoint as checkpoint
+    import stragglersim.checkpoint as checkpoint
 
     args = ["simulate", "--quiet", *strategy, "--steps", "300"]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0

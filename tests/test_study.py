@@ -5,12 +5,11 @@ import json
 import numpy as np
 import pytest
 from conftest import run
-
-from simulator.cli import main
-from simulator.config import RunConfig
-from simulator.latency import parse_latency
-from simulator.sweep import grid, read_results, run_name, run_sweep
-from simulator.theory import (
+from stragglersim.cli import main
+from stragglersim.config import RunConfig
+from stragglersim.latency import parse_latency
+from stragglersim.sweep import grid, read_results, run_name, run_sweep
+from stragglersim.theory import (
     dutta_error_bound,
     exponential_order_mean,
     exponential_order_var,
@@ -150,7 +149,7 @@ def test_chrome_trace_export(tmp_path):
 
 def test_reproduce_quick(tmp_path):
     """The whole study at CI scale: every figure, the timeline, the data and a report."""
-    from simulator.reproduce import reproduce
+    from stragglersim.reproduce import reproduce
 
     report = reproduce(tmp_path, quick=True, jobs=2, log=lambda m: None).read_text()
     for name in (

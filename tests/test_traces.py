@@ -6,12 +6,11 @@ import json
 import numpy as np
 import pytest
 from conftest import run
-
-from simulator.cli import main
-from simulator.config import RunConfig
-from simulator.errors import InputError
-from simulator.latency import parse_latency
-from simulator.traces import Trace, read_trace
+from stragglersim.cli import main
+from stragglersim.config import RunConfig
+from stragglersim.errors import InputError
+from stragglersim.latency import parse_latency
+from stragglersim.traces import Trace, read_trace
 
 PAI = "traces/pai-mini-batch-time/job_3_norm.csv"
 

@@ -6,13 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from models.datasets import Dataset, load_dataset
-from models.zoo import Model, build_model
-from simulator.cli import main
-from simulator.config import RunConfig
-from simulator.engine import Simulation
-from simulator.trainer import Trainer, train
+from stragglersim.cli import main
+from stragglersim.config import RunConfig
+from stragglersim.engine import Simulation
+from stragglersim.models.datasets import Dataset, load_dataset
+from stragglersim.models.zoo import Model, build_model
+from stragglersim.trainer import Trainer, train
 
 
 def test_backup_mlp_on_digits_learns_quickly():
