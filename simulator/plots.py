@@ -427,3 +427,34 @@ def plot_convex_bound(table: Path, constants: dict, path: Path) -> None:
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
     _save(fig, path)
+
+
+def plot_folders(dirs: list[Path], out: Path) -> list[Path]:
+    """The figures of run and sweep folders: a sweep (results.csv) gets its iteration time against
+    backups; a run (gradients.csv) its timeline and, when it trained, its accuracy curve.
+
+    Returns:
+        The PNG files written (each also as PDF).
+
+    Raises:
+        InputError: a folder that is neither, or a sweep without backup runs.
+    """
+    from .errors import InputError
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for d in dirs:
+        if (d / "results.csv").exists():
+            if not any(r.get("semantics") for r in read_csv(d / "results.csv")):
+                raise InputError(f"{d}: the plot of a sweep needs backup runs (iteration time against B)")
+            plot_sweep(d / "results.csv", out / f"{d.name}-iteration-time")
+            written.append(out / f"{d.name}-iteration-time.png")
+        elif (d / "gradients.csv").exists():
+            plot_gantt(d, out / f"{d.name}-timeline", title=f"{d}: the first updates")
+            written.append(out / f"{d.name}-timeline.png")
+            if (d / "metrics.csv").exists():
+                plot_metrics(d / "metrics.csv", out / f"{d.name}-accuracy")
+                written.append(out / f"{d.name}-accuracy.png")
+        else:
+            raise InputError(f"{d}: neither a run folder (gradients.csv) nor a sweep folder (results.csv)")
+    return written

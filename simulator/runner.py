@@ -57,3 +57,26 @@ def execute_and_write(config: RunConfig, out: Path, *, overwrite: bool = False) 
     result = execute(config)
     write_run(out, result.config, result.log, result.summary, tables=result.tables, overwrite=overwrite)
     return result.summary
+
+
+def run_to_folder(config: RunConfig, out: Path, *, overwrite: bool = False, progress=NULL_PROGRESS, resume=None):
+    """``execute`` with checkpoints in ``OUT.checkpoint`` (when the config asks for them), then write
+    the results to ``out``; the checkpoints go once the run is complete. ``progress`` is closed."""
+    import shutil
+    import sys
+
+    from .progress import NullProgress
+    from .results import check_out_dir, write_run
+
+    check_out_dir(out, overwrite=overwrite)
+    checkpoints = Path(f"{out}.checkpoint")
+    try:
+        result = execute(config, progress=progress, checkpoints=checkpoints, resume=resume)
+    finally:
+        progress.close()
+    if not isinstance(progress, NullProgress) and len(result.log.gradients) > 200_000:
+        print(f"writing {len(result.log.gradients)} gradient records to {out} ...", file=sys.stderr)
+    write_run(out, result.config, result.log, result.summary, tables=result.tables, overwrite=overwrite)
+    if checkpoints.exists() and checkpoints != resume:
+        shutil.rmtree(checkpoints)  # the run is complete
+    return result

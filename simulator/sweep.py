@@ -59,6 +59,41 @@ def grid(base: RunConfig, *, strategies, workers, backups, seeds, total_workers=
     return configs
 
 
+def parse_int_list(text: str, option: str) -> list[int]:
+    """``0,1,2`` or ``0-8`` (inclusive) or a mix: ``0-3,6``."""
+    values: list[int] = []
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            lo, dash, hi = part.partition("-")
+            values.extend(range(int(lo), int(hi) + 1) if dash else [int(lo)])
+    except ValueError:
+        raise InputError(f"{option} {text!r}: expected integers like 0,1,2 or a range 0-8") from None
+    if not values:
+        raise InputError(f"{option} {text!r}: no values")
+    return values
+
+
+def configs_from_options(options: dict, *, total_workers: int | None = None) -> list[RunConfig]:
+    """The sweep's runs from command-line style options: ``strategy`` a comma list, ``workers``,
+    ``backups`` and ``seed`` lists or ranges (``0-3,6``), every other RunConfig field one value."""
+    strategies = [s.strip() for s in str(options["strategy"]).split(",") if s.strip()]
+    if not strategies:
+        raise InputError(f"--strategy {options['strategy']!r}: no strategies")
+    workers = parse_int_list(str(options["workers"]), "--workers")
+    backups = parse_int_list(str(options["backups"]), "--backups")
+    seeds = parse_int_list(str(options["seed"]), "--seeds")
+    values = {**options, "strategy": strategies[0], "workers": workers[0], "backups": 0, "seed": seeds[0]}
+    fields = RunConfig.__dataclass_fields__
+    base = RunConfig(**{name: values[name] for name in fields if name in values})  # the rest: defaults
+    if total_workers is not None and min(workers) > total_workers:
+        raise InputError(f"--total-workers {total_workers}: smaller than --workers")
+    lists = {"strategies": strategies, "workers": workers, "backups": backups, "seeds": seeds}
+    configs = grid(base, **lists, total_workers=total_workers)
+    if not configs:
+        raise InputError("the sweep is empty: only --strategy backup takes --backups > 0")
+    return configs
+
+
 def _run(config: RunConfig, out: str) -> dict:
     from .runner import execute_and_write
 
@@ -86,6 +121,8 @@ def run_sweep(
         RunsFailed: some runs raised; the others are written, and running the sweep again
             retries only the failed ones. Tracebacks are in ``DIR/failures.txt``.
     """
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory")
     for config in configs:
         config.validate()  # every input error before any run starts
     if jobs is not None and jobs < 1:

@@ -1,0 +1,229 @@
+"""Every run option, declared once: its flag, unit, help and group. The default is RunConfig's.
+
+The command line is generated from these declarations (``cli.py``); the Python API takes the same
+names (``stragglersim.simulate(batch_size=64)``). A unit in square brackets is shown in the help.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from .config import OPTIMIZERS, SEMANTICS, STRATEGIES, RunConfig
+from .models.catalog import DATASETS, MODELS
+
+STRATEGY, FAMILY, SYSTEM, RUN, TRAINING = (
+    None,
+    "the strategy family (--workers is then P, the number of workers)",
+    "system effects",
+    None,
+    "training (without --timing-only)",
+)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One RunConfig field on the command line."""
+
+    field: str
+    help: str
+    metavar: str | None = None
+    group: str | None = None
+    unit: str = ""  # seconds, bytes, bytes/s, examples, updates ...
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+
+OPTIONS = (
+    Option("strategy", f"one of {', '.join(STRATEGIES)}"),
+    Option("workers", "gradients per update (sync, backup); number of workers (others)", "N"),
+    Option("backups", "backup workers: N+B run, the first N count", "B"),
+    Option("semantics", f"late workers under backup: {', '.join(SEMANTICS)} (default: tf)"),
+    Option("staleness_cutoff", "async: drop gradients with staleness > T", "T", unit="updates"),
+    Option("k", "k-sync, k-batch-sync, k-async, k-batch-async: K per update", "K", FAMILY),
+    Option("softsync_n", "softsync: update every floor(P/n) gradients", "n", FAMILY),
+    Option("ssp_bound", "ssp: clocks a worker may run ahead of the slowest", "s", FAMILY),
+    Option("deadline", "deadline: aggregate what arrived by then", "SECONDS", FAMILY, "seconds"),
+    Option("staleness_lr", "scale a gradient of staleness t > 0 by 1/t", group=FAMILY),
+    Option(
+        "noise_scale",
+        "adaptive-backup: gradient noise scale (default: workers x batch size)",
+        "EXAMPLES",
+        FAMILY,
+        "examples",
+    ),
+    Option("adapt_every", "adaptive-backup: updates between choices", "K", FAMILY, "updates"),
+    Option(
+        "ps_bandwidth",
+        "the PS's incoming link, shared by concurrent pushes (default: inf, not modelled)",
+        "BYTES/S",
+        SYSTEM,
+        "bytes/s",
+    ),
+    Option(
+        "fail_slow",
+        "fail-slow episodes: mean seconds normal and slow, slowdown factor",
+        "normal=S,slow=S,factor=F",
+        SYSTEM,
+    ),
+    Option("fail_at", "worker W is down from DOWN to UP s", "W@DOWN[-UP],...", SYSTEM),
+    Option("failures", "random failures per worker", "rate=R,downtime=S", SYSTEM),
+    Option("data_cost", "scale computation time with the mini-batch's non-zero inputs", "none|nnz", SYSTEM),
+    Option(
+        "latency",
+        "computation time in seconds, e.g. shifted-exponential:shift=2,rate=0.5, trace:PATH, empirical:PATH",
+        "SPEC",
+    ),
+    Option("speed_factors", "per-worker time multipliers: '1,1,2.5' or a SPEC (default: all 1)", "LIST|SPEC"),
+    Option("comm_latency", "fixed cost of each pull and push", "SECONDS", unit="seconds"),
+    Option("bandwidth", "link bandwidth", "BYTES/S", unit="bytes/s"),
+    Option(
+        "param_bytes",
+        "bytes per pull and per push (default: the model's size when training, else 0)",
+        "BYTES",
+        unit="bytes",
+    ),
+    Option("steps", "parameter updates to simulate", "K", unit="updates"),
+    Option("seed", "run seed"),
+    Option("timing_only", "simulate timing only, compute no gradients"),
+    Option(
+        "log_gradients",
+        "write gradients.csv (all) or not (none: barrier runs then take the vectorised fast path)",
+        "all|none",
+    ),
+    Option("model", ", ".join(MODELS), group=TRAINING),
+    Option("dataset", ", ".join(DATASETS), group=TRAINING),
+    Option("data_path", "files of mnist (.npz or IDX folder) or cifar10", "PATH", TRAINING),
+    Option("dataset_size", "examples of mnist1d / teacher-student (default: 0, their own)", "N", TRAINING, "examples"),
+    Option("data_partition", "shared (i.i.d. sampling), sharded or by-work", group=TRAINING),
+    Option("batch_size", "per worker", "n", TRAINING, "examples"),
+    Option("hidden", "mlp hidden widths", "WIDTHS", TRAINING),
+    Option("optimizer", ", ".join(OPTIMIZERS), group=TRAINING),
+    Option("lr", "learning rate", group=TRAINING),
+    Option("momentum", "for --optimizer momentum", group=TRAINING),
+    Option("lr_schedule", "constant or exponential", "NAME", TRAINING),
+    Option("lr_decay_rate", "factor per decay", "R", TRAINING),
+    Option("lr_decay_steps", "updates per decay", "K", TRAINING, "updates"),
+    Option("lr_scaling", "none, linear or sqrt in gradients per update", "RULE", TRAINING),
+    Option("eval_every", "updates (50), simulated seconds (10s) or auto", "K|Ts", TRAINING),
+    Option("target_accuracy", "test accuracy that ends the run", "FRACTION", TRAINING),
+    Option("target_loss", "test loss that ends the run", "LOSS", TRAINING),
+    Option("stop_at_target", "stop when reached", group=TRAINING),
+    Option("gradient_quality", "compare each update with a large-batch gradient", group=TRAINING),
+    Option(
+        "checkpoint_every",
+        "save a checkpoint to DIR.checkpoint every K updates or Ts simulated seconds (a multiple of --eval-every)",
+        "K|Ts",
+        TRAINING,
+    ),
+    Option("reference_batch", "examples of that gradient", "n", TRAINING, "examples"),
+)
+SWEEP_LISTS = {  # sweep takes lists for these (the field's flag; seed becomes --seeds)
+    "strategy": ("--strategy", "S,S,...", f"strategies, from {', '.join(STRATEGIES)}"),
+    "workers": ("--workers", "N,N,...|A-B", "workers N (list or range)"),
+    "backups": ("--backups", "B,B,...|A-B", "backups B (list or range)"),
+    "seed": ("--seeds", "S,S,...|A-B", "seeds (list or range)"),
+}
+TRACE_FIELDS = ("trace_format", "time_scale")  # --format and --time-scale: add_trace_options
+NOT_IN_SWEEP = ("checkpoint_every",)  # checkpoints belong to single runs; a sweep resumes run by run
+
+
+def add_run_options(
+    p: argparse.ArgumentParser, *, replay: bool = False, sweep: bool = False, defaults=None, only=(), required=()
+) -> None:
+    """The options of one run, generated from ``OPTIONS`` (``replay`` takes its latency from the
+    trace; ``sweep`` takes lists for strategy, workers, backups and seeds). ``defaults``: values
+    that replace RunConfig's defaults (from ``--config``); ``only``: just these fields (in the
+    order declared, ungrouped), ``required`` of them without a default."""
+    declared = {f.name: f for f in fields(RunConfig)}
+    base = {**{f.name: f.default for f in fields(RunConfig)}, **(defaults or {})}
+    groups = {None: p}
+    for option in OPTIONS:
+        if (replay and option.field == "latency") or (sweep and option.field in NOT_IN_SWEEP):
+            continue
+        if only:
+            if option.field in only:
+                _add(p, option, declared[option.field].type, base.get(option.field), required=option.field in required)
+                if option.field == "latency":
+                    add_trace_options(p, "of a trace:/empirical: latency file")
+            continue
+        target = groups.get(option.group) or groups.setdefault(option.group, p.add_argument_group(option.group))
+        default = base.get(option.field)
+        if replay and option.field == "steps":
+            default = defaults.get("steps") if defaults else None
+        if sweep and option.field in SWEEP_LISTS:
+            flag, metavar, text = SWEEP_LISTS[option.field]
+            target.add_argument(flag, default=str(default), metavar=metavar, help=text, dest=option.field)
+            continue
+        _add(target, option, declared[option.field].type, default, replay=replay)
+        if option.field == "latency":
+            add_trace_options(p, "of a trace:/empirical: latency file", defaults)
+    if replay:
+        add_trace_options(p, defaults=defaults)
+
+
+def _add(target, option: Option, kind: str, default, *, replay: bool = False, required: bool = False) -> None:
+    shown = option.help
+    if required:
+        default = None
+    elif "(default" not in shown and default is not None and default != "" and kind != "bool":
+        unit = f" {option.unit}" if option.unit in ("seconds", "bytes", "bytes/s") else ""
+        shown += f" (default: {default}{unit})"
+    elif option.field == "steps" and replay:
+        shown += " (default: until the trace is used up)"
+    if option.field == "stop_at_target":  # --stop-at-target / --no-stop-at-target
+        target.add_argument(option.flag, action=argparse.BooleanOptionalAction, default=default, help=shown)
+    elif kind == "bool":
+        target.add_argument(option.flag, action="store_true", default=bool(default), help=shown)
+    else:
+        convert = int if kind.startswith("int") else float if kind.startswith("float") else str
+        extra = {"required": True} if required else {"default": default}
+        target.add_argument(option.flag, type=convert, metavar=option.metavar, help=shown, **extra)
+
+
+def add_trace_options(p: argparse.ArgumentParser, what: str = "of TRACE", defaults=None) -> None:
+    defaults = defaults or {}
+    p.add_argument(
+        "--format",
+        dest="trace_format",
+        default=defaults.get("trace_format", "csv"),
+        metavar="F",
+        help=f"layout {what}: csv (worker,step,duration[,start]), pai, chrome (default: csv)",
+    )
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=defaults.get("time_scale", 1.0),
+        metavar="X",
+        help="seconds per unit of the trace's times (PAI times are normalised; default: 1)",
+    )
+
+
+def add_output_options(p: argparse.ArgumentParser, *, single: bool) -> None:
+    """``--out``, ``--overwrite``, ``--quiet`` and, for single runs, ``--config`` and ``--resume``."""
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory for the results")
+    p.add_argument("--overwrite", action="store_true", help="replace results already in DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no printed summary")
+    if single:
+        p.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            metavar="run.toml",
+            help="read the options from a TOML file (the keys of config.toml); flags override it",
+        )
+        p.add_argument(
+            "--resume",
+            type=Path,
+            default=None,
+            metavar="CHECKPOINT",
+            help="continue a run from its checkpoint folder (its configuration; --out says where)",
+        )
+
+
+def config_from_namespace(args: argparse.Namespace) -> RunConfig:
+    """The validated RunConfig whose every field comes from the option of the same name."""
+    return RunConfig(**{f.name: getattr(args, f.name) for f in fields(RunConfig)}).validate()

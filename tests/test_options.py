@@ -1,0 +1,33 @@
+"""The command line is generated from the option declarations: every RunConfig field, its default."""
+
+from dataclasses import fields
+
+from stragglersim.cli import build_parser
+from stragglersim.config import RunConfig
+from stragglersim.options import OPTIONS, TRACE_FIELDS, config_from_namespace
+
+
+def test_every_run_option_is_declared_once():
+    declared = [o.field for o in OPTIONS] + list(TRACE_FIELDS)
+    assert sorted(declared) == sorted(f.name for f in fields(RunConfig))
+    assert len(set(declared)) == len(declared)
+
+
+def test_the_generated_options_default_to_runconfig_defaults(tmp_path):
+    args = build_parser().parse_args(["simulate", "--out", str(tmp_path)])
+    assert config_from_namespace(args) == RunConfig().validate()
+
+
+def test_flags_reach_the_fields_with_their_types(tmp_path):
+    argv = ["simulate", "--out", str(tmp_path), "--strategy", "k-sync", "--k", "3", "--workers", "5"]
+    argv += ["--deadline", "2.5", "--no-stop-at-target", "--timing-only", "--format", "pai", "--time-scale", "2"]
+    args = build_parser().parse_args(argv)
+    assert (args.strategy, args.k, args.workers, args.deadline) == ("k-sync", 3, 5, 2.5)
+    assert (args.stop_at_target, args.timing_only, args.trace_format, args.time_scale) == (False, True, "pai", 2.0)
+
+
+def test_a_config_file_sets_the_defaults_and_flags_win(tmp_path):
+    args = build_parser({"workers": 7, "latency": "constant:value=2"}).parse_args(
+        ["simulate", "--out", str(tmp_path), "--workers", "9"]
+    )
+    assert (args.workers, args.latency) == (9, "constant:value=2")
