@@ -24,8 +24,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _command(sub, name: str, func, help: str, description: str | None = None) -> argparse.ArgumentParser:
-    p = sub.add_parser(name, help=help, description=description or help[:1].upper() + help[1:] + ".")
+def _command(sub, name: str, func) -> argparse.ArgumentParser:
+    """A subcommand whose help is the first line of ``func``'s docstring, its description the rest."""
+    help, _, description = func.__doc__.partition("\n")
+    description = " ".join(description.split()) or help[:1].upper() + help[1:] + "."
+    p = sub.add_parser(name, help=help, description=description)
     p.set_defaults(func=func)
     return p
 
@@ -36,60 +39,30 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     parser.add_argument("--version", action="version", version=f"stragglersim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    sim = _command(sub, "simulate", cmd_simulate, "simulate one run", "Simulate one run; write its results to --out.")
+    sim = _command(sub, "simulate", cmd_simulate)
     add_run_options(sim, defaults=config_defaults)
     add_output_options(sim, single=True)
 
-    rep = _command(
-        sub,
-        "replay",
-        cmd_replay,
-        "replay a measured trace exactly",
-        "Simulate a run whose worker w's i-th computation takes w's i-th recorded duration.",
-    )
+    rep = _command(sub, "replay", cmd_replay)
     rep.add_argument("trace", type=Path, metavar="TRACE")
     add_run_options(rep, replay=True, defaults=config_defaults)
     add_output_options(rep, single=True)
 
-    imp = _command(
-        sub,
-        "import",
-        cmd_import,
-        "convert a trace to the canonical CSV",
-        "Convert traces (PAI CSV, Chrome trace JSON) to worker,step,duration[,start].",
-    )
+    imp = _command(sub, "import", cmd_import)
     imp.add_argument("sources", type=Path, nargs="+", metavar="SRC", help="trace files (several for chrome: one each)")
     add_trace_options(imp)
     _file_out(imp, "trace.csv")
 
-    fit = _command(
-        sub,
-        "fit",
-        cmd_fit,
-        "fit latency families to a trace",
-        "Maximum-likelihood fits ranked by AIC; writes fit.json and fit.png/pdf to --out.",
-    )
+    fit = _command(sub, "fit", cmd_fit)
     fit.add_argument("trace", type=Path, metavar="TRACE")
     add_trace_options(fit)
     _file_out(fit, "DIR")
 
-    mea = _command(
-        sub,
-        "measure",
-        cmd_measure,
-        "measure a trace with real JAX workers on this machine",
-        "Start K processes that run real gradient steps at once; record every step.",
-    )
+    mea = _command(sub, "measure", cmd_measure)
     add_run_options(mea, only=("workers", "steps", "model", "dataset", "batch_size"), required=("workers", "steps"))
     _file_out(mea, "trace.csv")
 
-    val = _command(
-        sub,
-        "validate",
-        cmd_validate,
-        "is the fitted model of a trace good enough for a configuration?",
-        "Compare iteration times of exact replay with a simulation of the fitted model.",
-    )
+    val = _command(sub, "validate", cmd_validate)
     val.add_argument("trace", type=Path, metavar="TRACE")
     add_trace_options(val)
     add_run_options(val, only=("workers", "backups", "seed"), required=("workers",))
@@ -97,73 +70,30 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     val.add_argument("--out", type=Path, default=None, metavar="DIR", help="also write validate.json here")
     val.add_argument("--overwrite", action="store_true")
 
-    swp = _command(
-        sub,
-        "sweep",
-        cmd_sweep,
-        "run every combination of strategies, workers, backups and seeds",
-        "One run per combination in parallel processes, or on a Dask cluster with --scheduler; "
-        "DIR/runs/NAME/ each, plus DIR/results.csv. Complete runs are skipped, so an interrupted sweep resumes.",
-    )
+    swp = _command(sub, "sweep", cmd_sweep)
     add_run_options(swp, sweep=True)
-    swp.add_argument("--total-workers", type=int, default=None, metavar="P", help="hold N + B = P (B = P - N)")
-    swp.add_argument("--jobs", type=int, default=None, metavar="J", help="parallel processes (default: CPU count)")
-    swp.add_argument(
-        "--scheduler",
-        default=None,
-        metavar="ADDRESS",
-        help="run on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, or local:K for a "
-        "LocalCluster of K workers (needs the cluster extra: pip install '.[cluster]')",
-    )
     add_output_options(swp, single=False)
 
-    rpr = _command(
-        sub,
-        "reproduce",
-        cmd_reproduce,
-        "run the paper's study and draw every figure",
-        "Experiments on the shipped trace and bundled data; figures, data and report.md.",
-    )
+    rpr = _command(sub, "reproduce", cmd_reproduce)
     rpr.add_argument("--quick", action="store_true", help="small experiments (about 2 minutes)")
     rpr.add_argument("--out", type=Path, default=Path("figures"), metavar="DIR", help="default: figures/")
     rpr.add_argument("--jobs", type=int, default=None, metavar="J", help="parallel processes (default: CPU count)")
 
-    tl = _command(sub, "timeline", cmd_timeline, "export a run's timeline as Chrome trace JSON (Perfetto opens it)")
+    tl = _command(sub, "timeline", cmd_timeline)
     tl.add_argument("run", type=Path, metavar="RUN_DIR")
     tl.add_argument("--updates", type=int, default=None, metavar="K", help="only the first K updates")
     _file_out(tl, "trace.json")
 
-    plo = _command(
-        sub,
-        "plot",
-        cmd_plot,
-        "figures of run or sweep folders",
-        "A run folder gets its timeline (and accuracy curve); a sweep folder its iteration time against backups.",
-    )
+    plo = _command(sub, "plot", cmd_plot)
     plo.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
     plo.add_argument("--out", type=Path, required=True, metavar="DIR")
 
-    pre = _command(
-        sub,
-        "predict",
-        cmd_predict,
-        "predicted iteration time for each number of backups (order statistics)",
-        "E and std of X_{N:N+B}, the N-th fastest of N+B i.i.d. computations (backup workers with cancellation).",
-    )
-    pre.add_argument("--latency", required=True, metavar="SPEC")
-    add_trace_options(pre, what="of a trace:/empirical: latency file")
-    pre.add_argument("--workers", type=int, required=True, metavar="N")
+    pre = _command(sub, "predict", cmd_predict)
+    add_run_options(pre, only=("latency", "workers"), required=("latency", "workers"))
     pre.add_argument("--backups", default="0", metavar="B,B,...|A-B", help="backup counts: 0,1,2 or 0-8 (default: 0)")
     pre.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
 
-    cmp = _command(
-        sub,
-        "compare-backups",
-        cmd_compare_backups,
-        "adaptive-backup against every fixed number of backups",
-        "Time per unit of progress of K-sync for B = 0..P-1 and of adaptive-backup, "
-        "on the same latency draws; writes compare.json and compare.png/pdf.",
-    )
+    cmp = _command(sub, "compare-backups", cmd_compare_backups)
     family = ("workers", "latency", "steps", "seed", "batch_size", "noise_scale", "adapt_every")
     add_run_options(cmp, only=family, required=("workers",))
     _file_out(cmp, "DIR")
@@ -176,6 +106,10 @@ def _file_out(p: argparse.ArgumentParser, metavar: str) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    """simulate one run
+
+    Simulate one run; write its results to --out.
+    """
     from .progress import progress_bar
     from .reports import describe_run
     from .runner import run_to_folder
@@ -201,11 +135,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    """replay a measured trace exactly
+
+    Simulate a run whose worker w's i-th computation takes w's i-th recorded duration.
+    """
     args.latency = f"trace:{args.trace}"
     return cmd_simulate(args)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    """run every combination of strategies, workers, backups and seeds
+
+    One run per combination in parallel processes, or on a Dask cluster with --scheduler; DIR/runs/NAME/ each,
+    plus DIR/results.csv. Complete runs are skipped, so an interrupted sweep resumes.
+    """
     from .progress import RunCounter
     from .sweep import configs_from_options, run_sweep
 
@@ -228,6 +171,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """predicted iteration time for each number of backups (order statistics)
+
+    E and std of X_{N:N+B}, the N-th fastest of N+B i.i.d. computations (backup workers with cancellation).
+    """
     from .reports import predict, to_json
     from .sweep import parse_int_list
 
@@ -238,6 +185,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    """fit latency families to a trace
+
+    Maximum-likelihood fits ranked by AIC; writes fit.json and fit.png/pdf to --out.
+    """
     from .reports import fit
 
     report = fit(args.trace, trace_format=args.trace_format, time_scale=args.time_scale, out=args.out)
@@ -247,6 +198,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """is the fitted model of a trace good enough for a configuration?
+
+    Compare iteration times of exact replay with a simulation of the fitted model.
+    """
     from .reports import validate
 
     report = validate(
@@ -265,6 +220,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare_backups(args: argparse.Namespace) -> int:
+    """adaptive-backup against every fixed number of backups
+
+    Time per unit of progress of K-sync for B = 0..P-1 and of adaptive-backup, on the same latency draws;
+    writes compare.json and compare.png/pdf.
+    """
     from .reports import compare_backups
     from .results import check_out_dir
 
@@ -279,6 +239,10 @@ def cmd_compare_backups(args: argparse.Namespace) -> int:
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
+    """measure a trace with real JAX workers on this machine
+
+    Start K processes that run real gradient steps at once; record every step.
+    """
     from .reports import measure
     from .results import check_out_file
 
@@ -292,6 +256,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    """convert a trace to the canonical CSV
+
+    Convert traces (PAI CSV, Chrome trace JSON) to worker,step,duration[,start].
+    """
     from .reports import import_trace
     from .results import check_out_file
 
@@ -303,6 +271,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    """run the paper's study and draw every figure
+
+    Experiments on the shipped trace and bundled data; figures, data and report.md.
+    """
     from .reproduce import reproduce
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -313,6 +285,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
+    """export a run's timeline as Chrome trace JSON (Perfetto opens it)"""
     from .results import check_out_file
     from .timeline import chrome_trace
 
@@ -323,6 +296,10 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    """figures of run or sweep folders
+
+    A run folder gets its timeline (and accuracy curve); a sweep folder its iteration time against backups.
+    """
     from .plots import plot_folders
 
     for path in plot_folders(args.dirs, args.out):

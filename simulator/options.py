@@ -163,6 +163,16 @@ def add_run_options(
             add_trace_options(p, "of a trace:/empirical: latency file", defaults)
     if replay:
         add_trace_options(p, defaults=defaults)
+    if sweep:
+        p.add_argument("--total-workers", type=int, default=None, metavar="P", help="hold N + B = P (B = P - N)")
+        p.add_argument("--jobs", type=int, default=None, metavar="J", help="parallel processes (default: CPU count)")
+        p.add_argument(
+            "--scheduler",
+            default=None,
+            metavar="ADDRESS",
+            help="run on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, or local:K for a "
+            "LocalCluster of K workers (needs the cluster extra: pip install '.[cluster]')",
+        )
 
 
 def _add(target, option: Option, kind: str, default, *, replay: bool = False, required: bool = False) -> None:
