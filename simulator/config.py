@@ -39,65 +39,11 @@ SCALINGS = ("none", "linear", "sqrt")
 class RunConfig:
     """Everything that determines a run. Same config, same event log.
 
-    Attributes:
-        strategy: ``sync`` (wait for all N), ``backup`` (first N of N+B) or ``async``.
-        workers: N, gradients averaged per update (sync, backup); the number of workers (async).
-        backups: B, extra workers whose late gradients are dropped (backup only).
-        semantics: what happens to late workers under ``backup``: ``tf`` (the default),
-            ``drop`` or ``cancel`` (see DESIGN.md). ``sync`` is a barrier where each of the N
-            workers contributes exactly one gradient per update, so it has no semantics; TF's
-            ``SyncReplicasOptimizer`` without backups is ``backup`` with B = 0 and ``tf``.
-        staleness_cutoff: async only: drop a gradient whose staleness exceeds this (updates).
-        k: K, gradients or mini-batches per update of the Dutta et al. family (of P = workers).
-        softsync_n: n of n-softsync: an update every max(1, floor(P/n)) gradients.
-        ssp_bound: s of stale synchronous parallel (clocks a worker may run ahead).
-        deadline: seconds after a step begins when the PS aggregates what has arrived.
-        staleness_lr: scale a gradient of staleness τ > 0 by 1/τ (stale strategies).
-        noise_scale: adaptive-backup: the gradient noise scale B_noise in examples (None =
-            workers × batch_size); adapt_every: updates between its choices.
-        latency: SPEC of one computation's duration (seconds of simulated time).
-        speed_factors: per-worker multipliers of the computation time: ``""`` (all 1), a
-            comma list, or a SPEC to draw them from.
-        comm_latency: fixed cost of one pull or push (seconds).
-        bandwidth: link bandwidth (bytes per second); ``inf`` makes size free.
-        param_bytes: bytes moved by one pull (parameters) or push (gradient); None = the
-            model's parameter size when training, 0 in timing-only runs.
-        ps_bandwidth: bytes per second of the PS's incoming link, shared by concurrent pushes
-            (a FIFO resource); ``inf`` = not modelled.
-        fail_slow: ``normal=S,slow=S,factor=F``: fail-slow episodes (see ``faults.py``).
-        fail_at: ``WORKER@DOWN[-UP],...``: explicit worker failures (seconds).
-        failures: ``rate=R,downtime=S``: random worker failures.
-        data_cost: ``nnz``: a computation's time scales with its mini-batch's non-zero inputs.
-        steps: parameter updates to simulate; None (exact trace replay only) runs until a
-            worker's trace is used up.
-        trace_format, time_scale: how ``trace:``/``empirical:`` latency files are read
-            (``csv``, ``pai``, ``chrome``) and the seconds per unit of their times.
-        seed: the run seed; every random stream derives from it.
-        timing_only: simulate timing only, without computing gradients.
-        log_gradients: ``all`` writes gradients.csv; ``none`` does not (and lets barrier runs
-            with i.i.d. latencies take the vectorised fast path without per-gradient records).
-
-    Training (ignored with ``timing_only``):
-        model, dataset: see ``models/``; ``data_path`` for the datasets read from files;
-            ``dataset_size`` examples for the generated ones (0 = their default).
-        data_partition: ``shared`` (each worker samples i.i.d. from the whole training set)
-            or ``sharded`` (worker w owns a fixed shard and sweeps it in shuffled epochs).
-        batch_size: examples per worker mini-batch.
-        hidden: the MLP's hidden widths, e.g. ``"128,64"``.
-        optimizer: ``sgd``, ``momentum``, ``rmsprop`` (decay 0.9, momentum 0.9, eps 1.0 as in
-            the paper's Inception setting) or ``adam``; ``lr`` its learning rate, ``momentum``
-            the momentum of ``momentum``.
-        lr_schedule: ``constant`` or ``exponential`` (× ``lr_decay_rate`` every
-            ``lr_decay_steps`` updates, staircase).
-        lr_scaling: ``none``, ``linear`` or ``sqrt``: multiply ``lr`` by the number of
-            gradients averaged per update (or its square root).
-        eval_every: ``"50"`` (updates), ``"10s"`` (simulated seconds) or ``"auto"`` (20 evaluations).
-        target_accuracy, target_loss: the test accuracy (fraction) or test loss that defines
-            ``time_to_target``; ``stop_at_target`` ends the run there.
-        gradient_quality: compare every applied update with a ``reference_batch``-example
-            gradient at the same parameters (cosine similarity, relative error).
-        checkpoint_every: ``"K"`` (updates) or ``"Ts"`` (simulated seconds): save a checkpoint
-            that often, a multiple of ``eval_every`` in the same unit; resume with ``--resume``.
+    Each field's meaning, unit and command-line flag are declared once, in ``options.OPTIONS``
+    (the CLI's help is generated from there); its default is the one below. ``None`` means
+    "not set": a strategy parameter of another strategy, or a size resolved at run time
+    (``param_bytes``: the model's parameter size when training, 0 in timing-only runs;
+    ``steps``: until a worker's trace is used up, in exact ``trace:`` replay only).
     """
 
     strategy: str = "backup"

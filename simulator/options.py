@@ -101,7 +101,11 @@ OPTIONS = (
     Option("data_partition", "shared (i.i.d. sampling), sharded or by-work", group=TRAINING),
     Option("batch_size", "per worker", "n", TRAINING, "examples"),
     Option("hidden", "mlp hidden widths", "WIDTHS", TRAINING),
-    Option("optimizer", ", ".join(OPTIMIZERS), group=TRAINING),
+    Option(
+        "optimizer",
+        f"{', '.join(OPTIMIZERS)}; rmsprop as in the paper's Inception setting (decay 0.9, momentum 0.9, eps 1)",
+        group=TRAINING,
+    ),
     Option("lr", "learning rate", group=TRAINING),
     Option("momentum", "for --optimizer momentum", group=TRAINING),
     Option("lr_schedule", "constant or exponential", "NAME", TRAINING),

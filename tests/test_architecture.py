@@ -1,0 +1,55 @@
+"""The package's shape: no import cycles (imports inside functions included), no module over 400
+lines, and nothing installed under the generic names ``simulator`` or ``models``."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("module_map", ROOT / "benchmarks" / "module_map.py")
+module_map = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module_map)
+
+
+def test_the_import_graph_has_no_cycles():
+    known, edges = module_map.graph(ROOT)
+    assert "stragglersim.engine" in known and "stragglersim.models.zoo" in known
+    assert "stragglersim.records" in edges["stragglersim.engine"]  # the graph sees imports
+    found = module_map.cycles({n: e - module_map.parents_of(n) for n, e in edges.items()})
+    assert found == []
+
+
+def test_the_cycle_finder_finds_a_cycle_through_an_import_inside_a_function(tmp_path):
+    (tmp_path / "simulator").mkdir()
+    (tmp_path / "models").mkdir()
+    (tmp_path / "simulator" / "__init__.py").write_text("")
+    (tmp_path / "simulator" / "a.py").write_text("from .b import f\n")
+    (tmp_path / "simulator" / "b.py").write_text("def f():\n    from . import a\n")
+    _, edges = module_map.graph(tmp_path)
+    assert module_map.cycles(edges) == [["stragglersim.a", "stragglersim.b"]]
+
+
+@pytest.mark.parametrize("path", sorted([*ROOT.glob("simulator/**/*.py"), *ROOT.glob("models/*.py")]), ids=str)
+def test_no_module_is_over_400_lines(path):
+    assert len(path.read_text().splitlines()) <= 400
+
+
+def test_the_wheel_holds_one_package_named_stragglersim(tmp_path):
+    """``pip install .`` puts stragglersim (and stragglersim.models) in site-packages, nothing else."""
+    import subprocess
+    import sys
+    import zipfile
+
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("stragglersim-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {"stragglersim", wheel.name.split("-py3")[0] + ".dist-info"}
+    assert {"stragglersim/engine.py", "stragglersim/cli.py", "stragglersim/models/zoo.py"} <= set(names)
+    entry = zipfile.ZipFile(wheel).read(wheel.name.split("-py3")[0] + ".dist-info/entry_points.txt").decode()
+    assert "stragglersim = stragglersim.cli:main" in entry
