@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import plots
+from . import plots, study_plots
 from .config import RunConfig
 from .fitting import fit_durations
 from .latency import Empirical, parse_latency
-from .sweep import run_sweep
+from .sweep import run_name, run_sweep
 from .theory import order_mean, order_moments
 from .traces import read_trace
 
@@ -79,7 +79,7 @@ def reproduce(out: Path, *, quick: bool = False, jobs: int | None = None, log=pr
 
     log("k-th gradient out of 100 workers ...")
     _kth_gradient(Empirical(trace.duration, f"empirical:{TRACE.name}"), model, scale, data / "kth-gradient.csv")
-    plots.plot_kth_gradient(data / "kth-gradient.csv", out / "kth-gradient", model=fit["best"]["spec"])
+    study_plots.plot_kth_gradient(data / "kth-gradient.csv", out / "kth-gradient", model=fit["best"]["spec"])
 
     log("iteration time against backups (timing sweep) ...")
     timing = replace(
@@ -99,7 +99,7 @@ def reproduce(out: Path, *, quick: bool = False, jobs: int | None = None, log=pr
     moments = [order_moments(model, scale.timing_n, scale.timing_n + b) for b in range(scale.timing_backups + 1)]
     theory = [(b, m.mean, m.std) for b, m in enumerate(moments)]
     _write_rows(data / "timing-theory.csv", ("backups", "mean", "std"), theory)
-    plots.plot_iteration_time(
+    study_plots.plot_iteration_time(
         data / "timing" / "results.csv", data / "timing-theory.csv", out / "iteration-time-vs-backups"
     )
 
@@ -119,11 +119,14 @@ def reproduce(out: Path, *, quick: bool = False, jobs: int | None = None, log=pr
     )
     configs = [replace(train, workers=n, backups=scale.total - n, seed=s) for n in scale.ns for s in scale.seeds]
     rows = run_sweep(configs, data / "target", jobs=jobs)
-    plots.plot_updates_to_target(data / "target" / "results.csv", out / "updates-to-target-vs-n", total=scale.total)
-    best = plots.plot_time_to_target(
-        data / "target" / "results.csv", out / "time-to-target-vs-backups", total=scale.total, model=model
+    study_plots.plot_updates_to_target(
+        data / "target" / "results.csv", out / "updates-to-target-vs-n", total=scale.total
     )
-    facts["optimum"] = best
+    table = time_to_target_table(data / "target" / "results.csv", total=scale.total, model=model)
+    study_plots.plot_time_to_target(table, out / "time-to-target-vs-backups")
+    i, j = table["optimum"], table["estimated_optimum"]
+    best = {"backups": int(table["backups"][i]), "time": float(table["simulated"][i])}
+    facts["optimum"] = {**best, "estimated_backups": int(table["backups"][j])}
     facts["target_runs_reached"] = sum(r["time_to_target"] not in ("", None) for r in rows)
 
     log("strategies on the same latency draws (training) ...")
@@ -149,7 +152,14 @@ def reproduce(out: Path, *, quick: bool = False, jobs: int | None = None, log=pr
     }
     configs = [replace(c, seed=s) for c in compare.values() for s in scale.seeds]
     rows = run_sweep(configs, data / "compare", jobs=jobs)
-    plots.plot_accuracy_vs_time(data / "compare", compare, scale.seeds, out / "accuracy-vs-time")
+    first = {
+        label: data / "compare" / "runs" / run_name(replace(c, seed=scale.seeds[0])) for label, c in compare.items()
+    }
+    study_plots.plot_accuracy_vs_time(
+        {label: folder / "metrics.csv" for label, folder in first.items()},
+        base.target_accuracy,
+        out / "accuracy-vs-time",
+    )
     facts["compare"] = _time_to_target_by_label(rows, compare, scale.seeds)
 
     log("the staleness effect (async with more and more workers) ...")
@@ -159,7 +169,7 @@ def reproduce(out: Path, *, quick: bool = False, jobs: int | None = None, log=pr
         for s in scale.seeds
     ]
     run_sweep(configs, data / "staleness", jobs=jobs)
-    plots.plot_staleness(data / "staleness", out / "staleness")
+    study_plots.plot_staleness(data / "staleness", out / "staleness")
 
     log("Dutta et al.'s bound beside a convex run ...")
     from .convex import convex_study
@@ -183,7 +193,7 @@ def reproduce(out: Path, *, quick: bool = False, jobs: int | None = None, log=pr
     )
     constants = {k: v for k, v in study.items() if not isinstance(v, np.ndarray)}
     (data / "convex.json").write_text(json.dumps(constants, indent=2))
-    plots.plot_convex_bound(data / "convex.csv", constants, out / "convex-bound")
+    study_plots.plot_convex_bound(data / "convex.csv", constants, out / "convex-bound")
     facts["convex_below_bound"] = float(np.mean(study["error"] <= study["bound"]))
 
     log("a timeline of a few steps ...")
@@ -226,6 +236,28 @@ def _kth_gradient(empirical, model, scale: Scale, path: Path) -> None:
         for k in range(1, n + 1)
     ]
     _write_rows(path, ("k", "trace_mean", "trace_median", "model_mean", "model_median"), rows)
+
+
+def time_to_target_table(results: Path, *, total: int, model) -> dict:
+    """Per B = total - N of a sweep: simulated time to target (mean over seeds) and the estimate
+    (updates to target at N) x E[X_{N:N+B}] from the order statistics of ``model``; the index of
+    the optimum of each."""
+    from .results import by_workers, read_csv
+
+    rows = read_csv(results)
+    times, updates = by_workers(rows, "time_to_target"), by_workers(rows, "updates_to_target")
+    n = np.array(list(times))
+    simulated = np.array([np.nanmean(v) for v in times.values()])
+    estimated = np.array([np.nanmean(updates[k]) * order_mean(model, k, total) for k in times])
+    return {
+        "backups": total - n,
+        "simulated": simulated,
+        "estimated": estimated,
+        "optimum": int(np.nanargmin(simulated)),
+        "estimated_optimum": int(np.nanargmin(estimated)),
+        "total": total,
+        "target": float(rows[0]["target_accuracy"]),
+    }
 
 
 def _write_rows(path: Path, header, rows) -> None:

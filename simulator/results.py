@@ -100,3 +100,12 @@ def read_csv(path: Path) -> list[dict]:
 
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def by_workers(rows: list[dict], key: str) -> dict[int, list[float]]:
+    """The values of column ``key`` of result rows (NaN where empty), grouped by ``workers``, sorted."""
+    out: dict[int, list[float]] = {}
+    for r in rows:
+        value = r[key]
+        out.setdefault(int(r["workers"]), []).append(float(value) if value not in ("", None) else float("nan"))
+    return dict(sorted(out.items()))
