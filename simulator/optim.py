@@ -62,11 +62,15 @@ def make_optimizer(config, gradients_per_update: int, *, counted: bool = False) 
     return optax.chain(_optimizer(config, lr), per_count)  # the learning rate is their last factor
 
 
+OPTIMIZERS = {  # name: the optax optimizer at learning rate lr
+    "sgd": lambda config, lr: optax.sgd(lr),
+    "momentum": lambda config, lr: optax.sgd(lr, momentum=config.momentum),
+    "rmsprop": lambda config, lr: optax.rmsprop(lr, decay=0.9, eps=1.0, momentum=0.9),  # the paper's Inception
+    "adam": lambda config, lr: optax.adam(lr),
+}
+
+
 def _optimizer(config, lr) -> optax.GradientTransformation:
-    if config.optimizer == "sgd":
-        return optax.sgd(lr)
-    if config.optimizer == "momentum":
-        return optax.sgd(lr, momentum=config.momentum)
-    if config.optimizer == "rmsprop":
-        return optax.rmsprop(lr, decay=0.9, eps=1.0, momentum=0.9)
-    return optax.adam(lr)
+    if config.optimizer not in OPTIMIZERS:  # config.validate() refuses it first; never a silent default
+        raise ValueError(f"unknown optimizer {config.optimizer!r} (choose from {', '.join(OPTIMIZERS)})")
+    return OPTIMIZERS[config.optimizer](config, lr)

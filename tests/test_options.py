@@ -31,3 +31,11 @@ def test_a_config_file_sets_the_defaults_and_flags_win(tmp_path):
         ["simulate", "--out", str(tmp_path), "--workers", "9"]
     )
     assert (args.workers, args.latency) == (9, "constant:value=2")
+
+
+def test_the_optimizer_names_config_accepts_are_the_ones_optim_builds():
+    from stragglersim import config, optim
+
+    assert tuple(optim.OPTIMIZERS) == config.OPTIMIZERS
+    for name in config.OPTIMIZERS:
+        assert optim.make_optimizer(RunConfig(optimizer=name), 4) is not None
