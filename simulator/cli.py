@@ -12,9 +12,11 @@ from dataclasses import fields
 from pathlib import Path
 
 from . import __version__
-from .config import OPTIMIZERS, SEMANTICS, STRATEGIES, RunConfig
+from .config import OPTIMIZERS, RunConfig
 from .errors import InputError, RunsFailed
 from .models.catalog import DATASETS, MODELS
+from .strategies import SEMANTICS
+from .strategies import names as strategy_names
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,7 +32,7 @@ def add_run_options(p: argparse.ArgumentParser, *, replay: bool = False, sweep: 
     d = RunConfig()
     if sweep:
         p.add_argument(
-            "--strategy", default=d.strategy, metavar="S,S,...", help=f"strategies, from {', '.join(STRATEGIES)}"
+            "--strategy", default=d.strategy, metavar="S,S,...", help=f"strategies, from {', '.join(strategy_names())}"
         )
         p.add_argument("--workers", default=str(d.workers), metavar="N,N,...|A-B", help="workers N (list or range)")
         p.add_argument("--backups", default="0", metavar="B,B,...|A-B", help="backups B (list or range)")
@@ -45,7 +47,9 @@ def add_run_options(p: argparse.ArgumentParser, *, replay: bool = False, sweep: 
             "LocalCluster of K workers (needs the cluster extra: pip install '.[cluster]')",
         )
     else:
-        p.add_argument("--strategy", default=d.strategy, help=f"one of {', '.join(STRATEGIES)} (default: {d.strategy})")
+        p.add_argument(
+            "--strategy", default=d.strategy, help=f"one of {', '.join(strategy_names())} (default: {d.strategy})"
+        )
         p.add_argument(
             "--workers",
             type=int,
@@ -438,7 +442,7 @@ def _moment_cell(value: float | None, finite: bool) -> str:
 
 
 def cmd_compare_backups(args: argparse.Namespace) -> int:
-    from .adaptive import compare_with_fixed
+    from .compare import compare_with_fixed
     from .plots import plot_adaptive
     from .results import check_out_dir, staged_dir, write_json
 
