@@ -55,8 +55,10 @@ TRAINER_TESTS = [
 # module -> (file, functions to mutate (None: the whole module), tests that guard it)
 TARGETS = {
     "engine": ("simulator/engine.py", None, ENGINE_TESTS),
-    "strategies": ("simulator/strategies.py", None, ENGINE_TESTS),
-    "relaxed": ("simulator/relaxed.py", None, ENGINE_TESTS),
+    **{
+        f"strategies.{family}": (f"simulator/strategies/{family}.py", None, ENGINE_TESTS)
+        for family in ("base", "sync", "asynchronous", "softsync", "dutta", "ssp", "deadline")
+    },
     "trainer": (
         "simulator/trainer.py",
         {"_build_functions", "_apply_update", "_flush_stale", "_flush", "_indices", "_gradient", "_prune"},

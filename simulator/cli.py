@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import SEMANTICS, RunConfig
+from .config import RunConfig
 from .errors import InputError, RunsFailed
 from .options import add_output_options, add_run_options, add_trace_options, config_from_namespace
+from .strategies import SEMANTICS
 
 
 class _Parser(argparse.ArgumentParser):

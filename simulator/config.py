@@ -9,25 +9,10 @@ from pathlib import Path
 
 import tomli_w
 
+from . import strategies
 from .errors import InputError
 from .models.catalog import DATASETS, MODELS
 
-STRATEGIES = (
-    "sync",
-    "backup",
-    "async",
-    "softsync",
-    "k-sync",
-    "k-batch-sync",
-    "k-async",
-    "k-batch-async",
-    "ssp",
-    "deadline",
-    "adaptive-backup",
-)
-K_STRATEGIES = ("k-sync", "k-batch-sync", "k-async", "k-batch-async")  # Dutta et al.: --workers P, --k K
-STALE_STRATEGIES = ("async", "softsync", "k-async", "k-batch-async", "ssp")
-SEMANTICS = ("tf", "drop", "cancel")
 PARTITIONS = ("shared", "sharded", "by-work")
 DATA_COSTS = ("none", "nnz")
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
@@ -120,21 +105,8 @@ class RunConfig:
 
         self._check_types()
 
-        need(
-            self.strategy in STRATEGIES,
-            f"--strategy: unknown strategy {self.strategy!r} (choose from {', '.join(STRATEGIES)})",
-        )
-        if self.strategy == "backup":
-            need(
-                self.semantics in SEMANTICS,
-                f"--semantics: unknown semantics {self.semantics!r} (choose from {', '.join(SEMANTICS)})",
-            )
-        else:
-            need(
-                self.semantics is None,
-                "--semantics applies to --strategy backup only (for TF's SyncReplicasOptimizer "
-                "without backups use --strategy backup --backups 0 --semantics tf)",
-            )
+        family = strategies.get(self.strategy)  # --strategy: unknown strategy ... (choose from ...)
+        strategies.check_options(self, ("semantics",))
         need(_is_int(self.workers) and self.workers >= 1, f"--workers must be an integer >= 1, got {self.workers}")
         need(_is_int(self.backups) and self.backups >= 0, f"--backups must be an integer >= 0, got {self.backups}")
         if self.steps is None:
@@ -145,23 +117,8 @@ class RunConfig:
         else:
             need(_is_int(self.steps) and self.steps >= 1, f"--steps must be an integer >= 1, got {self.steps}")
         need(_is_int(self.seed) and self.seed >= 0, f"--seed must be an integer >= 0, got {self.seed}")
-        if self.strategy == "sync":
-            need(
-                self.backups == 0,
-                f"--backups {self.backups}: sync waits for all N workers; use --strategy backup for B > 0",
-            )
-        elif self.strategy != "backup":
-            need(
-                self.backups == 0,
-                f"--backups {self.backups}: {self.strategy} has no backup workers; --workers sets how many run",
-            )
+        family.check(self)  # --backups
         self._validate_family(need)
-        if self.staleness_cutoff is not None:
-            need(self.strategy == "async", "--staleness-cutoff applies to --strategy async only")
-            need(
-                _is_int(self.staleness_cutoff) and self.staleness_cutoff >= 0,
-                f"--staleness-cutoff must be an integer >= 0, got {self.staleness_cutoff}",
-            )
         need(
             _finite_nonneg(self.comm_latency),
             f"--comm-latency must be a finite number >= 0 (seconds), got {self.comm_latency}",
@@ -205,41 +162,9 @@ class RunConfig:
                 raise InputError(f"field {f.name!r}: expected {wanted}, got {value!r}")
 
     def _validate_family(self, need) -> None:
-        """The parameters of the strategy family: each belongs to its strategies and is needed there."""
-        own = {"k": K_STRATEGIES, "softsync_n": ("softsync",), "ssp_bound": ("ssp",), "deadline": ("deadline",)}
-        for name, strategies in own.items():
-            option = "--" + name.replace("_", "-")
-            value = getattr(self, name)
-            if self.strategy in strategies:
-                need(value is not None, f"--strategy {self.strategy} needs {option}")
-            else:
-                need(value is None, f"{option} applies to --strategy {' / '.join(strategies)} only")
-        if self.k is not None:
-            need(
-                _is_int(self.k) and 1 <= self.k <= self.workers,
-                f"--k must be an integer in [1, P={self.workers}], got {self.k}",
-            )
-        if self.softsync_n is not None:
-            need(
-                _is_int(self.softsync_n) and 1 <= self.softsync_n <= self.workers,
-                f"--softsync-n must be an integer in [1, {self.workers}], got {self.softsync_n}",
-            )
-        if self.ssp_bound is not None:
-            need(
-                _is_int(self.ssp_bound) and self.ssp_bound >= 0,
-                f"--ssp-bound must be an integer >= 0, got {self.ssp_bound}",
-            )
-        if self.deadline is not None:
-            need(_positive(self.deadline), f"--deadline must be a finite number > 0 (seconds), got {self.deadline}")
-        if self.noise_scale is not None:
-            need(self.strategy == "adaptive-backup", "--noise-scale applies to --strategy adaptive-backup only")
-            need(_positive(self.noise_scale), f"--noise-scale must be a finite number > 0, got {self.noise_scale}")
-        need(
-            _is_int(self.adapt_every) and self.adapt_every >= 1,
-            f"--adapt-every must be an integer >= 1, got {self.adapt_every}",
-        )
-        if self.staleness_lr:
-            need(self.strategy in STALE_STRATEGIES, f"--staleness-lr applies to {', '.join(STALE_STRATEGIES)} only")
+        """The strategy options other than --semantics: each belongs to its strategies (the
+        registry says which), is needed there if it has no default, and has its own check."""
+        strategies.check_options(self, [o.field for o in strategies.option_specs() if o.field != "semantics"])
 
     def _validate_training(self, need) -> None:
         need(self.model in MODELS, f"--model: unknown model {self.model!r} (choose from {', '.join(MODELS)})")

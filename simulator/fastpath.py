@@ -1,11 +1,11 @@
 """A vectorised fast path for barrier strategies with i.i.d. latencies (timing only).
 
-When every update starts all P workers afresh (``sync``; ``backup`` with ``cancel``; ``k-sync``)
-and nothing couples the workers (no failures, fail-slow episodes, shared PS link or data-dependent
-cost), update k takes pull + X_{N:P}(k) + push, where X_{N:P}(k) is the N-th smallest of the
-workers' k-th draws. With the same per-worker streams as the event engine (common random numbers)
-the fast path gives the same update times, to rounding, with NumPy's ``partition`` instead of a
-million SimPy events.
+When every update starts all P workers afresh and waits for the first N (the strategies whose
+``fast_path`` gives N: ``sync``; ``backup`` with ``cancel``; ``k-sync``) and nothing couples the
+workers (no failures, fail-slow episodes, shared PS link or data-dependent cost), update k takes
+pull + X_{N:P}(k) + push, where X_{N:P}(k) is the N-th smallest of the workers' k-th draws. With
+the same per-worker streams as the event engine (common random numbers) the fast path gives the
+same update times, to rounding, with NumPy's ``partition`` instead of a million SimPy events.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ import numpy as np
 from .cluster import LATENCY_STREAM, Cluster, stream
 from .latency import LatencyModel
 from .records import APPLIED, CANCELLED, FATES, EventLog, Gradient, Update
+from .strategies import get
 
 CHUNK = 256  # updates drawn at a time
 
 
 def applies(config, cluster: Cluster | None = None) -> bool:
     """Whether ``config`` can take the fast path (and gives the same result there)."""
-    barrier = config.strategy in ("sync", "k-sync") or (config.strategy == "backup" and config.semantics == "cancel")
+    barrier = get(config.strategy).fast_path(config) is not None
     quiet = not (config.fail_slow or config.fail_at or config.failures or config.data_cost != "none")
     if not (config.timing_only and barrier and quiet and config.steps is not None):
         return False
@@ -35,7 +36,7 @@ def applies(config, cluster: Cluster | None = None) -> bool:
 def fast_simulate(config, *, records: bool = True) -> EventLog:
     """The update times (and, with ``records``, the event log) of a barrier run, vectorised."""
     cluster = Cluster.from_config(config)
-    n = config.k if config.strategy == "k-sync" else config.workers
+    n = get(config.strategy).fast_path(config)
     p = config.total_workers
     rngs = [stream(config.seed, LATENCY_STREAM, w) for w in range(p)]  # the engine's streams, in order
     times = np.empty(config.steps)

@@ -10,8 +10,10 @@ import argparse
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .config import OPTIMIZERS, SEMANTICS, STRATEGIES, RunConfig
+from .config import OPTIMIZERS, RunConfig
 from .models.catalog import DATASETS, MODELS
+from .strategies import names as strategy_names
+from .strategies import option_specs as strategy_options
 
 STRATEGY, FAMILY, SYSTEM, RUN, TRAINING = (
     None,
@@ -38,24 +40,13 @@ class Option:
 
 
 OPTIONS = (
-    Option("strategy", f"one of {', '.join(STRATEGIES)}"),
+    Option("strategy", f"one of {', '.join(strategy_names())}"),
     Option("workers", "gradients per update (sync, backup); number of workers (others)", "N"),
     Option("backups", "backup workers: N+B run, the first N count", "B"),
-    Option("semantics", f"late workers under backup: {', '.join(SEMANTICS)} (default: tf)"),
-    Option("staleness_cutoff", "async: drop gradients with staleness > T", "T", unit="updates"),
-    Option("k", "k-sync, k-batch-sync, k-async, k-batch-async: K per update", "K", FAMILY),
-    Option("softsync_n", "softsync: update every floor(P/n) gradients", "n", FAMILY),
-    Option("ssp_bound", "ssp: clocks a worker may run ahead of the slowest", "s", FAMILY),
-    Option("deadline", "deadline: aggregate what arrived by then", "SECONDS", FAMILY, "seconds"),
-    Option("staleness_lr", "scale a gradient of staleness t > 0 by 1/t", group=FAMILY),
-    Option(
-        "noise_scale",
-        "adaptive-backup: gradient noise scale (default: workers x batch size)",
-        "EXAMPLES",
-        FAMILY,
-        "examples",
+    *(  # the strategies' own options, declared with their strategy (strategies/options.py)
+        Option(o.field, o.help, o.metavar, None if o.field in ("semantics", "staleness_cutoff") else FAMILY)
+        for o in strategy_options()
     ),
-    Option("adapt_every", "adaptive-backup: updates between choices", "K", FAMILY, "updates"),
     Option(
         "ps_bandwidth",
         "the PS's incoming link, shared by concurrent pushes (default: inf, not modelled)",
@@ -126,7 +117,7 @@ OPTIONS = (
     Option("reference_batch", "examples of that gradient", "n", TRAINING, "examples"),
 )
 SWEEP_LISTS = {  # sweep takes lists for these (the field's flag; seed becomes --seeds)
-    "strategy": ("--strategy", "S,S,...", f"strategies, from {', '.join(STRATEGIES)}"),
+    "strategy": ("--strategy", "S,S,...", f"strategies, from {', '.join(strategy_names())}"),
     "workers": ("--workers", "N,N,...|A-B", "workers N (list or range)"),
     "backups": ("--backups", "B,B,...|A-B", "backups B (list or range)"),
     "seed": ("--seeds", "S,S,...|A-B", "seeds (list or range)"),

@@ -134,7 +134,7 @@ def validate(
 
 def compare_backups(config: RunConfig, *, out: Path | None = None) -> Report:
     """adaptive-backup against every fixed number of backups on the same draws (``compare.py``)."""
-    from .adaptive import compare_with_fixed
+    from .compare import compare_with_fixed
     from .plots import plot_adaptive
 
     data = compare_with_fixed(config)

@@ -25,23 +25,13 @@ from .config import RunConfig
 from .errors import InputError, RunsFailed
 from .progress import RunCounter
 from .results import read_csv
+from .strategies import get
 
 
 def run_name(config: RunConfig) -> str:
     """A folder name that identifies a run: its main parameters, readable, and a hash of the
     whole configuration, so that runs differing in anything else never share a folder."""
-    name = config.strategy + (f"-{config.semantics}" if config.semantics else "")
-    name += f"-N{config.workers}-B{config.backups}"
-    for field, tag in (
-        ("k", "K"),
-        ("softsync_n", "n"),
-        ("ssp_bound", "s"),
-        ("deadline", "T"),
-        ("staleness_cutoff", "cut"),
-    ):
-        value = getattr(config, field)
-        if value is not None:
-            name += f"-{tag}{value:g}"
+    name = get(config.strategy).run_name(config)
     digest = hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{name}-seed{config.seed}-{digest}"
 

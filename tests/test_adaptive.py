@@ -4,10 +4,11 @@ import json
 
 import numpy as np
 import pytest
-from stragglersim.adaptive import AdaptiveBackup, compare_with_fixed, expected_order_statistic, progress
 from stragglersim.cli import main
+from stragglersim.compare import compare_with_fixed
 from stragglersim.config import RunConfig
 from stragglersim.engine import Simulation
+from stragglersim.strategies.adaptive import AdaptiveBackup, expected_order_statistic, progress
 from stragglersim.theory import exponential_order_mean
 
 

@@ -5,9 +5,8 @@ import math
 from conftest import events, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from stragglersim.config import K_STRATEGIES, STALE_STRATEGIES, STRATEGIES
+from stragglersim import strategies
 from stragglersim.records import APPLIED, CANCELLED, DROPPED_LATE, DROPPED_STALE, FAILED, FATES, PENDING
-from stragglersim.strategies import make_strategy
 
 LATENCIES = st.sampled_from(
     [
@@ -23,9 +22,21 @@ SPEEDS = st.sampled_from(["", "lognormal:mu=0,sigma=0.3", "1,2,1,3,1,1,2,1,5,1,1
 SETTINGS = settings(max_examples=60, deadline=None)
 
 
+# Values drawn for each strategy option a strategy owns (the others keep their defaults).
+OPTION_VALUES = {
+    "semantics": lambda workers: st.sampled_from(strategies.SEMANTICS),
+    "staleness_cutoff": lambda workers: st.one_of(st.none(), st.integers(0, 3)),
+    "k": lambda workers: st.integers(1, workers),
+    "softsync_n": lambda workers: st.integers(1, workers),
+    "ssp_bound": lambda workers: st.integers(0, 3),
+    "deadline": lambda workers: st.sampled_from([0.3, 1.0, 3.0]),
+}
+
+
 @st.composite
 def configs(draw):
-    strategy = draw(st.sampled_from(STRATEGIES))
+    strategy = draw(st.sampled_from(strategies.names()))
+    family = strategies.get(strategy)
     workers = draw(st.integers(1, 6))
     kwargs = {
         "strategy": strategy,
@@ -37,19 +48,11 @@ def configs(draw):
         "seed": draw(st.integers(0, 2**32)),
         "timing_only": True,
     }
-    if strategy == "backup":
+    if family.has_backups:
         kwargs["backups"] = draw(st.integers(0, 3))
-        kwargs["semantics"] = draw(st.sampled_from(["tf", "drop", "cancel"]))
-    if strategy == "async":
-        kwargs["staleness_cutoff"] = draw(st.one_of(st.none(), st.integers(0, 3)))
-    if strategy in K_STRATEGIES:
-        kwargs["k"] = draw(st.integers(1, workers))
-    if strategy == "softsync":
-        kwargs["softsync_n"] = draw(st.integers(1, workers))
-    if strategy == "ssp":
-        kwargs["ssp_bound"] = draw(st.integers(0, 3))
-    if strategy == "deadline":
-        kwargs["deadline"] = draw(st.sampled_from([0.3, 1.0, 3.0]))
+    for option in strategies.option_specs():
+        if strategy in option.strategies and option.field in OPTION_VALUES:
+            kwargs[option.field] = draw(OPTION_VALUES[option.field](workers))
     effect = draw(st.sampled_from(["none", "none", "fail-slow", "failures", "link"]))
     if effect == "fail-slow":
         kwargs["fail_slow"] = "normal=3,slow=2,factor=4"
@@ -79,9 +82,9 @@ def test_no_gradient_is_applied_twice_and_updates_are_consistent(kwargs):
     in_updates = [g.id for u in log.updates for g in u.gradients]
     assert len(in_updates) == len(set(in_updates))
     assert sorted(in_updates) == [g.id for g in log.gradients if g.fate == APPLIED]
-    strategy = make_strategy(config)
+    strategy = strategies.make_strategy(config)
     for u in log.updates:
-        if config.strategy in ("deadline", "adaptive-backup"):  # a varying number per update
+        if strategy.per_update_varies:  # deadline, adaptive-backup
             assert 1 <= len(u.gradients) <= config.workers
         else:
             assert len(u.gradients) == strategy.per_update
@@ -106,7 +109,7 @@ def test_staleness_is_non_negative_and_within_the_cutoff(kwargs):
     config, log = run(**kwargs)
     applied = [g.staleness for g in log.gradients if g.fate == APPLIED]
     assert min(applied) >= 0
-    if config.strategy not in STALE_STRATEGIES:
+    if not strategies.get(config.strategy).stale:
         assert max(applied) == 0  # synchronous updates only take gradients of the current step
     if config.staleness_cutoff is not None:
         assert max(applied) <= config.staleness_cutoff

@@ -28,8 +28,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-from .records import APPLIED, CANCELLED, DROPPED_LATE
-from .strategies import CancelAtUpdate
+from ..records import APPLIED, CANCELLED, DROPPED_LATE
+from .base import cancel_unfinished, cancellable
+from .options import ADAPT_EVERY, NOISE_SCALE
+from .registry import register
+from .sync import Synchronous
 
 
 def progress(k: int, batch_size: int, noise_scale: float) -> float:
@@ -45,24 +48,31 @@ def expected_order_statistic(quantiles: np.ndarray, probabilities: np.ndarray, k
     return float(np.dot(mass, quantiles) + tail * quantiles[-1])
 
 
-class AdaptiveBackup(CancelAtUpdate):
+@register
+class AdaptiveBackup(Synchronous):
     """K-sync with K chosen online by the rule in the module docstring."""
 
+    name = "adaptive-backup"
+    options = (NOISE_SCALE, ADAPT_EVERY)
     per_update_varies = True  # K changes as the run goes
+    worker = staticmethod(cancellable)
 
     def __init__(self, workers: int, batch_size: int, noise_scale: float, every: int = 20, k_min: int = 1):
         super().__init__(workers, 0)
-        self.n_workers, self.per_update = workers, workers
         self.batch_size, self.noise_scale, self.every, self.k_min = batch_size, noise_scale, every, k_min
         self.k = workers
         self.choices: list[tuple[int, int]] = [(0, workers)]  # (from update, K)
-        self.ready = self._enough  # the barrier: the current K, not a fixed N
 
-    def _enough(self, ps) -> bool:
-        return len(ps.pending) >= self.k
+    @classmethod
+    def from_config(cls, config) -> AdaptiveBackup:
+        p = config.workers
+        return cls(p, config.batch_size, config.noise_scale or p * config.batch_size, config.adapt_every)
+
+    def ready(self, ps) -> bool:
+        return len(ps.pending) >= self.k  # the barrier: the current K, not a fixed N
 
     def on_update(self, ps) -> None:
-        super().on_update(ps)  # cancel the rest: they become censored observations
+        cancel_unfinished(ps)  # the rest become censored observations
         if ps.version == 1 or ps.version % self.every == 0:
             k = self.choose(ps.log.gradients, ps.env.now)
             if k != self.k:
@@ -83,40 +93,3 @@ class AdaptiveBackup(CancelAtUpdate):
             for k in range(self.k_min, p + 1)
         }
         return min(costs, key=costs.get)
-
-
-def time_per_progress(log, batch_size: int, noise_scale: float) -> float:
-    """Simulated seconds per unit of progress of a run (the quantity the rule minimises)."""
-    total = sum(progress(len(u.gradients), batch_size, noise_scale) for u in log.updates)
-    return log.updates[-1].time / total
-
-
-def compare_with_fixed(config) -> dict:
-    """Time per unit of progress of adaptive-backup against every fixed B (K-sync, K = P - B)
-    on the same latency draws (common random numbers)."""
-    from dataclasses import replace
-
-    from .engine import Simulation
-
-    p = config.workers
-    noise = config.noise_scale or p * config.batch_size
-    fixed = {}
-    for b in range(p):
-        run = replace(config, strategy="k-sync", k=p - b, noise_scale=None)
-        fixed[b] = time_per_progress(Simulation(run).run(), config.batch_size, noise)
-    sim = Simulation(replace(config, strategy="adaptive-backup"))
-    adaptive = time_per_progress(sim.run(), config.batch_size, noise)
-    best = min(fixed, key=fixed.get)
-    return {
-        "workers": p,
-        "latency": config.latency,
-        "updates": config.steps,
-        "batch_size": config.batch_size,
-        "noise_scale": noise,
-        "fixed": {str(b): t for b, t in fixed.items()},
-        "best_fixed_backups": best,
-        "best_fixed": fixed[best],
-        "adaptive": adaptive,
-        "adaptive_vs_best": adaptive / fixed[best],
-        "adaptive_choices": [{"from_update": u, "backups": p - k} for u, k in sim.strategy.choices],
-    }

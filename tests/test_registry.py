@@ -1,0 +1,154 @@
+"""The strategy registry: a strategy written outside the package runs like a built-in one, and
+what the registry lists is what the configuration accepts."""
+
+import re
+from dataclasses import fields
+
+import pytest
+from stragglersim import strategies
+from stragglersim.config import RunConfig
+from stragglersim.engine import Simulation
+from stragglersim.errors import InputError
+from stragglersim.records import DROPPED_LATE
+from stragglersim.strategies import Strategy, cancellable, register
+
+# The README's "Write your own strategy" example, as it is written there.
+
+
+class Majority(Strategy):
+    """Average the first floor(P/2) + 1 gradients of each step; cancel the rest; all restart."""
+
+    name = "majority"
+    worker = staticmethod(cancellable)
+
+    def __init__(self, workers: int):
+        self.n_workers, self.per_update = workers, workers // 2 + 1
+
+    def admit(self, g, ps):
+        return None if g.step == ps.version else DROPPED_LATE
+
+    def on_update(self, ps):
+        for wk in ps.workers:
+            if wk.busy:
+                wk.cancel()
+
+
+@pytest.fixture
+def majority():
+    register(Majority)
+    yield Majority
+    strategies.unregister("majority")
+
+
+BUILT_IN = (
+    "sync",
+    "backup",
+    "async",
+    "softsync",
+    "k-sync",
+    "k-batch-sync",
+    "k-async",
+    "k-batch-async",
+    "ssp",
+    "deadline",
+    "adaptive-backup",
+)
+# A right value of each strategy option, and the options each built-in strategy needs.
+VALUES = {
+    "semantics": "drop",
+    "k": 2,
+    "softsync_n": 2,
+    "ssp_bound": 1,
+    "deadline": 1.5,
+    "noise_scale": 64.0,
+    "adapt_every": 5,
+    "staleness_lr": True,
+    "staleness_cutoff": 1,
+}
+
+
+def needed(strategy: str) -> dict:
+    return {o.field: VALUES[o.field] for o in strategies.option_specs() if o.required and strategy in o.strategies}
+
+
+def test_a_registered_strategy_runs_with_exact_update_times(majority):
+    """Constant latencies: worker w takes s_w seconds, and every update restarts everyone, so
+    update u comes at u·(pull + s_(m) + push), with s_(m) the m-th smallest factor, m = 3 of 5."""
+    config = RunConfig(
+        strategy="majority",
+        workers=5,
+        latency="constant:value=1",
+        speed_factors="4,1,5,2,3",
+        comm_latency=0.25,
+        steps=4,
+        timing_only=True,
+    ).validate()
+    sim = Simulation(config)
+    log = sim.run()
+    assert [u.time for u in log.updates] == [3.5, 7.0, 10.5, 14.0]
+    assert all(sorted(g.worker for g in u.gradients) == [1, 3, 4] for u in log.updates)
+    assert {g.fate for g in log.gradients if g.worker in (0, 2)} == {"cancelled"}
+    assert log.summary(config)["gradients_applied"] == 12
+    assert sim.strategy.per_update == 3
+
+
+def test_a_registered_strategy_is_listed_and_checked_like_the_others(majority):
+    assert strategies.names() == (*BUILT_IN, "majority")
+    assert strategies.get("majority") is Majority
+    with pytest.raises(InputError, match="majority has no backup workers"):
+        RunConfig(strategy="majority", backups=1).validate()
+    with pytest.raises(InputError, match=re.escape("--k applies to --strategy k-sync / k-batch-sync / k-async")):
+        RunConfig(strategy="majority", k=2).validate()
+    with pytest.raises(InputError, match="--staleness-lr applies to async, softsync"):
+        RunConfig(strategy="majority", staleness_lr=True).validate()
+    name = strategies.get("majority").run_name(RunConfig(strategy="majority", workers=5))
+    assert name == "majority-N5-B0"
+
+
+def test_a_name_is_registered_once(majority):
+    class Impostor(Majority):
+        pass
+
+    with pytest.raises(ValueError, match="registered already"):
+        register(Impostor)
+    register(Majority)  # the same class again is harmless
+
+
+def test_the_registry_lists_the_built_in_strategies_in_order():
+    assert strategies.names() == BUILT_IN
+    with pytest.raises(InputError, match=re.escape(f"(choose from {', '.join(BUILT_IN)})")):
+        RunConfig(strategy="gossip").validate()
+
+
+@pytest.mark.parametrize("strategy", BUILT_IN)
+def test_config_accepts_each_listed_strategy_with_the_options_it_owns(strategy):
+    RunConfig(strategy=strategy, workers=4, **needed(strategy)).validate()
+    for option in strategies.option_specs():
+        if option.field in needed(strategy):
+            continue
+        config = RunConfig(strategy=strategy, workers=4, **needed(strategy), **{option.field: VALUES[option.field]})
+        if strategy in option.strategies or not option.exclusive:
+            config.validate()
+        else:
+            with pytest.raises(InputError, match=re.escape(f"{option.flag} applies to")):
+                config.validate()
+
+
+@pytest.mark.parametrize("strategy", BUILT_IN)
+def test_config_needs_each_required_option(strategy):
+    for field in needed(strategy):
+        kwargs = {k: v for k, v in needed(strategy).items() if k != field}
+        with pytest.raises(InputError, match=re.escape(f"--strategy {strategy} needs --{field.replace('_', '-')}")):
+            RunConfig(strategy=strategy, workers=4, **kwargs).validate()
+
+
+def test_option_specs_describe_config_fields_for_the_command_line():
+    types = {f.name: f.type for f in fields(RunConfig)}
+    specs = strategies.option_specs()
+    assert [o.field for o in specs] == list(VALUES)
+    for o in specs:
+        assert o.type.__name__ in types[o.field] and o.help and o.strategies
+        assert set(o.strategies) <= set(strategies.names())
+    stale = {o.field: o.strategies for o in specs}["staleness_lr"]
+    assert stale == tuple(n for n in strategies.names() if strategies.get(n).stale)
+    assert tuple(strategies.sync.BY_SEMANTICS) == strategies.SEMANTICS
