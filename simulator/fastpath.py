@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cluster import LATENCY_STREAM, Cluster, stream
+from .cluster import Cluster
 from .latency import LatencyModel
 from .records import APPLIED, CANCELLED, FATES, EventLog, Gradient, Update
+from .streams import Stream, stream
 
 CHUNK = 256  # updates drawn at a time
 
@@ -37,7 +38,7 @@ def fast_simulate(config, *, records: bool = True) -> EventLog:
     cluster = Cluster.from_config(config)
     n = config.k if config.strategy == "k-sync" else config.workers
     p = config.total_workers
-    rngs = [stream(config.seed, LATENCY_STREAM, w) for w in range(p)]  # the engine's streams, in order
+    rngs = [stream(config.seed, Stream.LATENCY, w) for w in range(p)]  # the engine's streams, in order
     times = np.empty(config.steps)
     log = EventLog()
     done, clock = 0, 0.0
