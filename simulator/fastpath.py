@@ -14,7 +14,7 @@ import numpy as np
 
 from .cluster import Cluster
 from .latency import LatencyModel
-from .records import APPLIED, CANCELLED, FATES, EventLog, Gradient, Update
+from .records import APPLIED, CANCELLED, FATES, EventLog, Gradient, Update, update_row
 from .streams import Stream, stream
 
 CHUNK = 256  # updates drawn at a time
@@ -103,5 +103,5 @@ class CountsLog(EventLog):
         n = self.per_update
         previous = 0.0
         for i, t in enumerate(self.times.tolist(), start=1):
-            yield f"{i},{t!r},{t - previous!r},{n},{n},0,0.0,0\n"
+            yield update_row(i, t, previous, n, n, 0, 0.0, 0)
             previous = t
