@@ -11,7 +11,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .config import OPTIMIZERS, SEMANTICS, STRATEGIES, RunConfig
 from .errors import InputError, RunsFailed
 from .models.catalog import DATASETS, MODELS
