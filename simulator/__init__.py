@@ -14,6 +14,7 @@ from .api import Run, load_run, predict, simulate, sweep
 
 # The submodule stragglersim.sweep is imported above, before the function sweep is bound: Python
 # sets a package's attribute to a submodule when it first loads it, so a later first import of
-# stragglersim.sweep would replace the function stragglersim.sweep with the module.
+# stragglersim.sweep would replace the function stragglersim.sweep with the module. (Hence
+# `import stragglersim.sweep as m` gives the function; `from stragglersim.sweep import grid` works.)
 
 __all__ = ["Run", "__version__", "load_run", "predict", "simulate", "sweep"]

@@ -1,15 +1,16 @@
-"""The Python API: simulate, sweep, predict and load runs from a notebook or a script.
+"""The Python API: simulate, sweep, predict and load runs from a notebook or a script::
 
-    >>> import stragglersim
-    >>> run = stragglersim.simulate(strategy="backup", workers=8, backups=2, steps=200, timing_only=True)
-    >>> run.summary["mean_iteration_time"], run.updates["iteration_time"].median()
+    import stragglersim
+
+    run = stragglersim.simulate(strategy="backup", workers=8, backups=2, steps=200, timing_only=True)
+    run.summary["mean_iteration_time"], run.updates["iteration_time"].median()
 
 Option names are the command line's long options with underscores (``--log-gradients`` is
 ``log_gradients``): the fields of :class:`~stragglersim.config.RunConfig`, with the same defaults.
 Every result is what the command line writes: ``run.summary`` is ``summary.json`` and
 ``run.updates`` is ``updates.csv`` read with pandas, value for value.
 
-Importing the package stays light: the simulator, JAX and pandas load when first needed.
+Importing the package stays light: the engine (SimPy), JAX and pandas load when first needed.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from pathlib import Path
 from ._version import __version__
 from .errors import InputError
 
-# A table of a run: its CSV header and a function giving its lines (each ending in a newline).
-# Tables are kept as lines until asked for, so a run pays for pandas only when it is used.
+# A run's tables. Each is kept as (CSV header, function giving its lines) until asked for, so a run
+# pays for pandas only when a table is used, and a DataFrame is parsed from the file's very text.
 TABLES = ("updates.csv", "gradients.csv", "metrics.csv", "training.csv")
 
 

@@ -14,23 +14,10 @@ from stragglersim.theory import harmonic
 OPTIONS = dict(
     strategy="backup", workers=8, backups=2, latency="exponential:rate=1", steps=200, timing_only=True, seed=0
 )
-ARGS = [
-    "simulate",
-    "--quiet",
-    "--strategy",
-    "backup",
-    "--workers",
-    "8",
-    "--backups",
-    "2",
-    "--latency",
-    "exponential:rate=1",
-    "--steps",
-    "200",
-    "--timing-only",
-    "--seed",
-    "0",
-]
+ARGS = (
+    "simulate --quiet --strategy backup --workers 8 --backups 2 --latency exponential:rate=1 --steps 200 "
+    "--timing-only --seed 0"
+).split()
 
 
 def _files(directory):
@@ -131,7 +118,11 @@ def test_import_is_light_and_timing_only_never_imports_jax():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    # The module stragglersim.sweep, imported first, does not hide the function stragglersim.sweep.
-    code = "import stragglersim.sweep as m, stragglersim; assert stragglersim.sweep is stragglersim.api.sweep"
+    # The module stragglersim.sweep, even when imported first, does not hide the function
+    # stragglersim.sweep; the module itself is sys.modules["stragglersim.sweep"].
+    code = (
+        "from stragglersim.sweep import grid; import sys, stragglersim; "
+        "assert stragglersim.sweep is stragglersim.api.sweep; assert sys.modules['stragglersim.sweep'].grid is grid"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
