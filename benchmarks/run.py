@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import simpy
-from stragglersim.cluster import LATENCY_STREAM, stream
 from stragglersim.config import RunConfig
 from stragglersim.engine import Simulation
 from stragglersim.fastpath import fast_simulate
 from stragglersim.latency import parse_latency
+from stragglersim.streams import Stream, stream
 from stragglersim.trainer import describe_device
 
 HERE = Path(__file__).resolve().parent
@@ -37,7 +37,7 @@ def minimal_simpy(config: RunConfig) -> tuple[float, float]:
     interrupts the rest at the N-th. Same draws as the engine. Returns (seconds, sim time)."""
     p, n, steps = config.total_workers, config.workers, config.steps
     model = parse_latency(config.latency)
-    draws = [model.sample(stream(config.seed, LATENCY_STREAM, w), steps + 1).tolist() for w in range(p)]
+    draws = [model.sample(stream(config.seed, Stream.LATENCY, w), steps + 1).tolist() for w in range(p)]
     env = simpy.Environment()
     state = {"count": 0, "updates": 0, "event": env.event(), "last": 0.0}
     procs = []

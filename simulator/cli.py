@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .config import RunConfig
 from .errors import InputError, RunsFailed
 from .options import add_output_options, add_run_options, add_trace_options, config_from_namespace

@@ -15,14 +15,9 @@ import numpy as np
 
 from .errors import InputError
 from .latency import LatencyModel, parse_latency
+from .streams import Stream, stream
 
-LATENCY_STREAM = 0  # spawn key of the per-worker computation-time streams
-SPEED_STREAM = 1  # spawn key of the drawn per-worker speed factors
-
-
-def stream(seed: int, *key: int) -> np.random.Generator:
-    """The named random stream ``key`` of run seed ``seed``."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+LATENCY_STREAM, SPEED_STREAM = Stream.LATENCY, Stream.SPEED  # named in streams.py
 
 
 class DurationStream:

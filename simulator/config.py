@@ -274,9 +274,10 @@ class RunConfig:
             raise InputError(f"{source}: unknown field {unknown[0]!r} (known: {', '.join(sorted(known))})")
         return cls(**data)
 
-    def save(self, path: Path) -> None:
-        """Write ``config.toml``."""
-        path.write_text(tomli_w.dumps(self.to_dict()))
+    def save(self, path: Path, *, comment: str = "") -> None:
+        """Write ``config.toml`` (the one writer of configuration files), after a ``# comment`` line if given."""
+        header = f"# {comment}\n" if comment else ""
+        Path(path).write_text(header + tomli_w.dumps(self.to_dict()))
 
     @classmethod
     def load(cls, path: Path) -> RunConfig:

@@ -24,8 +24,9 @@ from .engine import Simulation
 from .latency import parse_latency
 from .models.datasets import Dataset, load_dataset
 from .models.zoo import build_model
+from .streams import Stream
 from .theory import dutta_error_bound, order_mean
-from .trainer import INIT_STREAM, Trainer
+from .trainer import Trainer
 
 
 def convex_study(config: RunConfig, l2: float = 0.01, gd_steps: int = 3000) -> dict:
@@ -40,7 +41,7 @@ def convex_study(config: RunConfig, l2: float = 0.01, gd_steps: int = 3000) -> d
     xb = np.hstack([np.asarray(x), np.ones((len(x), 1))])
     lipschitz = float(np.linalg.eigvalsh(xb.T @ xb / len(xb)).max()) / 2 + l2
     # F* by full-batch gradient descent with step 1/L (linear convergence for strongly convex F).
-    params = model.init(jax.random.fold_in(jax.random.key(config.seed), INIT_STREAM))
+    params = model.init(jax.random.fold_in(jax.random.key(config.seed), Stream.INIT))
     initial = float(model.loss(params, x, y))
     step = jax.jit(lambda p: jax.tree_util.tree_map(lambda a, g: a - g / lipschitz, p, jax.grad(model.loss)(p, x, y)))
     optimum = params
@@ -54,7 +55,7 @@ def convex_study(config: RunConfig, l2: float = 0.01, gd_steps: int = 3000) -> d
     config = replace(config, model="logreg", optimizer="sgd", lr_scaling="none", lr_schedule="constant")
     sim = Simulation(config)
     trainer = Trainer(
-        config, sim, model, data, model.init(jax.random.fold_in(jax.random.key(config.seed), INIT_STREAM))
+        config, sim, model, data, model.init(jax.random.fold_in(jax.random.key(config.seed), Stream.INIT))
     )
     result = trainer.run()
     times = np.array([row[1] for row in result.metrics])

@@ -20,7 +20,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-from . import __version__
+from ._version import __version__
 from .config import RunConfig
 from .errors import InputError
 from .results import staged_dir
@@ -116,9 +116,9 @@ def connect(scheduler: str, *, timeout: float = 10.0, log=print):
 
 def _check_workers(client, scheduler: str) -> None:
     def version():  # defined here so that it travels by value, not by a module reference
-        import stragglersim
+        from stragglersim._version import __version__ as installed
 
-        return stragglersim.__version__
+        return installed
 
     for worker, answer in client.run(version, on_error="return").items():
         if isinstance(answer, BaseException):

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cluster import stream
+from .streams import Stream, stream
 
-DATA_STREAM = 2  # spawn key of the per-worker batch streams
-SHARD_STREAM = 3  # spawn key of the shard assignment
+DATA_STREAM, SHARD_STREAM = Stream.DATA, Stream.SHARD  # named in streams.py
 BLOCK = 64  # batches drawn at once in ``shared`` mode
 
 

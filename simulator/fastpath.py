@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cluster import LATENCY_STREAM, Cluster, stream
+from .cluster import Cluster
 from .latency import LatencyModel
-from .records import APPLIED, CANCELLED, FATES, EventLog, Gradient, Update
+from .records import APPLIED, CANCELLED, FATES, EventLog, Gradient, Update, update_row
 from .strategies import get
+from .streams import Stream, stream
 
 CHUNK = 256  # updates drawn at a time
 
@@ -38,7 +39,7 @@ def fast_simulate(config, *, records: bool = True) -> EventLog:
     cluster = Cluster.from_config(config)
     n = get(config.strategy).fast_path(config)
     p = config.total_workers
-    rngs = [stream(config.seed, LATENCY_STREAM, w) for w in range(p)]  # the engine's streams, in order
+    rngs = [stream(config.seed, Stream.LATENCY, w) for w in range(p)]  # the engine's streams, in order
     times = np.empty(config.steps)
     log = EventLog()
     done, clock = 0, 0.0
@@ -103,5 +104,5 @@ class CountsLog(EventLog):
         n = self.per_update
         previous = 0.0
         for i, t in enumerate(self.times.tolist(), start=1):
-            yield f"{i},{t!r},{t - previous!r},{n},{n},0,0.0,0\n"
+            yield update_row(i, t, previous, n, n, 0, 0.0, 0)
             previous = t

@@ -18,12 +18,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .cluster import stream
 from .errors import InputError
 from .spec import parse_spec
+from .streams import Stream, stream
 
-FAILSLOW_STREAM = 6  # spawn keys of the per-worker episode streams
-FAILURE_STREAM = 7
+FAILSLOW_STREAM, FAILURE_STREAM = Stream.FAILSLOW, Stream.FAILURE  # named in streams.py
 
 
 def _params(text: str, option: str, names: dict[str, str]) -> dict[str, float]:

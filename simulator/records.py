@@ -57,15 +57,6 @@ class Gradient:
 
     FIELDS = ("id", "worker", "index", "version", "step", "start", "end", "fate", "update", "staleness")
 
-    def csv_line(self) -> str:
-        """This record as a line of ``gradients.csv`` (empty cells for missing values)."""
-        update = "" if self.update is None else self.update
-        staleness = "" if self.staleness is None else self.staleness
-        return (
-            f"{self.id},{self.worker},{self.index},{self.version},{self.step},{self.start!r},{self.end!r},"
-            f"{self.fate},{update},{staleness}\n"
-        )
-
 
 @dataclass(slots=True)
 class Update:
@@ -99,10 +90,34 @@ class Update:
         else:
             stale = [g.staleness for g in gs]
             workers, stale_mean, stale_max = len({g.worker for g in gs}), sum(stale) / len(stale), max(stale)
-        return (
-            f"{self.index},{self.time!r},{self.time - previous_time!r},{len(gs)},{workers},"
-            f"{len(gs) - workers},{stale_mean!r},{stale_max}\n"
-        )
+        n = len(gs)
+        return update_row(self.index, self.time, previous_time, n, workers, n - workers, stale_mean, stale_max)
+
+
+# The rows of updates.csv and gradients.csv are encoded here only: every log writes through these.
+# Floats are written with repr, so they read back exactly; a missing value is an empty cell.
+
+
+def update_row(
+    index: int,
+    time: float,
+    previous_time: float,
+    gradients: int,
+    workers: int,
+    repeats: int,
+    mean_staleness: float,
+    max_staleness: int,
+) -> str:
+    """One line of ``updates.csv`` (the columns of ``Update.FIELDS``; times in seconds)."""
+    interval = time - previous_time
+    return f"{index},{time!r},{interval!r},{gradients},{workers},{repeats},{mean_staleness!r},{max_staleness}\n"
+
+
+def gradient_row(g: Gradient) -> str:
+    """One line of ``gradients.csv`` (the columns of ``Gradient.FIELDS``)."""
+    update = "" if g.update is None else g.update
+    staleness = "" if g.staleness is None else g.staleness
+    return f"{g.id},{g.worker},{g.index},{g.version},{g.step},{g.start!r},{g.end!r},{g.fate},{update},{staleness}\n"
 
 
 @dataclass
@@ -141,7 +156,7 @@ class EventLog:
         return np.diff([0.0] + [u.time for u in self.updates])
 
     def gradient_lines(self):
-        return (g.csv_line() for g in self.gradients)
+        return map(gradient_row, self.gradients)
 
     def update_lines(self):
         previous = 0.0
@@ -247,5 +262,5 @@ class CompactLog(EventLog):
     def update_lines(self):
         previous = 0.0
         for u, (n, workers, repeats, mean, top) in zip(self.updates, self.rows, strict=True):
-            yield f"{u.index},{u.time!r},{u.time - previous!r},{n},{workers},{repeats},{mean!r},{top}\n"
+            yield update_row(u.index, u.time, previous, n, workers, repeats, mean, top)
             previous = u.time

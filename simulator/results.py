@@ -12,9 +12,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-import tomli_w
-
-from . import __version__
+from ._version import __version__
 from .errors import InputError
 from .gcpause import gc_paused
 from .records import Gradient, Update
@@ -54,9 +52,7 @@ def write_run(out: Path, config, log, summary: dict, *, tables: dict | None = No
     plus any extra ``tables`` given as ``{file name: (header, lines)}``."""
     with staged_dir(out, overwrite=overwrite) as tmp:
         write_json(tmp / "summary.json", {**summary, "version": __version__})
-        with open(tmp / "config.toml", "w") as f:
-            f.write(f"# stragglersim {__version__}: the resolved configuration of this run\n")
-            f.write(tomli_w.dumps(config.to_dict()))
+        config.save(tmp / "config.toml", comment=f"stragglersim {__version__}: the resolved configuration of this run")
         _write_csv(tmp / "updates.csv", Update.FIELDS, log.update_lines())
         if config.log_gradients == "all":
             _write_csv(tmp / "gradients.csv", Gradient.FIELDS, log.gradient_lines())

@@ -24,7 +24,6 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from .cluster import stream
 from .config import RunConfig
 from .data import WorkerBatches
 from .engine import Simulation
@@ -33,11 +32,11 @@ from .models.datasets import Dataset, load_dataset
 from .models.zoo import Model, build_model
 from .optim import make_optimizer
 from .progress import NULL_PROGRESS
+from .streams import Stream, stream
 from .versions import VersionRing
 from .workload import example_work
 
-INIT_STREAM = 4  # fold-in of the parameter initialisation key
-QUALITY_STREAM = 5  # spawn key of the reference batch for --gradient-quality
+INIT_STREAM, QUALITY_STREAM = Stream.INIT, Stream.QUALITY  # named in streams.py
 EVAL_CHUNK = 4096  # test examples per evaluation call
 MAX_FUSED = 64  # consecutive synchronous updates run in one lax.scan
 # Jitted functions by model, dataset shape and optimizer: runs in one process (sweeps,

@@ -26,7 +26,7 @@ from stragglersim.models.datasets import load_dataset
 from stragglersim.models.zoo import build_model
 from stragglersim.results import write_run
 from stragglersim.runner import execute
-from stragglersim.trainer import INIT_STREAM
+from stragglersim.streams import Stream
 
 STEPS, EVERY, BATCH, LR = 150, 100, 16, 0.1
 
@@ -153,7 +153,7 @@ def test_reference_rebuilds_every_update(case, digits, tmp_path):
     write_run(out, result.config, result.log, result.summary, tables=result.tables)
 
     model = build_model("logreg", dataset)
-    init = model.init(jax.random.fold_in(jax.random.key(config.seed), INIT_STREAM))
+    init = model.init(jax.random.fold_in(jax.random.key(config.seed), Stream.INIT))
     w0, b0 = (np.asarray(init["out"][k], np.float64) for k in ("w", "b"))
     rows = read_csv(out / "gradients.csv")
     batches = Batches(config.seed, len(x), config.total_workers, config.data_partition)

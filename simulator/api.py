@@ -1,0 +1,297 @@
+"""The Python API: simulate, sweep, predict and load runs from a notebook or a script::
+
+    import stragglersim
+
+    run = stragglersim.simulate(strategy="backup", workers=8, backups=2, steps=200, timing_only=True)
+    run.summary["mean_iteration_time"], run.updates["iteration_time"].median()
+
+Option names are the command line's long options with underscores (``--log-gradients`` is
+``log_gradients``): the fields of :class:`~stragglersim.config.RunConfig`, with the same defaults.
+Every result is what the command line writes: ``run.summary`` is ``summary.json`` and
+``run.updates`` is ``updates.csv`` read with pandas, value for value.
+
+Importing the package stays light: the engine (SimPy), JAX and pandas load when first needed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import json
+from pathlib import Path
+
+from ._version import __version__
+from .errors import InputError
+
+# A run's tables. Each is kept as (CSV header, function giving its lines) until asked for, so a run
+# pays for pandas only when a table is used, and a DataFrame is parsed from the file's very text.
+TABLES = ("updates.csv", "gradients.csv", "metrics.csv", "training.csv")
+
+
+class Run:
+    """One run's results: what ``stragglersim simulate --out DIR`` writes to ``DIR``.
+
+    Attributes:
+        config: the resolved :class:`~stragglersim.config.RunConfig` (``config.toml``).
+        summary: the headline numbers, exactly the dict of ``summary.json`` (with ``version``).
+        params: with training, the final parameters (a pytree of arrays); None otherwise and for
+            runs read back with :func:`load_run`.
+    """
+
+    def __init__(self, config, summary: dict, tables: dict, params=None):
+        self.config, self.summary, self.params = config, summary, params
+        self._tables = tables  # {file name: (header, lines function)}
+        self._frames: dict = {}
+
+    @property
+    def updates(self):
+        """One row per update (``updates.csv``), a pandas DataFrame; times in simulated seconds."""
+        return self._frame("updates.csv")
+
+    @property
+    def gradients(self):
+        """One row per gradient computation (``gradients.csv``), a pandas DataFrame; None when the
+        run was made with ``log_gradients="none"`` (it keeps no per-gradient records)."""
+        return self._frame("gradients.csv")
+
+    @property
+    def metrics(self):
+        """Training: the evaluations (``metrics.csv``), a pandas DataFrame; None for timing-only runs."""
+        return self._frame("metrics.csv")
+
+    @property
+    def training(self):
+        """Training: one row per update (``training.csv``), a pandas DataFrame; None for timing-only runs."""
+        return self._frame("training.csv")
+
+    def save(self, out, *, overwrite: bool = False) -> Path:
+        """Write the run's files to the folder ``out``, as ``stragglersim simulate --out`` does
+        (all at once: a failure leaves nothing half-written); returns ``out`` as a Path.
+
+        Raises:
+            InputError: ``out`` is a file, or holds something and ``overwrite`` is off.
+        """
+        from .results import write_run
+
+        out = Path(out)
+        extra = {name: (header, lines()) for name, (header, lines) in self._tables.items() if name in TABLES[2:]}
+        write_run(out, self.config, _Lines(self._tables), self.summary, tables=extra, overwrite=overwrite)
+        return out
+
+    def _frame(self, name: str):
+        if name not in self._tables:
+            return None
+        if name not in self._frames:
+            import pandas as pd
+
+            header, lines = self._tables[name]
+            # Parsed from the very text the CSV file holds, so it equals the file read with pandas.
+            self._frames[name] = pd.read_csv(io.StringIO(",".join(header) + "\n" + "".join(lines())))
+        return self._frames[name]
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return (
+            f"<Run {s['strategy']} N={s['workers']} B={s['backups']}: {s['updates']} updates, "
+            f"{s['sim_time']:.6g} s simulated>"
+        )
+
+
+class _Lines:
+    """What ``write_run`` reads from an event log: the lines of updates.csv and gradients.csv."""
+
+    def __init__(self, tables: dict):
+        self.tables = tables
+
+    def update_lines(self):
+        return self.tables["updates.csv"][1]()
+
+    def gradient_lines(self):
+        return self.tables["gradients.csv"][1]()
+
+
+def simulate(*, progress: bool = False, **options) -> Run:
+    """Simulate one run, training unless ``timing_only=True``; the ``stragglersim simulate`` of Python.
+
+    Args:
+        progress: show a progress bar on a terminal.
+        **options: the fields of ``RunConfig`` (the CLI's long options with underscores), e.g.
+            ``strategy="backup", workers=8, backups=2, latency="exponential:rate=1", steps=200``.
+
+    Returns:
+        A :class:`Run`. A run that stalled or diverged is returned too: its ``summary`` says so
+        (``stalled``, ``diverged``), where the command line exits with status 1.
+
+    Raises:
+        InputError: an unknown option, or a bad value (one line naming it).
+    """
+    from .config import RunConfig
+    from .progress import NULL_PROGRESS, progress_bar
+    from .records import Gradient, Update
+    from .runner import execute
+
+    config = RunConfig(**_run_options(options, "simulate")).validate()
+    if config.checkpoint_every:
+        raise InputError("checkpoint_every: simulate() keeps no checkpoints; use `stragglersim simulate --out DIR`")
+    bar = (
+        progress_bar(config.steps, desc=f"{config.strategy} N={config.workers} B={config.backups}")
+        if progress
+        else NULL_PROGRESS
+    )
+    try:
+        result = execute(config, progress=bar)
+    finally:
+        bar.close()
+    summary = json.loads(json.dumps({**result.summary, "version": __version__}))  # as summary.json reads back
+    log = result.log
+    tables = {"updates.csv": (Update.FIELDS, log.update_lines)}
+    if result.config.log_gradients == "all":
+        tables["gradients.csv"] = (Gradient.FIELDS, log.gradient_lines)
+    for name, (header, lines) in result.tables.items():
+        tables[name] = (tuple(header), _fixed(list(lines)))
+    return Run(result.config, summary, tables, result.params)
+
+
+def load_run(directory) -> Run:
+    """A run read back from the folder that ``stragglersim simulate --out`` or :meth:`Run.save` wrote.
+
+    Raises:
+        InputError: ``directory`` is not such a folder.
+    """
+    from .config import RunConfig
+
+    d = Path(directory)
+    if not d.is_dir():
+        raise InputError(f"{d}: no such run folder")
+    if not (d / "summary.json").is_file() or not (d / "config.toml").is_file():
+        hint = " (a sweep folder: its runs are in runs/)" if (d / "results.csv").is_file() else ""
+        raise InputError(f"{d}: not a run folder (no summary.json and config.toml){hint}")
+    try:
+        summary = json.loads((d / "summary.json").read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(f"{d / 'summary.json'}: cannot read: {err}") from None
+    config = RunConfig.load(d / "config.toml")
+    needed = ["updates.csv"] + (["gradients.csv"] if config.log_gradients == "all" else [])
+    missing = [name for name in needed if not (d / name).is_file()]
+    if missing:
+        raise InputError(f"{d}: not a complete run folder (no {missing[0]})")
+    tables = {name: _file_table(d / name) for name in TABLES if (d / name).is_file()}
+    return Run(config, summary, tables)
+
+
+def sweep(
+    out,
+    *,
+    strategy="backup",
+    workers=16,
+    backups=0,
+    seeds=0,
+    total_workers=None,
+    jobs=None,
+    scheduler=None,
+    progress=False,
+    **options,
+):
+    """One run per combination, like ``stragglersim sweep``; returns ``results.csv`` as a DataFrame.
+
+    Each run is written to ``out/runs/NAME/``; runs already complete there are skipped, so
+    calling it again resumes an interrupted sweep.
+
+    Args:
+        out: the sweep folder.
+        strategy, workers, backups, seeds: a value or a list of values each; every combination
+            runs (only ``backup`` takes backups > 0).
+        total_workers: hold N + B at this P (B = P - N; ``backups`` is then ignored).
+        jobs: local worker processes (default: the CPU count); scheduler: a Dask cluster instead,
+            ``tcp://HOST:PORT`` or ``local:K``.
+        progress: report finished and running runs on stderr.
+        **options: the other ``RunConfig`` fields, shared by every run.
+
+    Raises:
+        InputError: bad options or an empty grid. RunsFailed: some runs raised (see ``out/failures.txt``).
+    """
+    import pandas as pd
+
+    from .config import RunConfig
+    from .progress import RunCounter
+    from .sweep import grid, run_sweep
+
+    if "seed" in options:
+        raise InputError("sweep: give seeds=[...] (a list, as the CLI's --seeds), not seed")
+    options = _run_options(options, "sweep")
+    strategies, ns, bs, ss = (_as_list(v) for v in (strategy, workers, backups, seeds))
+    base = RunConfig(**{**options, "strategy": strategies[0], "workers": ns[0], "backups": 0, "seed": ss[0]})
+    if total_workers is not None and min(ns) > total_workers:
+        raise InputError(f"total_workers {total_workers}: smaller than workers")
+    configs = grid(base, strategies=strategies, workers=ns, backups=bs, seeds=ss, total_workers=total_workers)
+    if not configs:
+        raise InputError("the sweep is empty: only strategy backup takes backups > 0")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a directory")
+    counter = RunCounter(quiet=not progress)
+    try:
+        run_sweep(configs, out, jobs=jobs, scheduler=scheduler, counter=counter)
+    finally:
+        counter.close()
+    return pd.read_csv(out / "results.csv")
+
+
+def predict(latency: str, workers: int, backups=(0,), trace_format: str = "csv", time_scale: float = 1.0):
+    """Predicted iteration time of N of N+B with cancellation: E and std of the order statistic
+    X_{N:N+B}, for each B; the ``stragglersim predict`` of Python.
+
+    Args:
+        latency: a latency SPEC (seconds), e.g. ``"exponential:rate=1"``; a ``trace:`` or
+            ``empirical:`` file is read with ``trace_format`` and ``time_scale`` (seconds per unit).
+        workers: N. backups: a B or a list of them.
+
+    Returns:
+        A pandas DataFrame, one row per B (the keys of ``theory.predict_backups``).
+    """
+    import pandas as pd
+
+    from .latency import parse_latency
+    from .theory import predict_backups
+
+    bs = list(dict.fromkeys(_as_list(backups)))  # each B once, in order
+    if not bs or isinstance(workers, bool) or not isinstance(workers, int) or workers < 1 or min(bs) < 0:
+        raise InputError("predict: workers must be an integer >= 1 and backups >= 0")
+    model = parse_latency(latency, trace_format=trace_format, time_scale=time_scale)
+    return pd.DataFrame(predict_backups(model, workers, bs))
+
+
+def _run_options(options: dict, what: str) -> dict:
+    """``options`` if every name is a RunConfig field; else an error naming the first that is not."""
+    from dataclasses import fields
+
+    from .config import RunConfig
+
+    known = [f.name for f in fields(RunConfig)]
+    for name in options:
+        if name not in known:
+            near = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else " (the options are RunConfig's fields)"
+            raise InputError(f"{what}: unknown option {name!r}{hint}")
+    return options
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, list | tuple | range) else [value]
+
+
+def _fixed(lines: list[str]):
+    return lambda: lines
+
+
+def _file_table(path: Path) -> tuple:
+    """A CSV file as (header, lines function)."""
+    with open(path) as f:
+        header = tuple(f.readline().rstrip("\n").split(","))
+
+    def lines():
+        with open(path) as f:
+            f.readline()
+            yield from f
+
+    return header, lines
