@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from stragglersim.config import RunConfig
-from stragglersim.sweep import grid, run_sweep
+from stragglersim.sweeps import grid, run_sweep
 
 
 def configs(runs: int, timing_only: bool) -> list[RunConfig]:

@@ -214,7 +214,7 @@ def sweep(
 
     from .config import RunConfig
     from .progress import RunCounter
-    from .sweep import grid, run_sweep
+    from .sweeps import grid, run_sweep
 
     if "seed" in options:
         raise InputError("sweep: give seeds=[...] (a list, as the CLI's --seeds), not seed")

@@ -151,7 +151,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     plus DIR/results.csv. Complete runs are skipped, so an interrupted sweep resumes.
     """
     from .progress import RunCounter
-    from .sweep import configs_from_options, run_sweep
+    from .sweeps import configs_from_options, run_sweep
 
     configs = configs_from_options(vars(args), total_workers=args.total_workers)
     counter = RunCounter(quiet=args.quiet)
@@ -177,7 +177,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     E and std of X_{N:N+B}, the N-th fastest of N+B i.i.d. computations (backup workers with cancellation).
     """
     from .reports import predict, to_json
-    from .sweep import parse_int_list
+    from .sweeps import parse_int_list
 
     backups = parse_int_list(args.backups, "--backups")
     report = predict(args.latency, args.workers, backups, trace_format=args.trace_format, time_scale=args.time_scale)

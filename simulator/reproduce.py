@@ -19,7 +19,7 @@ from . import plots, study_plots
 from .config import RunConfig
 from .fitting import fit_durations
 from .latency import Empirical, parse_latency
-from .sweep import run_name, run_sweep
+from .sweeps import run_name, run_sweep
 from .theory import order_mean, order_moments
 from .traces import read_trace
 
@@ -271,7 +271,7 @@ def _write_rows(path: Path, header, rows) -> None:
 
 def _time_to_target_by_label(rows: list[dict], compare: dict, seeds) -> dict:
     """Mean time to target over seeds for each labelled configuration (runs that reached it)."""
-    from .sweep import run_name
+    from .sweeps import run_name
 
     by_run = {r["run"]: r for r in rows}
     out = {}

@@ -118,11 +118,11 @@ def test_import_is_light_and_timing_only_never_imports_jax():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    # The module stragglersim.sweep, even when imported first, does not hide the function
-    # stragglersim.sweep; the module itself is sys.modules["stragglersim.sweep"].
+    # No submodule shares a name with an API function (Python would bind the module over it).
     code = (
-        "from stragglersim.sweep import grid; import sys, stragglersim; "
-        "assert stragglersim.sweep is stragglersim.api.sweep; assert sys.modules['stragglersim.sweep'].grid is grid"
+        "import stragglersim, stragglersim.sweeps, stragglersim.cli, stragglersim.reproduce; "
+        "assert stragglersim.sweep is stragglersim.api.sweep and stragglersim.simulate is stragglersim.api.simulate; "
+        "assert stragglersim.predict is stragglersim.api.predict and stragglersim.load_run is stragglersim.api.load_run"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -13,7 +13,7 @@ from stragglersim.cli import main
 from stragglersim.config import RunConfig
 from stragglersim.errors import InputError
 from stragglersim.progress import RunCounter
-from stragglersim.sweep import grid, run_sweep
+from stragglersim.sweeps import grid, run_sweep
 
 pytest.importorskip("distributed")
 
@@ -201,7 +201,7 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path):
 
 
 def test_failed_runs_are_reported_the_rest_kept_and_retried_by_the_same_command(tmp_path, monkeypatch):
-    sweep_module = sys.modules["stragglersim.sweep"]  # the module (stragglersim.sweep is the API function)
+    import stragglersim.sweeps as sweep_module
 
     configs = grid(
         RunConfig(steps=50, timing_only=True), strategies=["sync"], workers=[2, 3, 4], backups=[0], seeds=[0]

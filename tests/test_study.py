@@ -8,7 +8,7 @@ from conftest import run
 from stragglersim.cli import main
 from stragglersim.config import RunConfig
 from stragglersim.latency import parse_latency
-from stragglersim.sweep import grid, read_results, run_name, run_sweep
+from stragglersim.sweeps import grid, read_results, run_name, run_sweep
 from stragglersim.theory import (
     dutta_error_bound,
     exponential_order_mean,
