@@ -50,6 +50,8 @@ def test_the_wheel_holds_one_package_named_stragglersim(tmp_path):
     (wheel,) = tmp_path.glob("stragglersim-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"stragglersim", wheel.name.split("-py3")[0] + ".dist-info"}
-    assert {"stragglersim/engine.py", "stragglersim/cli.py", "stragglersim/models/zoo.py"} <= set(names)
+    sources = {f"stragglersim/{p.relative_to(ROOT / 'simulator').as_posix()}" for p in ROOT.glob("simulator/**/*.py")}
+    sources |= {f"stragglersim/models/{p.name}" for p in ROOT.glob("models/*.py")}
+    assert sources <= set(names), sorted(sources - set(names))  # every module, subpackages included
     entry = zipfile.ZipFile(wheel).read(wheel.name.split("-py3")[0] + ".dist-info/entry_points.txt").decode()
     assert "stragglersim = stragglersim.cli:main" in entry
