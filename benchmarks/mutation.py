@@ -59,9 +59,10 @@ TARGETS = {
     "relaxed": ("simulator/relaxed.py", None, ENGINE_TESTS),
     "trainer": (
         "simulator/trainer.py",
-        {"_build_functions", "_apply_update", "_flush_stale", "_flush", "_indices", "_gradient", "_prune"},
+        {"_apply_update", "_flush_stale", "_flush", "_indices", "_gradient", "_prune"},
         TRAINER_TESTS,
     ),
+    "steps": ("simulator/steps.py", {"build_steps"}, TRAINER_TESTS),
     "versions": ("simulator/versions.py", None, TRAINER_TESTS),
 }
 

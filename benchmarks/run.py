@@ -25,9 +25,9 @@ import simpy
 from stragglersim.cluster import LATENCY_STREAM, stream
 from stragglersim.config import RunConfig
 from stragglersim.engine import Simulation
+from stragglersim.evaluation import describe_device
 from stragglersim.fastpath import fast_simulate
 from stragglersim.latency import parse_latency
-from stragglersim.trainer import describe_device
 
 HERE = Path(__file__).resolve().parent
 

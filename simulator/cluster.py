@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
-from .latency import LatencyModel, parse_latency
+from .latency import DurationStream, LatencyModel, parse_latency
 
 LATENCY_STREAM = 0  # spawn key of the per-worker computation-time streams
 SPEED_STREAM = 1  # spawn key of the drawn per-worker speed factors
@@ -23,31 +23,6 @@ SPEED_STREAM = 1  # spawn key of the drawn per-worker speed factors
 def stream(seed: int, *key: int) -> np.random.Generator:
     """The named random stream ``key`` of run seed ``seed``."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
-
-
-class DurationStream:
-    """Worker w's computation times (seconds): call it for the next one.
-
-    Draws are made in blocks for speed; the inverse-transform sampling of
-    :class:`~simulator.latency.LatencyModel` makes the d-th value independent of the block size.
-    """
-
-    __slots__ = ("model", "rng", "factor", "block", "buffer", "pos", "drawn")
-
-    def __init__(self, model: LatencyModel, rng: np.random.Generator, factor: float = 1.0, block: int = 1024):
-        self.model, self.rng, self.factor, self.block = model, rng, factor, block
-        self.buffer: list[float] = []
-        self.pos = 0
-        self.drawn = 0  # computations handed out so far
-
-    def __call__(self) -> float:
-        if self.pos == len(self.buffer):
-            self.buffer = (self.model.sample(self.rng, self.block) * self.factor).tolist()
-            self.pos = 0
-        value = self.buffer[self.pos]
-        self.pos += 1
-        self.drawn += 1
-        return value
 
 
 def parse_speed_factors(text: str, n_workers: int, seed: int) -> np.ndarray:
@@ -117,33 +92,6 @@ class Cluster:
         # The PS's incoming link, shared by concurrent pushes (0 = not modelled).
         self.link_time = param_bytes / ps_bandwidth if param_bytes and math.isfinite(ps_bandwidth) else 0.0
 
-    @classmethod
-    def from_config(cls, config) -> Cluster:
-        return cls(
-            latency_of(config),
-            parse_speed_factors(config.speed_factors, config.total_workers, config.seed),
-            Link(config.comm_latency, config.bandwidth),
-            config.param_bytes or 0.0,
-            config.seed,
-            config.ps_bandwidth,
-        )
-
     def durations(self, worker: int) -> DurationStream:
         """Worker ``worker``'s own stream of computation times."""
         return self.model.stream_for(worker, stream(self.seed, LATENCY_STREAM, worker), float(self.factors[worker]))
-
-
-def latency_of(config) -> LatencyModel:
-    """The latency model of a run, checked against its number of workers.
-
-    Raises:
-        InputError: a bad SPEC or trace, or a per-worker trace with too few workers.
-    """
-    model = parse_latency(config.latency, trace_format=config.trace_format, time_scale=config.time_scale)
-    recorded = getattr(model, "n_workers", None)
-    if recorded is not None and recorded < config.total_workers:
-        raise InputError(
-            f"--latency {config.latency}: the trace has {recorded} workers but the run needs "
-            f"{config.total_workers} (N + B); replay needs one recorded worker per simulated worker"
-        )
-    return model

@@ -19,13 +19,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .assemble import INIT_STREAM
 from .config import RunConfig
 from .engine import Simulation
 from .latency import parse_latency
 from .models.datasets import Dataset, load_dataset
 from .models.zoo import build_model
 from .theory import dutta_error_bound, order_mean
-from .trainer import INIT_STREAM, Trainer
+from .trainer import Trainer
 
 
 def convex_study(config: RunConfig, l2: float = 0.01, gd_steps: int = 3000) -> dict:

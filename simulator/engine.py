@@ -16,11 +16,11 @@ from collections.abc import Iterator
 import simpy
 from simpy.core import EmptySchedule
 
-from .cluster import Cluster, DurationStream
+from .assemble import RunInputs, inputs_of
 from .config import RunConfig
 from .errors import TraceExhausted
-from .faults import Faults
 from .gcpause import gc_paused
+from .latency import DurationStream
 from .progress import NULL_PROGRESS
 from .records import (
     APPLIED,
@@ -34,7 +34,6 @@ from .records import (
     Update,
 )
 from .strategies import CANCEL, FAILURE, make_strategy
-from .workload import work_model
 
 
 class Worker:
@@ -196,28 +195,30 @@ class ParameterServer:
 
 
 class Simulation:
-    """A timing simulation of one :class:`RunConfig`.
+    """A timing simulation of one run.
 
     Args:
-        config: the run; validated here.
+        run: the run's :class:`RunInputs` (see :func:`~stragglersim.assemble.assemble`); a bare
+            :class:`RunConfig` is assembled here, for timing only.
         progress: an object with ``update(n)`` called as updates happen (no-op by default).
     """
 
-    def __init__(self, config: RunConfig, *, progress=NULL_PROGRESS):
-        self.config = config.validate()
+    def __init__(self, run: RunInputs | RunConfig, *, progress=NULL_PROGRESS):
+        inputs = inputs_of(run)
+        self.inputs = inputs
+        self.config = config = inputs.config
         self.progress = progress
         self.env = simpy.Environment()
         self.strategy = make_strategy(config)
-        self.cluster = Cluster.from_config(config)
+        self.cluster = cluster = inputs.cluster
         self.log = CompactLog() if config.timing_only and config.log_gradients == "none" else EventLog()
         steps = config.steps if config.steps is not None else math.inf
         self.ps = ParameterServer(self.env, self.strategy, steps, self.log)
-        faults = Faults.from_config(config)
-        link = simpy.Resource(self.env, capacity=1) if self.cluster.link_time > 0 else None
-        work = work_model(config) if config.data_cost != "none" else None
+        faults = inputs.faults
+        link = simpy.Resource(self.env, capacity=1) if cluster.link_time > 0 else None
         for w in range(self.strategy.n_workers):
-            wk = Worker(w, self.env, self.ps, self.cluster.durations(w), self.cluster.pull_time, self.cluster.push_time)
-            wk.work, wk.link, wk.link_time = work, link, self.cluster.link_time
+            wk = Worker(w, self.env, self.ps, cluster.durations(w), cluster.pull_time, cluster.push_time)
+            wk.work, wk.link, wk.link_time = inputs.work, link, cluster.link_time
             if faults.fail_slow is not None:
                 wk.slow = faults.fail_slow.timeline(config.seed, w)
             body = self.strategy.worker(wk)
@@ -285,8 +286,10 @@ class Simulation:
             self.progress.update(len(new))
             yield from new
 
-    def oldest_live_version(self) -> int:
-        """No gradient still in flight or waiting at the PS read a version older than this."""
+    def oldest_live_version(self, consumed: int | None = None) -> int:
+        """No gradient still in flight or waiting at the PS read a version older than this;
+        with ``consumed`` (updates the consumer has applied so far), nor a gradient of an
+        update produced but not yet consumed."""
         oldest = self.ps.version
         for g in self.ps.pending:
             oldest = min(oldest, g.version)
@@ -294,15 +297,19 @@ class Simulation:
             g = wk.current
             if g is not None and g.fate in (UNFINISHED, PENDING):
                 oldest = min(oldest, g.version)
+        if consumed is not None:
+            for u in self.log.updates[consumed:]:
+                oldest = min(oldest, min(g.version for g in u.gradients))
         return oldest
 
-    def truncate(self, updates: int) -> None:
-        """Forget every update after the first ``updates`` (a run stopped early by its consumer):
-        their gradients become unfinished, as they had not been applied when the run stopped."""
-        for u in self.log.updates[updates:]:
+    def finish(self, consumed: int) -> None:
+        """The consumer stopped after ``consumed`` updates (early, at a target or on divergence,
+        or at the end): the updates after them were never applied, so they are forgotten and
+        their gradients, like those still waiting at the PS, become unfinished."""
+        for u in self.log.updates[consumed:]:
             for g in u.gradients:
                 g.fate, g.update, g.staleness = UNFINISHED, None, None
-        del self.log.updates[updates:]
+        del self.log.updates[consumed:]
         self._settle()
 
     def _settle(self) -> None:
@@ -326,6 +333,6 @@ class Simulation:
         return self.log
 
 
-def simulate(config: RunConfig, **kwargs) -> EventLog:
-    """Run ``config`` to completion (timing only) and return its event log."""
-    return Simulation(config, **kwargs).run()
+def simulate(run: RunInputs | RunConfig, **kwargs) -> EventLog:
+    """Run ``run`` to completion (timing only) and return its event log."""
+    return Simulation(run, **kwargs).run()

@@ -79,9 +79,32 @@ class LatencyModel(ABC):
 
     def stream_for(self, worker: int, rng: np.random.Generator, factor: float = 1.0):
         """Worker ``worker``'s stream of computation times (i.i.d. draws from its own ``rng``)."""
-        from .cluster import DurationStream
-
         return DurationStream(self, rng, factor)
+
+
+class DurationStream:
+    """Worker w's computation times (seconds): call it for the next one.
+
+    Draws are made in blocks for speed; the inverse-transform sampling of
+    :class:`LatencyModel` makes the d-th value independent of the block size.
+    """
+
+    __slots__ = ("model", "rng", "factor", "block", "buffer", "pos", "drawn")
+
+    def __init__(self, model: LatencyModel, rng: np.random.Generator, factor: float = 1.0, block: int = 1024):
+        self.model, self.rng, self.factor, self.block = model, rng, factor, block
+        self.buffer: list[float] = []
+        self.pos = 0
+        self.drawn = 0  # computations handed out so far
+
+    def __call__(self) -> float:
+        if self.pos == len(self.buffer):
+            self.buffer = (self.model.sample(self.rng, self.block) * self.factor).tolist()
+            self.pos = 0
+        value = self.buffer[self.pos]
+        self.pos += 1
+        self.drawn += 1
+        return value
 
 
 class Constant(LatencyModel):
@@ -271,8 +294,6 @@ class EmpiricalPerWorker(Empirical):
         self.n_workers = len(per_worker)
 
     def stream_for(self, worker, rng, factor=1.0):
-        from .cluster import DurationStream
-
         return DurationStream(self.workers[worker], rng, factor)
 
 

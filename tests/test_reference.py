@@ -21,12 +21,12 @@ import math
 import jax
 import numpy as np
 import pytest
+from stragglersim.assemble import INIT_STREAM
 from stragglersim.config import RunConfig
 from stragglersim.models.datasets import load_dataset
 from stragglersim.models.zoo import build_model
 from stragglersim.results import write_run
 from stragglersim.runner import execute
-from stragglersim.trainer import INIT_STREAM
 
 STEPS, EVERY, BATCH, LR = 150, 100, 16, 0.1
 
