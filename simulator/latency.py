@@ -89,22 +89,20 @@ class DurationStream:
     :class:`LatencyModel` makes the d-th value independent of the block size.
     """
 
-    __slots__ = ("model", "rng", "factor", "block", "buffer", "pos", "drawn")
+    __slots__ = ("model", "rng", "factor", "block", "_next", "drawn")
 
     def __init__(self, model: LatencyModel, rng: np.random.Generator, factor: float = 1.0, block: int = 1024):
         self.model, self.rng, self.factor, self.block = model, rng, factor, block
-        self.buffer: list[float] = []
-        self.pos = 0
+        self._next = iter(()).__next__  # the next value of the current block
         self.drawn = 0  # computations handed out so far
 
     def __call__(self) -> float:
-        if self.pos == len(self.buffer):
-            self.buffer = (self.model.sample(self.rng, self.block) * self.factor).tolist()
-            self.pos = 0
-        value = self.buffer[self.pos]
-        self.pos += 1
         self.drawn += 1
-        return value
+        try:
+            return self._next()
+        except StopIteration:
+            self._next = iter((self.model.sample(self.rng, self.block) * self.factor).tolist()).__next__
+            return self._next()
 
 
 class Constant(LatencyModel):
