@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from operator import attrgetter
 
 import simpy
 from simpy.core import EmptySchedule
@@ -86,6 +87,7 @@ class SharedLink:
 
 
 STEADY, DIRECT = Steady(), DirectPush()
+_fate = attrgetter("fate")
 
 
 class Worker:
@@ -100,7 +102,8 @@ class Worker:
         "index",
         "env",
         "ps",
-        "durations",
+        "draw",
+        "drawn",
         "pull",
         "push",
         "busy",
@@ -128,7 +131,8 @@ class Worker:
         slow=STEADY,
         link=DIRECT,
     ):
-        self.index, self.env, self.ps, self.durations = index, env, ps, durations
+        self.index, self.env, self.ps = index, env, ps
+        self.draw, self.drawn = durations.next, 0  # the next computation time; computations drawn
         self.pull, self.push = pull, push  # seconds
         self.work, self.slow, self.link = work, slow, link
         self.record = ps.log.new_gradient  # (worker, index, version, step, start, end) -> Gradient
@@ -141,7 +145,7 @@ class Worker:
     @staticmethod
     def make(index, env, ps, durations, pull, push, *, work=steady_work, slow=STEADY, link=DIRECT) -> Worker:
         """A :class:`PlainWorker` where the run has no optional part, else a :class:`Worker`."""
-        if work is steady_work and slow is STEADY and link is DIRECT:
+        if work is steady_work and slow is STEADY and link is DIRECT and type(ps.log) is EventLog:
             return PlainWorker(index, env, ps, durations, pull, push)
         return Worker(index, env, ps, durations, pull, push, work=work, slow=slow, link=link)
 
@@ -158,9 +162,9 @@ class Worker:
         ps = self.ps
         if ps.finished:
             return self.env.event()
-        durations = self.durations
-        d = durations.drawn
-        duration = durations() * self.work(self.index, d)
+        d = self.drawn
+        duration = self.draw() * self.work(self.index, d)
+        self.drawn = d + 1
         start = self.env.now + self.pull
         duration = self.slow.stretch(start, duration)
         g = self.record(self.index, d, ps.version, step, start, start + duration)
@@ -189,21 +193,28 @@ class Worker:
 
 
 class PlainWorker(Worker):
-    """A worker without optional parts: :meth:`Worker.begin` with the no-ops left out (the
-    engine's hot path: fewer calls and lookups, the same events and numbers)."""
+    """A worker without optional parts, recording into a full :class:`EventLog`: the engine's
+    hot path. :meth:`Worker.begin` with the no-ops and the record call left out: fewer calls
+    and lookups, the same events and numbers."""
 
-    __slots__ = ()
+    __slots__ = ("gradients",)
+
+    def __init__(self, index, env, ps, durations, pull, push):
+        super().__init__(index, env, ps, durations, pull, push)
+        self.gradients = ps.log.gradients
 
     def begin(self, step: int):
         ps = self.ps
         if ps.finished:
             return self.env.event()
-        durations = self.durations
-        d = durations.drawn
-        duration = durations()
+        d = self.drawn
+        duration = self.draw()
+        self.drawn = d + 1
         env = self.env
         start = env._now + self.pull  # Environment.now without the property call
-        g = self.record(self.index, d, ps.version, step, start, start + duration)
+        gradients = self.gradients  # EventLog.new_gradient, inline
+        g = Gradient(len(gradients), self.index, d, ps.version, step, start, start + duration)
+        gradients.append(g)
         self.current = g
         self.busy = True
         return env.timeout(self.pull + duration + self.push, g)
@@ -224,7 +235,8 @@ class ParameterServer:
         """A gradient arrives now: accept it, drop it, or complete an update with it."""
         if self.finished:
             return  # arrived after the last update: stays unfinished
-        dropped = self.strategy.admit(g, self)
+        strategy = self.strategy
+        dropped = strategy.admit(g, self)
         if dropped is not None:
             g.fate, g.staleness = dropped, self.version - g.version
             return
@@ -241,13 +253,14 @@ class ParameterServer:
         """
         if self.log.updates and self.env.now < self.log.updates[-1].time:
             raise RuntimeError(f"invariant broken: update at t={self.env.now} before the previous one")
-        for g in self.pending:
-            if g.fate != PENDING:
-                raise RuntimeError(f"invariant broken: gradient {g.id} applied with fate {g.fate}")
-        for g in self.pending:
-            g.fate, g.update, g.staleness = APPLIED, self.version + 1, self.version - g.version
-        self.version += 1
-        self.log.add_update(Update(self.version, self.env.now, tuple(self.pending)))
+        pending, version = self.pending, self.version
+        if not set(map(_fate, pending)) <= {PENDING}:
+            g = next(g for g in pending if g.fate != PENDING)
+            raise RuntimeError(f"invariant broken: gradient {g.id} applied with fate {g.fate}")
+        for g in pending:
+            g.fate, g.update, g.staleness = APPLIED, version + 1, version - g.version
+        self.version = version + 1
+        self.log.add_update(Update(self.version, self.env.now, tuple(pending)))
         self.pending = []
         self.strategy.on_update(self)
         if self.updated.callbacks:  # someone waits for this update: wake them
@@ -400,7 +413,7 @@ class Simulation:
             for _ in self.updates():
                 pass
         # Invariant (always on): every computation ends with exactly one final fate.
-        if any(g.fate == PENDING for g in self.log.gradients):
+        if PENDING in map(_fate, self.log.gradients):
             raise RuntimeError("invariant broken: a gradient accepted by the PS was never applied")
         return self.log
 

@@ -12,6 +12,7 @@ stream however the draws are batched, in every strategy.
 
 from __future__ import annotations
 
+import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -82,27 +83,29 @@ class LatencyModel(ABC):
         return DurationStream(self, rng, factor)
 
 
+def _blocks(model: LatencyModel, rng: np.random.Generator, factor: float, block: int):
+    """Blocks of ``block`` computation times, drawn as needed."""
+    while True:
+        yield (model.sample(rng, block) * factor).tolist()
+
+
 class DurationStream:
     """Worker w's computation times (seconds): call it for the next one.
 
     Draws are made in blocks for speed; the inverse-transform sampling of
-    :class:`LatencyModel` makes the d-th value independent of the block size.
+    :class:`LatencyModel` makes the d-th value independent of the block size. ``next`` hands
+    out the same values without counting them in ``drawn`` (the engine's hot path counts).
     """
 
-    __slots__ = ("model", "rng", "factor", "block", "_next", "drawn")
+    __slots__ = ("next", "drawn")
 
     def __init__(self, model: LatencyModel, rng: np.random.Generator, factor: float = 1.0, block: int = 1024):
-        self.model, self.rng, self.factor, self.block = model, rng, factor, block
-        self._next = iter(()).__next__  # the next value of the current block
-        self.drawn = 0  # computations handed out so far
+        self.next = itertools.chain.from_iterable(_blocks(model, rng, factor, block)).__next__
+        self.drawn = 0  # calls so far
 
     def __call__(self) -> float:
         self.drawn += 1
-        try:
-            return self._next()
-        except StopIteration:
-            self._next = iter((self.model.sample(self.rng, self.block) * self.factor).tolist()).__next__
-            return self._next()
+        return self.next()
 
 
 class Constant(LatencyModel):
@@ -313,18 +316,23 @@ class TraceReplay(EmpiricalPerWorker):
 class ReplayStream:
     """A worker's recorded durations, in order; raises TraceExhausted past the end."""
 
-    __slots__ = ("values", "drawn")
+    __slots__ = ("next", "drawn")
 
     def __init__(self, durations: np.ndarray, factor: float):
-        self.values = (np.asarray(durations, dtype=float) * factor).tolist()
-        self.drawn = 0
+        values = (np.asarray(durations, dtype=float) * factor).tolist()
+        self.next = itertools.chain(values, _used_up(len(values))).__next__
+        self.drawn = 0  # calls so far
 
     def __call__(self) -> float:
-        if self.drawn >= len(self.values):
-            raise TraceExhausted(f"worker's trace used up after {self.drawn} computations")
-        value = self.values[self.drawn]
+        value = self.next()
         self.drawn += 1
         return value
+
+
+def _used_up(n: int):
+    """An iterator that raises TraceExhausted when asked for a value."""
+    raise TraceExhausted(f"worker's trace used up after {n} computations")
+    yield
 
 
 TRACE_FAMILIES = ("trace", "empirical", "empirical-per-worker")
