@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .durations import DurationStream
 from .errors import InputError
-from .latency import DurationStream, LatencyModel, parse_latency
+from .latency import LatencyModel, parse_latency
 
 LATENCY_STREAM = 0  # spawn key of the per-worker computation-time streams
 SPEED_STREAM = 1  # spawn key of the drawn per-worker speed factors

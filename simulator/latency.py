@@ -12,7 +12,6 @@ stream however the draws are batched, in every strategy.
 
 from __future__ import annotations
 
-import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -21,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import integrate, stats
 
-from .errors import InputError, TraceExhausted
+from .durations import DurationStream, ReplayStream
+from .errors import InputError
 from .spec import Spec, parse_spec
 
 
@@ -81,31 +81,6 @@ class LatencyModel(ABC):
     def stream_for(self, worker: int, rng: np.random.Generator, factor: float = 1.0):
         """Worker ``worker``'s stream of computation times (i.i.d. draws from its own ``rng``)."""
         return DurationStream(self, rng, factor)
-
-
-def _blocks(model: LatencyModel, rng: np.random.Generator, factor: float, block: int):
-    """Blocks of ``block`` computation times, drawn as needed."""
-    while True:
-        yield (model.sample(rng, block) * factor).tolist()
-
-
-class DurationStream:
-    """Worker w's computation times (seconds): call it for the next one.
-
-    Draws are made in blocks for speed; the inverse-transform sampling of
-    :class:`LatencyModel` makes the d-th value independent of the block size. ``next`` hands
-    out the same values without counting them in ``drawn`` (the engine's hot path counts).
-    """
-
-    __slots__ = ("next", "drawn")
-
-    def __init__(self, model: LatencyModel, rng: np.random.Generator, factor: float = 1.0, block: int = 1024):
-        self.next = itertools.chain.from_iterable(_blocks(model, rng, factor, block)).__next__
-        self.drawn = 0  # calls so far
-
-    def __call__(self) -> float:
-        self.drawn += 1
-        return self.next()
 
 
 class Constant(LatencyModel):
@@ -311,28 +286,6 @@ class TraceReplay(EmpiricalPerWorker):
 
     def stream_for(self, worker, rng, factor=1.0):
         return ReplayStream(self.recorded[worker], factor)
-
-
-class ReplayStream:
-    """A worker's recorded durations, in order; raises TraceExhausted past the end."""
-
-    __slots__ = ("next", "drawn")
-
-    def __init__(self, durations: np.ndarray, factor: float):
-        values = (np.asarray(durations, dtype=float) * factor).tolist()
-        self.next = itertools.chain(values, _used_up(len(values))).__next__
-        self.drawn = 0  # calls so far
-
-    def __call__(self) -> float:
-        value = self.next()
-        self.drawn += 1
-        return value
-
-
-def _used_up(n: int):
-    """An iterator that raises TraceExhausted when asked for a value."""
-    raise TraceExhausted(f"worker's trace used up after {n} computations")
-    yield
 
 
 TRACE_FAMILIES = ("trace", "empirical", "empirical-per-worker")
