@@ -10,9 +10,6 @@ def gc_paused():
 
     Event and gradient records hold no reference cycles, so reference counting frees them;
     the cyclic collector would only rescan the growing set of live records again and again.
-    On the way out, the objects made inside join the oldest generation directly (``freeze``
-    then ``unfreeze`` moves lists, scanning nothing): a young-generation scan of every record
-    of the run would only find them alive.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -20,6 +17,4 @@ def gc_paused():
         yield
     finally:
         if enabled:
-            gc.freeze()
-            gc.unfreeze()
             gc.enable()
