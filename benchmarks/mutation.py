@@ -61,9 +61,10 @@ TARGETS = {
     },
     "trainer": (
         "simulator/trainer.py",
-        {"_build_functions", "_apply_update", "_flush_stale", "_flush", "_indices", "_gradient", "_prune"},
+        {"_apply_update", "_flush_stale", "_flush", "_indices", "_gradient", "_prune"},
         TRAINER_TESTS,
     ),
+    "steps": ("simulator/steps.py", {"build_steps"}, TRAINER_TESTS),
     "versions": ("simulator/versions.py", None, TRAINER_TESTS),
 }
 

@@ -24,10 +24,10 @@ import numpy as np
 import simpy
 from stragglersim.config import RunConfig
 from stragglersim.engine import Simulation
+from stragglersim.evaluation import describe_device
 from stragglersim.fastpath import fast_simulate
 from stragglersim.latency import parse_latency
 from stragglersim.streams import Stream, stream
-from stragglersim.trainer import describe_device
 
 HERE = Path(__file__).resolve().parent
 

@@ -20,10 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from stragglersim.config import RunConfig
+from stragglersim.evaluation import describe_device
 from stragglersim.models.datasets import load_dataset
 from stragglersim.models.zoo import build_model
 from stragglersim.optim import make_optimizer
-from stragglersim.trainer import describe_device, train
+from stragglersim.trainer import train
 
 
 def trainer_seconds(config: RunConfig) -> float:

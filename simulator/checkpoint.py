@@ -22,24 +22,30 @@ from .config import RunConfig
 from .errors import InputError
 
 
-def save(directory: Path, config: RunConfig, trainer, result, state: dict) -> None:
-    """Write the checkpoint atomically (a temporary folder renamed over the previous one)."""
+def save(directory: Path, config: RunConfig, trainer: dict, result, state: dict) -> None:
+    """Write the checkpoint atomically (a temporary folder renamed over the previous one).
+
+    Args:
+        trainer: the trainer's :meth:`~stragglersim.trainer.Trainer.state`.
+        result: the training result so far (its metrics).
+        state: the training loop's own state (JSON).
+    """
     directory = Path(directory)
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    arrays = {f"params_{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(trainer.params))}
-    arrays |= {f"opt_{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(trainer.opt_state))}
-    ring = trainer.history
+    arrays = {f"params_{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(trainer["params"]))}
+    arrays |= {f"opt_{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(trainer["opt_state"]))}
+    ring = trainer["ring"]
     if ring is not None:
         arrays |= {f"ring_{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(ring.buffers))}
-    losses = jax.device_get(trainer._losses)
+    losses = jax.device_get(trainer["losses"])
     arrays["losses"] = np.concatenate(losses) if losses else np.zeros(0, np.float32)
     np.savez(tmp / "state.npz", **arrays)
     meta = {
         **state,
-        "version": trainer.version,
-        "eval_mark": int(sum(len(x) for x in losses[: trainer._eval_mark])),
+        "version": trainer["version"],
+        "eval_mark": int(sum(len(x) for x in losses[: trainer["eval_mark"]])),
         "metrics": result.metrics,
         "ring": None if ring is None else [ring.capacity, ring.oldest, ring.newest],
     }
@@ -56,8 +62,10 @@ def load_config(directory: Path) -> RunConfig:
     return RunConfig.load(Path(directory) / "config.toml")
 
 
-def restore(directory: Path, trainer, result) -> dict:
-    """Put the checkpoint's state into ``trainer`` and ``result``; return the loop's state."""
+def restore(directory: Path, trainer: dict, result) -> tuple[dict, dict]:
+    """Read the checkpoint into a trainer state shaped like ``trainer`` (its current
+    :meth:`~stragglersim.trainer.Trainer.state`; the ring is filled in place) and into
+    ``result``; return (the trainer's state, the loop's state)."""
     directory = Path(directory)
     meta = json.loads((directory / "state.json").read_text())
     with np.load(directory / "state.npz") as arrays:
@@ -68,19 +76,24 @@ def restore(directory: Path, trainer, result) -> dict:
                 treedef, [jax.numpy.asarray(arrays[f"{prefix}_{i}"]) for i in range(len(leaves))]
             )
 
-        trainer.params = fill(trainer.params, "params")
-        trainer.opt_state = fill(trainer.opt_state, "opt")
+        params = fill(trainer["params"], "params")
+        opt_state = fill(trainer["opt_state"], "opt")
+        ring = trainer["ring"]
         if meta["ring"] is not None:
-            ring = trainer.history
             capacity, ring.oldest, ring.newest = meta["ring"]
             while ring.capacity < capacity:
                 ring.reserve(ring.oldest + ring.capacity)
             ring.buffers = fill(ring.buffers, "ring")
         losses = arrays["losses"]
-    trainer._losses = [jax.numpy.asarray(losses)] if len(losses) else []
-    trainer._eval_mark = 1 if meta["eval_mark"] else 0
     if meta["eval_mark"] and meta["eval_mark"] != len(losses):
         raise InputError(f"--resume {directory}: inconsistent checkpoint (losses after the last evaluation)")
-    trainer.version = meta["version"]
+    state = {
+        "params": params,
+        "opt_state": opt_state,
+        "ring": ring,
+        "losses": [jax.numpy.asarray(losses)] if len(losses) else [],
+        "eval_mark": 1 if meta["eval_mark"] else 0,
+        "version": meta["version"],
+    }
     result.metrics[:] = [tuple(row) for row in meta["metrics"]]
-    return meta
+    return state, meta

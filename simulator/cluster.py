@@ -13,36 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .durations import DurationStream
 from .errors import InputError
 from .latency import LatencyModel, parse_latency
 from .streams import Stream, stream
-
-LATENCY_STREAM, SPEED_STREAM = Stream.LATENCY, Stream.SPEED  # named in streams.py
-
-
-class DurationStream:
-    """Worker w's computation times (seconds): call it for the next one.
-
-    Draws are made in blocks for speed; the inverse-transform sampling of
-    :class:`~simulator.latency.LatencyModel` makes the d-th value independent of the block size.
-    """
-
-    __slots__ = ("model", "rng", "factor", "block", "buffer", "pos", "drawn")
-
-    def __init__(self, model: LatencyModel, rng: np.random.Generator, factor: float = 1.0, block: int = 1024):
-        self.model, self.rng, self.factor, self.block = model, rng, factor, block
-        self.buffer: list[float] = []
-        self.pos = 0
-        self.drawn = 0  # computations handed out so far
-
-    def __call__(self) -> float:
-        if self.pos == len(self.buffer):
-            self.buffer = (self.model.sample(self.rng, self.block) * self.factor).tolist()
-            self.pos = 0
-        value = self.buffer[self.pos]
-        self.pos += 1
-        self.drawn += 1
-        return value
 
 
 def parse_speed_factors(text: str, n_workers: int, seed: int) -> np.ndarray:
@@ -64,7 +38,7 @@ def parse_speed_factors(text: str, n_workers: int, seed: int) -> np.ndarray:
         return np.ones(n_workers)
     if text[0].isalpha():
         model = parse_latency(text, what="--speed-factors")
-        return model.sample(stream(seed, SPEED_STREAM), n_workers)
+        return model.sample(stream(seed, Stream.SPEED), n_workers)
     try:
         factors = [float(x) for x in text.split(",")]
     except ValueError:
@@ -112,33 +86,6 @@ class Cluster:
         # The PS's incoming link, shared by concurrent pushes (0 = not modelled).
         self.link_time = param_bytes / ps_bandwidth if param_bytes and math.isfinite(ps_bandwidth) else 0.0
 
-    @classmethod
-    def from_config(cls, config) -> Cluster:
-        return cls(
-            latency_of(config),
-            parse_speed_factors(config.speed_factors, config.total_workers, config.seed),
-            Link(config.comm_latency, config.bandwidth),
-            config.param_bytes or 0.0,
-            config.seed,
-            config.ps_bandwidth,
-        )
-
     def durations(self, worker: int) -> DurationStream:
         """Worker ``worker``'s own stream of computation times."""
-        return self.model.stream_for(worker, stream(self.seed, LATENCY_STREAM, worker), float(self.factors[worker]))
-
-
-def latency_of(config) -> LatencyModel:
-    """The latency model of a run, checked against its number of workers.
-
-    Raises:
-        InputError: a bad SPEC or trace, or a per-worker trace with too few workers.
-    """
-    model = parse_latency(config.latency, trace_format=config.trace_format, time_scale=config.time_scale)
-    recorded = getattr(model, "n_workers", None)
-    if recorded is not None and recorded < config.total_workers:
-        raise InputError(
-            f"--latency {config.latency}: the trace has {recorded} workers but the run needs "
-            f"{config.total_workers} (N + B); replay needs one recorded worker per simulated worker"
-        )
-    return model
+        return self.model.stream_for(worker, stream(self.seed, Stream.LATENCY, worker), float(self.factors[worker]))

@@ -91,13 +91,12 @@ class RunConfig:
         return self.workers + self.backups if self.strategy in ("sync", "backup") else self.workers
 
     def validate(self) -> RunConfig:
-        """Check every field; return self.
+        """Check every field; return self. Pure: no file is read (the latency, speed factors and
+        faults are resolved, and checked, by :func:`~stragglersim.assemble.assemble`).
 
         Raises:
             InputError: naming the field, what is wrong and what would be right.
         """
-        from .cluster import latency_of, parse_speed_factors
-        from .faults import Faults
 
         def need(ok: bool, message: str) -> None:
             if not ok:
@@ -128,10 +127,7 @@ class RunConfig:
             self.param_bytes is None or _finite_nonneg(self.param_bytes),
             f"--param-bytes must be a finite number >= 0, got {self.param_bytes}",
         )
-        latency_of(self)
-        parse_speed_factors(self.speed_factors, self.total_workers, self.seed)
         need(self.ps_bandwidth > 0, f"--ps-bandwidth must be > 0 (bytes per second), got {self.ps_bandwidth}")
-        Faults.from_config(self)
         need(
             self.data_cost in DATA_COSTS,
             f"--data-cost: unknown {self.data_cost!r} (choose from {', '.join(DATA_COSTS)})",

@@ -26,7 +26,6 @@ import numpy as np
 
 from .streams import Stream, stream
 
-DATA_STREAM, SHARD_STREAM = Stream.DATA, Stream.SHARD  # named in streams.py
 BLOCK = 64  # batches drawn at once in ``shared`` mode
 
 
@@ -45,7 +44,7 @@ class WorkerBatches:
         self.n_train, self.batch_size, self.partition, self.seed = n_train, batch_size, partition, seed
         self._blocks: dict[tuple[int, int], np.ndarray] = {}
         if partition in ("sharded", "by-work"):
-            order = stream(seed, SHARD_STREAM).permutation(n_train)
+            order = stream(seed, Stream.SHARD).permutation(n_train)
             if partition == "by-work":
                 if work is None:
                     raise ValueError("--data-partition by-work needs the examples' work (--data-cost)")
@@ -75,7 +74,7 @@ class WorkerBatches:
         key = (worker, j)
         block = self._blocks.get(key)
         if block is None:
-            rng = stream(self.seed, DATA_STREAM, worker, j)
+            rng = stream(self.seed, Stream.DATA, worker, j)
             if self.partition == "shared":
                 block = rng.integers(0, self.n_train, size=(BLOCK, self.batch_size), dtype=np.int32)
             else:

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from operator import attrgetter
 
 import simpy
 from simpy.core import EmptySchedule
 
-from .cluster import Cluster, DurationStream
+from .assemble import RunInputs, inputs_of
 from .config import RunConfig
 from .errors import TraceExhausted
-from .faults import Faults
 from .gcpause import gc_paused
 from .progress import NULL_PROGRESS
 from .records import (
     APPLIED,
-    CANCELLED,
-    FAILED,
     PENDING,
     UNFINISHED,
     CompactLog,
@@ -33,118 +31,10 @@ from .records import (
     Gradient,
     Update,
 )
-from .strategies import CANCEL, FAILURE, make_strategy
-from .workload import work_model
+from .strategies import FAILURE, make_strategy
+from .worker import DIRECT, STEADY, SharedLink, Worker, steady_work
 
-
-class Worker:
-    """One worker: its computation-time stream, transfer times and current computation.
-
-    Optional parts (``slow`` episodes, per-batch ``work`` factors, the PS ``link``) stay None
-    unless the run asks for them, so the plain cycle is a single timeout.
-    """
-
-    __slots__ = (
-        "index",
-        "env",
-        "ps",
-        "durations",
-        "pull",
-        "push",
-        "busy",
-        "current",
-        "process",
-        "slow",
-        "work",
-        "link",
-        "link_time",
-        "sub",
-        "alive",
-        "revival",
-    )
-
-    def __init__(
-        self,
-        index: int,
-        env: simpy.Environment,
-        ps: ParameterServer,
-        durations: DurationStream,
-        pull: float,
-        push: float,
-    ):
-        self.index, self.env, self.ps, self.durations = index, env, ps, durations
-        self.pull, self.push = pull, push  # seconds
-        self.busy = False  # inside a cycle: pulling, computing or pushing
-        self.current: Gradient | None = None
-        self.process: simpy.Process | None = None
-        self.slow = None  # fail-slow Episodes
-        self.work = None  # (worker, index) -> factor on the computation time
-        self.link: simpy.Resource | None = None  # the PS's shared incoming link
-        self.link_time = 0.0  # seconds one push holds the PS link
-        self.sub: simpy.Process | None = None
-        self.alive, self.revival = True, None
-
-    def begin(self, step: int):
-        """Start one cycle for ``step``: pull, compute, push. Returns the event of its arrival
-        at the PS, whose value is the gradient record.
-
-        Timing never depends on gradient values, so the cycle is one timeout and its start and
-        end are known now (with a shared PS link, the push is a second phase that queues).
-        The draw is taken here, so every cycle, cancelled or not, is one computation of the
-        worker's stream. Once the run has reached its last update no cycle begins: the worker
-        parks on an event that never fires.
-        """
-        env = self.env
-        if self.ps.finished:
-            return env.event()
-        now = env.now
-        duration = self.durations()
-        d = self.durations.drawn - 1
-        if self.work is not None:
-            duration *= self.work(self.index, d)
-        start = now + self.pull
-        if self.slow is not None:
-            duration = self.slow.stretch(start, duration)
-        g = self.ps.log.new_gradient(self.index, d, self.ps.version, step, start, start + duration)
-        self.current, self.busy = g, True
-        if self.link is None:
-            return env.timeout(self.pull + duration + self.push, g)
-        self.sub = env.process(self._through_link(g, self.pull + duration))
-        return self.sub
-
-    def _through_link(self, g: Gradient, compute: float):
-        """Compute, then queue for the PS's link (FIFO), hold it for the transfer, then the
-        fixed part of the push."""
-        try:
-            yield self.env.timeout(compute)
-            with self.link.request() as request:
-                yield request
-                yield self.env.timeout(self.link_time)
-            if self.push:
-                yield self.env.timeout(self.push)
-        except simpy.Interrupt:
-            return None
-        return g
-
-    def _abandon(self, fate: str) -> None:
-        g, now = self.current, self.env.now
-        if self.busy and g.fate == UNFINISHED:  # a gradient that reached the PS is no longer ours
-            g.fate = fate
-            g.start, g.end = min(g.start, now), min(g.end, now)
-            self.busy = False
-            if self.sub is not None and self.sub.is_alive:
-                self.sub.interrupt()
-
-    def cancel(self) -> None:
-        """Abandon the current cycle now (``cancel`` semantics)."""
-        self._abandon(CANCELLED)
-        self.process.interrupt(CANCEL)
-
-    def fail(self) -> None:
-        """Die now: the computation in progress is lost; wait for ``revival``."""
-        self._abandon(FAILED)
-        self.alive, self.revival = False, self.env.event()
-        self.process.interrupt(FAILURE)
+_fate = attrgetter("fate")
 
 
 class ParameterServer:
@@ -162,7 +52,8 @@ class ParameterServer:
         """A gradient arrives now: accept it, drop it, or complete an update with it."""
         if self.finished:
             return  # arrived after the last update: stays unfinished
-        dropped = self.strategy.admit(g, self)
+        strategy = self.strategy
+        dropped = strategy.admit(g, self)
         if dropped is not None:
             g.fate, g.staleness = dropped, self.version - g.version
             return
@@ -179,13 +70,14 @@ class ParameterServer:
         """
         if self.log.updates and self.env.now < self.log.updates[-1].time:
             raise RuntimeError(f"invariant broken: update at t={self.env.now} before the previous one")
-        for g in self.pending:
-            if g.fate != PENDING:
-                raise RuntimeError(f"invariant broken: gradient {g.id} applied with fate {g.fate}")
-        for g in self.pending:
-            g.fate, g.update, g.staleness = APPLIED, self.version + 1, self.version - g.version
-        self.version += 1
-        self.log.add_update(Update(self.version, self.env.now, tuple(self.pending)))
+        pending, version = self.pending, self.version
+        if not set(map(_fate, pending)) <= {PENDING}:
+            g = next(g for g in pending if g.fate != PENDING)
+            raise RuntimeError(f"invariant broken: gradient {g.id} applied with fate {g.fate}")
+        for g in pending:
+            g.fate, g.update, g.staleness = APPLIED, version + 1, version - g.version
+        self.version = version + 1
+        self.log.add_update(Update(self.version, self.env.now, tuple(pending)))
         self.pending = []
         self.strategy.on_update(self)
         if self.updated.callbacks:  # someone waits for this update: wake them
@@ -196,30 +88,41 @@ class ParameterServer:
 
 
 class Simulation:
-    """A timing simulation of one :class:`RunConfig`.
+    """A timing simulation of one run.
 
     Args:
-        config: the run; validated here.
+        run: the run's :class:`RunInputs` (see :func:`~stragglersim.assemble.assemble`); a bare
+            :class:`RunConfig` is assembled here, for timing only.
         progress: an object with ``update(n)`` called as updates happen (no-op by default).
     """
 
-    def __init__(self, config: RunConfig, *, progress=NULL_PROGRESS):
-        self.config = config.validate()
+    def __init__(self, run: RunInputs | RunConfig, *, progress=NULL_PROGRESS):
+        inputs = inputs_of(run)
+        self.inputs = inputs
+        self.config = config = inputs.config
         self.progress = progress
         self.env = simpy.Environment()
         self.strategy = make_strategy(config)
-        self.cluster = Cluster.from_config(config)
+        self.cluster = cluster = inputs.cluster
         self.log = CompactLog() if config.timing_only and config.log_gradients == "none" else EventLog()
         steps = config.steps if config.steps is not None else math.inf
         self.ps = ParameterServer(self.env, self.strategy, steps, self.log)
-        faults = Faults.from_config(config)
-        link = simpy.Resource(self.env, capacity=1) if self.cluster.link_time > 0 else None
-        work = work_model(config) if config.data_cost != "none" else None
+        faults = inputs.faults
+        link = SharedLink(self.env, cluster.link_time) if cluster.link_time > 0 else DIRECT
+        work = inputs.work or steady_work
         for w in range(self.strategy.n_workers):
-            wk = Worker(w, self.env, self.ps, self.cluster.durations(w), self.cluster.pull_time, self.cluster.push_time)
-            wk.work, wk.link, wk.link_time = work, link, self.cluster.link_time
-            if faults.fail_slow is not None:
-                wk.slow = faults.fail_slow.timeline(config.seed, w)
+            slow = faults.fail_slow.timeline(config.seed, w) if faults.fail_slow is not None else STEADY
+            wk = Worker.make(
+                w,
+                self.env,
+                self.ps,
+                cluster.durations(w),
+                cluster.pull_time,
+                cluster.push_time,
+                work=work,
+                slow=slow,
+                link=link,
+            )
             body = self.strategy.worker(wk)
             spans = faults.spans(config.seed, w)
             if spans is not None:
@@ -285,8 +188,10 @@ class Simulation:
             self.progress.update(len(new))
             yield from new
 
-    def oldest_live_version(self) -> int:
-        """No gradient still in flight or waiting at the PS read a version older than this."""
+    def oldest_live_version(self, consumed: int | None = None) -> int:
+        """No gradient still in flight or waiting at the PS read a version older than this;
+        with ``consumed`` (updates the consumer has applied so far), nor a gradient of an
+        update produced but not yet consumed."""
         oldest = self.ps.version
         for g in self.ps.pending:
             oldest = min(oldest, g.version)
@@ -294,15 +199,19 @@ class Simulation:
             g = wk.current
             if g is not None and g.fate in (UNFINISHED, PENDING):
                 oldest = min(oldest, g.version)
+        if consumed is not None:
+            for u in self.log.updates[consumed:]:
+                oldest = min(oldest, min(g.version for g in u.gradients))
         return oldest
 
-    def truncate(self, updates: int) -> None:
-        """Forget every update after the first ``updates`` (a run stopped early by its consumer):
-        their gradients become unfinished, as they had not been applied when the run stopped."""
-        for u in self.log.updates[updates:]:
+    def finish(self, consumed: int) -> None:
+        """The consumer stopped after ``consumed`` updates (early, at a target or on divergence,
+        or at the end): the updates after them were never applied, so they are forgotten and
+        their gradients, like those still waiting at the PS, become unfinished."""
+        for u in self.log.updates[consumed:]:
             for g in u.gradients:
                 g.fate, g.update, g.staleness = UNFINISHED, None, None
-        del self.log.updates[updates:]
+        del self.log.updates[consumed:]
         self._settle()
 
     def _settle(self) -> None:
@@ -321,11 +230,11 @@ class Simulation:
             for _ in self.updates():
                 pass
         # Invariant (always on): every computation ends with exactly one final fate.
-        if any(g.fate == PENDING for g in self.log.gradients):
+        if PENDING in map(_fate, self.log.gradients):
             raise RuntimeError("invariant broken: a gradient accepted by the PS was never applied")
         return self.log
 
 
-def simulate(config: RunConfig, **kwargs) -> EventLog:
-    """Run ``config`` to completion (timing only) and return its event log."""
-    return Simulation(config, **kwargs).run()
+def simulate(run: RunInputs | RunConfig, **kwargs) -> EventLog:
+    """Run ``run`` to completion (timing only) and return its event log."""
+    return Simulation(run, **kwargs).run()

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cluster import Cluster
+from .assemble import RunInputs, inputs_of
+from .config import RunConfig
 from .latency import LatencyModel
 from .records import APPLIED, CANCELLED, FATES, EventLog, Gradient, Update, update_row
 from .strategies import get
@@ -21,22 +22,24 @@ from .streams import Stream, stream
 CHUNK = 256  # updates drawn at a time
 
 
-def applies(config, cluster: Cluster | None = None) -> bool:
-    """Whether ``config`` can take the fast path (and gives the same result there)."""
+def applies(run: RunInputs | RunConfig) -> bool:
+    """Whether ``run`` can take the fast path (and gives the same result there)."""
+    config = run.config if isinstance(run, RunInputs) else run
     barrier = get(config.strategy).fast_path(config) is not None
     quiet = not (config.fail_slow or config.fail_at or config.failures or config.data_cost != "none")
     if not (config.timing_only and barrier and quiet and config.steps is not None):
         return False
-    cluster = cluster or Cluster.from_config(config)
+    cluster = inputs_of(run).cluster
     if cluster.link_time > 0:
         return False
     # i.i.d. draws of one model: not a per-worker trace, which overrides stream_for
     return type(cluster.model).stream_for is LatencyModel.stream_for
 
 
-def fast_simulate(config, *, records: bool = True) -> EventLog:
+def fast_simulate(run: RunInputs | RunConfig, *, records: bool = True) -> EventLog:
     """The update times (and, with ``records``, the event log) of a barrier run, vectorised."""
-    cluster = Cluster.from_config(config)
+    inputs = inputs_of(run)
+    config, cluster = inputs.config, inputs.cluster
     n = get(config.strategy).fast_path(config)
     p = config.total_workers
     rngs = [stream(config.seed, Stream.LATENCY, w) for w in range(p)]  # the engine's streams, in order

@@ -22,8 +22,6 @@ from .errors import InputError
 from .spec import parse_spec
 from .streams import Stream, stream
 
-FAILSLOW_STREAM, FAILURE_STREAM = Stream.FAILSLOW, Stream.FAILURE  # named in streams.py
-
 
 def _params(text: str, option: str, names: dict[str, str]) -> dict[str, float]:
     """``key=value,...`` with exactly the keys of ``names`` (key -> what it must be)."""
@@ -56,7 +54,7 @@ class FailSlow:
         return cls(p["normal"], p["slow"], p["factor"])
 
     def timeline(self, seed: int, worker: int) -> Episodes:
-        return Episodes(self, stream(seed, FAILSLOW_STREAM, worker))
+        return Episodes(self, stream(seed, Stream.FAILSLOW, worker))
 
 
 class Episodes:
@@ -132,7 +130,7 @@ class FailureRate:
 
     def spans(self, seed: int, worker: int):
         """(down, up) periods of one worker, without end."""
-        rng, t = stream(seed, FAILURE_STREAM, worker), 0.0
+        rng, t = stream(seed, Stream.FAILURE, worker), 0.0
         while True:
             down = t + rng.exponential(1 / self.rate)
             t = down + rng.exponential(self.downtime)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import integrate, stats
 
-from .errors import InputError, TraceExhausted
+from .durations import DurationStream, ReplayStream
+from .errors import InputError
 from .spec import Spec, parse_spec
 
 
@@ -79,8 +80,6 @@ class LatencyModel(ABC):
 
     def stream_for(self, worker: int, rng: np.random.Generator, factor: float = 1.0):
         """Worker ``worker``'s stream of computation times (i.i.d. draws from its own ``rng``)."""
-        from .cluster import DurationStream
-
         return DurationStream(self, rng, factor)
 
 
@@ -271,8 +270,6 @@ class EmpiricalPerWorker(Empirical):
         self.n_workers = len(per_worker)
 
     def stream_for(self, worker, rng, factor=1.0):
-        from .cluster import DurationStream
-
         return DurationStream(self.workers[worker], rng, factor)
 
 
@@ -289,23 +286,6 @@ class TraceReplay(EmpiricalPerWorker):
 
     def stream_for(self, worker, rng, factor=1.0):
         return ReplayStream(self.recorded[worker], factor)
-
-
-class ReplayStream:
-    """A worker's recorded durations, in order; raises TraceExhausted past the end."""
-
-    __slots__ = ("values", "drawn")
-
-    def __init__(self, durations: np.ndarray, factor: float):
-        self.values = (np.asarray(durations, dtype=float) * factor).tolist()
-        self.drawn = 0
-
-    def __call__(self) -> float:
-        if self.drawn >= len(self.values):
-            raise TraceExhausted(f"worker's trace used up after {self.drawn} computations")
-        value = self.values[self.drawn]
-        self.drawn += 1
-        return value
 
 
 TRACE_FAMILIES = ("trace", "empirical", "empirical-per-worker")

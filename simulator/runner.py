@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .assemble import RunInputs, assemble
 from .config import RunConfig
 from .errors import InputError
+from .outcome import Outcome, outcome_of
 from .progress import NULL_PROGRESS
 
 
@@ -17,37 +19,44 @@ class RunResult:
     summary: dict
     tables: dict  # extra CSV files: {name: (header, lines)}
     params: object = None  # with training: the final parameters (a pytree of NumPy arrays)
+    outcome: Outcome = Outcome.COMPLETED  # how the run ended
 
 
-def execute(config: RunConfig, *, progress=NULL_PROGRESS, checkpoints=None, resume=None) -> RunResult:
-    """Simulate ``config``, training if it asks for it.
+def execute(run: RunConfig | RunInputs, *, progress=NULL_PROGRESS, checkpoints=None, resume=None) -> RunResult:
+    """Simulate a run, training if it asks for it.
+
+    Args:
+        run: the run's inputs, or a config, assembled here (each input read once).
 
     Raises:
         InputError: bad configuration or input files, or a trace used up before any update.
     """
+    inputs = run if isinstance(run, RunInputs) else assemble(run)
+    config = inputs.config
     tables, params = {}, None
     if config.timing_only:
         from . import fastpath
 
-        if fastpath.applies(config):
-            log = fastpath.fast_simulate(config, records=config.log_gradients == "all")
+        if fastpath.applies(inputs):
+            log = fastpath.fast_simulate(inputs, records=config.log_gradients == "all")
             progress.update(len(log.updates))
         else:
             from .engine import Simulation
 
-            log = Simulation(config, progress=progress).run()
+            log = Simulation(inputs, progress=progress).run()
         summary = log.summary(config)
     else:
-        from .trainer import TrainingResult, train
+        from .evaluation import TrainingResult
+        from .trainer import train
 
-        config, log, result = train(config, progress=progress, checkpoints=checkpoints, resume=resume)
+        config, log, result = train(inputs, progress=progress, checkpoints=checkpoints, resume=resume)
         summary = {**log.summary(config), **result.summary}
         tables["metrics.csv"] = (TrainingResult.METRICS_FIELDS, result.metric_lines())
         tables["training.csv"] = (TrainingResult.STEPS_FIELDS, result.step_lines())
         params = result.params
     if not log.updates and log.exhausted:
         raise InputError(f"--latency {config.latency}: the trace was used up before the first update")
-    return RunResult(config, log, summary, tables, params)
+    return RunResult(config, log, summary, tables, params, outcome_of(log, summary))
 
 
 def execute_and_write(config: RunConfig, out: Path, *, overwrite: bool = False) -> dict:

@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 
+from .assemble import check
 from .config import RunConfig
 from .errors import InputError, RunsFailed
 from .progress import RunCounter
@@ -114,7 +115,7 @@ def run_sweep(
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory")
     for config in configs:
-        config.validate()  # every input error before any run starts
+        check(config)  # every input error before any run starts
     if jobs is not None and jobs < 1:
         raise InputError(f"--jobs {jobs}: must be at least 1")
     if scheduler is not None:

@@ -15,52 +15,29 @@ Dropped and cancelled gradients are never computed. Evaluation runs on the simul
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.flatten_util import ravel_pytree
 
+from .assemble import RunInputs, assemble
 from .config import RunConfig
 from .data import WorkerBatches
 from .engine import Simulation
 from .errors import InputError
-from .models.datasets import Dataset, load_dataset
-from .models.zoo import Model, build_model
+from .evaluation import Evaluator, TrainingResult, describe_device
+from .models.datasets import Dataset
+from .models.zoo import Model
 from .optim import make_optimizer
 from .progress import NULL_PROGRESS
+from .steps import compiled_steps
 from .streams import Stream, stream
 from .versions import VersionRing
 from .workload import example_work
 
-INIT_STREAM, QUALITY_STREAM = Stream.INIT, Stream.QUALITY  # named in streams.py
-EVAL_CHUNK = 4096  # test examples per evaluation call
 MAX_FUSED = 64  # consecutive synchronous updates run in one lax.scan
-# Jitted functions by model, dataset shape and optimizer: runs in one process (sweeps,
-# reproduce, benchmarks) compile each shape once instead of once per run.
-_COMPILED: dict[tuple, tuple] = {}
-
-
-@dataclass
-class TrainingResult:
-    """What training adds to a run: the evaluation curve and per-update records."""
-
-    metrics: list[tuple] = field(default_factory=list)  # (update, sim_time, train_loss, test_loss, test_accuracy)
-    steps: list[tuple] = field(default_factory=list)  # (update, sim_time, samples, train_loss, cosine, rel_error)
-    summary: dict = field(default_factory=dict)
-    params: object = None  # the final parameters (a pytree of NumPy arrays)
-
-    METRICS_FIELDS = ("update", "sim_time", "train_loss", "test_loss", "test_accuracy")
-    STEPS_FIELDS = ("update", "sim_time", "samples", "train_loss", "cosine", "relative_error")
-
-    def metric_lines(self):
-        return (",".join(_cell(v) for v in row) + "\n" for row in self.metrics)
-
-    def step_lines(self):
-        return (",".join(_cell(v) for v in row) + "\n" for row in self.steps)
 
 
 def _number(x: float) -> int | float:
@@ -68,14 +45,18 @@ def _number(x: float) -> int | float:
     return int(x) if float(x).is_integer() else float(x)
 
 
-def _cell(v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    return repr(v) if isinstance(v, float) else str(v)
+def train(
+    run: RunInputs | RunConfig,
+    *,
+    progress=NULL_PROGRESS,
+    checkpoints: Path | None = None,
+    resume: Path | None = None,
+):
+    """Simulate a run with real training.
 
-
-def train(config: RunConfig, *, progress=NULL_PROGRESS, checkpoints: Path | None = None, resume: Path | None = None):
-    """Simulate ``config`` with real training.
+    Args:
+        run: the run's inputs (see :func:`~stragglersim.assemble.assemble`), or a config to
+            assemble here.
 
     Returns:
         (the resolved config, the event log, a :class:`TrainingResult`).
@@ -83,16 +64,9 @@ def train(config: RunConfig, *, progress=NULL_PROGRESS, checkpoints: Path | None
     Raises:
         InputError: the dataset cannot be loaded or the model does not fit it.
     """
-    config.validate()
-    dataset = load_dataset(config.dataset, path=config.data_path or None, size=config.dataset_size or None)
-    try:
-        model = build_model(config.model, dataset, hidden=config.hidden_sizes)
-    except ValueError as err:
-        raise InputError(f"--model {config.model}: {err}") from None
-    params = model.init(jax.random.fold_in(jax.random.key(config.seed), INIT_STREAM))
-    if config.param_bytes is None:  # a push moves one gradient, the size of the parameters
-        config = replace(config, param_bytes=float(model.param_bytes(params)))
-    sim = Simulation(config, progress=progress)
+    inputs = run if isinstance(run, RunInputs) else assemble(run, training=True)
+    config, model, dataset, params = inputs.config, inputs.model, inputs.dataset, inputs.params
+    sim = Simulation(inputs, progress=progress)
     # Everything the jitted functions depend on, so runs in one process share their compilation.
     key = (
         config.model,
@@ -155,10 +129,6 @@ class Trainer:
         )
         self.x = jax.device_put(dataset.x_train)
         self.y = jax.device_put(dataset.y_train)
-        self.test = [
-            (jax.device_put(dataset.x_test[i : i + EVAL_CHUNK]), jax.device_put(dataset.y_test[i : i + EVAL_CHUNK]))
-            for i in range(0, len(dataset.x_test), EVAL_CHUNK)
-        ]
         self.optimizer = make_optimizer(config, self.per_update, counted=self.counted)
         self.params, self.opt_state = params, self.optimizer.init(params)
         self.version = 0
@@ -169,76 +139,12 @@ class Trainer:
         self._samples: list[int] = []  # per applied update: examples whose gradients it averaged
         self._eval_mark = 0  # len(self._losses) at the last evaluation
         self.diverged: str | None = None  # why training stopped on a non-finite loss
-        functions = _COMPILED.get(cache_key) if cache_key is not None else None
-        if functions is None:
-            functions = self._build_functions()
-            if cache_key is not None:
-                _COMPILED[cache_key] = functions
-        self._fused, self._scan, self._grad, self._apply_grads, self._evaluate, self._flush_chunk = functions
+        functions = compiled_steps(cache_key, model, self.optimizer, config.batch_size, self.counted)
+        self._fused, self._scan, self._grad, self._apply_grads, evaluate, self._flush_chunk = functions
+        self.evaluator = Evaluator(config, model, dataset, evaluate)
         if config.gradient_quality:
             n = min(config.reference_batch, len(dataset.x_train))
-            self.reference = stream(config.seed, QUALITY_STREAM).choice(len(dataset.x_train), n, replace=False)
-
-    def _build_functions(self) -> tuple:
-        """The jitted functions: fused step, scan of fused steps, gradient, optimizer step,
-        evaluation, gradients at stacked versions (vmap), sequence of optimizer steps."""
-        model, optimizer, batch_size = self.model, self.optimizer, self.config.batch_size
-        extra = (lambda count: {"gradients": count}) if self.counted else (lambda count: {})
-
-        def loss_at(params, x, y, idx):
-            return model.loss(params, jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0))
-
-        grad_fn = jax.value_and_grad(loss_at)
-
-        def fused_step(params, opt_state, x, y, idx):
-            loss, grads = grad_fn(params, x, y, idx)
-            count = idx.shape[0] // batch_size  # mini-batches concatenated in idx
-            updates, opt_state = optimizer.update(grads, opt_state, params, **extra(count))
-            return optax.apply_updates(params, updates), opt_state, loss
-
-        def apply_step(params, opt_state, grads, count=1):
-            updates, opt_state = optimizer.update(grads, opt_state, params, **extra(count))
-            return optax.apply_updates(params, updates), opt_state
-
-        def scan_steps(params, opt_state, x, y, idxs):
-            """Consecutive fused updates in one dispatch: nothing between them depends on them."""
-
-            def body(carry, idx):
-                params, opt_state, loss = fused_step(*carry, x, y, idx)
-                return (params, opt_state), loss
-
-            (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), idxs)
-            return params, opt_state, losses
-
-        def flush_chunk(buffers, params, opt_state, x, y, read, idxs, scales, write):
-            """Stale updates in order, in one scan: each step gathers the version its gradient
-            read from the ring (written by an earlier step of the same scan if need be), applies
-            the gradient and writes the new version back. A zero scale marks padding."""
-
-            def body(carry, item):
-                buffers, params, opt_state = carry
-                r, idx, scale, w = item
-                loss, g = grad_fn(jax.tree_util.tree_map(lambda b: b[r], buffers), x, y, idx)
-                new = apply_step(params, opt_state, jax.tree_util.tree_map(lambda a: a * scale, g))
-                params, opt_state = jax.tree_util.tree_map(
-                    lambda n, o: jnp.where(scale != 0, n, o), new, (params, opt_state)
-                )
-                buffers = jax.tree_util.tree_map(lambda b, p: b.at[w].set(p), buffers, params)
-                return (buffers, params, opt_state), loss
-
-            (buffers, params, opt_state), losses = jax.lax.scan(
-                body, (buffers, params, opt_state), (read, idxs, scales, write)
-            )
-            return buffers, params, opt_state, losses
-
-        return (
-            jax.jit(fused_step),
-            jax.jit(scan_steps),
-            jax.jit(grad_fn),
-            jax.jit(apply_step),
-            jax.jit(model.evaluate),
-            jax.jit(flush_chunk),
-        )
+            self.reference = stream(config.seed, Stream.QUALITY).choice(len(dataset.x_train), n, replace=False)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -249,10 +155,12 @@ class Trainer:
         quality: list[tuple[float, float]] = []
         reached = None  # (update, sim_time) of the first evaluation at the target
         consumed = 0
+        applied = []  # the updates applied, in order (the engine's, read only)
         if self.resume is not None:
             from . import checkpoint
 
-            state = checkpoint.restore(self.resume, self, result)
+            saved, state = checkpoint.restore(self.resume, self.state(), result)
+            self.restore(saved)
             consumed, next_time = state["consumed"], state["next_time"]
             quality = [tuple(q) for q in state["quality"]]
             if "samples" not in state:
@@ -263,6 +171,7 @@ class Trainer:
             self._record_eval(result, 0, 0.0)
         for update in self.sim.updates():
             if update.index <= consumed:
+                applied.append(update)
                 continue  # re-simulated up to the checkpoint: already applied there
             while mode == "seconds" and next_time < update.time:  # params in effect at next_time
                 reached = reached or self._record_eval(result, self.version, next_time)
@@ -273,6 +182,7 @@ class Trainer:
             if reached and config.stop_at_target:
                 break
             quality.append(self._apply_update(update))
+            applied.append(update)
             consumed += 1
             if mode == "updates" and update.index % every == 0:
                 reached = reached or self._record_eval(result, update.index, update.time)
@@ -283,15 +193,14 @@ class Trainer:
         self._flush()
         self._flush_stale()
         stopped_early = consumed < (config.steps if config.steps is not None else math.inf)
-        if stopped_early:
-            self.sim.truncate(consumed)
-        last = self.sim.log.updates[-1] if self.sim.log.updates else None
+        self.sim.finish(consumed)
+        last = applied[-1] if applied else None
         if last is not None and result.metrics[-1][0] != last.index:
             reached = reached or self._record_eval(result, last.index, last.time)
         losses = [float(v) for v in np.concatenate(jax.device_get(self._losses))] if self._losses else []
-        for u, loss, (cos, err), samples in zip(self.sim.log.updates, losses, quality, self._samples, strict=False):
+        for u, loss, (cos, err), samples in zip(applied, losses, quality, self._samples, strict=False):
             result.steps.append((u.index, u.time, samples, loss, cos, err))
-        used = self._samples[: len(self.sim.log.updates)]
+        used = self._samples[: len(applied)]
         samples = float(np.mean(used)) if used else self.per_update * config.batch_size
         final = result.metrics[-1]
         result.params = jax.device_get(self.params)
@@ -327,7 +236,25 @@ class Trainer:
 
         state = {"consumed": consumed, "next_time": next_time, "quality": quality, "reached": reached}
         state["samples"] = self._samples
-        checkpoint.save(self.checkpoints, self.config, self, result, state)
+        checkpoint.save(self.checkpoints, self.config, self.state(), result, state)
+
+    def state(self) -> dict:
+        """What a checkpoint keeps of the trainer: parameters, optimizer state, the ring of
+        past versions, the losses so far (device arrays), how many of them the last evaluation
+        covered, and the version in effect."""
+        return {
+            "params": self.params,
+            "opt_state": self.opt_state,
+            "ring": self.history,
+            "losses": self._losses,
+            "eval_mark": self._eval_mark,
+            "version": self.version,
+        }
+
+    def restore(self, state: dict) -> None:
+        """Take up ``state`` (as :meth:`state` gives it)."""
+        self.params, self.opt_state, self.history = state["params"], state["opt_state"], state["ring"]
+        self._losses, self._eval_mark, self.version = state["losses"], state["eval_mark"], state["version"]
 
     def _apply_update(self, update) -> tuple[float, float]:
         """Apply one update (perhaps deferred, see ``_flush``); returns (cosine, relative error)
@@ -438,13 +365,11 @@ class Trainer:
 
     def _prune(self, also: int | None = None) -> None:
         """Drop versions no gradient still to be applied can have read: older than every
-        gradient in flight, or (with a staleness cutoff T) older than the current version - T."""
-        oldest = self.sim.oldest_live_version()
+        gradient in flight or produced but not yet applied here, or (with a staleness cutoff T)
+        older than the current version - T."""
+        oldest = self.sim.oldest_live_version(consumed=self.version)
         if self.config.staleness_cutoff is not None:
             oldest = max(oldest, self.version - self.config.staleness_cutoff)
-        consumed = self.version
-        for u in self.sim.log.updates[consumed:]:  # produced by the engine, not yet applied here
-            oldest = min(oldest, min(g.version for g in u.gradients))
         if also is not None:
             oldest = min(oldest, also)
         self.history.forget_before(oldest)
@@ -458,37 +383,13 @@ class Trainer:
         err = jnp.linalg.norm(a - r) / jnp.linalg.norm(r)
         return float(cos), float(err)
 
-    def evaluate(self) -> tuple[float, float | None]:
-        """Test loss and accuracy (None without a notion of accuracy) of the current parameters."""
-        loss_sum, correct = 0.0, 0
-        for x, y in self.test:
-            batch_loss, batch_correct = self._evaluate(self.params, x, y)
-            loss_sum, correct = loss_sum + batch_loss, correct + batch_correct
-        n = len(self.dataset.x_test)
-        accuracy = float(correct) / n if self.model.has_accuracy else None
-        return float(loss_sum) / n, accuracy
-
     def _record_eval(self, result: TrainingResult, update: int, time: float):
         """Evaluate, append a metrics row, and return (update, time) if the target is reached."""
         self._flush()
         self._flush_stale()
-        test_loss, accuracy = self.evaluate()
         since = self._losses[self._eval_mark :]
         train_loss = float(jnp.mean(jnp.concatenate(since))) if since else None
         self._eval_mark = len(self._losses)
-        result.metrics.append((update, time, train_loss, test_loss, accuracy))
-        if not math.isfinite(test_loss) or (train_loss is not None and not math.isfinite(train_loss)):
-            self.diverged = (
-                f"the loss became {test_loss if not math.isfinite(test_loss) else train_loss} "
-                f"by update {update} (t={time:g} s): lower --lr; metrics so far are kept"
-            )
-        c = self.config
-        hit_acc = c.target_accuracy is not None and accuracy is not None and accuracy >= c.target_accuracy
-        hit_loss = c.target_loss is not None and test_loss <= c.target_loss
-        return (update, time) if (hit_acc or hit_loss) else None
-
-
-def describe_device() -> str:
-    """The device JAX computes on, e.g. ``cpu`` or ``NVIDIA H100 80GB HBM3``."""
-    device = jax.devices()[0]
-    return device.device_kind if device.platform != "cpu" else "cpu"
+        reached, diverged = self.evaluator.record(result, self.params, update, time, train_loss)
+        self.diverged = diverged or self.diverged
+        return reached

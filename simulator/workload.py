@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from .data import WorkerBatches
+
 
 def example_work(x: np.ndarray) -> np.ndarray:
     """Non-zero inputs per example (at least 1)."""
     return np.maximum(1, np.count_nonzero(x.reshape(len(x), -1), axis=1)).astype(float)
 
 
-def work_model(config):
-    """``(worker, index) -> factor`` for the run's dataset and mini-batch streams."""
-    from .data import WorkerBatches
-    from .models.datasets import load_dataset
-
-    dataset = load_dataset(config.dataset, path=config.data_path or None, size=config.dataset_size or None)
+def work_model(config, dataset):
+    """``(worker, index) -> factor`` for the run's ``dataset`` and mini-batch streams."""
     work = example_work(dataset.x_train)
     batches = WorkerBatches(
         len(work), config.batch_size, config.total_workers, config.data_partition, config.seed, work=work

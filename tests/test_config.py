@@ -4,6 +4,7 @@ import math
 import re
 
 import pytest
+from stragglersim.assemble import check
 from stragglersim.config import RunConfig
 from stragglersim.errors import InputError
 
@@ -54,7 +55,7 @@ def test_backup_defaults_to_tf_semantics_and_others_have_none():
 )
 def test_validate_names_the_field(kwargs, message):
     with pytest.raises(InputError, match=re.escape(message)):
-        RunConfig(**kwargs).validate()
+        check(RunConfig(**kwargs))
 
 
 def test_eval_schedule():

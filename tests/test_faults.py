@@ -190,10 +190,11 @@ def test_data_dependent_cost_makes_by_work_shards_imbalanced():
     ],
 )
 def test_bad_fault_options(kwargs, message):
+    from stragglersim.assemble import check
     from stragglersim.config import RunConfig
 
     with pytest.raises(InputError) as err:
-        RunConfig(workers=16, **{"fail_at": "", **kwargs}).validate()
+        check(RunConfig(workers=16, **{"fail_at": "", **kwargs}))
     assert message in str(err.value)
 
 

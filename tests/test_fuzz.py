@@ -5,6 +5,7 @@ import sys
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from stragglersim.assemble import check
 from stragglersim.config import RunConfig
 from stragglersim.errors import InputError
 from stragglersim.latency import parse_latency
@@ -57,7 +58,7 @@ def test_random_toml_loads_or_fails_cleanly(tmp_path, text):
     path = tmp_path / "c.toml"
     path.write_text(text)
     try:
-        RunConfig.load(path).validate()
+        check(RunConfig.load(path))
     except InputError as err:
         assert "\n" not in str(err)
     except TypeError:
@@ -104,6 +105,6 @@ def test_random_typed_config_values_fail_cleanly(tmp_path, values):
     path = tmp_path / "c.toml"
     path.write_text(tomli_w.dumps(values))
     try:
-        RunConfig.load(path).validate()
+        check(RunConfig.load(path))
     except InputError as err:
         assert "\n" not in str(err)

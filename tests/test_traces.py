@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 from conftest import run
+from stragglersim.assemble import check
 from stragglersim.cli import main
 from stragglersim.config import RunConfig
 from stragglersim.errors import InputError
@@ -191,7 +192,7 @@ def test_errors_for_missing_files_and_too_few_workers(tmp_path, capsys):
     assert "nope.csv: cannot read trace: No such file or directory" in capsys.readouterr().err
     path = write_trace(tmp_path / "t.csv", np.ones((3, 4)))
     with pytest.raises(InputError, match=r"the trace has 3 workers but the run needs 5 \(N \+ B\)"):
-        RunConfig(strategy="backup", workers=4, backups=1, latency=f"trace:{path}").validate()
+        check(RunConfig(strategy="backup", workers=4, backups=1, latency=f"trace:{path}"))
     assert main(["import", PAI, "--format", "pai", "--time-scale", "-1", "--out", str(tmp_path / "x.csv")]) == 2
     assert "--time-scale must be a finite number > 0" in capsys.readouterr().err
     assert main(["import", PAI, "--format", "xml", "--out", str(tmp_path / "x.csv")]) == 2

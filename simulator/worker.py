@@ -1,0 +1,195 @@
+"""A worker of the event model: its cycle (pull, compute, push) and its optional parts.
+
+Optional parts are no-op objects unless the run asks for them: the work model of
+``--data-cost nnz``, fail-slow episodes, and the PS's shared incoming link.
+"""
+
+from __future__ import annotations
+
+import simpy
+
+from .durations import DurationStream
+from .records import CANCELLED, FAILED, UNFINISHED, EventLog, Gradient
+from .strategies import CANCEL, FAILURE
+
+
+def steady_work(worker: int, index: int) -> float:
+    """The work model without data-dependent cost: every mini-batch costs its drawn time."""
+    return 1.0
+
+
+class Steady:
+    """The fail-slow timeline of a worker that is never slow."""
+
+    __slots__ = ()
+
+    def stretch(self, start: float, duration: float) -> float:
+        return duration
+
+
+class DirectPush:
+    """No shared PS link: a gradient arrives one push time after its computation ends."""
+
+    __slots__ = ()
+
+    def arrival(self, wk: Worker, g: Gradient, compute: float):
+        return wk.env.timeout(compute + wk.push, g)
+
+
+class SharedLink:
+    """The PS's incoming link, shared by concurrent pushes: FIFO, ``time`` seconds each."""
+
+    def __init__(self, env: simpy.Environment, time: float):
+        self.resource, self.time = simpy.Resource(env, capacity=1), time
+
+    def arrival(self, wk: Worker, g: Gradient, compute: float):
+        wk.sub = wk.env.process(self._through(wk, g, compute))
+        return wk.sub
+
+    def _through(self, wk: Worker, g: Gradient, compute: float):
+        """Compute, then queue for the link, hold it for the transfer, then the fixed part of
+        the push."""
+        env = wk.env
+        try:
+            yield env.timeout(compute)
+            with self.resource.request() as request:
+                yield request
+                yield env.timeout(self.time)
+            if wk.push:
+                yield env.timeout(wk.push)
+        except simpy.Interrupt:
+            return None
+        return g
+
+
+STEADY, DIRECT = Steady(), DirectPush()
+
+
+class Worker:
+    """One worker: its computation-time stream, transfer times and current computation.
+
+    Optional parts default to no-op objects: ``work`` (per-batch factors on the computation
+    time), ``slow`` (fail-slow episodes) and ``link`` (the PS's shared incoming link). A run
+    without any of them uses :class:`PlainWorker`, whose cycle is a single timeout.
+    """
+
+    __slots__ = (
+        "index",
+        "env",
+        "ps",
+        "draw",
+        "drawn",
+        "pull",
+        "push",
+        "busy",
+        "current",
+        "process",
+        "slow",
+        "work",
+        "link",
+        "record",
+        "sub",
+        "alive",
+        "revival",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        env: simpy.Environment,
+        ps,  # the ParameterServer
+        durations: DurationStream,
+        pull: float,
+        push: float,
+        *,
+        work=steady_work,
+        slow=STEADY,
+        link=DIRECT,
+    ):
+        self.index, self.env, self.ps = index, env, ps
+        self.draw, self.drawn = durations.next, 0  # the next computation time; computations drawn
+        self.pull, self.push = pull, push  # seconds
+        self.work, self.slow, self.link = work, slow, link
+        self.record = ps.log.new_gradient  # (worker, index, version, step, start, end) -> Gradient
+        self.busy = False  # inside a cycle: pulling, computing or pushing
+        self.current: Gradient | None = None
+        self.process: simpy.Process | None = None
+        self.sub: simpy.Process | None = None  # the cycle's process through a shared link
+        self.alive, self.revival = True, None
+
+    @staticmethod
+    def make(index, env, ps, durations, pull, push, *, work=steady_work, slow=STEADY, link=DIRECT) -> Worker:
+        """A :class:`PlainWorker` where the run has no optional part, else a :class:`Worker`."""
+        if work is steady_work and slow is STEADY and link is DIRECT and type(ps.log) is EventLog:
+            return PlainWorker(index, env, ps, durations, pull, push)
+        return Worker(index, env, ps, durations, pull, push, work=work, slow=slow, link=link)
+
+    def begin(self, step: int):
+        """Start one cycle for ``step``: pull, compute, push. Returns the event of its arrival
+        at the PS, whose value is the gradient record.
+
+        Timing never depends on gradient values, so the cycle is one timeout and its start and
+        end are known now (with a shared PS link, the push is a second phase that queues).
+        The draw is taken here, so every cycle, cancelled or not, is one computation of the
+        worker's stream. Once the run has reached its last update no cycle begins: the worker
+        parks on an event that never fires.
+        """
+        ps = self.ps
+        if ps.finished:
+            return self.env.event()
+        d = self.drawn
+        duration = self.draw() * self.work(self.index, d)
+        self.drawn = d + 1
+        start = self.env.now + self.pull
+        duration = self.slow.stretch(start, duration)
+        g = self.record(self.index, d, ps.version, step, start, start + duration)
+        self.current, self.busy = g, True
+        return self.link.arrival(self, g, self.pull + duration)
+
+    def _abandon(self, fate: str) -> None:
+        g, now = self.current, self.env.now
+        if self.busy and g.fate == UNFINISHED:  # a gradient that reached the PS is no longer ours
+            g.fate = fate
+            g.start, g.end = min(g.start, now), min(g.end, now)
+            self.busy = False
+            if self.sub is not None and self.sub.is_alive:
+                self.sub.interrupt()
+
+    def cancel(self) -> None:
+        """Abandon the current cycle now (``cancel`` semantics)."""
+        self._abandon(CANCELLED)
+        self.process.interrupt(CANCEL)
+
+    def fail(self) -> None:
+        """Die now: the computation in progress is lost; wait for ``revival``."""
+        self._abandon(FAILED)
+        self.alive, self.revival = False, self.env.event()
+        self.process.interrupt(FAILURE)
+
+
+class PlainWorker(Worker):
+    """A worker without optional parts, recording into a full :class:`EventLog`: the engine's
+    hot path. :meth:`Worker.begin` with the no-ops and the record call left out: fewer calls
+    and lookups, the same events and numbers."""
+
+    __slots__ = ("gradients",)
+
+    def __init__(self, index, env, ps, durations, pull, push):
+        super().__init__(index, env, ps, durations, pull, push)
+        self.gradients = ps.log.gradients
+
+    def begin(self, step: int):
+        ps = self.ps
+        if ps.finished:
+            return self.env.event()
+        d = self.drawn
+        duration = self.draw()
+        self.drawn = d + 1
+        env = self.env
+        start = env._now + self.pull  # Environment.now without the property call
+        gradients = self.gradients  # EventLog.new_gradient, inline
+        g = Gradient(len(gradients), self.index, d, ps.version, step, start, start + duration)
+        gradients.append(g)
+        self.current = g
+        self.busy = True
+        return env.timeout(self.pull + duration + self.push, g)
