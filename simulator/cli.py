@@ -15,6 +15,7 @@ from ._version import __version__
 from .config import RunConfig
 from .errors import InputError, RunsFailed
 from .options import add_output_options, add_run_options, add_trace_options, config_from_namespace
+from .outcome import Outcome
 from .strategies import SEMANTICS
 
 
@@ -118,19 +119,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.resume is not None:
         from .checkpoint import load_config  # imports JAX: only when resuming a training run
 
-        config = load_config(args.resume).validate()
+        config = load_config(args.resume)
     else:
         config = config_from_namespace(args)
     bar = progress_bar(config.steps, desc=f"{config.strategy} N={config.workers} B={config.backups}", quiet=args.quiet)
     result = run_to_folder(config, args.out, overwrite=args.overwrite, progress=bar, resume=args.resume)
     if not args.quiet:
         print(describe_run(result.summary, args.out))
-    if result.summary.get("diverged"):
-        print(f"stragglersim {args.command}: diverged: {result.summary['diverged']} ({args.out})", file=sys.stderr)
-        return 1
-    if result.log.stalled:
-        stalled = f"stalled: {result.log.stalled} (results so far in {args.out})"
-        print(f"stragglersim {args.command}: {stalled}", file=sys.stderr)
+    failure = {
+        Outcome.DIVERGED: f"diverged: {result.summary.get('diverged')} ({args.out})",
+        Outcome.STALLED: f"stalled: {result.log.stalled} (results so far in {args.out})",
+    }.get(result.outcome)
+    if failure:
+        print(f"stragglersim {args.command}: {failure}", file=sys.stderr)
         return 1
     return 0
 

@@ -230,5 +230,6 @@ def add_output_options(p: argparse.ArgumentParser, *, single: bool) -> None:
 
 
 def config_from_namespace(args: argparse.Namespace) -> RunConfig:
-    """The validated RunConfig whose every field comes from the option of the same name."""
-    return RunConfig(**{f.name: getattr(args, f.name) for f in fields(RunConfig)}).validate()
+    """The RunConfig whose every field comes from the option of the same name (validated where
+    the run is assembled, ``assemble.assemble``)."""
+    return RunConfig(**{f.name: getattr(args, f.name) for f in fields(RunConfig)})

@@ -77,10 +77,15 @@ def run_to_folder(config: RunConfig, out: Path, *, overwrite: bool = False, prog
     from .progress import NullProgress
     from .results import check_out_dir, write_run
 
-    check_out_dir(out, overwrite=overwrite)
+    try:
+        inputs = assemble(config)  # every input error first (validation, latency, faults, data) ...
+        check_out_dir(out, overwrite=overwrite)  # ... then whether the results can be written
+    except BaseException:
+        progress.close()
+        raise
     checkpoints = Path(f"{out}.checkpoint")
     try:
-        result = execute(config, progress=progress, checkpoints=checkpoints, resume=resume)
+        result = execute(inputs, progress=progress, checkpoints=checkpoints, resume=resume)
     finally:
         progress.close()
     if not isinstance(progress, NullProgress) and len(result.log.gradients) > 200_000:
