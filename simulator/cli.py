@@ -61,7 +61,14 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     _file_out(fit, "DIR")
 
     mea = _command(sub, "measure", cmd_measure)
-    add_run_options(mea, only=("workers", "steps", "model", "dataset", "batch_size"), required=("workers", "steps"))
+    own = {
+        "workers": "processes to start",
+        "steps": "gradient steps each",
+        "dataset": "digits, mnist1d or teacher-student",
+    }
+    add_run_options(
+        mea, only=("workers", "steps", "model", "dataset", "batch_size"), required=("workers", "steps"), helps=own
+    )
     _file_out(mea, "trace.csv")
 
     val = _command(sub, "validate", cmd_validate)
@@ -97,7 +104,7 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
 
     cmp = _command(sub, "compare-backups", cmd_compare_backups)
     family = ("workers", "latency", "steps", "seed", "batch_size", "noise_scale", "adapt_every")
-    add_run_options(cmp, only=family, required=("workers",))
+    add_run_options(cmp, only=family, required=("workers",), helps={"workers": "P, the number of workers"})
     _file_out(cmp, "DIR")
     return parser
 
@@ -206,15 +213,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """
     from .reports import validate
 
-    report = validate(
-        args.trace,
-        args.workers,
-        args.backups,
-        args.semantics,
-        seed=args.seed,
-        trace_format=args.trace_format,
-        time_scale=args.time_scale,
-    )
+    trace = {"trace_format": args.trace_format, "time_scale": args.time_scale}
+    report = validate(args.trace, args.workers, args.backups, args.semantics, seed=args.seed, **trace)
     if args.out is not None:
         report.save(args.out, overwrite=args.overwrite)
     print(report.text())
@@ -231,7 +231,7 @@ def cmd_compare_backups(args: argparse.Namespace) -> int:
     from .results import check_out_dir
 
     names = ("workers", "latency", "trace_format", "time_scale", "steps", "seed", "batch_size", "noise_scale")
-    options = {name: getattr(args, name) for name in (*names, "adapt_every")}
+    options = {name: getattr(args, name) for name in (*names, "adapt_every")}  # the adaptive-backup run
     config = RunConfig(strategy="adaptive-backup", timing_only=True, **options).validate()
     check_out_dir(args.out, overwrite=args.overwrite)
     report = compare_backups(config, out=args.out)
@@ -342,7 +342,3 @@ def main(argv: list[str] | None = None) -> int:
         kept = "complete runs are kept; the same command resumes" if args.command == "sweep" else "nothing was written"
         print(f"stragglersim {args.command}: interrupted; {kept}", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -127,12 +127,20 @@ NOT_IN_SWEEP = ("checkpoint_every",)  # checkpoints belong to single runs; a swe
 
 
 def add_run_options(
-    p: argparse.ArgumentParser, *, replay: bool = False, sweep: bool = False, defaults=None, only=(), required=()
+    p: argparse.ArgumentParser,
+    *,
+    replay: bool = False,
+    sweep: bool = False,
+    defaults=None,
+    only=(),
+    required=(),
+    helps: dict[str, str] | None = None,
 ) -> None:
     """The options of one run, generated from ``OPTIONS`` (``replay`` takes its latency from the
     trace; ``sweep`` takes lists for strategy, workers, backups and seeds). ``defaults``: values
     that replace RunConfig's defaults (from ``--config``); ``only``: just these fields (in the
-    order declared, ungrouped), ``required`` of them without a default."""
+    order declared, ungrouped), ``required`` of them without a default, ``helps`` a command's own
+    help for some of them."""
     declared = {f.name: f for f in fields(RunConfig)}
     base = {**{f.name: f.default for f in fields(RunConfig)}, **(defaults or {})}
     groups = {None: p}
@@ -141,6 +149,8 @@ def add_run_options(
             continue
         if only:
             if option.field in only:
+                if helps and option.field in helps:
+                    option = Option(option.field, helps[option.field], option.metavar, option.group, option.unit)
                 _add(p, option, declared[option.field].type, base.get(option.field), required=option.field in required)
                 if option.field == "latency":
                     add_trace_options(p, "of a trace:/empirical: latency file")
