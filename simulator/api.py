@@ -195,7 +195,9 @@ def sweep(
     """One run per combination, like ``stragglersim sweep``; returns ``results.csv`` as a DataFrame.
 
     Each run is written to ``out/runs/NAME/``; runs already complete there are skipped, so
-    calling it again resumes an interrupted sweep.
+    calling it again resumes an interrupted sweep. The runs go to new worker processes (spawned):
+    in a script, call it under ``if __name__ == "__main__":`` (a notebook needs nothing), or pass
+    ``jobs=1`` to run them in this process.
 
     Args:
         out: the sweep folder.
@@ -220,6 +222,9 @@ def sweep(
         raise InputError("sweep: give seeds=[...] (a list, as the CLI's --seeds), not seed")
     options = _run_options(options, "sweep")
     strategies, ns, bs, ss = (_as_list(v) for v in (strategy, workers, backups, seeds))
+    for name, values in (("strategy", strategies), ("workers", ns), ("backups", bs), ("seeds", ss)):
+        if not values:
+            raise InputError(f"sweep: {name} is empty")
     base = RunConfig(**{**options, "strategy": strategies[0], "workers": ns[0], "backups": 0, "seed": ss[0]})
     if total_workers is not None and min(ns) > total_workers:
         raise InputError(f"total_workers {total_workers}: smaller than workers")
@@ -255,6 +260,7 @@ def predict(latency: str, workers: int, backups=(0,), trace_format: str = "csv",
     from .theory import predict_backups
 
     bs = list(dict.fromkeys(_as_list(backups)))  # each B once, in order
+    workers = _as_list(workers)[0] if hasattr(workers, "item") else workers
     if not bs or isinstance(workers, bool) or not isinstance(workers, int) or workers < 1 or min(bs) < 0:
         raise InputError("predict: workers must be an integer >= 1 and backups >= 0")
     model = parse_latency(latency, trace_format=trace_format, time_scale=time_scale)
@@ -267,17 +273,30 @@ def _run_options(options: dict, what: str) -> dict:
 
     from .config import RunConfig
 
-    known = [f.name for f in fields(RunConfig)]
+    declared = {f.name: str(f.type) for f in fields(RunConfig)}
     for name in options:
-        if name not in known:
-            near = difflib.get_close_matches(name, known, n=1)
+        if name not in declared:
+            near = difflib.get_close_matches(name, list(declared), n=1)
             hint = f"; did you mean {near[0]!r}?" if near else " (the options are RunConfig's fields)"
             raise InputError(f"{what}: unknown option {name!r}{hint}")
-    return options
+    return {name: _plain(value, declared[name]) for name, value in options.items()}
+
+
+def _plain(value, declared: str):
+    """A Python value as the command line would give it: NumPy scalars become Python numbers, and a
+    number for a text option (``eval_every=50``, ``checkpoint_every=100``) its text."""
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        value = value.item()
+    if declared.startswith("str") and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
 
 
 def _as_list(value) -> list:
-    return list(value) if isinstance(value, list | tuple | range) else [value]
+    """A value or a sequence (list, tuple, range, NumPy array) as a list of plain Python values."""
+    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        value = [value]
+    return [v.item() if hasattr(v, "item") and getattr(v, "shape", None) == () else v for v in value]
 
 
 def _fixed(lines: list[str]):

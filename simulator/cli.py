@@ -51,7 +51,7 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     add_output_options(rep, single=True)
 
     imp = _command(sub, "import", cmd_import)
-    imp.add_argument("sources", type=Path, nargs="+", metavar="SRC", help="trace files (several for chrome: one each)")
+    imp.add_argument("sources", type=Path, nargs="+", metavar="SRC", help="trace files (for chrome: one per worker)")
     add_trace_options(imp)
     _file_out(imp, "trace.csv")
 
@@ -74,7 +74,7 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     val = _command(sub, "validate", cmd_validate)
     val.add_argument("trace", type=Path, metavar="TRACE")
     add_trace_options(val)
-    add_run_options(val, only=("workers", "backups", "seed"), required=("workers",))
+    add_run_options(val, only=("workers", "backups", "seed"), required=("workers",), helps={"workers": "N of N+B"})
     val.add_argument("--semantics", default="tf", help=f"{', '.join(SEMANTICS)} (default: tf)")
     val.add_argument("--out", type=Path, default=None, metavar="DIR", help="also write validate.json here")
     val.add_argument("--overwrite", action="store_true")
@@ -98,7 +98,7 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     plo.add_argument("--out", type=Path, required=True, metavar="DIR")
 
     pre = _command(sub, "predict", cmd_predict)
-    add_run_options(pre, only=("latency", "workers"), required=("latency", "workers"))
+    add_run_options(pre, only=("latency", "workers"), required=("latency", "workers"), helps={"workers": "N of N+B"})
     pre.add_argument("--backups", default="0", metavar="B,B,...|A-B", help="backup counts: 0,1,2 or 0-8 (default: 0)")
     pre.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
 

@@ -15,13 +15,9 @@ from .models.catalog import DATASETS, MODELS
 from .strategies import names as strategy_names
 from .strategies import option_specs as strategy_options
 
-STRATEGY, FAMILY, SYSTEM, RUN, TRAINING = (
-    None,
-    "the strategy family (--workers is then P, the number of workers)",
-    "system effects",
-    None,
-    "training (without --timing-only)",
-)
+FAMILY = "the strategy family (--workers is then P, the number of workers)"  # argument groups of --help
+SYSTEM = "system effects"
+TRAINING = "training (without --timing-only)"
 
 
 @dataclass(frozen=True)

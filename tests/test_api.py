@@ -126,3 +126,17 @@ def test_import_is_light_and_timing_only_never_imports_jax():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_numpy_values_and_numbers_for_text_options_are_taken_as_the_command_line_would(tmp_path):
+    import numpy as np
+
+    from stragglersim.errors import InputError
+
+    plain = stragglersim.simulate(workers=4, steps=20, timing_only=True, eval_every="5").summary
+    numpy = stragglersim.simulate(workers=np.int64(4), steps=np.int64(20), timing_only=True, eval_every=5).summary
+    assert numpy == plain
+    table = stragglersim.predict("exponential:rate=1", workers=np.int64(4), backups=np.arange(3))
+    assert list(table["backups"]) == [0, 1, 2]
+    with pytest.raises(InputError, match="strategy is empty"):
+        stragglersim.sweep(tmp_path / "s", strategy=[], timing_only=True)

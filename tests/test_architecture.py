@@ -36,22 +36,43 @@ def test_no_module_is_over_400_lines(path):
 
 
 def test_the_wheel_holds_one_package_named_stragglersim(tmp_path):
-    """``pip install .`` puts stragglersim (and stragglersim.models) in site-packages, nothing else."""
+    """``pip install .`` puts stragglersim (and stragglersim.models) in site-packages, nothing else,
+    even from a checkout whose build/ folder holds an older build (the top-level packages of the
+    old layout, a module since removed)."""
+    import shutil
     import subprocess
     import sys
     import zipfile
 
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".*", "build", "*.egg-info", "figures", "__pycache__"))
+    for stale in ("simulator/old.py", "models/old.py", "stragglersim/gone.py"):
+        (tree / "build" / "lib" / stale).parent.mkdir(parents=True, exist_ok=True)
+        (tree / "build" / "lib" / stale).write_text("")
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp_path), str(tree)],
         capture_output=True,
         text=True,
     )
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = tmp_path.glob("stragglersim-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert {n.split("/")[0] for n in names} == {"stragglersim", wheel.name.split("-py3")[0] + ".dist-info"}
+    info = wheel.name.split("-py3")[0] + ".dist-info"
+    assert {n.split("/")[0] for n in names} == {"stragglersim", info}
     sources = {f"stragglersim/{p.relative_to(ROOT / 'simulator').as_posix()}" for p in ROOT.glob("simulator/**/*.py")}
     sources |= {f"stragglersim/models/{p.name}" for p in ROOT.glob("models/*.py")}
-    assert sources <= set(names), sorted(sources - set(names))  # every module, subpackages included
-    entry = zipfile.ZipFile(wheel).read(wheel.name.split("-py3")[0] + ".dist-info/entry_points.txt").decode()
+    assert {n for n in names if n.endswith(".py")} == sources  # every module, subpackages included, nothing stale
+    entry = zipfile.ZipFile(wheel).read(info + "/entry_points.txt").decode()
     assert "stragglersim = stragglersim.cli:main" in entry
+
+
+def test_the_command_line_starts_without_scipy_or_jax():
+    """``stragglersim --help`` should answer at once: the CLI's imports leave SciPy and JAX to the
+    commands that need them."""
+    import subprocess
+    import sys
+
+    code = "import sys, stragglersim.cli; heavy = {'scipy', 'jax', 'pandas', 'matplotlib'}; "
+    code += "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -26,7 +26,6 @@ References:
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
 
 from ..records import APPLIED, CANCELLED, DROPPED_LATE
 from .base import cancel_unfinished, cancellable
@@ -42,6 +41,8 @@ def progress(k: int, batch_size: int, noise_scale: float) -> float:
 
 def expected_order_statistic(quantiles: np.ndarray, probabilities: np.ndarray, k: int, n: int) -> float:
     """E[X_{k:n}] for a step CDF F with jumps at ``quantiles`` (F = ``probabilities`` there)."""
+    from scipy import special  # here, not at import: the command line starts without SciPy
+
     cdf_k = special.betainc(k, n - k + 1, np.clip(probabilities, 0.0, 1.0))  # P(X_{k:n} <= x)
     mass = np.diff(np.concatenate([[0.0], cdf_k]))
     tail = 1.0 - cdf_k[-1]  # mass beyond the last observation (censored tail): put it there
@@ -85,6 +86,8 @@ class AdaptiveBackup(Synchronous):
         censored = [g.end - g.start for g in gradients if g.fate == CANCELLED and g.end > g.start]
         if len(done) < 10:
             return self.k
+        from scipy import stats
+
         cdf = stats.ecdf(stats.CensoredData(uncensored=done, right=censored)).cdf
         p = self.n_workers
         costs = {
