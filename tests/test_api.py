@@ -130,7 +130,6 @@ def test_import_is_light_and_timing_only_never_imports_jax():
 
 def test_numpy_values_and_numbers_for_text_options_are_taken_as_the_command_line_would(tmp_path):
     import numpy as np
-
     from stragglersim.errors import InputError
 
     plain = stragglersim.simulate(workers=4, steps=20, timing_only=True, eval_every="5").summary
