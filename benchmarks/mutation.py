@@ -198,7 +198,7 @@ def run_one(mutant: Mutant, text: str, file: str, tests: list[str], workdir: Pat
     started = time.perf_counter()
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-n", "0", *tests],
             cwd=workdir,
             env={**os.environ, "PYTHONPATH": str(workdir), "PYTHONDONTWRITEBYTECODE": "1"},
             capture_output=True,
@@ -267,6 +267,10 @@ def main() -> None:
         for part in ("simulator", "models", "tests", "traces", "pyproject.toml"):
             src = ROOT / part
             (shutil.copytree if src.is_dir() else shutil.copy)(src, d / part)
+        # The installed layout, from the copy (PYTHONPATH comes before the editable install):
+        # stragglersim is the folder simulator/, stragglersim.models the folder models/.
+        (d / "stragglersim").symlink_to(d / "simulator", target_is_directory=True)
+        (d / "simulator" / "models").symlink_to(d / "models", target_is_directory=True)
         copies.append(d)
     free = list(copies)
 
