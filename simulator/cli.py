@@ -310,13 +310,18 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _config_defaults(argv: list[str]) -> dict | None:
-    """With ``simulate|replay ... --config FILE``, the file's values become the defaults, so flags win."""
-    if not argv or argv[0] not in ("simulate", "replay") or "--config" not in argv:
+    """With ``simulate|replay ... --config FILE``, the file's values become the defaults, so flags win.
+    ``--config=FILE`` and abbreviations are read as argparse reads them; a second ``--config`` is an error."""
+    if not argv or argv[0] not in ("simulate", "replay"):
         return None
-    at = argv.index("--config")
-    if at + 1 >= len(argv):
-        return None  # argparse reports the missing value
-    values = RunConfig.load(Path(argv[at + 1])).to_dict()
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", type=Path, action="append", default=[])
+    given = pre.parse_known_args(argv[1:])[0].config
+    if len(given) > 1:
+        raise InputError(f"--config given {len(given)} times ({', '.join(map(str, given))}); give one file")
+    if not given:
+        return None
+    values = RunConfig.load(given[0]).to_dict()
     if argv[0] == "replay":
         values.pop("latency", None)
     return values

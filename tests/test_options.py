@@ -39,3 +39,15 @@ def test_the_optimizer_names_config_accepts_are_the_ones_optim_builds():
     assert tuple(optim.OPTIMIZERS) == config.OPTIMIZERS
     for name in config.OPTIMIZERS:
         assert optim.make_optimizer(RunConfig(optimizer=name), 4) is not None
+
+
+def test_config_file_given_as_config_equals_file_and_twice(tmp_path, capsys):
+    from stragglersim.cli import main
+
+    config = tmp_path / "run.toml"
+    config.write_text('strategy = "async"\nworkers = 3\nsteps = 30\ntiming_only = true\n')
+    assert main(["simulate", f"--config={config}", "--quiet", "--out", str(tmp_path / "a")]) == 0
+    assert '"strategy": "async"' in (tmp_path / "a" / "summary.json").read_text()
+    assert main(["simulate", "--config", str(config), "--config", str(config), "--out", str(tmp_path / "b")]) == 2
+    assert "--config given 2 times" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
