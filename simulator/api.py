@@ -214,9 +214,8 @@ def sweep(
     """
     import pandas as pd
 
-    from .config import RunConfig
     from .progress import RunCounter
-    from .sweeps import grid, run_sweep
+    from .sweeps import grid_of, run_sweep
 
     if "seed" in options:
         raise InputError("sweep: give seeds=[...] (a list, as the CLI's --seeds), not seed")
@@ -225,12 +224,7 @@ def sweep(
     for name, values in (("strategy", strategies), ("workers", ns), ("backups", bs), ("seeds", ss)):
         if not values:
             raise InputError(f"sweep: {name} is empty")
-    base = RunConfig(**{**options, "strategy": strategies[0], "workers": ns[0], "backups": 0, "seed": ss[0]})
-    if total_workers is not None and min(ns) > total_workers:
-        raise InputError(f"total_workers {total_workers}: smaller than workers")
-    configs = grid(base, strategies=strategies, workers=ns, backups=bs, seeds=ss, total_workers=total_workers)
-    if not configs:
-        raise InputError("the sweep is empty: only strategy backup takes backups > 0")
+    configs = grid_of(options, strategies=strategies, workers=ns, backups=bs, seeds=ss, total_workers=total_workers)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a directory")

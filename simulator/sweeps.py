@@ -70,18 +70,33 @@ def configs_from_options(options: dict, *, total_workers: int | None = None) -> 
     strategies = [s.strip() for s in str(options["strategy"]).split(",") if s.strip()]
     if not strategies:
         raise InputError(f"--strategy {options['strategy']!r}: no strategies")
-    workers = parse_int_list(str(options["workers"]), "--workers")
-    backups = parse_int_list(str(options["backups"]), "--backups")
-    seeds = parse_int_list(str(options["seed"]), "--seeds")
-    values = {**options, "strategy": strategies[0], "workers": workers[0], "backups": 0, "seed": seeds[0]}
+    lists = {
+        "strategies": strategies,
+        "workers": parse_int_list(str(options["workers"]), "--workers"),
+        "backups": parse_int_list(str(options["backups"]), "--backups"),
+        "seeds": parse_int_list(str(options["seed"]), "--seeds"),
+    }
     fields = RunConfig.__dataclass_fields__
-    base = RunConfig(**{name: values[name] for name in fields if name in values})  # the rest: defaults
+    shared = {name: value for name, value in options.items() if name in fields}
+    return grid_of(shared, **lists, total_workers=total_workers, flag=lambda name: "--" + name.replace("_", "-"))
+
+
+def grid_of(options: dict, *, strategies, workers, backups, seeds, total_workers=None, flag=str) -> list[RunConfig]:
+    """Every combination (``grid``) over a base run of the shared RunConfig ``options``; ``flag``
+    names an option in messages (the command line's ``--total-workers``, the API's ``total_workers``).
+
+    Raises:
+        InputError: ``total_workers`` below a number of workers, or an empty grid.
+    """
+    values = {**options, "strategy": strategies[0], "workers": workers[0], "backups": 0, "seed": seeds[0]}
+    base = RunConfig(**values)  # the rest: defaults
     if total_workers is not None and min(workers) > total_workers:
-        raise InputError(f"--total-workers {total_workers}: smaller than --workers")
-    lists = {"strategies": strategies, "workers": workers, "backups": backups, "seeds": seeds}
-    configs = grid(base, **lists, total_workers=total_workers)
+        raise InputError(f"{flag('total_workers')} {total_workers}: smaller than {flag('workers')}")
+    configs = grid(
+        base, strategies=strategies, workers=workers, backups=backups, seeds=seeds, total_workers=total_workers
+    )
     if not configs:
-        raise InputError("the sweep is empty: only --strategy backup takes --backups > 0")
+        raise InputError(f"the sweep is empty: only {flag('strategy')} backup takes {flag('backups')} > 0")
     return configs
 
 
