@@ -10,6 +10,9 @@ from pathlib import Path
 import tomli_w
 
 from . import strategies
+from .checks import finite_nonneg as _finite_nonneg
+from .checks import is_int as _is_int
+from .checks import positive as _positive
 from .errors import InputError
 from .models.catalog import DATASETS, MODELS
 
@@ -284,15 +287,3 @@ class RunConfig:
         except tomllib.TOMLDecodeError as err:
             raise InputError(f"{path}: not valid TOML: {err}") from None
         return cls.from_dict(data, source=str(path))
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _positive(x) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x > 0
-
-
-def _finite_nonneg(x) -> bool:
-    return isinstance(x, int | float) and math.isfinite(x) and x >= 0

@@ -7,9 +7,11 @@ and in which their tags appear in a run's name.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from ..checks import is_int as _is_int
+from ..checks import positive as _positive
 
 SEMANTICS = ("tf", "drop", "cancel")  # what late workers do under backup (see sync.py)
 MISPLACED = "{flag} applies to --strategy {owners} only"
@@ -50,14 +52,6 @@ class Option:
     @property
     def flag(self) -> str:
         return "--" + self.field.replace("_", "-")
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _positive(x) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
 def _semantics(value, config) -> str | None:
