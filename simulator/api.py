@@ -254,7 +254,7 @@ def predict(latency: str, workers: int, backups=(0,), trace_format: str = "csv",
     from .theory import predict_backups
 
     bs = list(dict.fromkeys(_as_list(backups)))  # each B once, in order
-    workers = _as_list(workers)[0] if hasattr(workers, "item") else workers
+    workers = _python(workers)
     if not bs or isinstance(workers, bool) or not isinstance(workers, int) or workers < 1 or min(bs) < 0:
         raise InputError("predict: workers must be an integer >= 1 and backups >= 0")
     model = parse_latency(latency, trace_format=trace_format, time_scale=time_scale)
@@ -279,8 +279,7 @@ def _run_options(options: dict, what: str) -> dict:
 def _plain(value, declared: str):
     """A Python value as the command line would give it: NumPy scalars become Python numbers, and a
     number for a text option (``eval_every=50``, ``checkpoint_every=100``) its text."""
-    if hasattr(value, "item") and getattr(value, "shape", None) == ():
-        value = value.item()
+    value = _python(value)
     if declared.startswith("str") and isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return value
@@ -290,7 +289,12 @@ def _as_list(value) -> list:
     """A value or a sequence (list, tuple, range, NumPy array) as a list of plain Python values."""
     if isinstance(value, str) or not hasattr(value, "__iter__"):
         value = [value]
-    return [v.item() if hasattr(v, "item") and getattr(v, "shape", None) == () else v for v in value]
+    return [_python(v) for v in value]
+
+
+def _python(value):
+    """A NumPy scalar as the Python number it holds; anything else as it is."""
+    return value.item() if hasattr(value, "item") and getattr(value, "shape", None) == () else value
 
 
 def _fixed(lines: list[str]):

@@ -19,6 +19,7 @@ from . import plots, study_plots
 from .config import RunConfig
 from .fitting import fit_durations
 from .latency import Empirical, parse_latency
+from .results import by_workers, read_csv
 from .sweeps import run_name, run_sweep
 from .theory import order_mean, order_moments
 from .traces import read_trace
@@ -244,8 +245,6 @@ def time_to_target_table(results: Path, *, total: int, model) -> dict:
     """Per B = total - N of a sweep: simulated time to target (mean over seeds) and the estimate
     (updates to target at N) x E[X_{N:N+B}] from the order statistics of ``model``; the index of
     the optimum of each."""
-    from .results import by_workers, read_csv
-
     rows = read_csv(results)
     times, updates = by_workers(rows, "time_to_target"), by_workers(rows, "updates_to_target")
     n = np.array(list(times))
@@ -271,8 +270,6 @@ def _write_rows(path: Path, header, rows) -> None:
 
 def _time_to_target_by_label(rows: list[dict], compare: dict, seeds) -> dict:
     """Mean time to target over seeds for each labelled configuration (runs that reached it)."""
-    from .sweeps import run_name
-
     by_run = {r["run"]: r for r in rows}
     out = {}
     for label, config in compare.items():
