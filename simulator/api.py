@@ -182,58 +182,74 @@ def load_run(directory) -> Run:
 def sweep(
     out,
     *,
-    strategy="backup",
-    workers=16,
-    backups=0,
-    seeds=0,
+    seeds=None,
     total_workers=None,
+    grid=None,
+    extend=False,
+    overwrite=False,
     jobs=None,
     scheduler=None,
     progress=False,
     **options,
 ):
-    """One run per combination, like ``stragglersim sweep``; returns ``results.csv`` as a DataFrame.
+    """One run per combination of a grid, like ``stragglersim sweep``; returns ``results.csv`` as a DataFrame.
 
     Each run is written to ``out/runs/NAME/``; runs already complete there are skipped, so
-    calling it again resumes an interrupted sweep. The runs go to new worker processes (spawned):
+    calling it again resumes an interrupted sweep; ``out/aggregate.csv`` holds the means over
+    seeds with their 95% Student-t intervals. The runs go to new worker processes (spawned):
     in a script, call it under ``if __name__ == "__main__":`` (a notebook needs nothing), or pass
     ``jobs=1`` to run them in this process.
 
     Args:
         out: the sweep folder.
-        strategy, workers, backups, seeds: a value or a list of values each; every combination
-            runs (only ``backup`` takes backups > 0).
-        total_workers: hold N + B at this P (B = P - N; ``backups`` is then ignored).
+        seeds, **options: ``RunConfig`` fields, each a value or a list of values (an axis of the
+            grid); every combination runs (``backups`` > 0 for ``backup`` only, an option for
+            the strategies that take it).
+        total_workers: hold N + B at P (a value or a list): with ``backups`` N = P - B, with
+            ``workers`` B = P - N.
+        grid: a TOML grid file (as ``sweep --grid``); the keywords given win over its keys.
+        extend, overwrite: for a folder holding another grid: add this grid's runs, or start again.
         jobs: local worker processes (default: the CPU count); scheduler: a Dask cluster instead,
             ``tcp://HOST:PORT`` or ``local:K``.
         progress: report finished and running runs on stderr.
-        **options: the other ``RunConfig`` fields, shared by every run.
 
     Raises:
-        InputError: bad options or an empty grid. RunsFailed: some runs raised (see ``out/failures.txt``).
+        InputError: bad options, an empty grid, or a folder of another grid.
+        RunsFailed: some runs raised (see ``out/failures.txt``).
     """
     import pandas as pd
 
+    from .grids import Grid, Union
     from .progress import RunCounter
-    from .sweeps import grid_of, run_sweep
+    from .sweeps import run_sweep
 
     if "seed" in options:
         raise InputError("sweep: give seeds=[...] (a list, as the CLI's --seeds), not seed")
-    options = _run_options(options, "sweep")
-    strategies, ns, bs, ss = (_as_list(v) for v in (strategy, workers, backups, seeds))
-    for name, values in (("strategy", strategies), ("workers", ns), ("backups", bs), ("seeds", ss)):
-        if not values:
-            raise InputError(f"sweep: {name} is empty")
-    configs = grid_of(options, strategies=strategies, workers=ns, backups=bs, seeds=ss, total_workers=total_workers)
+    _run_options({name: None for name in options}, "sweep")  # names that are not options
+    table = {name: [_plain(v, _declared(name)) for v in _as_list(value)] for name, value in options.items()}
+    if seeds is not None:
+        table["seed"] = _as_list(seeds)
+    if total_workers is not None:
+        table["total_workers"] = _as_list(total_workers)
+    new = Grid.from_mapping(table, source="sweep")
+    if grid is not None:
+        base = Grid.load(Path(grid))
+        if isinstance(base, Union) and table:
+            raise InputError(f"sweep: grid={grid} is a sweep folder's record; give no other grid options with it")
+        new = base if isinstance(base, Union) else base.merged(new)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a directory")
     counter = RunCounter(quiet=not progress)
     try:
-        run_sweep(configs, out, jobs=jobs, scheduler=scheduler, counter=counter)
+        run_sweep(new, out, jobs=jobs, scheduler=scheduler, counter=counter, extend=extend, overwrite=overwrite)
     finally:
         counter.close()
     return pd.read_csv(out / "results.csv")
+
+
+def _declared(name: str) -> str:
+    from .config import RunConfig
+
+    return str(RunConfig.__dataclass_fields__[name].type)
 
 
 def predict(latency: str, workers: int, backups=(0,), trace_format: str = "csv", time_scale: float = 1.0):

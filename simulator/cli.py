@@ -153,29 +153,34 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """run every combination of strategies, workers, backups and seeds
+    """run every combination of a grid of options (any option: a list of values)
 
-    One run per combination in parallel processes, or on a Dask cluster with --scheduler; DIR/runs/NAME/ each,
-    plus DIR/results.csv. Complete runs are skipped, so an interrupted sweep resumes.
+    One run per combination in parallel processes, or on a Dask cluster with --scheduler: DIR/runs/NAME/ each,
+    DIR/results.csv (one row per run), DIR/aggregate.csv (one row per configuration: mean, std and 95%
+    Student-t interval across seeds) and DIR/grid.toml (the grid). Complete runs are skipped, so an
+    interrupted sweep resumes; a folder of another grid is refused unless --extend or --overwrite.
     """
+    from .grids import grid_from_options
     from .progress import RunCounter
-    from .sweeps import configs_from_options, run_sweep
+    from .sweeps import run_sweep
 
-    configs = configs_from_options(vars(args), total_workers=args.total_workers)
+    grid = grid_from_options(vars(args), args.grid)
     counter = RunCounter(quiet=args.quiet)
     try:
         summaries = run_sweep(
-            configs,
+            grid,
             args.out,
             jobs=args.jobs,
             scheduler=args.scheduler,
             counter=counter,
             log=lambda message: args.quiet or print(message, file=sys.stderr),
+            extend=args.extend,
+            overwrite=args.overwrite,
         )
     finally:
         counter.close()
     if not args.quiet:
-        print(f"{len(summaries)} runs; results: {args.out / 'results.csv'}")
+        print(f"{len(summaries)} runs; results: {args.out / 'results.csv'}, over seeds: {args.out / 'aggregate.csv'}")
     return 0
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .config import OPTIMIZERS, RunConfig
+from .grids import NOT_AXES, REPEATABLE
 from .models.catalog import DATASETS, MODELS
 from .strategies import names as strategy_names
 from .strategies import option_specs as strategy_options
@@ -112,14 +113,22 @@ OPTIONS = (
     ),
     Option("reference_batch", "examples of that gradient", "n", TRAINING, "examples"),
 )
-SWEEP_LISTS = {  # sweep takes lists for these (the field's flag; seed becomes --seeds)
-    "strategy": ("--strategy", "S,S,...", f"strategies, from {', '.join(strategy_names())}"),
-    "workers": ("--workers", "N,N,...|A-B", "workers N (list or range)"),
-    "backups": ("--backups", "B,B,...|A-B", "backups B (list or range)"),
-    "seed": ("--seeds", "S,S,...|A-B", "seeds (list or range)"),
-}
 TRACE_FIELDS = ("trace_format", "time_scale")  # --format and --time-scale: add_trace_options
-NOT_IN_SWEEP = ("checkpoint_every",)  # checkpoints belong to single runs; a sweep resumes run by run
+
+
+class Once(argparse.Action):
+    """Store the value; an option given a second time is an error (not the last one silently winning)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = namespace.__dict__.setdefault("_given", set())
+        if self.dest in given:
+            parser.error(f"{option_string} given twice; give it once" + _repeat_hint(self.dest))
+        given.add(self.dest)
+        setattr(namespace, self.dest, values)
+
+
+def _repeat_hint(dest: str) -> str:
+    return "" if dest in REPEATABLE else " (a sweep takes a list: A,B,C)"
 
 
 def add_run_options(
@@ -141,7 +150,7 @@ def add_run_options(
     base = {**{f.name: f.default for f in fields(RunConfig)}, **(defaults or {})}
     groups = {None: p}
     for option in OPTIONS:
-        if (replay and option.field == "latency") or (sweep and option.field in NOT_IN_SWEEP):
+        if (replay and option.field == "latency") or (sweep and option.field in NOT_AXES):
             continue
         if only:
             if option.field in only:
@@ -155,9 +164,8 @@ def add_run_options(
         default = base.get(option.field)
         if replay and option.field == "steps":
             default = defaults.get("steps") if defaults else None
-        if sweep and option.field in SWEEP_LISTS:
-            flag, metavar, text = SWEEP_LISTS[option.field]
-            target.add_argument(flag, default=str(default), metavar=metavar, help=text, dest=option.field)
+        if sweep:
+            _add_axis(target, option, declared[option.field].type, default)
             continue
         _add(target, option, declared[option.field].type, default, replay=replay)
         if option.field == "latency":
@@ -165,7 +173,21 @@ def add_run_options(
     if replay:
         add_trace_options(p, defaults=defaults)
     if sweep:
-        p.add_argument("--total-workers", type=int, default=None, metavar="P", help="hold N + B = P (B = P - N)")
+        p.add_argument(
+            "--total-workers",
+            default=None,
+            action=Once,
+            metavar="P,P,...",
+            help="hold N + B = P: with --backups, N = P - B; with --workers, B = P - N",
+        )
+        p.add_argument("--extend", action="store_true", help="add this grid's runs to the sweep in --out")
+        p.add_argument(
+            "--grid",
+            type=Path,
+            default=None,
+            metavar="study.toml",
+            help="the grid from a TOML file (a list is an axis, a value fixes the option); flags given here win",
+        )
         p.add_argument("--jobs", type=int, default=None, metavar="J", help="parallel processes (default: CPU count)")
         p.add_argument(
             "--scheduler",
@@ -192,7 +214,25 @@ def _add(target, option: Option, kind: str, default, *, replay: bool = False, re
     else:
         convert = int if kind.startswith("int") else float if kind.startswith("float") else str
         extra = {"required": True} if required else {"default": default}
-        target.add_argument(option.flag, type=convert, metavar=option.metavar, help=shown, **extra)
+        target.add_argument(option.flag, type=convert, action=Once, metavar=option.metavar, help=shown, **extra)
+
+
+def _add_axis(target, option: Option, kind: str, default) -> None:
+    """A sweep's option: a list of values (repeated, for values that hold commas), or a flag."""
+    shown = option.help.split(" (default")[0]
+    if kind == "bool":
+        target.add_argument(option.flag, action="store_true", default=None, help=shown)
+        return
+    if option.field in REPEATABLE:
+        text = f"{shown}; repeat the option for several values"
+        target.add_argument(option.flag, action="append", default=None, metavar=option.metavar, help=text)
+        return
+    ranges = " or range A-B" if kind.startswith("int") else ""
+    flag = "--seeds" if option.field == "seed" else option.flag
+    metavar = f"{option.metavar or option.field.upper()},..."
+    unit = f" {option.unit}" if option.unit in ("seconds", "bytes", "bytes/s") else ""
+    text = f"{shown}: one value or a list{ranges} (default: {default}{unit})" if default not in (None, "") else shown
+    target.add_argument(flag, dest=option.field, action=Once, default=None, metavar=metavar, help=text)
 
 
 def add_trace_options(p: argparse.ArgumentParser, what: str = "of TRACE", defaults=None) -> None:

@@ -18,9 +18,10 @@ import numpy as np
 from . import plots, study_plots
 from .config import RunConfig
 from .fitting import fit_durations
+from .grids import digest
 from .latency import Empirical, parse_latency
 from .results import by_workers, read_csv
-from .sweeps import run_name, run_sweep
+from .sweeps import run_sweep
 from .theory import order_mean, order_moments
 from .traces import read_trace
 
@@ -153,15 +154,17 @@ def reproduce(out: Path, *, quick: bool = False, jobs: int | None = None, log=pr
     }
     configs = [replace(c, seed=s) for c in compare.values() for s in scale.seeds]
     rows = run_sweep(configs, data / "compare", jobs=jobs)
+    named = {digest(c): row["run"] for c, row in zip(configs, rows, strict=True)}
     first = {
-        label: data / "compare" / "runs" / run_name(replace(c, seed=scale.seeds[0])) for label, c in compare.items()
+        label: data / "compare" / "runs" / named[digest(replace(c, seed=scale.seeds[0]))]
+        for label, c in compare.items()
     }
     study_plots.plot_accuracy_vs_time(
         {label: folder / "metrics.csv" for label, folder in first.items()},
         base.target_accuracy,
         out / "accuracy-vs-time",
     )
-    facts["compare"] = _time_to_target_by_label(rows, compare, scale.seeds)
+    facts["compare"] = _time_to_target_by_label(rows, named, compare, scale.seeds)
 
     log("the staleness effect (async with more and more workers) ...")
     configs = [
@@ -268,12 +271,12 @@ def _write_rows(path: Path, header, rows) -> None:
         writer.writerows(rows)
 
 
-def _time_to_target_by_label(rows: list[dict], compare: dict, seeds) -> dict:
+def _time_to_target_by_label(rows: list[dict], named: dict, compare: dict, seeds) -> dict:
     """Mean time to target over seeds for each labelled configuration (runs that reached it)."""
     by_run = {r["run"]: r for r in rows}
     out = {}
     for label, config in compare.items():
-        times = [by_run[run_name(replace(config, seed=s))]["time_to_target"] for s in seeds]
+        times = [by_run[named[digest(replace(config, seed=s))]]["time_to_target"] for s in seeds]
         times = [float(t) for t in times if t is not None]
         if times:
             out[label] = float(np.mean(times))

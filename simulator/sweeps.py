@@ -9,95 +9,33 @@ sweep resumes where it stopped.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import itertools
 import json
 import multiprocessing as mp
 import os
 import shutil
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import replace
 from pathlib import Path
 
 from .assemble import check
 from .config import RunConfig
 from .errors import InputError, RunsFailed
+from .grids import Grid, Union, digest, parse_int_list, run_name, to_toml, varied
 from .progress import RunCounter
 from .results import read_csv
-from .strategies import get
 
-
-def run_name(config: RunConfig) -> str:
-    """A folder name that identifies a run: its main parameters, readable, and a hash of the
-    whole configuration, so that runs differing in anything else never share a folder."""
-    name = get(config.strategy).run_name(config)
-    digest = hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:8]
-    return f"{name}-seed{config.seed}-{digest}"
+__all__ = ["grid", "run_sweep", "run_name", "parse_int_list", "read_results", "write_results"]
 
 
 def grid(base: RunConfig, *, strategies, workers, backups, seeds, total_workers=None) -> list[RunConfig]:
-    """Every combination; with ``total_workers`` P, B = P - N (and ``backups`` is ignored)."""
-    configs = []
-    for strategy, n, seed in itertools.product(strategies, workers, seeds):
-        bs = [total_workers - n] if total_workers is not None else backups
-        for b in bs:
-            if strategy != "backup" and b != 0:
-                continue  # only backup has backup workers
-            semantics = base.semantics if strategy == "backup" else None
-            configs.append(replace(base, strategy=strategy, workers=n, backups=b, seed=seed, semantics=semantics))
-    return configs
-
-
-def parse_int_list(text: str, option: str) -> list[int]:
-    """``0,1,2`` or ``0-8`` (inclusive) or a mix: ``0-3,6``."""
-    values: list[int] = []
-    try:
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            lo, dash, hi = part.partition("-")
-            values.extend(range(int(lo), int(hi) + 1) if dash else [int(lo)])
-    except ValueError:
-        raise InputError(f"{option} {text!r}: expected integers like 0,1,2 or a range 0-8") from None
-    if not values:
-        raise InputError(f"{option} {text!r}: no values")
-    return values
-
-
-def configs_from_options(options: dict, *, total_workers: int | None = None) -> list[RunConfig]:
-    """The sweep's runs from command-line style options: ``strategy`` a comma list, ``workers``,
-    ``backups`` and ``seed`` lists or ranges (``0-3,6``), every other RunConfig field one value."""
-    strategies = [s.strip() for s in str(options["strategy"]).split(",") if s.strip()]
-    if not strategies:
-        raise InputError(f"--strategy {options['strategy']!r}: no strategies")
-    lists = {
-        "strategies": strategies,
-        "workers": parse_int_list(str(options["workers"]), "--workers"),
-        "backups": parse_int_list(str(options["backups"]), "--backups"),
-        "seeds": parse_int_list(str(options["seed"]), "--seeds"),
-    }
-    fields = RunConfig.__dataclass_fields__
-    shared = {name: value for name, value in options.items() if name in fields}
-    return grid_of(shared, **lists, total_workers=total_workers, flag=lambda name: "--" + name.replace("_", "-"))
-
-
-def grid_of(options: dict, *, strategies, workers, backups, seeds, total_workers=None, flag=str) -> list[RunConfig]:
-    """Every combination (``grid``) over a base run of the shared RunConfig ``options``; ``flag``
-    names an option in messages (the command line's ``--total-workers``, the API's ``total_workers``).
-
-    Raises:
-        InputError: ``total_workers`` below a number of workers, or an empty grid.
-    """
-    values = {**options, "strategy": strategies[0], "workers": workers[0], "backups": 0, "seed": seeds[0]}
-    base = RunConfig(**values)  # the rest: defaults
-    if total_workers is not None and min(workers) > total_workers:
-        raise InputError(f"{flag('total_workers')} {total_workers}: smaller than {flag('workers')}")
-    configs = grid(
-        base, strategies=strategies, workers=workers, backups=backups, seeds=seeds, total_workers=total_workers
-    )
-    if not configs:
-        raise InputError(f"the sweep is empty: only {flag('strategy')} backup takes {flag('backups')} > 0")
-    return configs
+    """Every combination over ``base``; with ``total_workers`` P, B = P - N (and ``backups`` is ignored)."""
+    defaults = RunConfig()
+    axes = {name: [value] for name, value in base.to_dict().items() if value != getattr(defaults, name)}
+    axes.update(strategy=list(strategies), workers=list(workers), backups=list(backups), seed=list(seeds))
+    if total_workers is not None:
+        del axes["backups"]
+    return Grid(axes, [total_workers] if total_workers is not None else []).configs()
 
 
 def _run(config: RunConfig, out: str) -> dict:
@@ -107,28 +45,37 @@ def _run(config: RunConfig, out: str) -> dict:
 
 
 def run_sweep(
-    configs: list[RunConfig],
+    configs: list[RunConfig] | Grid,
     out: Path,
     *,
     jobs: int | None = None,
     scheduler: str | None = None,
     counter: RunCounter | None = None,
     log=lambda message: None,
+    extend: bool = False,
+    overwrite: bool = False,
 ) -> list[dict]:
-    """Run every configuration not already complete; write ``results.csv``; return all summaries.
+    """Run every configuration not already complete; write ``results.csv`` and ``aggregate.csv``;
+    return all summaries (one per run of the folder, each with its ``run`` name).
 
     Args:
+        configs: the runs, or a grid: the folder then records it (``grid.toml``), and a folder
+            recording another grid is refused unless ``extend`` (add this grid's runs; the
+            results cover every grid of the folder) or ``overwrite`` (start again).
         jobs: local worker processes (default: the CPU count).
         scheduler: run on a Dask cluster instead: ``tcp://HOST:PORT`` or ``local:K``.
         counter: a live count of finished, running and failed runs.
         log: receives one-line messages (what is to do, where it runs).
 
     Raises:
+        InputError: bad options, or a folder that holds another sweep.
         RunsFailed: some runs raised; the others are written, and running the sweep again
             retries only the failed ones. Tracebacks are in ``DIR/failures.txt``.
     """
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory")
+    record = _plan(configs, out, extend=extend, overwrite=overwrite) if isinstance(configs, Grid) else None
+    configs = record.configs() if record is not None else configs
     for config in configs:
         check(config)  # every input error before any run starts
     if jobs is not None and jobs < 1:
@@ -140,10 +87,16 @@ def run_sweep(
             raise InputError("--jobs: local processes only; with --scheduler the cluster's workers run the sweep")
         check_scheduler(scheduler)
     runs = out / "runs"
+    if record is not None:
+        if overwrite:
+            _clear(out)
+        runs.mkdir(parents=True, exist_ok=True)
+        _write_text(out / GRID_FILE, to_toml(record.to_tables(), RECORD_HEADER))
     runs.mkdir(parents=True, exist_ok=True)
     for leftover in runs.glob(".*.tmp-*"):  # a run killed mid-write: incomplete, never renamed
         shutil.rmtree(leftover, ignore_errors=True)
-    todo = [(c, runs / run_name(c)) for c in configs if not (runs / run_name(c) / "summary.json").exists()]
+    names = _names(configs, runs)
+    todo = [(c, runs / n) for c, n in zip(configs, names, strict=True) if not (runs / n / "summary.json").exists()]
     counter = counter or RunCounter(quiet=True)
     if len(todo) < len(configs):
         log(f"{len(configs) - len(todo)} of {len(configs)} runs are complete already; {len(todo)} to run")
@@ -168,9 +121,79 @@ def run_sweep(
             f"(tracebacks in {report}; the other runs are kept, and the same command retries the failed ones)"
         )
     report.unlink(missing_ok=True)
-    summaries = [{"run": run_name(c), **json.loads((runs / run_name(c) / "summary.json").read_text())} for c in configs]
-    write_results(summaries, out / "results.csv")
-    return summaries
+    return _write_tables(configs, names, out)
+
+
+GRID_FILE = "grid.toml"
+RECORD_HEADER = "# the grids whose runs this sweep folder holds (stragglersim sweep --grid reads this file)\n"
+SWEEP_ENTRIES = ("runs", "results.csv", "aggregate.csv", "failures.txt", GRID_FILE)
+
+
+def _plan(grid: Grid, out: Path, *, extend: bool, overwrite: bool) -> Union:
+    """The grids the folder will record: this one, or the recorded ones (with this one when extending).
+
+    Raises:
+        InputError: the folder holds another sweep (or something else) and neither flag says what to do.
+    """
+    if extend and overwrite:
+        raise InputError("--extend adds runs to the sweep, --overwrite starts it again: give one")
+    new = grid.configs()  # checks the grid before the folder is looked at
+    recorded = out / GRID_FILE
+    if overwrite or not (out.is_dir() and any(out.iterdir())):
+        return Union([grid])
+    if not recorded.exists():
+        if extend:
+            return Union([grid])
+        raise InputError(f"--out {out}: not empty and records no sweep grid; pass --overwrite or another --out")
+    before = Grid.load(recorded)
+    keys = {digest(c) for c in new}
+    if keys == {digest(c) for c in before.configs()} or any(
+        keys == {digest(c) for c in g.configs()} for g in before.grids
+    ):
+        return before  # the same sweep again: resume it
+    if extend:
+        return Union([*before.grids, grid])
+    done = len(keys & {digest(c) for c in before.configs()})
+    raise InputError(
+        f"--out {out}: holds a sweep of another grid ({out / GRID_FILE}: {len(before.configs())} runs; this grid: "
+        f"{len(new)} runs, {done} of them in the folder); pass --extend to add this grid's runs, --overwrite to "
+        "start again, or another --out"
+    )
+
+
+def _clear(out: Path) -> None:
+    """Remove what a sweep writes into ``out`` (and nothing else)."""
+    for name in SWEEP_ENTRIES:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _names(configs: list[RunConfig], runs: Path) -> list[str]:
+    """Each run's folder name; a run already in the folder (found by its digest) keeps its name."""
+    tags = varied(configs)
+    existing = {p.name.rsplit("-", 1)[-1]: p.name for p in runs.iterdir() if not p.name.startswith(".")}
+    return [existing.get(digest(c)) or run_name(c, tags) for c in configs]
+
+
+def _write_tables(configs: list[RunConfig], names: list[str], out: Path) -> list[dict]:
+    """``results.csv`` (one row per run: its name, the fields the grid varies, its summary) and
+    ``aggregate.csv`` (one row per configuration over seeds); returns the rows of results.csv."""
+    from .aggregate import RunRecord, aggregate
+
+    tags = varied(configs)
+    defaults = {k: v for k, v in RunConfig().to_dict().items()}
+    rows, records = [], []
+    for config, name in zip(configs, names, strict=True):
+        summary = json.loads((out / "runs" / name / "summary.json").read_text())
+        axes = {t: getattr(config, t) for t in tags if t not in summary}
+        rows.append({"run": name, **axes, **summary})
+        records.append(RunRecord(out / "runs" / name, {**defaults, **config.to_dict()}, summary))
+    write_results(rows, out / "results.csv")
+    write_results(aggregate(records, labels=["strategy", *(t for t in tags if t != "strategy")]), out / "aggregate.csv")
+    return rows
 
 
 def _run_local(todo: list[tuple[RunConfig, Path]], jobs: int, counter: RunCounter) -> list[tuple[str, str]]:
@@ -217,8 +240,13 @@ def write_results(summaries: list[dict], path: Path) -> None:
     writer.writeheader()
     for s in summaries:
         writer.writerow({k: ("" if v is None else v) for k, v in s.items()})
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buffer.getvalue())
+    _write_text(path, buffer.getvalue())
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``path`` atomically (a temporary file beside it, then a rename)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
     tmp.replace(path)
 
 

@@ -137,5 +137,5 @@ def test_numpy_values_and_numbers_for_text_options_are_taken_as_the_command_line
     assert numpy == plain
     table = stragglersim.predict("exponential:rate=1", workers=np.int64(4), backups=np.arange(3))
     assert list(table["backups"]) == [0, 1, 2]
-    with pytest.raises(InputError, match="strategy is empty"):
+    with pytest.raises(InputError, match="strategy: no values"):
         stragglersim.sweep(tmp_path / "s", strategy=[], timing_only=True)
