@@ -253,7 +253,11 @@ def to_toml(tables: list[dict], header: str = "") -> str:
 
 def _typed(name: str, kind: str, values: list, source: str) -> list:
     out = []
+    optional = name != "total_workers" and RunConfig.__dataclass_fields__[name].type.endswith("None")
     for v in values:
+        if optional and isinstance(v, str) and v.lower() == "none":
+            out.append(None)
+            continue
         if kind == "int" and isinstance(v, str):
             out += parse_int_list(v, f"{source}: {name}")
             continue
