@@ -28,8 +28,9 @@ def plot_forest(rows: list[dict], info: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     metrics, names = info["metrics"], info["points"]
-    height = 1.6 + 0.38 * len(names)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(1.5 + 3.4 * len(metrics), height), sharey=True, squeeze=False)
+    label = 0.07 * max(len(n) for n in names) + 0.9  # inches for the tick labels at 8 pt
+    size = (max(label + 3.4 * len(metrics), 6.5), 1.8 + 0.38 * len(names))
+    fig, axes = plt.subplots(1, len(metrics), figsize=size, sharey=True, squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         mine = [r for r in rows if r["metric"] == metric]
         for y, r in enumerate(mine):
@@ -52,7 +53,7 @@ def plot_forest(rows: list[dict], info: dict, path: Path) -> None:
     ax.set_yticks(range(len(names)))
     ax.set_yticklabels([n + ("  (baseline)" if n == info["baseline"] else "") for n in names], fontsize=8)
     ax.set_ylim(len(names) - 0.5, -0.5)  # the first point on top, as in the table
-    fig.suptitle("paired differences from the baseline (same seeds), 95% Student-t intervals", fontsize=10)
+    fig.suptitle("paired differences from the baseline (same seeds)\nwith 95% Student-t intervals", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path.with_suffix(".png"), dpi=120)
