@@ -9,6 +9,6 @@ The Python API (see the README's "Python API")::
 """
 
 from ._version import __version__
-from .api import Run, load_run, predict, simulate, sweep
+from .api import Run, aggregate, compare, load_run, predict, simulate, sweep
 
-__all__ = ["Run", "__version__", "load_run", "predict", "simulate", "sweep"]
+__all__ = ["Run", "__version__", "aggregate", "compare", "load_run", "predict", "simulate", "sweep"]

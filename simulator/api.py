@@ -277,6 +277,55 @@ def predict(latency: str, workers: int, backups=(0,), trace_format: str = "csv",
     return pd.DataFrame(predict_backups(model, workers, bs))
 
 
+def aggregate(*paths):
+    """Runs aggregated over seeds, like ``stragglersim aggregate`` (without writing a file).
+
+    Args:
+        *paths: run folders, sweep folders (their ``runs/``) or folders of run folders.
+
+    Returns:
+        A pandas DataFrame, one row per configuration without its seed (``aggregate.csv``): the
+        varying options, ``n_seeds``, ``seeds`` and, per metric M, ``M_mean``, ``M_std``, ``M_ci_low``,
+        ``M_ci_high`` (95% Student-t; NaN with one seed) and, where some runs lack M, ``M_n``.
+    """
+    import pandas as pd
+
+    from .aggregation import aggregate as rows_of
+    from .aggregation import collect
+
+    return pd.DataFrame(rows_of(collect(_paths(paths, "aggregate"))))
+
+
+def compare(*paths, baseline=None, metrics=None):
+    """Every configuration against a baseline, paired by seed, like ``stragglersim compare``.
+
+    Args:
+        *paths: run folders, sweep folders or folders of run folders.
+        baseline: the baseline configuration, ``"backups=0"`` or ``{"semantics": "tf", "backups": 0}``;
+            it must match exactly one configuration (default: the first in sorted order).
+        metrics: summary keys (default: the headline throughput and accuracy metrics present).
+
+    Returns:
+        A pandas DataFrame (``compare.csv``), one row per configuration and metric: ``mean``,
+        ``baseline_mean``, ``n_pairs``, ``diff`` (mean over common seeds of config - baseline),
+        ``diff_std``, ``diff_ci_low``, ``diff_ci_high``, ``ratio`` and ``note``.
+    """
+    import pandas as pd
+
+    from .aggregation import collect
+    from .comparison import paired
+
+    metrics = [metrics] if isinstance(metrics, str) else metrics
+    rows, _ = paired(collect(_paths(paths, "compare")), baseline=baseline, metrics=metrics)
+    return pd.DataFrame(rows)
+
+
+def _paths(paths: tuple, what: str) -> list[Path]:
+    if not paths:
+        raise InputError(f"{what}: give at least one run or sweep folder")
+    return [Path(p) for p in paths]
+
+
 def _run_options(options: dict, what: str) -> dict:
     """``options`` if every name is a RunConfig field; else an error naming the first that is not."""
     from dataclasses import fields

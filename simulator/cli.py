@@ -93,6 +93,18 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     tl.add_argument("--updates", type=int, default=None, metavar="K", help="only the first K updates")
     _file_out(tl, "trace.json")
 
+    agg = _command(sub, "aggregate", cmd_aggregate)
+    agg.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
+    agg.add_argument("--out", type=Path, metavar="FILE", help="default: DIR/aggregate.csv (one DIR; always replaced)")
+    agg.add_argument("--overwrite", action="store_true")
+
+    com = _command(sub, "compare", cmd_compare)
+    com.add_argument("dirs", type=Path, nargs="+", metavar="DIR_OR_RUN")
+    com.add_argument("--baseline", metavar="KEY=VALUE[,...]", help="the baseline point (default: the first)")
+    com.add_argument("--metric", dest="metrics", action="append", metavar="M", help="repeatable (default: headline)")
+    com.add_argument("--out", type=Path, metavar="DIR", help="write compare.csv and compare.png/pdf here")
+    com.add_argument("--overwrite", action="store_true")
+
     plo = _command(sub, "plot", cmd_plot)
     plo.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
     plo.add_argument("--out", type=Path, required=True, metavar="DIR")
@@ -311,6 +323,25 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     for path in plot_folders(args.dirs, args.out):
         print(path)
+    return 0
+
+
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    """mean, std and Student-t interval (95 percent) over seeds of each configuration of runs"""
+    from .comparison import aggregate_folders
+
+    print(aggregate_folders(args.dirs, out=args.out, overwrite=args.overwrite).text())
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """configurations against a baseline, paired by seed (common random numbers)"""
+    from .comparison import compare_runs
+
+    report = compare_runs(args.dirs, baseline=args.baseline, metrics=args.metrics, out=args.out)
+    if args.out is not None:
+        report.save(args.out, overwrite=args.overwrite)
+    print(report.text())
     return 0
 
 

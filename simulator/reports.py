@@ -133,8 +133,8 @@ def validate(
 
 
 def compare_backups(config: RunConfig, *, out: Path | None = None) -> Report:
-    """adaptive-backup against every fixed number of backups on the same draws (``compare.py``)."""
-    from .compare import compare_with_fixed
+    """adaptive-backup against every fixed number of backups on the same draws (``compare_backups.py``)."""
+    from .compare_backups import compare_with_fixed
     from .plots import plot_adaptive
 
     data = compare_with_fixed(config)

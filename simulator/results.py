@@ -6,6 +6,8 @@ so an interrupted or failed run never leaves a half-written ``DIR``.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -105,3 +107,23 @@ def by_workers(rows: list[dict], key: str) -> dict[int, list[float]]:
         value = r[key]
         out.setdefault(int(r["workers"]), []).append(float(value) if value not in ("", None) else float("nan"))
     return dict(sorted(out.items()))
+
+
+def write_results(summaries: list[dict], path: Path) -> None:
+    """One row per run, the summary fields as columns (atomically)."""
+    columns: list[str] = []
+    for s in summaries:
+        columns += [k for k in s if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for s in summaries:
+        writer.writerow({k: ("" if v is None else v) for k, v in s.items()})
+    write_text(path, buffer.getvalue())
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``path`` atomically (a temporary file beside it, then a rename)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)

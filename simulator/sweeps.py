@@ -8,8 +8,6 @@ sweep resumes where it stopped.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import multiprocessing as mp
 import os
@@ -23,7 +21,7 @@ from .config import RunConfig
 from .errors import InputError, RunsFailed
 from .grids import Grid, Union, digest, parse_int_list, run_name, to_toml, varied
 from .progress import RunCounter
-from .results import read_csv
+from .results import read_csv, write_results, write_text
 
 __all__ = ["grid", "run_sweep", "run_name", "parse_int_list", "read_results", "write_results"]
 
@@ -91,7 +89,7 @@ def run_sweep(
         if overwrite:
             _clear(out)
         runs.mkdir(parents=True, exist_ok=True)
-        _write_text(out / GRID_FILE, to_toml(record.to_tables(), RECORD_HEADER))
+        write_text(out / GRID_FILE, to_toml(record.to_tables(), RECORD_HEADER))
     runs.mkdir(parents=True, exist_ok=True)
     for leftover in runs.glob(".*.tmp-*"):  # a run killed mid-write: incomplete, never renamed
         shutil.rmtree(leftover, ignore_errors=True)
@@ -181,7 +179,7 @@ def _names(configs: list[RunConfig], runs: Path) -> list[str]:
 def _write_tables(configs: list[RunConfig], names: list[str], out: Path) -> list[dict]:
     """``results.csv`` (one row per run: its name, the fields the grid varies, its summary) and
     ``aggregate.csv`` (one row per configuration over seeds); returns the rows of results.csv."""
-    from .aggregate import RunRecord, aggregate
+    from .aggregation import RunRecord, aggregate
 
     tags = varied(configs)
     defaults = {k: v for k, v in RunConfig().to_dict().items()}
@@ -228,26 +226,6 @@ def _run_local(todo: list[tuple[RunConfig, Path]], jobs: int, counter: RunCounte
 def _traceback(err: BaseException) -> str:
     """The error with its traceback (a pool's error carries the worker's traceback as its cause)."""
     return "".join(traceback.format_exception(err)).rstrip()
-
-
-def write_results(summaries: list[dict], path: Path) -> None:
-    """One row per run, the summary fields as columns (atomically)."""
-    columns: list[str] = []
-    for s in summaries:
-        columns += [k for k in s if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for s in summaries:
-        writer.writerow({k: ("" if v is None else v) for k, v in s.items()})
-    _write_text(path, buffer.getvalue())
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write ``path`` atomically (a temporary file beside it, then a rename)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 read_results = read_csv  # a sweep's results.csv

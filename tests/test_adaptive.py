@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 from stragglersim.cli import main
-from stragglersim.compare import compare_with_fixed
+from stragglersim.compare_backups import compare_with_fixed
 from stragglersim.config import RunConfig
 from stragglersim.engine import Simulation
 from stragglersim.strategies.adaptive import AdaptiveBackup, expected_order_statistic, progress

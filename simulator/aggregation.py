@@ -16,7 +16,8 @@ from pathlib import Path
 from .config import RunConfig
 from .errors import InputError
 
-NOT_METRICS = {"seed", "workers", "backups", "total_workers", "staleness_cutoff", "version"}
+# Summary keys that echo the configuration (every RunConfig field, and these) are not metrics.
+NOT_METRICS = {"total_workers", "version", "param_count"}
 LEVEL = 0.95
 
 
@@ -59,20 +60,21 @@ def collect(paths: list[Path]) -> list[RunRecord]:
     Raises:
         InputError: a path holding no complete run.
     """
-    records = []
+    records: dict[Path, RunRecord] = {}  # a run reached through two paths counts once
     for path in paths:
         path = Path(path)
         if (path / "summary.json").exists():
-            records.append(read_run(path))
+            records.setdefault(path.resolve(), read_run(path))
             continue
         folder = path / "runs" if (path / "runs").is_dir() else path
         if not folder.is_dir():
             raise InputError(f"{path}: no such folder")
-        found = [read_run(p) for p in sorted(folder.iterdir()) if (p / "summary.json").exists()]
+        found = [p for p in sorted(folder.iterdir()) if (p / "summary.json").exists()]
         if not found:
             raise InputError(f"{path}: holds no run (a folder with summary.json), nor a sweep's runs/")
-        records += found
-    return records
+        for p in found:
+            records.setdefault(p.resolve(), read_run(p))
+    return list(records.values())
 
 
 def varying(records: list[RunRecord]) -> list[str]:
@@ -86,11 +88,12 @@ def varying(records: list[RunRecord]) -> list[str]:
 
 def metric_names(records: list[RunRecord]) -> list[str]:
     """Numeric summary keys (booleans and configuration echoes excluded), in first-seen order."""
+    echoes = NOT_METRICS | {f.name for f in fields(RunConfig)}
     names: list[str] = []
     for r in records:
         for key, value in r.summary.items():
             numeric = isinstance(value, int | float) and not isinstance(value, bool)
-            if numeric and key not in NOT_METRICS and key not in names:
+            if numeric and key not in echoes and key not in names:
                 names.append(key)
     return names
 
@@ -112,25 +115,56 @@ def interval(values: list[float], level: float = LEVEL) -> tuple[float, float, f
 
 def _value(summary: dict, key: str) -> float | None:
     value = summary.get(key)
-    if value is None or isinstance(value, bool):
+    if not isinstance(value, int | float) or isinstance(value, bool):
         return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+    return float(value) if math.isfinite(value) else None
 
 
-def aggregate(records: list[RunRecord], *, labels: list[str] | None = None) -> list[dict]:
-    """One row per point: its ``labels`` (default: the fields that vary), ``n_seeds``, ``seeds`` and,
-    for each metric M, ``M_mean``, ``M_std``, ``M_ci_low`` and ``M_ci_high`` (None when undefined).
-    A metric missing in some seeds' runs (a target never reached) is averaged over the runs that have it,
-    and ``M_n`` says how many."""
-    labels = varying(records) if labels is None else labels
-    metrics = metric_names(records)
+def value_of(record: RunRecord, key: str) -> float | None:
+    """A run's metric ``key`` as a finite float; None where the run has none (a target not reached)."""
+    return _value(record.summary, key)
+
+
+def points(records: list[RunRecord]) -> dict[tuple, list[RunRecord]]:
+    """The runs grouped by point, each group sorted by seed.
+
+    Raises:
+        InputError: two runs with the same configuration and seed (the same run twice).
+    """
     groups: dict[tuple, list[RunRecord]] = {}
     for r in records:
         groups.setdefault(r.point, []).append(r)
-    rows = []
     for runs in groups.values():
         runs.sort(key=lambda r: r.config.get("seed", 0))
+        for a, b in zip(runs, runs[1:], strict=False):
+            if a.config.get("seed", 0) == b.config.get("seed", 0):
+                raise InputError(f"{a.path} and {b.path}: the same configuration and seed; give each run once")
+    return groups
+
+
+def order(labels: list[str]):
+    """A sort key for rows: by the labels' values, numbers numerically, then text."""
+
+    def key(row: dict) -> tuple:
+        cells = []
+        for name in labels:
+            value = row.get(name)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            cells.append((0, float(value), "") if number else (1, 0.0, str(value)))
+        return tuple(cells)
+
+    return key
+
+
+def aggregate(records: list[RunRecord], *, labels: list[str] | None = None) -> list[dict]:
+    """One row per point, sorted by ``labels`` (default: the fields that vary): the labels, ``n_seeds``,
+    ``seeds`` and, for each metric M, ``M_mean``, ``M_std``, ``M_ci_low`` and ``M_ci_high`` (None when
+    undefined). A metric missing in some runs (a target never reached) is averaged over the runs that
+    have it, and a column ``M_n`` (in every row) says how many."""
+    labels = varying(records) if labels is None else labels
+    metrics = metric_names(records)
+    rows = []
+    for runs in points(records).values():
         row = {name: runs[0].config.get(name) for name in labels}
         row["n_seeds"] = len(runs)
         row["seeds"] = " ".join(str(r.config.get("seed", 0)) for r in runs)
@@ -139,14 +173,18 @@ def aggregate(records: list[RunRecord], *, labels: list[str] | None = None) -> l
             stats = interval(values)
             for suffix, value in zip(("mean", "std", "ci_low", "ci_high"), stats, strict=True):
                 row[f"{m}_{suffix}"] = None if math.isnan(value) else value
-            if len(values) != len(runs):
-                row[f"{m}_n"] = len(values)
+            row[f"{m}_n"] = len(values)
         rows.append(row)
-    return rows
+    # M_n only for the metrics that some run lacks: there it is in every row, beside M_ci_high.
+    complete = {m for m in metrics if all(row[f"{m}_n"] == row["n_seeds"] for row in rows)}
+    for row in rows:
+        for m in complete:
+            del row[f"{m}_n"]
+    return sorted(rows, key=order(labels))
 
 
 def write_aggregate(rows: list[dict], path: Path) -> None:
     """``aggregate.csv`` (atomically; empty cells for undefined values)."""
-    from .sweeps import write_results
+    from .results import write_results
 
     write_results(rows, path)

@@ -1,0 +1,107 @@
+"""Seeds aggregated per configuration: the intervals against SciPy, one seed, grouping, missing metrics."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import stragglersim
+from scipy import stats
+from stragglersim.aggregation import aggregate, collect, metric_names, varying, write_aggregate
+from stragglersim.errors import InputError
+
+SEEDS = (0, 1, 2, 3, 4, 10)  # 10: seeds sort as numbers, not as text
+
+
+def make_run(folder, *, backups, seed, steps=100):
+    run = stragglersim.simulate(strategy="backup", workers=4, backups=backups, steps=steps, timing_only=True, seed=seed)
+    return run.save(folder / f"b{backups}-s{seed}")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A folder of run folders: backup (tf) N=4 with B = 0 and B = 2, six seeds each."""
+    folder = tmp_path_factory.mktemp("runs")
+    for b in (2, 0):  # written out of order: the rows come sorted anyway
+        for s in SEEDS:
+            make_run(folder, backups=b, seed=s)
+    return folder
+
+
+def summaries(folder, backups):
+    return [json.loads((folder / f"b{backups}-s{s}" / "summary.json").read_text()) for s in SEEDS]
+
+
+def test_intervals_are_student_t_over_seeds(runs):
+    rows = aggregate(collect([runs]))
+    assert [(r["strategy"], r["backups"], r["n_seeds"]) for r in rows] == [("backup", 0, 6), ("backup", 2, 6)]
+    for row in rows:
+        assert row["seeds"] == "0 1 2 3 4 10"
+        for metric in ("time_per_update", "time_per_gradient", "samples_per_second", "std_iteration_time"):
+            values = np.array([s[metric] for s in summaries(runs, row["backups"])])
+            mean, sem = values.mean(), values.std(ddof=1) / math.sqrt(len(values))
+            low, high = stats.t.interval(0.95, len(values) - 1, loc=mean, scale=sem)
+            assert row[f"{metric}_mean"] == pytest.approx(mean, rel=1e-12)
+            assert row[f"{metric}_std"] == pytest.approx(values.std(ddof=1), rel=1e-12)
+            assert (row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]) == pytest.approx((low, high), rel=1e-12)
+            assert low < mean < high
+
+
+def test_one_seed_leaves_std_and_interval_empty(tmp_path):
+    make_run(tmp_path, backups=1, seed=5)
+    (row,) = aggregate(collect([tmp_path]))
+    assert row["n_seeds"] == 1 and row["seeds"] == "5"
+    assert row["time_per_update_mean"] > 0
+    assert row["time_per_update_std"] is None and row["time_per_update_ci_low"] is None
+    write_aggregate([row], tmp_path / "aggregate.csv")
+    header, cells = (line.split(",") for line in (tmp_path / "aggregate.csv").read_text().splitlines())
+    table = dict(zip(header, cells, strict=True))
+    assert table["time_per_update_std"] == table["time_per_update_ci_low"] == table["time_per_update_ci_high"] == ""
+    assert float(table["time_per_update_mean"]) == row["time_per_update_mean"]
+
+
+def test_points_group_by_configuration_without_seed_and_labels_name_what_varies(runs, tmp_path):
+    records = collect([runs])
+    assert varying(records) == ["strategy", "backups"]
+    assert len({r.point for r in records}) == 2
+    # a run folder, a folder of runs and a sweep folder (its runs/) read alike; a run given twice counts once
+    sweep = tmp_path / "sweep"
+    make_run(sweep / "runs", backups=0, seed=7)
+    mixed = collect([runs, runs / "b0-s0", sweep])
+    assert len(mixed) == len(records) + 1
+    assert [r["n_seeds"] for r in aggregate(mixed)] == [7, 6]
+    assert "seed" not in varying(mixed) and "workers" not in metric_names(mixed)
+
+
+def test_the_same_configuration_and_seed_in_two_folders_is_an_error(runs, tmp_path):
+    make_run(tmp_path, backups=0, seed=1)
+    with pytest.raises(InputError, match="the same configuration and seed"):
+        aggregate(collect([runs, tmp_path]))
+
+
+def test_a_metric_some_runs_lack_is_averaged_over_those_that_have_it_with_an_n_column(tmp_path):
+    reached = {0: 12.5, 1: None, 2: 14.5}  # seed 1 never reached its target
+    for seed, time in reached.items():
+        path = make_run(tmp_path / "a", backups=0, seed=seed)
+        summary = json.loads((path / "summary.json").read_text())
+        summary |= {"time_to_target": time, "target_accuracy": 0.9, "batch_size": 32, "lr": 0.1}
+        (path / "summary.json").write_text(json.dumps(summary))
+        make_run(tmp_path / "b", backups=1, seed=seed)  # no time_to_target at all
+    rows = aggregate(collect([tmp_path / "a", tmp_path / "b"]))
+    assert [r["time_to_target_n"] for r in rows] == [2, 0]
+    assert rows[0]["time_to_target_mean"] == 13.5 and rows[0]["time_to_target_std"] == pytest.approx(math.sqrt(2))
+    assert rows[1]["time_to_target_mean"] is None and rows[1]["time_to_target_ci_low"] is None
+    assert "time_per_update_n" not in rows[0]  # every run has it
+    records = collect([tmp_path / "a"])
+    assert not {"target_accuracy", "batch_size", "lr", "seed", "backups"} & set(metric_names(records))
+    write_aggregate(rows, tmp_path / "aggregate.csv")
+    header = (tmp_path / "aggregate.csv").read_text().splitlines()[0].split(",")
+    assert header.index("time_to_target_n") == header.index("time_to_target_ci_high") + 1
+
+
+def test_a_folder_without_runs_is_a_one_line_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no run"):
+        collect([tmp_path / "empty"])
+    with pytest.raises(InputError, match="no such folder"):
+        collect([tmp_path / "missing"])
