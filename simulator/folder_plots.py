@@ -9,6 +9,7 @@ File names are unique even when two folders share a name (``a/run`` and ``b/run`
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from .sweep_plots import plot_sweep
 def unique_names(dirs: list[Path]) -> list[str]:
     """A file-name stem per folder: its name, or, where names collide, as many trailing path parts as
     tell the folders apart (``a/run`` and ``b/run`` become ``a-run`` and ``b-run``)."""
-    parts = [Path(d).resolve().parts[1:] or ("root",) for d in dirs]
+    parts = [Path(os.path.abspath(d)).parts[1:] or ("root",) for d in dirs]  # as given: links not followed
     depth = [1] * len(parts)
     while True:
         names = ["-".join(p[-k:]) for p, k in zip(parts, depth, strict=True)]
