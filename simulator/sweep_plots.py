@@ -201,6 +201,7 @@ def plot_sweep(folders: dict[str, list[RunRecord]], path: Path, *, metric: str |
         squeeze=False,
     )
     spacing = min(np.diff([position[x] for x in xs]), default=1.0)
+    handles = {}
     for ax, panel in zip(grid.flat, panels, strict=False):
         here = [r for r in rows if r["panel"] in (panel, "")]
         for i, key in enumerate(lines):
@@ -213,7 +214,7 @@ def plot_sweep(folders: dict[str, list[RunRecord]], path: Path, *, metric: str |
             style = {"color": colours[i], "marker": MARKERS[i % len(MARKERS)], "ms": 4}
             if len(pts) == 1 and len(xs) > 1:
                 ax.axhline(y[0], color=colours[i], ls="--", lw=1)
-            ax.plot(x, y, "-", lw=1.4, label=labels[key], **style)
+            (handles[key],) = ax.plot(x, y, "-", lw=1.4, **style)
             bars = [(xi, r) for xi, r in zip(x, pts, strict=True) if r["ci_low"] is not None]
             if bars:
                 bx = [b[0] for b in bars]
@@ -244,22 +245,15 @@ def plot_sweep(folders: dict[str, list[RunRecord]], path: Path, *, metric: str |
     title = f"mean over {count} seeds, bars: {interval}"
     constants = _constants(records, lay)
     fig.suptitle(title + (f"\n{constants}" if constants else ""), fontsize=10)
-    handles, names = grid.flat[0].get_legend_handles_labels()
-    for ax in grid.flat[1 : len(panels)]:
-        for h, n in zip(*ax.get_legend_handles_labels(), strict=True):
-            if n not in names:
-                handles.append(h)
-                names.append(n)
-    order = sorted(range(len(names)), key=lambda j: lines.index(next(k for k in lines if labels[k] == names[j])))
-    if len(lines) > 1 or lines[0]:
-        fig.tight_layout()
+    fig.tight_layout()
+    if lines != [()]:
         fig.legend(
-            [handles[j] for j in order],
-            [names[j] for j in order],
+            [handles[k] for k in lines],
+            [labels[k] for k in lines],
             loc="center left",
             bbox_to_anchor=(1.0, 0.5),
             fontsize=8,
-            title=", ".join(SHORT.get(n, n) for n in lay.lines) or None,
+            title=", ".join(SHORT.get(n, n) for n in lay.lines),
         )
     _save_outside(fig, path)
     return rows
@@ -268,7 +262,6 @@ def plot_sweep(folders: dict[str, list[RunRecord]], path: Path, *, metric: str |
 def _save_outside(fig, path: Path) -> None:
     """Save with the legend outside the axes kept in the image (PNG and PDF)."""
     path = Path(path)
-    fig.tight_layout()
     for suffix, extra in ((".png", {"dpi": 120}), (".pdf", {})):
         fig.savefig(path.with_suffix(suffix), bbox_inches="tight", **extra)
     _pyplot().close(fig)
