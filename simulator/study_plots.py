@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -25,7 +26,9 @@ def plot_kth_gradient(table: Path, path: Path, *, model: str) -> None:
     ax.set_xlabel(f"k: gradients collected out of {len(rows)} workers")
     ax.set_ylabel("time to collect the k-th gradient (ms)")
     ax.set_yscale("log")
-    ax.set_title("the last few gradients cost the most\n" + textwrap.fill(f"fitted model: {model}", 95), fontsize=8)
+    shown = re.sub(r"\d+\.\d+", lambda m: f"{float(m.group()):.4g}", model).replace(",", ", ")  # 4 digits, breakable
+    wrapped = textwrap.fill(f"fitted model: {shown}", 100, break_on_hyphens=False)
+    ax.set_title(f"the last few gradients cost the most\n{wrapped}", fontsize=8)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     _save(fig, path)
@@ -154,10 +157,10 @@ def plot_staleness(sweep: Path, path: Path) -> None:
         same = " (seeds agree: no spread)" if len(acc) > 1 and np.ptp(acc) == 0 else ""
         left.annotate(f"P = {p}{same}", (stale.mean(), mean), fontsize=8, xytext=(5, 4), textcoords="offset points")
     count = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
-    spread = "bars: 95% t-interval across seeds" if seeds[-1] > 1 else "one seed: no interval"
+    spread = f"mean over {count} seeds; bars: 95% t-interval across seeds" if seeds[-1] > 1 else "one seed"
     left.set_xlabel("mean staleness of applied gradients (updates)")
-    left.set_ylabel(f"final test accuracy\n(mean over {count} seeds; {spread})")
-    left.set_title("async SGD with P workers, same number of updates", fontsize=9)
+    left.set_ylabel("final test accuracy")
+    left.set_title(f"async SGD with P workers, same number of updates\n{spread}", fontsize=9)
     left.grid(alpha=0.3)
     firsts = {}
     for r in rows:
