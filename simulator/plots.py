@@ -135,6 +135,13 @@ def numeric_order(value) -> tuple:
 SEMANTICS_ORDER = {"tf": "0", "drop": "1", "cancel": "2"}  # the README's order, not the alphabet's
 
 
+def short_spec(spec: str) -> str:
+    """A SPEC for a title: decimals to 4 significant digits, a space after each comma (so it wraps)."""
+    import re
+
+    return re.sub(r"\d+\.\d+", lambda m: f"{float(m.group()):.4g}", spec).replace(",", ", ")
+
+
 def line_colours(n: int) -> list:
     """``n`` distinct colours: the default cycle up to 10, a colormap beyond (never a silent repeat)."""
     if n <= 10:

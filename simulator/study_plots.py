@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import re
 import textwrap
 from pathlib import Path
 
 import numpy as np
 
-from .plots import _num, _pyplot, _save, line_colours
+from .plots import _num, _pyplot, _save, line_colours, short_spec
 from .results import by_workers, read_csv
 
 
@@ -26,8 +25,7 @@ def plot_kth_gradient(table: Path, path: Path, *, model: str) -> None:
     ax.set_xlabel(f"k: gradients collected out of {len(rows)} workers")
     ax.set_ylabel("time to collect the k-th gradient (ms)")
     ax.set_yscale("log")
-    shown = re.sub(r"\d+\.\d+", lambda m: f"{float(m.group()):.4g}", model).replace(",", ", ")  # 4 digits, breakable
-    wrapped = textwrap.fill(f"fitted model: {shown}", 100, break_on_hyphens=False)
+    wrapped = textwrap.fill(f"fitted model: {short_spec(model)}", 100, break_on_hyphens=False)
     ax.set_title(f"the last few gradients cost the most\n{wrapped}", fontsize=8)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")

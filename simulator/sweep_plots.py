@@ -18,7 +18,7 @@ import numpy as np
 
 from .aggregate import RunRecord, aggregate, varying
 from .errors import InputError
-from .plots import _pyplot, line_colours, numeric_order
+from .plots import _pyplot, line_colours, numeric_order, short_spec
 
 SHORT = {"workers": "N", "backups": "B", "total_workers": "P"}
 AXIS_LABEL = {
@@ -80,7 +80,8 @@ def layout(records: list[RunRecord], axes: list[dict]) -> Layout:
         if all(len(v) > 1 for v in spans.values()):
             panel = "strategy"  # every strategy has a curve of its own
         else:  # some are references at one x (sync at B = 0): they share a panel with the curves
-            panel = next((n for n in rest if n not in ("strategy", "folder") and not _numeric(axes, n)), None)
+            candidates = [n for n in rest if n not in ("strategy", "folder") and not _numeric(axes, n)]
+            panel = next((n for n in candidates if all(a.get(n) is not None for a in axes)), None)
         rest = [n for n in rest if n != panel]
     return Layout(panel, x, tuple(rest))
 
@@ -95,7 +96,9 @@ def _line_label(key: tuple, semantics: set) -> str:
         if name == "strategy" and value == "backup" and len(semantics) == 1:
             parts.append(f"backup ({next(iter(semantics))})")
         elif name in ("strategy", "folder", "latency"):
-            parts.append(str(value))
+            parts.append(short_spec(value) if name == "latency" else str(value))
+        elif value is None:
+            continue  # an option this run does not have (softsync_n of a sync run)
         else:
             parts.append(f"{SHORT.get(name, name)}={value}")
     return ", ".join(parts) or "mean"
@@ -168,7 +171,7 @@ def _constants(records: list[RunRecord], lay: Layout) -> str:
     for name in ("strategy", "semantics", "workers", "backups", "latency", "steps"):
         values = {str(r.config.get(name)) for r in records}
         if len(values) == 1 and name not in (lay.panel, lay.x, *lay.lines) and values != {"None"}:
-            value = values.pop()
+            value = short_spec(values.pop())
             shown.append(f"{SHORT.get(name, name)}={value}" if name in SHORT else value)
             if name == "steps":
                 shown[-1] = f"{value} updates"
@@ -241,8 +244,9 @@ def plot_sweep(folders: dict[str, list[RunRecord]], path: Path, *, metric: str |
         ax.set_ylabel(ylabel)
     seeds = sorted({r["n_seeds"] for r in rows})
     count = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
-    interval = "95% t-interval across seeds" if seeds[-1] > 1 else "one seed: no interval"
-    title = f"mean over {count} seeds, bars: {interval}"
+    title = f"mean over {count} seeds, bars: 95% t-interval across seeds"
+    if seeds[-1] == 1:
+        title = "one seed per point (no interval)"
     constants = _constants(records, lay)
     fig.suptitle(title + (f"\n{constants}" if constants else ""), fontsize=10)
     fig.tight_layout()
