@@ -85,12 +85,17 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
 
     rpr = _command(sub, "reproduce", cmd_reproduce)
     rpr.add_argument("--quick", action="store_true", help="small experiments (about 2 minutes)")
-    rpr.add_argument("--out", type=Path, default=Path("figures"), metavar="DIR", help="default: figures/")
+    rpr.add_argument("--out", type=Path, required=True, metavar="DIR", help="figures/ regenerates the committed ones")
+    rpr.add_argument(
+        "--overwrite", action="store_true", help="write into a non-empty DIR (its data/ is redone; other files kept)"
+    )
     rpr.add_argument("--jobs", type=int, default=None, metavar="J", help="parallel processes (default: CPU count)")
 
     tl = _command(sub, "timeline", cmd_timeline)
     tl.add_argument("run", type=Path, metavar="RUN_DIR")
-    tl.add_argument("--updates", type=int, default=None, metavar="K", help="only the first K updates")
+    tl.add_argument(
+        "--updates", default=None, metavar="K|A:B", help="only the first K updates, or updates A to B (inclusive)"
+    )
     _file_out(tl, "trace.json")
 
     agg = _command(sub, "aggregate", cmd_aggregate)
@@ -296,8 +301,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     """
     from .reproduce import reproduce
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    report = reproduce(args.out, quick=args.quick, jobs=args.jobs, log=lambda m: print(m, file=sys.stderr))
+    report = reproduce(
+        args.out, quick=args.quick, jobs=args.jobs, overwrite=args.overwrite, log=lambda m: print(m, file=sys.stderr)
+    )
     print(report.read_text())
     print(f"figures and report: {args.out}")
     return 0
@@ -306,20 +312,22 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def cmd_timeline(args: argparse.Namespace) -> int:
     """export a run's timeline as Chrome trace JSON (Perfetto opens it)"""
     from .results import check_out_file
-    from .timeline import chrome_trace
+    from .timeline import chrome_trace, parse_window
 
+    window = None if args.updates is None else parse_window(args.updates)
     check_out_file(args.out, overwrite=args.overwrite)
-    n = chrome_trace(args.run, args.out, max_updates=args.updates)
+    n = chrome_trace(args.run, args.out, updates=window)
     print(f"{args.out}: {n} trace events; open it in https://ui.perfetto.dev or chrome://tracing")
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    """figures of run or sweep folders
+    """figures of run or sweep folders, each alone and overlaid
 
-    A run folder gets its timeline (and accuracy curve); a sweep folder its iteration time against backups.
+    A sweep folder gets its iteration time (mean over seeds, 95% t-intervals across seeds), faceted by its
+    grid; a run folder its iteration times, timeline and accuracy curve. Several folders are also overlaid.
     """
-    from .plots import plot_folders
+    from .folder_plots import plot_folders
 
     for path in plot_folders(args.dirs, args.out):
         print(path)

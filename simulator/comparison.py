@@ -49,7 +49,7 @@ def _name(row: dict, labels: list[str]) -> str:
 
 
 def aggregate_folders(paths: list[Path], *, out: Path | None = None, overwrite: bool = False) -> Report:
-    """Aggregate the runs of ``paths`` over seeds (``aggregate.aggregate``) and write ``aggregate.csv``.
+    """Aggregate the runs of ``paths`` over seeds (``aggregation.aggregate``) and write ``aggregate.csv``.
 
     The file goes to ``out``; without it, to ``DIR/aggregate.csv`` when one folder of runs (a sweep,
     or a folder of run folders) is given. That default file is derived data, always replaced; an
@@ -112,7 +112,7 @@ def paired(records, *, baseline: str | dict | None = None, metrics: list[str] | 
     """Every point against the baseline point, metric by metric, paired by seed.
 
     Args:
-        records: runs (``aggregate.collect``).
+        records: runs (``aggregation.collect``).
         baseline: the baseline point's label values, ``"backups=0"`` or ``{"backups": 0}``; it must match
             exactly one point. Default: the first point in sorted order.
         metrics: summary keys; default: the headline metrics that the runs have.

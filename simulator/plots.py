@@ -6,8 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .results import read_csv
-
 
 def _pyplot():
     import matplotlib
@@ -122,117 +120,88 @@ def _save(fig, path: Path) -> None:
     _pyplot().close(fig)
 
 
-def plot_gantt(run: Path, path: Path, *, updates: int = 6, title: str = "") -> None:
-    """Who computed when over the first ``updates`` updates, coloured by each gradient's fate."""
+def numeric_order(value) -> tuple:
+    """A sort key putting numbers in numeric order (N=80 before N=100), then text, then None;
+    tuples of such values (line keys) element by element."""
+    if isinstance(value, tuple):
+        return tuple(numeric_order(v) for v in value)
+    if value is None or value == "":
+        return (2, 0.0, "")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, SEMANTICS_ORDER.get(str(value), str(value)))
+
+
+SEMANTICS_ORDER = {"tf": "0", "drop": "1", "cancel": "2"}  # the README's order, not the alphabet's
+
+
+def short_spec(spec: str) -> str:
+    """A SPEC for a title: decimals to 4 significant digits, a space after each comma (so it wraps)."""
+    import re
+
+    return re.sub(r"\d+\.\d+", lambda m: f"{float(m.group()):.4g}", spec).replace(",", ", ")
+
+
+def line_colours(n: int) -> list:
+    """``n`` distinct colours: the default cycle up to 10, a colormap beyond (never a silent repeat)."""
+    if n <= 10:
+        return [f"C{i}" for i in range(n)]
+    from matplotlib import colormaps
+
+    return [colormaps["viridis"](v) for v in np.linspace(0.0, 0.92, n)]
+
+
+def plot_gantt(run: Path, path: Path, *, updates: int | tuple[int, int] | None = None, title: str = "") -> None:
+    """Who computed when in a window of updates, coloured by each gradient's fate.
+
+    Args:
+        updates: the first K updates, or (A, B) for updates A to B inclusive (numbered from 1, as in
+            ``updates.csv``); default ``timeline.default_window``: a few computation times.
+    """
     from matplotlib.patches import Patch
 
-    from .timeline import read_run
+    from .timeline import default_window, read_run, select
 
     plt = _pyplot()
     gradients, ups = read_run(run)
-    horizon = ups[min(updates, len(ups)) - 1]["time"]
-    shown = [g for g in gradients if g["start"] < horizon]
+    chosen = updates is None
+    if chosen:
+        updates = default_window(gradients, ups)
+    first, last = (1, updates) if isinstance(updates, int) else updates
+    shown, window, (start, horizon) = select(gradients, ups, first, last)
+    shown = [g for g in shown if g["start"] < horizon]  # not the computations the last update starts
     workers = sorted({g["worker"] for g in gradients})
     fig, ax = plt.subplots(figsize=(11, 0.45 * len(workers) + 1.8))
+    right = horizon + 0.02 * (horizon - start)
     for g in shown:
-        end = min(g["end"], horizon * 1.02)
-        ax.barh(
-            g["worker"],
-            end - g["start"],
-            left=g["start"],
-            height=0.7,
-            color=FATE_COLOURS[g["fate"]],
-            edgecolor="black",
-            linewidth=0.4,
-        )
-    for u in ups[:updates]:
-        ax.axvline(u["time"], color="black", lw=0.8, ls="--")
-        ax.text(u["time"], len(workers) - 0.3, f" {u['update']}", fontsize=8, va="bottom")
+        left, end = max(g["start"], start), min(g["end"], right)
+        ax.barh(g["worker"], end - left, left=left, height=0.7, color=FATE_COLOURS[g["fate"]], edgecolor="white")
+        if g["fate"] == "applied" and end - left > 0.035 * (right - start):  # which update it went into
+            ax.text((left + end) / 2, g["worker"], f"→{g['update']}", fontsize=7, ha="center", va="center")
+    placed = -np.inf
+    for u in window:
+        ax.axvline(u["time"], color="black", lw=0.8 if len(window) <= 40 else 0.4, ls="--", zorder=0.5)
+        if u["time"] - placed > 0.025 * (right - start):  # numbers that would overlap are left out
+            ax.text(u["time"], len(workers) - 0.3, f" {u['update']}", fontsize=8, va="bottom")
+            placed = u["time"]
     ax.set_yticks(workers, [f"worker {w}" for w in workers])
     ax.invert_yaxis()
-    ax.set_xlim(0, horizon * 1.02)
-    ax.set_xlabel("simulated time (s); dashed lines: parameter updates (numbered)")
-    ax.set_title(title or f"timeline of {run}", fontsize=10)
+    ax.set_xlim(start, right)
+    ax.set_xlabel("simulated time (s); dashed lines: parameter updates (numbered); →u: applied in update u")
+    span = f"updates {window[0]['update']}-{window[-1]['update']}"
+    if chosen:
+        span += " (about two computation times; --updates A:B for another window)"
+    ax.set_title(title or f"timeline of {run}: {span}", fontsize=10)
     fates = sorted({g["fate"] for g in shown}, key=list(FATE_COLOURS).index)
     ax.legend(
         handles=[Patch(color=FATE_COLOURS[f], label=f.replace("_", " ")) for f in fates],
         fontsize=8,
-        loc="upper right",
-        ncol=len(fates),
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+        title="fate",
     )
     _save(fig, path)
 
 
 def _num(value) -> float:
     return float(value) if value not in ("", None) else float("nan")
-
-
-def plot_sweep(results: Path, path: Path) -> None:
-    """Mean iteration time against B for each strategy and semantics of a sweep (95% CI)."""
-    plt = _pyplot()
-    rows = read_csv(results)
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["strategy"], r["semantics"], r["workers"]), []).append(r)
-    for i, ((strategy, semantics, n), sel) in enumerate(sorted(groups.items())):
-        sel.sort(key=lambda r: int(r["backups"]))
-        b = [int(r["backups"]) for r in sel]
-        mean = np.array([_num(r["mean_iteration_time"]) for r in sel])
-        ci = 1.96 * np.array([_num(r["std_iteration_time"]) / np.sqrt(_num(r["updates"])) for r in sel])
-        label = f"{strategy}{' ' + semantics if semantics else ''}, N = {n}"
-        ax.errorbar(b, mean, yerr=ci, fmt="o-", ms=4, capsize=3, color=f"C{i % 10}", label=label)
-    ax.set_xlabel("backup workers B")
-    ax.set_ylabel("mean iteration time (s), 95% CI")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    _save(fig, path)
-
-
-def plot_metrics(metrics: Path, path: Path) -> None:
-    """Test accuracy (or loss) of one training run against simulated time."""
-    plt = _pyplot()
-    rows = read_csv(metrics)
-    t = [_num(r["sim_time"]) for r in rows]
-    acc = [_num(r["test_accuracy"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    if all(np.isnan(acc)):
-        ax.plot(t, [_num(r["test_loss"]) for r in rows], "o-")
-        ax.set_ylabel("test loss")
-    else:
-        ax.plot(t, acc, "o-")
-        ax.set_ylabel("test accuracy")
-    ax.set_xlabel("simulated time (s)")
-    ax.grid(alpha=0.3)
-    _save(fig, path)
-
-
-def plot_folders(dirs: list[Path], out: Path) -> list[Path]:
-    """The figures of run and sweep folders: a sweep (results.csv) gets its iteration time against
-    backups; a run (gradients.csv) its timeline and, when it trained, its accuracy curve.
-
-    Returns:
-        The PNG files written (each also as PDF).
-
-    Raises:
-        InputError: a folder that is neither, or a sweep without backup runs.
-    """
-    from .errors import InputError
-
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for d in dirs:
-        if (d / "results.csv").exists():
-            if not any(r.get("semantics") for r in read_csv(d / "results.csv")):
-                raise InputError(f"{d}: the plot of a sweep needs backup runs (iteration time against B)")
-            plot_sweep(d / "results.csv", out / f"{d.name}-iteration-time")
-            written.append(out / f"{d.name}-iteration-time.png")
-        elif (d / "gradients.csv").exists():
-            plot_gantt(d, out / f"{d.name}-timeline", title=f"{d}: the first updates")
-            written.append(out / f"{d.name}-timeline.png")
-            if (d / "metrics.csv").exists():
-                plot_metrics(d / "metrics.csv", out / f"{d.name}-accuracy")
-                written.append(out / f"{d.name}-accuracy.png")
-        else:
-            raise InputError(f"{d}: neither a run folder (gradients.csv) nor a sweep folder (results.csv)")
-    return written

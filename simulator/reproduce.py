@@ -63,10 +63,23 @@ QUICK = Scale(
 )
 
 
-def reproduce(out: Path, *, quick: bool = False, jobs: int | None = None, log=print) -> Path:
-    """Run every experiment and draw every figure into ``out``; returns the report's path."""
+def reproduce(out: Path, *, quick: bool = False, jobs: int | None = None, overwrite: bool = False, log=print) -> Path:
+    """Run every experiment and draw every figure into ``out``; returns the report's path.
+
+    With ``overwrite``, a non-empty ``out`` is written into: its ``data/`` is redone from scratch (no
+    run of an earlier study is reused) and the figures replace those of the same names; other files stay.
+
+    Raises:
+        InputError: ``out`` is not empty and ``overwrite`` is off, or is a file.
+    """
+    import shutil
+
+    from .results import check_out_dir
+
+    check_out_dir(out, overwrite=overwrite)
     scale = QUICK if quick else Scale()
     data = out / "data"
+    shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     facts: dict = {"quick": quick}

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
-from .plots import _num, _pyplot, _save
+from .plots import _num, _pyplot, _save, line_colours, short_spec
 from .results import by_workers, read_csv
 
 
@@ -24,7 +25,8 @@ def plot_kth_gradient(table: Path, path: Path, *, model: str) -> None:
     ax.set_xlabel(f"k: gradients collected out of {len(rows)} workers")
     ax.set_ylabel("time to collect the k-th gradient (ms)")
     ax.set_yscale("log")
-    ax.set_title(f"the last few gradients cost the most; model {model}", fontsize=8)
+    wrapped = textwrap.fill(f"fitted model: {short_spec(model)}", 100, break_on_hyphens=False)
+    ax.set_title(f"the last few gradients cost the most\n{wrapped}", fontsize=8)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     _save(fig, path)
@@ -134,33 +136,34 @@ def plot_accuracy_vs_time(metrics: dict[str, Path], target: float | None, path: 
 
 
 def plot_staleness(sweep: Path, path: Path) -> None:
-    """Final accuracy against mean staleness (left) and staleness histograms (right)."""
+    """Final accuracy against mean staleness (left: mean over seeds, bars the 95% Student-t interval
+    across seeds) and staleness histograms (right)."""
+    from .aggregation import interval
+
     plt = _pyplot()
     rows = read_csv(sweep / "results.csv")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     by_p: dict[int, list[tuple[float, float]]] = {}
     for r in rows:
         by_p.setdefault(int(r["workers"]), []).append((_num(r["mean_staleness"]), _num(r["final_test_accuracy"])))
+    seeds = sorted({len(points) for points in by_p.values()})
     for p, points in sorted(by_p.items()):
         stale, acc = np.array(points).T
-        left.errorbar(
-            stale.mean(),
-            acc.mean(),
-            yerr=[[acc.mean() - acc.min()], [acc.max() - acc.mean()]],
-            fmt="o",
-            capsize=3,
-            color="C0",
-        )
-        left.annotate(f"P = {p}", (stale.mean(), acc.mean()), fontsize=8, xytext=(5, 4), textcoords="offset points")
+        mean, _, low, high = interval(list(acc))
+        bars = None if np.isnan(low) else [[mean - low], [high - mean]]
+        left.errorbar(stale.mean(), mean, yerr=bars, fmt="o", capsize=4, color="C0")
+        same = " (seeds agree: no spread)" if len(acc) > 1 and np.ptp(acc) == 0 else ""
+        left.annotate(f"P = {p}{same}", (stale.mean(), mean), fontsize=8, xytext=(5, 4), textcoords="offset points")
+    count = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
+    spread = f"mean over {count} seeds; bars: 95% t-interval across seeds" if seeds[-1] > 1 else "one seed"
     left.set_xlabel("mean staleness of applied gradients (updates)")
-    left.set_ylabel("final test accuracy (mean; bars: min-max over seeds)")
-    left.set_title("async SGD with P workers, same number of updates", fontsize=9)
+    left.set_ylabel("final test accuracy")
+    left.set_title(f"async SGD with P workers, same number of updates\n{spread}", fontsize=9)
     left.grid(alpha=0.3)
-    seen = set()
-    for i, r in enumerate(rows):
-        if r["workers"] in seen:
-            continue
-        seen.add(r["workers"])
+    firsts = {}
+    for r in rows:
+        firsts.setdefault(int(r["workers"]), r)
+    for colour, (p, r) in zip(line_colours(len(firsts)), sorted(firsts.items()), strict=True):
         grads = read_csv(sweep / "runs" / r["run"] / "gradients.csv")
         s = np.array([int(g["staleness"]) for g in grads if g["fate"] == "applied"])
         right.hist(
@@ -169,11 +172,11 @@ def plot_staleness(sweep: Path, path: Path) -> None:
             histtype="step",
             lw=1.5,
             density=True,
-            color=f"C{i}",
-            label=f"P = {r['workers']} workers",
+            color=colour,
+            label=f"P = {p} workers",
         )
     right.set_xlabel("staleness (updates)")
-    right.set_ylabel("fraction of applied gradients")
+    right.set_ylabel(f"fraction of applied gradients (seed {rows[0]['seed']})")
     right.set_yscale("log")
     right.set_title("staleness histograms", fontsize=9)
     right.legend(fontsize=8)

@@ -1,16 +1,24 @@
-"""A run's timeline from its result files: Gantt data and Chrome trace JSON (Perfetto opens it)."""
+"""A run's timeline from its result files: a window of updates, Gantt data and Chrome trace JSON
+(Perfetto opens it)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 from .errors import InputError
 
 
 def read_run(run: Path) -> tuple[list[dict], list[dict]]:
-    """(gradients, updates) rows of a run folder, numbers parsed."""
+    """(gradients, updates) rows of a run folder, numbers parsed.
+
+    Raises:
+        InputError: not a run folder, or one written with ``--log-gradients none``.
+    """
+    if (run / "updates.csv").exists() and not (run / "gradients.csv").exists():
+        raise InputError(f"{run}: has no gradients.csv (written with --log-gradients none): no timeline to draw")
     try:
         with open(run / "gradients.csv", newline="") as f:
             gradients = list(csv.DictReader(f))
@@ -22,17 +30,59 @@ def read_run(run: Path) -> tuple[list[dict], list[dict]]:
         g["worker"], g["start"], g["end"] = int(g["worker"]), float(g["start"]), float(g["end"])
     for u in updates:
         u["update"], u["time"] = int(u["update"]), float(u["time"])
+    if not updates:
+        raise InputError(f"{run}: the run applied no update: no timeline to draw")
     return gradients, updates
 
 
-def chrome_trace(run: Path, out: Path, *, max_updates: int | None = None) -> int:
+def parse_window(text: str) -> tuple[int, int]:
+    """``--updates K`` (the first K updates) or ``A:B`` (updates A to B inclusive, numbered from 1).
+
+    Raises:
+        InputError: anything else, or A > B, or a number below 1.
+    """
+    first, sep, last = text.partition(":")
+    try:
+        a, b = (int(first), int(last)) if sep else (1, int(first))
+    except ValueError:
+        raise InputError(f"--updates {text}: give K (the first K updates) or A:B (updates A to B)") from None
+    if a < 1 or b < a:
+        raise InputError(f"--updates {text}: need 1 <= A <= B (updates are numbered from 1)")
+    return a, b
+
+
+def default_window(gradients: list[dict], updates: list[dict]) -> tuple[int, int]:
+    """A window covering about two computation times: with P workers and g gradients per update a
+    computation spans about P / g updates (one for sync, P for async), so 2P / g updates, at least 6."""
+    workers = len({g["worker"] for g in gradients}) or 1
+    applied = sum(int(u.get("gradients", 1) or 1) for u in updates) / len(updates)
+    return 1, max(6, math.ceil(2 * workers / max(applied, 1.0)))
+
+
+def select(gradients: list[dict], updates: list[dict], first: int, last: int):
+    """The computations and updates of updates ``first`` to ``last`` (inclusive; clipped to the run),
+    and the time span they cover: from update first - 1 (or 0) to update ``last``.
+
+    Raises:
+        InputError: the window starts after the run's last update.
+    """
+    n = len(updates)
+    if first > n:
+        raise InputError(f"--updates {first}:{last}: the run has {n} updates")
+    last = min(last, n)
+    start = updates[first - 2]["time"] if first > 1 else 0.0
+    horizon = updates[last - 1]["time"]
+    shown = [g for g in gradients if g["start"] <= horizon and (first == 1 or g["end"] > start)]
+    return shown, updates[first - 1 : last], (start, horizon)
+
+
+def chrome_trace(run: Path, out: Path, *, updates: tuple[int, int] | None = None) -> int:
     """Write the run's computations as Chrome trace events: one track per worker, one complete
-    event per computation (named by its fate), instant events at updates. Returns the count."""
-    gradients, updates = read_run(run)
-    if max_updates is not None and len(updates) > max_updates:
-        horizon = updates[max_updates - 1]["time"]
-        gradients = [g for g in gradients if g["start"] <= horizon]
-        updates = updates[:max_updates]
+    event per computation (named by its fate), instant events at updates. ``updates``: (A, B) keeps
+    updates A to B inclusive and the computations that overlap them. Returns the count."""
+    gradients, ups = read_run(run)
+    if updates is not None:
+        gradients, ups, _ = select(gradients, ups, *updates)
     events = [
         {"ph": "M", "name": "process_name", "pid": 0, "args": {"name": "workers"}},
         {"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "parameter server"}},
@@ -52,7 +102,7 @@ def chrome_trace(run: Path, out: Path, *, max_updates: int | None = None) -> int
                 "args": {"index": g["index"], "version": g["version"], "step": g["step"], "update": g["update"]},
             }
         )
-    for u in updates:
+    for u in ups:
         events.append({"ph": "i", "pid": 1, "tid": 0, "s": "p", "name": f"update {u['update']}", "ts": u["time"] * 1e6})
     out.write_text(json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}))
     return len(events)

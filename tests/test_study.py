@@ -114,7 +114,9 @@ def test_sweep_command_and_plot_command(tmp_path, capsys):
     assert "the sweep is empty" in capsys.readouterr().err
     run_dir = next((out / "runs").iterdir())
     assert main(["plot", str(out), str(run_dir), "--out", str(tmp_path / "figs")]) == 0
-    assert len(list((tmp_path / "figs").glob("*.png"))) == 2
+    names = sorted(p.name for p in (tmp_path / "figs").glob("*.png"))
+    runs = [f"{run_dir.name}-{kind}.png" for kind in ("iteration-time", "timeline")]
+    assert names == sorted(["sw-iteration-time.png", *runs])
 
 
 def test_chrome_trace_export(tmp_path):
