@@ -106,9 +106,10 @@ def reproduce(out: Path, *, quick: bool = False, jobs: int | None = None, overwr
         timing_only=True,
     )
     configs = [
-        replace(timing, semantics=s, backups=b)
+        replace(timing, semantics=s, backups=b, seed=seed)
         for s in ("tf", "drop", "cancel")
         for b in range(scale.timing_backups + 1)
+        for seed in scale.seeds
     ]
     run_sweep(configs, data / "timing", jobs=jobs)
     moments = [order_moments(model, scale.timing_n, scale.timing_n + b) for b in range(scale.timing_backups + 1)]

@@ -33,24 +33,32 @@ def plot_kth_gradient(table: Path, path: Path, *, model: str) -> None:
 
 
 def plot_iteration_time(results: Path, theory: Path, path: Path) -> None:
-    """Mean iteration time against B per semantics (95% CI), with the order-statistics curve."""
+    """Mean iteration time against B per semantics (mean over seeds, bars the 95% Student-t interval
+    across seeds), with the order-statistics curve."""
+    from .aggregation import interval
+
     plt = _pyplot()
     rows = read_csv(results)
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    seeds = len({r["seed"] for r in rows})
+    what = f"mean over {seeds} seeds, 95% t-interval" if seeds > 1 else "one seed"
     for i, semantics in enumerate(("tf", "drop", "cancel")):
-        sel = sorted((r for r in rows if r["semantics"] == semantics), key=lambda r: int(r["backups"]))
-        b = np.array([int(r["backups"]) for r in sel])
-        mean = np.array([_num(r["mean_iteration_time"]) for r in sel])
-        ci = 1.96 * np.array([_num(r["std_iteration_time"]) / np.sqrt(_num(r["updates"])) for r in sel])
+        by_b: dict[int, list[float]] = {}
+        for r in rows:
+            if r["semantics"] == semantics:
+                by_b.setdefault(int(r["backups"]), []).append(_num(r["mean_iteration_time"]))
+        b = np.array(sorted(by_b))
+        stats = np.array([interval(by_b[k]) for k in b])  # mean, std, low, high
+        half = np.nan_to_num(stats[:, 3] - stats[:, 0]) if seeds > 1 else None
         ax.errorbar(
             b + (i - 1) * 0.08,
-            mean * 1e3,
-            yerr=ci * 1e3,
+            stats[:, 0] * 1e3,
+            yerr=None if half is None else half * 1e3,
             fmt="o",
             ms=4,
             capsize=3,
             color=f"C{i}",
-            label=f"simulated, {semantics} (95% CI)",
+            label=f"simulated, {semantics} ({what})",
         )
     th = read_csv(theory)
     ax.plot(
