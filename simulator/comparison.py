@@ -89,8 +89,17 @@ def aggregate_folders(paths: list[Path], *, out: Path | None = None, overwrite: 
 
 def parse_baseline(text: str) -> dict[str, str]:
     """``KEY=VALUE[,KEY=VALUE]`` as a dict. Raises InputError on a malformed pair."""
+    from .config import RunConfig
+
+    items: list[str] = []
+    for part in text.split(","):  # a value may hold commas (a latency SPEC): a part without FIELD= continues it
+        key = part.partition("=")[0].strip()
+        if items and (key not in RunConfig.__dataclass_fields__ or "=" not in part):
+            items[-1] += "," + part
+        else:
+            items.append(part)
     pairs = {}
-    for item in text.split(","):
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
             raise InputError(f"--baseline {text}: give KEY=VALUE[,KEY=VALUE], e.g. backups=0 or semantics=tf,backups=0")

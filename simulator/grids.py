@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .config import RunConfig
 from .errors import InputError
-from .strategies import get
+from .strategies import get, names
 from .strategies import option_specs as strategy_options
 
 # values that hold commas themselves: each is one value, and the option is given once per value
@@ -46,7 +46,11 @@ def parse_int_list(text: str, option: str) -> list[int]:
     try:
         for part in filter(None, (p.strip() for p in text.split(","))):
             lo, dash, hi = part.partition("-")
+            if dash and lo and int(hi) < int(lo):
+                raise InputError(f"{option} {text!r}: the range {part} goes down; write {hi}-{lo}")
             values.extend(range(int(lo), int(hi) + 1) if dash and lo else [int(part)])
+    except InputError:
+        raise
     except ValueError:
         raise InputError(f"{option} {text!r}: expected integers like 0,1,2 or a range 0-8") from None
     if not values:
@@ -89,8 +93,7 @@ class Grid:
     def __post_init__(self):
         for name, values in self.axes.items():
             if name not in KINDS:
-                known = ", ".join(KINDS)
-                raise InputError(f"grid: unknown option {name!r} (known: {known}, total_workers)")
+                raise InputError(f"grid: unknown option {name!r}{_near(name)}")
             if name in NOT_AXES:
                 raise InputError(f"{flag(name)}: checkpoints belong to single runs (a sweep resumes run by run)")
             if not values:
@@ -104,31 +107,34 @@ class Grid:
         integers may be ranges (``"0-8"``); ``seeds`` is ``seed``; ``total_workers`` is P."""
         axes: dict[str, list] = {}
         total: list[int] = []
+        if "seed" in data and "seeds" in data:
+            raise InputError(f"{source}: seed and seeds: give one (seeds = [0, 1, 2] or seed = 0)")
         for key, value in data.items():
             name = "seed" if key == "seeds" else key
             values = list(value) if isinstance(value, list | tuple | range) else [value]
             if name == "total_workers":
                 total = _typed("total_workers", "int", values, source)
             elif name not in KINDS:
-                raise InputError(f"{source}: unknown option {key!r} (known: {', '.join(KINDS)}, total_workers)")
+                raise InputError(f"{source}: unknown option {key!r}{_near(key)}")
             else:
                 axes[name] = _typed(name, KINDS[name], values, source)
         return cls(axes, total)
 
     @classmethod
-    def load(cls, path: Path) -> Grid:
-        """A grid file: flat keys, or the ``[[grid]]`` tables of a sweep folder's ``grid.toml`` (their union)."""
+    def load(cls, path: Path, *, what: str = "--grid ") -> Grid:
+        """A grid file: flat keys, or the ``[[grid]]`` tables of a sweep folder's ``grid.toml`` (their union);
+        ``what`` says in messages where the file came from."""
         try:
             data = tomllib.loads(Path(path).read_text())
         except (OSError, UnicodeDecodeError) as err:
-            raise InputError(f"--grid {path}: cannot read: {err}") from None
+            raise InputError(f"{what}{path}: cannot read: {err}") from None
         except tomllib.TOMLDecodeError as err:
-            raise InputError(f"--grid {path}: not valid TOML: {err}") from None
+            raise InputError(f"{what}{path}: not valid TOML: {err}") from None
         tables = data.pop("grid", None)
         if tables is None:
             return cls.from_mapping(data, source=str(path))
         if data or not isinstance(tables, list):
-            raise InputError(f"--grid {path}: either flat keys or [[grid]] tables, not both")
+            raise InputError(f"{what}{path}: either flat keys or [[grid]] tables, not both")
         return Union([cls.from_mapping(t, source=f"{path} [[grid]] {i + 1}") for i, t in enumerate(tables)])
 
     def to_dict(self) -> dict:
@@ -137,9 +143,8 @@ class Grid:
         if self.total_workers:
             table["total_workers"] = self.total_workers if len(self.total_workers) > 1 else self.total_workers[0]
         for name, values in self.axes.items():
-            kept = [v for v in values if v is not None]
-            if kept:
-                table["seeds" if name == "seed" else name] = kept if len(values) > 1 else kept[0]
+            kept = ["none" if v is None else v for v in values]  # TOML has no null
+            table["seeds" if name == "seed" else name] = kept if len(values) > 1 else kept[0]
         return table
 
     def merged(self, other: Grid) -> Grid:
@@ -217,6 +222,12 @@ class Grid:
                     f"{flag(option.field)} {_show(values)}: applies to --strategy "
                     f"{' / '.join(option.strategies)} only, and the grid has {', '.join(sorted(strategies))}"
                 )
+        if any(self.axes.get("backups", [0])) and not any(get(s).has_backups for s in strategies):
+            owners = " / ".join(n for n in names() if get(n).has_backups)
+            raise InputError(
+                f"--backups {_show(self.axes['backups'])}: only --strategy {owners} takes backup workers, "
+                f"and the grid has {', '.join(sorted(strategies))}"
+            )
         if all(c.timing_only for c in configs):
             for name in TRAINING_ONLY:
                 if len(self.axes.get(name, ())) > 1:
@@ -251,6 +262,9 @@ def to_toml(tables: list[dict], header: str = "") -> str:
     return header + "".join("\n[[grid]]\n" + "".join(f"{k} = {value(v)}\n" for k, v in t.items()) for t in tables)
 
 
+ARTICLES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+
+
 def _typed(name: str, kind: str, values: list, source: str) -> list:
     out = []
     optional = name != "total_workers" and RunConfig.__dataclass_fields__[name].type.endswith("None")
@@ -268,9 +282,17 @@ def _typed(name: str, kind: str, values: list, source: str) -> list:
             "str": isinstance(v, str),
         }[kind]
         if not ok:
-            raise InputError(f"{source}: {name} = {v!r}: expected {'a number' if kind == 'float' else 'an ' + kind}")
+            raise InputError(f"{source}: {name} = {v!r}: expected {ARTICLES[kind]}")
         out.append(float(v) if kind == "float" else v)
     return out
+
+
+def _near(key: str) -> str:
+    """``; did you mean 'backups'?``, or where the options are listed."""
+    import difflib
+
+    near = difflib.get_close_matches(key, [*KINDS, "seeds", "total_workers"], n=1)
+    return f"; did you mean {near[0]!r}?" if near else " (the options of simulate, with underscores; seeds)"
 
 
 def _show(values: list) -> str:

@@ -14,6 +14,7 @@ import os
 import shutil
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import fields
 from pathlib import Path
 
 from .assemble import check
@@ -143,7 +144,7 @@ def _plan(grid: Grid, out: Path, *, extend: bool, overwrite: bool) -> Union:
         if extend:
             return Union([grid])
         raise InputError(f"--out {out}: not empty and records no sweep grid; pass --overwrite or another --out")
-    before = Grid.load(recorded)
+    before = Grid.load(recorded, what="the sweep's record ")
     keys = {digest(c) for c in new}
     if keys == {digest(c) for c in before.configs()} or any(
         keys == {digest(c) for c in g.configs()} for g in before.grids
@@ -182,7 +183,7 @@ def _write_tables(configs: list[RunConfig], names: list[str], out: Path) -> list
     from .aggregation import RunRecord, aggregate
 
     tags = varied(configs)
-    defaults = {k: v for k, v in RunConfig().to_dict().items()}
+    defaults = {f.name: f.default for f in fields(RunConfig) if f.default is not None}  # as read back
     rows, records = [], []
     for config, name in zip(configs, names, strict=True):
         summary = json.loads((out / "runs" / name / "summary.json").read_text())
@@ -209,17 +210,28 @@ def _run_local(todo: list[tuple[RunConfig, Path]], jobs: int, counter: RunCounte
             else:
                 counter.update(finished=1, running=0)
         return failures
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_run, config, str(path)): path for config, path in todo}
-        left = len(futures)
-        counter.update(running=min(jobs, left))
-        for future in as_completed(futures):
-            left -= 1
-            if future.exception() is not None:
-                failures.append((futures[future].name, _traceback(future.exception())))
-                counter.update(failed=1, running=min(jobs, left))
-            else:
-                counter.update(finished=1, running=min(jobs, left))
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
+    try:
+        failures = _collect(pool, todo, jobs, counter, failures)
+    except BaseException:
+        pool.shutdown(cancel_futures=True)  # queued runs never start (not a `with`: its exit would start them)
+        raise
+    pool.shutdown()
+    return failures
+
+
+def _collect(pool, todo, jobs: int, counter: RunCounter, failures: list) -> list[tuple[str, str]]:
+    """Submit every run to ``pool``; count them as they finish; return the failures."""
+    futures = {pool.submit(_run, config, str(path)): path for config, path in todo}
+    left = len(futures)
+    counter.update(running=min(jobs, left))
+    for future in as_completed(futures):
+        left -= 1
+        if future.exception() is not None:
+            failures.append((futures[future].name, _traceback(future.exception())))
+            counter.update(failed=1, running=min(jobs, left))
+        else:
+            counter.update(finished=1, running=min(jobs, left))
     return failures
 
 

@@ -163,3 +163,10 @@ def test_the_api_returns_the_csv_tables_and_keeps_its_names(sweep, tmp_path):
     table = stragglersim.compare(sweep, baseline={"backups": 2})
     assert table.loc[table.backups == 2, "note"].eq("baseline").all()
     assert set(table.metric) == {"time_per_update", "time_per_gradient", "samples_per_second"}
+
+
+def test_a_baseline_value_may_hold_commas():
+    from stragglersim.comparison import parse_baseline
+
+    wanted = parse_baseline("latency=shifted-exponential:shift=1,rate=2,backups=0,semantics=drop")
+    assert wanted == {"latency": "shifted-exponential:shift=1,rate=2", "backups": "0", "semantics": "drop"}

@@ -90,6 +90,9 @@ def test_the_papers_study_runs_every_combination_and_aggregates_seeds_with_t_int
         (["--lr", "0.1,fast"], "'fast' is not a number"),
         (["--strategy", "backup,backup"], "listed twice"),
         (["--strategy", ","], "an empty value"),
+        (["--strategy", "sync", "--backups", "0,1"], "--backups 0,1: only --strategy backup takes backup workers"),
+        (["--strategy", "async", "--total-workers", "10", "--backups", "0,2"], "only --strategy backup takes"),
+        (["--backups", "5-3"], "the range 5-3 goes down"),
     ],
 )
 def test_a_grid_that_would_ignore_or_repeat_an_option_is_a_one_line_error(tmp_path, capsys, argv, words):
@@ -174,3 +177,25 @@ def test_the_python_api_takes_lists_for_any_option(tmp_path):
     )
     assert len(table) == 8 and set(table["workers"]) == {6, 4}
     assert len(read_csv(tmp_path / "api" / "aggregate.csv")) == 4
+
+
+def test_unset_values_survive_the_record_so_the_same_command_resumes(tmp_path, capsys):
+    """``--staleness-cutoff none,2``: async without and with a cutoff; grid.toml keeps the "none"."""
+    argv = ["sweep", "--strategy", "sync,async", "--staleness-cutoff", "none,2", "--workers", "3", "--steps", "10"]
+    argv += ["--timing-only", "--quiet", "--jobs", "1", "--out", str(tmp_path / "sw")]
+    assert main(argv) == 0
+    assert len(read_csv(tmp_path / "sw" / "results.csv")) == 3
+    assert main(argv) == 0  # the same grid again: resumed, not refused
+    assert len(Grid.load(tmp_path / "sw" / "grid.toml").configs()) == 3
+    table = read_csv(tmp_path / "sw" / "aggregate.csv")
+    assert len(table) == 3 and all(r.get("semantics", "") == "" for r in table)  # no semantics but backup's
+
+
+def test_a_grid_file_with_seed_and_seeds_is_refused(tmp_path):
+    both = tmp_path / "both.toml"
+    both.write_text("seed = 3\nseeds = [1, 2]\n")
+    with pytest.raises(InputError, match="seed and seeds: give one"):
+        Grid.load(both)
+    both.write_text("backup = [0, 1]\n")
+    with pytest.raises(InputError, match="did you mean 'backups'"):
+        Grid.load(both)

@@ -54,6 +54,26 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_same_results(tmp_path):
     assert not list((killed / "runs").glob(".*"))  # no half-written leftovers
 
 
+def test_ctrl_c_stops_a_parallel_sweep_at_once_and_the_same_command_resumes(tmp_path):
+    """^C (SIGINT to the process group) starts no queued run: the sweep ends within seconds, not
+    after running the whole queue."""
+    out = tmp_path / "sw"
+    argv = [sys.executable, "-m", "stragglersim", "sweep", "--timing-only", "--quiet", "--workers", "8"]
+    argv += ["--backups", "0-11", "--seeds", "0-1", "--steps", "10000", "--jobs", "2", "--out", str(out)]
+    proc = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / "runs").glob("*/summary.json")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    stopped = time.time()
+    _, err = proc.communicate(timeout=60)
+    assert time.time() - stopped < 15 and proc.returncode == 130
+    assert "interrupted; complete runs are kept" in err
+    assert len(list((out / "runs").glob("*/summary.json"))) < 12
+    subprocess.run(argv, check=True)
+    assert len(list((out / "runs").glob("*/summary.json"))) == 24
+
+
 def test_config_file_with_flags_overriding(tmp_path, capsys):
     config = tmp_path / "run.toml"
     config.write_text('strategy = "async"\nworkers = 5\nsteps = 40\ntiming_only = true\nseed = 3\n')
