@@ -231,6 +231,8 @@ def _add_axis(target, option: Option, kind: str, default) -> None:
     flag = "--seeds" if option.field == "seed" else option.flag
     metavar = f"{option.metavar or option.field.upper()},..."
     unit = f" {option.unit}" if option.unit in ("seconds", "bytes", "bytes/s") else ""
+    if kind.endswith("None"):
+        shown += " (none: not set)"
     text = f"{shown}: one value or a list{ranges} (default: {default}{unit})" if default not in (None, "") else shown
     target.add_argument(flag, dest=option.field, action=Once, default=None, metavar=metavar, help=text)
 
