@@ -21,9 +21,16 @@ from .strategies import SEMANTICS
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line (and exit status 2)."""
+    """argparse, but usage errors are one line (and exit status 2), and a long option is never
+    guessed from a prefix (``--worker 4`` is an error, not ``--workers 4``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
     def error(self, message: str):
+        if message.endswith("required: command"):  # bare `stragglersim`: show what it takes
+            self.print_usage(sys.stderr)
+            message = "give a command (stragglersim --help lists them)"
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
@@ -53,7 +60,7 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
 
     imp = _command(sub, "import", commands.cmd_import)
     imp.add_argument("sources", type=Path, nargs="+", metavar="SRC", help="trace files (for chrome: one per worker)")
-    add_trace_options(imp)
+    add_trace_options(imp, "of SRC")
     _file_out(imp, "trace.csv")
 
     fit = _command(sub, "fit", commands.cmd_fit)
@@ -78,7 +85,7 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     add_run_options(val, only=("workers", "backups", "seed"), required=("workers",), helps={"workers": "N of N+B"})
     val.add_argument("--semantics", default="tf", help=f"{', '.join(SEMANTICS)} (default: tf)")
     val.add_argument("--out", type=Path, default=None, metavar="DIR", help="also write validate.json here")
-    val.add_argument("--overwrite", action="store_true")
+    val.add_argument("--overwrite", action="store_true", help="replace validate.json in DIR")
 
     swp = _command(sub, "sweep", commands.cmd_sweep)
     add_run_options(swp, sweep=True)
@@ -120,8 +127,8 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     com.add_argument("--overwrite", action="store_true", help="replace compare.* in --out")
 
     plo = _command(sub, "plot", commands.cmd_plot)
-    plo.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
-    plo.add_argument("--out", type=Path, required=True, metavar="DIR")
+    plo.add_argument("dirs", type=Path, nargs="+", metavar="RUN_OR_SWEEP", help="run folders or sweep folders")
+    plo.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the figures (PNG and PDF)")
 
     pre = _command(sub, "predict", commands.cmd_predict)
     add_run_options(pre, only=("latency", "workers"), required=("latency", "workers"), helps={"workers": "N of N+B"})
@@ -136,16 +143,17 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
 
 
 def _file_out(p: argparse.ArgumentParser, metavar: str) -> None:
-    p.add_argument("--out", type=Path, required=True, metavar=metavar)
-    p.add_argument("--overwrite", action="store_true")
+    folder = metavar == "DIR"
+    p.add_argument("--out", type=Path, required=True, metavar=metavar, help="folder" if folder else "file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace results in DIR" if folder else "replace the file")
 
 
 def _config_defaults(argv: list[str]) -> dict | None:
     """With ``simulate|replay ... --config FILE``, the file's values become the defaults, so flags win.
-    ``--config=FILE`` and abbreviations are read as argparse reads them; a second ``--config`` is an error."""
+    ``--config=FILE`` is read as argparse reads it (no abbreviation); a second ``--config`` is an error."""
     if not argv or argv[0] not in ("simulate", "replay"):
         return None
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--config", type=Path, action="append", default=[])
     given = pre.parse_known_args(argv[1:])[0].config
     if len(given) > 1:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 
 from .config import RunConfig
+from .errors import InputError
 from .options import config_from_namespace
 from .outcome import Outcome
 
@@ -49,7 +51,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
     Simulate a run whose worker w's i-th computation takes w's i-th recorded duration.
     """
     args.latency = f"trace:{args.trace}"
-    return cmd_simulate(args)
+    with _named_as_positional(args.trace):
+        return cmd_simulate(args)
+
+
+@contextmanager
+def _named_as_positional(trace):
+    """Errors about the latency ``trace:PATH`` a command made from its TRACE argument name TRACE."""
+    try:
+        yield
+    except InputError as err:
+        given = f"--latency trace:{trace}"
+        if not str(err).startswith(given):
+            raise
+        raise InputError(f"TRACE {trace}{str(err)[len(given) :]}") from None
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -119,7 +134,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .reports import validate
 
     trace = {"trace_format": args.trace_format, "time_scale": args.time_scale}
-    report = validate(args.trace, args.workers, args.backups, args.semantics, seed=args.seed, **trace)
+    with _named_as_positional(args.trace):
+        report = validate(args.trace, args.workers, args.backups, args.semantics, seed=args.seed, **trace)
     if args.out is not None:
         report.save(args.out, overwrite=args.overwrite)
     print(report.text())
@@ -193,7 +209,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
-    """export a run's timeline as Chrome trace JSON (Perfetto opens it)"""
+    """export a run's timeline as Chrome trace JSON (Perfetto opens it)
+
+    One track per worker with one span per computation (from start to end, named by its fate) and the
+    updates as instants on the parameter server's track, read from RUN_DIR's gradients.csv and updates.csv;
+    --updates keeps a window of a long run.
+    """
     from .results import check_out_file
     from .timeline import chrome_trace, parse_window
 

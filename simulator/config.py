@@ -206,6 +206,11 @@ class RunConfig:
             f"--lr-scaling: unknown {self.lr_scaling!r} (choose from {', '.join(SCALINGS)})",
         )
         self.eval_schedule  # noqa: B018 (validates)
+        need(
+            not (self.checkpoint_every and self.timing_only),
+            f"--checkpoint-every {self.checkpoint_every}: a --timing-only run keeps no checkpoints (they hold the "
+            "training state); drop --checkpoint-every",
+        )
         if self.checkpoint_every:
             mode, every = self.eval_schedule
             text = self.checkpoint_every.strip()

@@ -127,8 +127,12 @@ def validate(
         f"  mean iteration time: replay {data['replay_mean']:.6g} s, model {data['model_mean']:.6g} s "
         f"({data['mean_relative_error']:+.1%}); KS distance {data['ks']:.3f}"
     )
-    verdict = "good enough" if data["good_enough"] else "NOT good enough"
-    lines.append(f"  verdict: the fitted model is {verdict} for this configuration ({data['criterion']})")
+    got = f"got KS {data['ks']:.3f}, mean error {data['mean_relative_error']:+.1%}"
+    if data["good_enough"]:
+        verdict = f"good enough for this configuration ({data['criterion']}: {got})"
+    else:
+        verdict = f"NOT good enough for this configuration (needs {data['criterion']}; {got})"
+    lines.append(f"  verdict: the fitted model is {verdict}")
     return Report(data, lines, {"validate.json": _json_file(data)})
 
 
@@ -177,7 +181,7 @@ def import_trace(sources: list[Path], *, trace_format: str = "csv", time_scale: 
     """Read trace files (several for chrome: one worker each) as one trace; returns (trace, report)."""
     from .traces import combine, read_trace
 
-    trace = combine([read_trace(src, trace_format, time_scale) for src in sources])
+    trace = combine([read_trace(src, trace_format, time_scale) for src in sources]).rounded()
     line = f"{trace.n_workers} workers, {len(trace.duration)} computations, mean duration {trace.duration.mean():.6g} s"
     return trace, Report({"workers": trace.n_workers, "computations": len(trace.duration)}, [line])
 

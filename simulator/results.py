@@ -18,6 +18,7 @@ from ._version import __version__
 from .errors import InputError
 from .gcpause import gc_paused
 from .records import Gradient, Update
+from .schema import run_folder_note
 
 
 def check_out_dir(out: Path, *, overwrite: bool) -> None:
@@ -51,7 +52,8 @@ def staged_dir(out: Path, *, overwrite: bool = False):
 
 def write_run(out: Path, config, log, summary: dict, *, tables: dict | None = None, overwrite: bool = False) -> None:
     """Write ``summary.json``, ``config.toml``, ``updates.csv`` and ``gradients.csv`` to ``out``,
-    plus any extra ``tables`` given as ``{file name: (header, lines)}``."""
+    plus any extra ``tables`` given as ``{file name: (header, lines)}``, and ``columns.md``: what
+    each CSV column holds, in which unit (``schema.py``)."""
     with staged_dir(out, overwrite=overwrite) as tmp:
         write_json(tmp / "summary.json", {**summary, "version": __version__})
         config.save(tmp / "config.toml", comment=f"stragglersim {__version__}: the resolved configuration of this run")
@@ -60,6 +62,7 @@ def write_run(out: Path, config, log, summary: dict, *, tables: dict | None = No
             _write_csv(tmp / "gradients.csv", Gradient.FIELDS, log.gradient_lines())
         for name, (header, lines) in (tables or {}).items():
             _write_csv(tmp / name, header, lines)
+        (tmp / "columns.md").write_text(run_folder_note([p.name for p in tmp.iterdir()]))
 
 
 def write_json(path: Path, data) -> None:

@@ -21,7 +21,7 @@ import gzip
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from .errors import InputError
 
 FORMATS = ("csv", "pai", "chrome")
 _PYTORCH_STEP = re.compile(r"ProfilerStep#(\d+)$")
+_PAI_COLUMNS = ("worker", "time", "batch_time_norm")  # what the PAI reader needs of its header
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,15 @@ class Trace:
         """Each worker's durations in step order."""
         bounds = np.searchsorted(self.worker, np.arange(self.n_workers + 1))
         return [self.duration[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+
+    def rounded(self, digits: int = 15) -> Trace:
+        """This trace with its times at ``digits`` significant digits, so a unit conversion's last-bit
+        noise is dropped (476 × 0.001 s is 0.47600000000000003 in binary; written, it reads 0.476)."""
+
+        def short(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else np.array([float(f"{v:.{digits}g}") for v in values.tolist()])
+
+        return replace(self, duration=short(self.duration), start=short(self.start))
 
     def write_csv(self, path: Path) -> None:
         """Write the canonical CSV."""
@@ -193,7 +203,9 @@ def _read_canonical(path: Path, time_scale: float) -> Trace:
     columns = [c.strip() for c in header.split(",")]
     missing = [c for c in ("worker", "step", "duration") if c not in columns]
     if missing:
-        raise InputError(f"{path}:1: missing column {missing[0]!r} (header must have worker,step,duration[,start])")
+        pai = all(c in columns for c in _PAI_COLUMNS)
+        hint = "it looks like a PAI file: pass --format pai" if pai else "header must have worker,step,duration[,start]"
+        raise InputError(f"{path}:1: missing column {missing[0]!r} ({hint})")
     names = ["worker", "step", "duration"] + (["start"] if "start" in columns else [])
     data = _load_columns(path, [columns.index(n) for n in names], len(columns))
     line = _line_of(line_numbers)
@@ -225,7 +237,7 @@ def _read_pai(path: Path, time_scale: float) -> Trace:
     """PAI mini-batch-time CSV: ``,worker,gpu,time,batch_time_norm`` (``time`` is the iteration)."""
     header, line_numbers = _lines_of(path)
     columns = [c.strip() for c in header.split(",")]
-    missing = [c for c in ("worker", "time", "batch_time_norm") if c not in columns]
+    missing = [c for c in _PAI_COLUMNS if c not in columns]
     if missing:
         raise InputError(f"{path}:1: missing column {missing[0]!r} (PAI layout: ,worker,gpu,time,batch_time_norm)")
     data = _load_columns(path, [columns.index(c) for c in ("worker", "time", "batch_time_norm")], len(columns))

@@ -24,7 +24,8 @@ def test_simulate_writes_every_result_file(tmp_out):
         simulate(tmp_out, "--strategy", "backup", "--workers", "4", "--backups", "2", "--steps", "30", "--seed", "3")
         == 0
     )
-    assert sorted(p.name for p in tmp_out.iterdir()) == ["config.toml", "gradients.csv", "summary.json", "updates.csv"]
+    files = ["columns.md", "config.toml", "gradients.csv", "summary.json", "updates.csv"]
+    assert sorted(p.name for p in tmp_out.iterdir()) == files
     summary = json.loads((tmp_out / "summary.json").read_text())
     assert summary["updates"] == 30 and summary["workers"] == 4 and summary["backups"] == 2 and summary["seed"] == 3
     assert summary["semantics"] == "tf"

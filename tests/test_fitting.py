@@ -110,6 +110,6 @@ def test_validate_command(tmp_path, capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert "verdict: the fitted model is" in out
+    assert "verdict: the fitted model is" in out and "; got KS " in out  # the criteria, then what was found
     report = json.loads((tmp_path / "v" / "validate.json").read_text())
     assert report["replay_updates"] > 100 and len(report["replay_quantiles"]) == 4
