@@ -63,7 +63,15 @@ QUICK = Scale(
 )
 
 
-def reproduce(out: Path, *, quick: bool = False, jobs: int | None = None, overwrite: bool = False, log=print) -> Path:
+def reproduce(
+    out: Path,
+    *,
+    quick: bool = False,
+    jobs: int | None = None,
+    overwrite: bool = False,
+    log=print,
+    scale: Scale | None = None,
+) -> Path:
     """Run every experiment and draw every figure into ``out``; returns the report's path.
 
     With ``overwrite``, a non-empty ``out`` is written into: its ``data/`` is redone from scratch (no
@@ -77,7 +85,7 @@ def reproduce(out: Path, *, quick: bool = False, jobs: int | None = None, overwr
     from .results import check_out_dir
 
     check_out_dir(out, overwrite=overwrite)
-    scale = QUICK if quick else Scale()
+    scale = scale or (QUICK if quick else Scale())  # ``scale``: any other size (the tests' smallest)
     data = out / "data"
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,17 @@
 """Shared helpers: build a config, run it, read the log back as plain tuples."""
 
+import os
+import tempfile
+
 import pytest
+
+# JAX's persistent compilation cache, shared by the test workers (and the processes they spawn) and
+# kept between runs: a function compiled once is loaded, not compiled again. Set before JAX loads.
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"stragglersim-jax-{os.getuid()}")
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 from stragglersim.config import RunConfig
 from stragglersim.engine import simulate
 

@@ -1,6 +1,8 @@
 """Theory predictions, sweeps, timelines, plots and the reproduce study."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,33 +151,61 @@ def test_chrome_trace_export(tmp_path):
     assert {e["tid"] for e in complete} == {0, 1, 2, 3}
 
 
+FIGURES = (
+    "trace-fit",
+    "kth-gradient",
+    "iteration-time-vs-backups",
+    "updates-to-target-vs-n",
+    "time-to-target-vs-backups",
+    "accuracy-vs-time",
+    "staleness",
+    "timeline",
+    "convex-bound",
+)
+
+
+def _check_study(out: Path, report: str, *, total: int, timing_runs: int) -> None:
+    for name in FIGURES:
+        assert (out / f"{name}.png").stat().st_size > 10_000, name
+        assert (out / f"{name}.pdf").exists()
+    assert json.loads((out / "timeline.json").read_text())["traceEvents"]
+    assert f"Optimum at N + B = {total}: **B =" in report and "faster than" in report
+    held = re.search(r"bound holds at (\d+)% of the evaluations", report)
+    assert held and int(held.group(1)) >= 90  # a bound in expectation: a noisy evaluation may cross it
+    timing = read_results(out / "data" / "timing" / "results.csv")
+    assert {r["semantics"] for r in timing} == {"tf", "drop", "cancel"} and len(timing) == timing_runs
+
+
+def test_reproduce_draws_every_figure_and_the_report(tmp_path):
+    """The whole study at the smallest scale that runs every experiment: every figure, the timeline,
+    the data and a report (``--quick`` itself: the slow test below)."""
+    from stragglersim.reproduce import Scale, reproduce
+
+    tiny = Scale(
+        kth_workers=6,
+        kth_replications=200,
+        timing_n=6,
+        timing_backups=2,
+        timing_steps=200,
+        total=4,
+        ns=(2, 4),
+        seeds=(0,),
+        train_steps=120,
+        target=0.6,
+        study_target=0.6,
+        compare_workers=4,
+        staleness_workers=(1, 4),
+        convex_steps=150,
+    )
+    report = reproduce(tmp_path, scale=tiny, jobs=1, log=lambda m: None).read_text()  # in-process: no spawn cost
+    _check_study(tmp_path, report, total=4, timing_runs=9)
+
+
+@pytest.mark.slow
 def test_reproduce_quick(tmp_path):
-    """The whole study at CI scale: every figure, the timeline, the data and a report."""
+    """``reproduce --quick``: the study at CI scale, with its findings."""
     from stragglersim.reproduce import reproduce
 
     report = reproduce(tmp_path, quick=True, jobs=2, log=lambda m: None).read_text()
-    for name in (
-        "trace-fit",
-        "kth-gradient",
-        "iteration-time-vs-backups",
-        "updates-to-target-vs-n",
-        "time-to-target-vs-backups",
-        "accuracy-vs-time",
-        "staleness",
-        "timeline",
-        "convex-bound",
-    ):
-        assert (tmp_path / f"{name}.png").stat().st_size > 10_000, name
-        assert (tmp_path / f"{name}.pdf").exists()
-    assert json.loads((tmp_path / "timeline.json").read_text())["traceEvents"]
-    assert "Optimum at N + B = 8: **B =" in report and "faster than sync" in report
-    import re
-
-    held = re.search(r"bound holds at (\d+)% of the evaluations", report)
-    assert held and int(held.group(1)) >= 90  # a bound in expectation: a noisy evaluation may cross it
-    import re
-
-    held = re.search(r"bound holds at (\d+)% of the evaluations", report)
-    assert held and int(held.group(1)) >= 90  # a bound in expectation: a noisy evaluation may cross it
-    timing = read_results(tmp_path / "data" / "timing" / "results.csv")
-    assert {r["semantics"] for r in timing} == {"tf", "drop", "cancel"} and len(timing) == 21
+    _check_study(tmp_path, report, total=8, timing_runs=21)
+    assert "faster than sync" in report

@@ -186,7 +186,8 @@ def test_gradient_quality_against_a_large_batch():
     [
         ("logreg", "digits", "sgd", 0.5),
         ("cnn", "digits", "adam", 0.01),
-        ("pixelcnn", "digits", "adam", 0.01),
+        # pixelcnn learning is checked in the default run by test_pixelcnn_reports_bits_per_dimension
+        pytest.param("pixelcnn", "digits", "adam", 0.01, marks=pytest.mark.slow),
         ("mlp", "teacher-student", "momentum", 0.05),
         ("cnn", "mnist1d", "rmsprop", 0.01),
     ],
