@@ -135,3 +135,12 @@ def inputs_of(run: RunInputs | RunConfig) -> RunInputs:
     """``run`` itself, or the timing inputs of a bare config (a convenience for tests and
     scripts that build an engine straight from a config)."""
     return run if isinstance(run, RunInputs) else assemble(run, training=False)
+
+
+def input_files(config: RunConfig) -> list[str]:
+    """The files a run reads (a trace latency's file, the dataset's), which its output must not replace."""
+    from .latency import TRACE_FAMILIES
+
+    family, _, path = config.latency.partition(":")
+    files = [path.strip()] if family.strip() in TRACE_FAMILIES and path.strip() else []
+    return files + ([config.data_path] if config.data_path else [])

@@ -62,6 +62,41 @@ def load_config(directory: Path) -> RunConfig:
     return RunConfig.load(Path(directory) / "config.toml")
 
 
+def resume_config(directory: Path, given: dict) -> RunConfig:
+    """The configuration a resumed run continues with: the checkpoint's, with ``--steps`` if given
+    (more updates extend the run; fewer end it sooner, but not before the checkpoint's update).
+
+    Args:
+        given: the run options given beside ``--resume`` (``options.given_options``).
+
+    Raises:
+        InputError: another option given with a value other than the checkpoint's, or ``--config``.
+    """
+    from dataclasses import replace
+
+    from .options import flag_of
+
+    config = load_config(directory)
+    if "config" in given:
+        raise InputError(f"--config {given['config']}: not with --resume (the checkpoint holds the configuration)")
+    for name, value in given.items():
+        if name != "steps" and value != getattr(config, name):
+            shown = flag_of(name) if value is True else f"--no-{name.replace('_', '-')}" if value is False else None
+            raise InputError(
+                f"{shown or f'{flag_of(name)} {value}'}: not with --resume (the checkpoint's run has "
+                f"{name} = {getattr(config, name)!r}; only --steps may change)"
+            )
+    steps = given.get("steps", config.steps)
+    if steps == config.steps:
+        return config
+    done = json.loads((Path(directory) / "state.json").read_text())["consumed"]
+    if steps is not None and steps < done:
+        raise InputError(f"--steps {steps}: the checkpoint is at update {done}; give at least that")
+    mode, every = config.eval_schedule  # "auto" follows --steps: keep the schedule the run was saved under
+    eval_every = config.eval_every if config.eval_every.strip() != "auto" else str(int(every))
+    return replace(config, steps=steps, eval_every=eval_every)
+
+
 def restore(directory: Path, trainer: dict, result) -> tuple[dict, dict]:
     """Read the checkpoint into a trainer state shaped like ``trainer`` (its current
     :meth:`~stragglersim.trainer.Trainer.state`; the ring is filled in place) and into

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from .config import RunConfig
 from .errors import InputError
-from .options import config_from_namespace
+from .options import config_from_namespace, given_options
 from .outcome import Outcome
 
 
@@ -26,13 +26,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from .runner import run_to_folder
 
     if args.resume is not None:
-        from .checkpoint import load_config  # imports JAX: only when resuming a training run
+        from .checkpoint import resume_config  # imports JAX: only when resuming a training run
 
-        config = load_config(args.resume)
+        config = resume_config(args.resume, given_options(args))
     else:
         config = config_from_namespace(args)
     bar = progress_bar(config.steps, desc=f"{config.strategy} N={config.workers} B={config.backups}", quiet=args.quiet)
-    result = run_to_folder(config, args.out, overwrite=args.overwrite, progress=bar, resume=args.resume)
+    reads = [args.config] if args.config is not None else []
+    result = run_to_folder(config, args.out, overwrite=args.overwrite, progress=bar, resume=args.resume, reads=reads)
     if not args.quiet:
         print(describe_run(result.summary, args.out))
     failure = {
@@ -50,6 +51,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     Simulate a run whose worker w's i-th computation takes w's i-th recorded duration.
     """
+    if args.resume is not None:
+        raise InputError("--resume: resume a replay with simulate --resume CHECKPOINT (it holds the trace)")
     args.latency = f"trace:{args.trace}"
     with _named_as_positional(args.trace):
         return cmd_simulate(args)
@@ -121,7 +124,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from .reports import fit
 
     report = fit(args.trace, trace_format=args.trace_format, time_scale=args.time_scale, out=args.out)
-    report.save(args.out, overwrite=args.overwrite)
+    report.save(args.out, overwrite=args.overwrite, inputs=[args.trace])
     print(report.text())
     return 0
 
@@ -137,7 +140,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     with _named_as_positional(args.trace):
         report = validate(args.trace, args.workers, args.backups, args.semantics, seed=args.seed, **trace)
     if args.out is not None:
-        report.save(args.out, overwrite=args.overwrite)
+        report.save(args.out, overwrite=args.overwrite, inputs=[args.trace])
     print(report.text())
     return 0
 
@@ -148,15 +151,16 @@ def cmd_compare_backups(args: argparse.Namespace) -> int:
     Time per unit of progress of K-sync for B = 0..P-1 and of adaptive-backup, on the same latency draws;
     writes compare.json and compare.png/pdf.
     """
+    from .assemble import input_files
     from .reports import compare_backups
     from .results import check_out_dir
 
     names = ("workers", "latency", "trace_format", "time_scale", "steps", "seed", "batch_size", "noise_scale")
     options = {name: getattr(args, name) for name in (*names, "adapt_every")}  # the adaptive-backup run
     config = RunConfig(strategy="adaptive-backup", timing_only=True, **options).validate()
-    check_out_dir(args.out, overwrite=args.overwrite)
+    check_out_dir(args.out, overwrite=args.overwrite, inputs=input_files(config))
     report = compare_backups(config, out=args.out)
-    report.save(args.out, overwrite=args.overwrite)
+    report.save(args.out, overwrite=args.overwrite, inputs=input_files(config))
     print(report.text())
     return 0
 
@@ -252,6 +256,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     report = compare_runs(args.dirs, baseline=args.baseline, metrics=args.metrics, out=args.out)
     if args.out is not None:
-        report.save(args.out, overwrite=args.overwrite)
+        report.save(args.out, overwrite=args.overwrite, inputs=args.dirs)
     print(report.text())
     return 0

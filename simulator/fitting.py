@@ -109,7 +109,7 @@ def fit_single(x: np.ndarray) -> list[Fit]:
                 params = fitter(x)
             if all(math.isfinite(v) and v != 0 for k_, v in params.items() if k_ != "mu") and params:
                 fits.append(_score(family, params, k, x))
-        except (ValueError, RuntimeError, FloatingPointError, InputError):
+        except (ValueError, RuntimeError, FloatingPointError, ZeroDivisionError, InputError):
             continue
     return sorted(fits, key=lambda f: f.aic)
 
@@ -170,6 +170,8 @@ def fit_durations(x: np.ndarray) -> dict:
         raise InputError(f"fitting needs at least 10 durations, got {len(x)}")
     if not np.all(np.isfinite(x) & (x > 0)):
         raise InputError("fitting needs finite durations > 0")
+    if np.all(x == x[0]):
+        return _constant_report(x)
     singles = fit_single(x)
     if not singles:
         raise InputError("no family could be fitted to these durations")
@@ -185,4 +187,22 @@ def fit_durations(x: np.ndarray) -> dict:
         "mixture_wins": bool(mixture_wins),
         "mixture_margin": MIXTURE_MARGIN,
         "candidates": [asdict(f) for f in candidates],
+    }
+
+
+def _constant_report(x: np.ndarray) -> dict:
+    """All durations equal: ``constant`` fits exactly (a point mass: likelihood 1, KS 0); the
+    continuous families have no maximum-likelihood fit to a single value and are skipped."""
+    value = round_sig(float(x[0]))
+    fit = asdict(Fit("constant", {"value": value}, _spec("constant", {"value": value}), 0.0, 2.0, 0.0))
+    return {
+        "n": int(len(x)),
+        "mean": float(x.mean()),
+        "best": fit,
+        "best_single": fit,
+        "mixture": None,
+        "mixture_wins": False,
+        "mixture_margin": MIXTURE_MARGIN,
+        "candidates": [fit],
+        "note": f"every duration is {format_number(value)} s: the constant family fits; the others are skipped",
     }

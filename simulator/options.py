@@ -281,3 +281,19 @@ def config_from_namespace(args: argparse.Namespace) -> RunConfig:
     """The RunConfig whose every field comes from the option of the same name (validated where
     the run is assembled, ``assemble.assemble``)."""
     return RunConfig(**{f.name: getattr(args, f.name) for f in fields(RunConfig)})
+
+
+def flag_of(field: str) -> str:
+    """The command line's option for a RunConfig field."""
+    return "--format" if field == "trace_format" else "--" + field.replace("_", "-")
+
+
+def given_options(args: argparse.Namespace) -> dict:
+    """The run options given on the command line (and ``config``, the file of ``--config``):
+    those recorded by ``Once`` and those whose value differs from RunConfig's default (flags)."""
+    given = set(getattr(args, "_given", ()))
+    given |= {f.name for f in fields(RunConfig) if hasattr(args, f.name) and getattr(args, f.name) != f.default}
+    values = {name: getattr(args, name) for name in sorted(given) if hasattr(args, name)}
+    if getattr(args, "config", None) is not None:
+        values["config"] = args.config
+    return values

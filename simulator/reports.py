@@ -27,11 +27,12 @@ class Report:
     def text(self) -> str:
         return "\n".join(self.lines)
 
-    def save(self, out: Path, *, overwrite: bool = False) -> None:
-        """Write every file of the report into the folder ``out`` (replaced as a whole)."""
+    def save(self, out: Path, *, overwrite: bool = False, inputs=()) -> None:
+        """Write every file of the report into the folder ``out`` (replaced as a whole), which must
+        not hold any of ``inputs`` (the files and folders the report was made from)."""
         from .results import staged_dir
 
-        with staged_dir(Path(out), overwrite=overwrite) as tmp:
+        with staged_dir(Path(out), overwrite=overwrite, inputs=inputs) as tmp:
             for name, write in self.files.items():
                 write(tmp / name)
 
@@ -81,7 +82,7 @@ def fit(trace_path: Path, *, trace_format: str = "csv", time_scale: float = 1.0,
     lines = [f"{trace_path}: {data['n']} durations, mean {data['mean']:.6g} s"]
     lines += [f"  {c['family']:<20} AIC {c['aic']:>12.1f}  KS {c['ks']:.4f}  {c['spec']}" for c in data["candidates"]]
     tail = "the body + tail mixture wins" if data["mixture_wins"] else "no single family is beaten by the mixture"
-    lines.append(f"  best: {data['best']['spec']} ({tail})")
+    lines.append(f"  best: {data['best']['spec']} ({data.get('note') or tail})")
     if out is not None:
         lines.append(f"  results: {out / 'fit.json'}, {out / 'fit.png'}")
 

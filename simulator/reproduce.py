@@ -23,9 +23,9 @@ from .latency import Empirical, parse_latency
 from .results import by_workers, read_csv
 from .sweeps import run_sweep
 from .theory import order_mean, order_moments
-from .traces import read_trace
+from .traces import read_trace, shipped_trace
 
-TRACE = Path(__file__).resolve().parent.parent / "traces" / "measured-cpu-4x-cnn-digits.csv"
+TRACE = shipped_trace("measured-cpu-4x-cnn-digits.csv")
 
 
 @dataclass(frozen=True)

@@ -21,23 +21,44 @@ from .records import Gradient, Update
 from .schema import run_folder_note
 
 
-def check_out_dir(out: Path, *, overwrite: bool) -> None:
-    """Fail early (before simulating) if ``out`` cannot receive results.
+def check_out_dir(out: Path, *, overwrite: bool, inputs=()) -> None:
+    """Fail early (before simulating) if ``out`` is not a folder the results may replace.
+
+    Args:
+        inputs: the files and folders the command reads (traces, run folders, a checkpoint).
 
     Raises:
-        InputError: ``out`` is a file, or already holds results and ``overwrite`` is off.
+        InputError: ``out`` is refused by ``check_out_place``, is a file, or already holds
+            results and ``overwrite`` is off.
     """
+    check_out_place(out, inputs)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise InputError(f"--out {out}: directory is not empty; pass --overwrite to replace it")
 
 
+def check_out_place(out: Path, inputs=()) -> None:
+    """Refuse an output folder that must never be replaced: the current folder or one above it
+    (the repository root of a checkout among them), a folder holding this package, and the folder
+    of an input (or one above it). ``--out ""`` is the current folder."""
+    where = Path(out).resolve()
+    cwd = Path.cwd().resolve()
+    if where == cwd or where in cwd.parents:
+        raise InputError(f"--out {out}: is the current folder or one above it; give a new folder for the results")
+    if where in Path(__file__).resolve().parents:
+        raise InputError(f"--out {out}: holds the stragglersim package itself; give a new folder for the results")
+    for path in inputs:
+        read = Path(path).resolve()
+        if where == read or where in read.parents:
+            raise InputError(f"--out {out}: holds the input {path}; give a new folder for the results")
+
+
 @contextmanager
-def staged_dir(out: Path, *, overwrite: bool = False):
+def staged_dir(out: Path, *, overwrite: bool = False, inputs=()):
     """Yield a hidden folder beside ``out`` to write into; move it to ``out`` on success,
-    delete it on failure. ``out`` is refused if it holds something and ``overwrite`` is off."""
-    check_out_dir(out, overwrite=overwrite)
+    delete it on failure. ``out`` is checked by ``check_out_dir`` first."""
+    check_out_dir(out, overwrite=overwrite, inputs=inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .assemble import RunInputs, assemble
+from .assemble import RunInputs, assemble, input_files
 from .config import RunConfig
 from .errors import InputError
 from .outcome import Outcome, outcome_of
@@ -68,9 +68,12 @@ def execute_and_write(config: RunConfig, out: Path, *, overwrite: bool = False) 
     return result.summary
 
 
-def run_to_folder(config: RunConfig, out: Path, *, overwrite: bool = False, progress=NULL_PROGRESS, resume=None):
+def run_to_folder(
+    config: RunConfig, out: Path, *, overwrite: bool = False, progress=NULL_PROGRESS, resume=None, reads=()
+):
     """``execute`` with checkpoints in ``OUT.checkpoint`` (when the config asks for them), then write
-    the results to ``out``; the checkpoints go once the run is complete. ``progress`` is closed."""
+    the results to ``out``; the checkpoints go once the run is complete. ``progress`` is closed.
+    ``reads``: files read besides the config's own (``--config``), which ``out`` must not replace."""
     import shutil
     import sys
 
@@ -79,7 +82,8 @@ def run_to_folder(config: RunConfig, out: Path, *, overwrite: bool = False, prog
 
     try:
         inputs = assemble(config)  # every input error first (validation, latency, faults, data) ...
-        check_out_dir(out, overwrite=overwrite)  # ... then whether the results can be written
+        reads = [*reads, *input_files(config), *([resume] if resume is not None else [])]
+        check_out_dir(out, overwrite=overwrite, inputs=reads)  # ... then whether the results can be written
     except BaseException:
         progress.close()
         raise

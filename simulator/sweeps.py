@@ -17,12 +17,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import fields
 from pathlib import Path
 
-from .assemble import check
+from .assemble import check, input_files
 from .config import RunConfig
 from .errors import InputError, RunsFailed
 from .grids import Grid, Union, digest, parse_int_list, run_name, to_toml, varied
 from .progress import RunCounter
-from .results import read_csv, write_results, write_text
+from .results import check_out_place, read_csv, write_results, write_text
 
 __all__ = ["grid", "run_sweep", "run_name", "parse_int_list", "read_results", "write_results"]
 
@@ -71,12 +71,14 @@ def run_sweep(
         RunsFailed: some runs raised; the others are written, and running the sweep again
             retries only the failed ones. Tracebacks are in ``DIR/failures.txt``.
     """
+    check_out_place(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory")
     record = _plan(configs, out, extend=extend, overwrite=overwrite) if isinstance(configs, Grid) else None
     configs = record.configs() if record is not None else configs
     for config in configs:
         check(config)  # every input error before any run starts
+        check_out_place(out, input_files(config))
     if jobs is not None and jobs < 1:
         raise InputError(f"--jobs {jobs}: must be at least 1")
     if scheduler is not None:

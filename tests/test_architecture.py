@@ -36,7 +36,8 @@ def test_no_module_is_over_400_lines(path):
 
 
 def test_the_wheel_holds_one_package_named_stragglersim(tmp_path):
-    """``pip install .`` puts stragglersim (and stragglersim.models) in site-packages, nothing else,
+    """``pip install .`` puts stragglersim (and stragglersim.models, and the shipped traces with their
+    README and licence as package data) in site-packages, nothing else,
     even from a checkout whose build/ folder holds an older build (the top-level packages of the
     old layout, a module since removed)."""
     import shutil
@@ -62,6 +63,10 @@ def test_the_wheel_holds_one_package_named_stragglersim(tmp_path):
     sources = {f"stragglersim/{p.relative_to(ROOT / 'simulator').as_posix()}" for p in ROOT.glob("simulator/**/*.py")}
     sources |= {f"stragglersim/models/{p.name}" for p in ROOT.glob("models/*.py")}
     assert {n for n in names if n.endswith(".py")} == sources  # every module, subpackages included, nothing stale
+    traces = [p.relative_to(ROOT / "traces").as_posix() for p in ROOT.glob("traces/**/*") if p.is_file()]
+    shipped = {f"stragglersim/shipped_traces/{name}" for name in traces}
+    assert {"README.md", "pai-mini-batch-time/LICENSE", "measured-cpu-4x-cnn-digits.csv"} <= set(traces)
+    assert {n for n in names if n.startswith("stragglersim/shipped_traces/")} == shipped  # traces, README, licence
     entry = zipfile.ZipFile(wheel).read(info + "/entry_points.txt").decode()
     assert "stragglersim = stragglersim.cli:main" in entry
 

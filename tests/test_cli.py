@@ -138,3 +138,35 @@ def test_console_entry_points_and_no_jax_import(tmp_path):
     )
     ok = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_out_refuses_the_current_folder_those_above_it_and_the_folders_of_inputs(tmp_path, monkeypatch, capsys):
+    """Results replace their folder as a whole, so --out may not be a folder the user stands in or
+    reads from: one line, exit status 2, and nothing touched (no OSError traceback)."""
+    work = tmp_path / "project" / "work"
+    (work / "traces").mkdir(parents=True)
+    trace = work / "traces" / "t.csv"
+    trace.write_text(
+        "worker,step,duration\n" + "".join(f"{w},{s},{1 + (w * s) % 3}\n" for w in range(3) for s in range(20))
+    )
+    monkeypatch.chdir(work)
+    timing = ["--timing-only", "--quiet", "--workers", "2", "--steps", "5", "--overwrite"]
+    here, inputs = "is the current folder or one above it", "holds the input traces/t.csv"
+    refused = [
+        (".", here, ["simulate", *timing]),
+        ("", here, ["simulate", *timing]),
+        (str(tmp_path / "project"), here, ["simulate", *timing]),
+        ("traces", inputs, ["replay", "traces/t.csv", *timing]),
+        ("traces", inputs, ["simulate", *timing, "--latency", "trace:traces/t.csv"]),
+        (str(work / "traces"), inputs, ["fit", "traces/t.csv", "--overwrite"]),
+        (".", here, ["sweep", "--timing-only", "--workers", "2", "--steps", "5"]),
+        ("..", here, ["reproduce", "--quick", "--overwrite"]),
+    ]
+    for out, message, argv in refused:
+        assert main([*argv, "--out", out]) == 2, (out, argv)
+        err = capsys.readouterr().err
+        assert f"--out {out or '.'}: {message}" in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in work.rglob("*")) == ["t.csv", "traces"]  # nothing written, nothing removed
+    assert main(["simulate", *timing, "--out", "runs/a"]) == 0
+    assert main(["compare", "runs", "--out", "runs", "--overwrite"]) == 2
+    assert "--out runs: holds the input runs" in capsys.readouterr().err

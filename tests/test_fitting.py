@@ -113,3 +113,17 @@ def test_validate_command(tmp_path, capsys):
     assert "verdict: the fitted model is" in out and "; got KS " in out  # the criteria, then what was found
     report = json.loads((tmp_path / "v" / "validate.json").read_text())
     assert report["replay_updates"] > 100 and len(report["replay_quantiles"]) == 4
+
+
+def test_a_trace_of_equal_durations_fits_the_constant_family(tmp_path, capsys):
+    """Every duration equal: no continuous family has a maximum-likelihood fit; constant fits exactly."""
+    path = write_trace(tmp_path / "flat.csv", np.full((2, 10), 0.25))
+    assert main(["fit", str(path), "--out", str(tmp_path / "fit")]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "best: constant:value=0.25 (every duration is 0.25 s: the constant family fits; the others are skipped)"
+        in printed
+    )
+    report = json.loads((tmp_path / "fit" / "fit.json").read_text())
+    assert [c["family"] for c in report["candidates"]] == ["constant"] and report["best"]["ks"] == 0.0
+    assert parse_latency(report["best"]["spec"]).mean == 0.25

@@ -164,3 +164,44 @@ def test_bad_checkpoint_options(tmp_path, capsys):
     assert "--checkpoint-every '30': a multiple of --eval-every" in capsys.readouterr().err
     assert main(["simulate", "--resume", str(tmp_path), "--out", str(tmp_path / "y")]) == 2
     assert "not a checkpoint folder" in capsys.readouterr().err
+
+
+def test_resume_with_more_steps_extends_the_run_and_other_changed_options_are_refused(tmp_path, monkeypatch, capsys):
+    """``--resume CKPT --steps K`` goes on to K updates, with the files of a run asked for K from
+    the start; an option the checkpoint fixes, given with another value, is a one-line error."""
+    import stragglersim.checkpoint as checkpoint
+
+    args = ["simulate", "--quiet", "--strategy", "backup", "--workers", "2", "--backups", "1", "--eval-every", "2"]
+    args += ["--checkpoint-every", "2"]
+    assert main([*args, "--steps", "40", "--out", str(tmp_path / "whole")]) == 0
+    saved, calls = checkpoint.save, []
+
+    def crash_after_second(*a, **kw):
+        saved(*a, **kw)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save", crash_after_second)
+    assert main([*args, "--steps", "20", "--out", str(tmp_path / "cut")]) == 130
+    monkeypatch.setattr(checkpoint, "save", saved)
+    capsys.readouterr()
+    resume = ["simulate", "--quiet", "--resume", str(tmp_path / "cut.checkpoint"), "--out", str(tmp_path / "cut")]
+    refusals = {
+        (
+            "--workers",
+            "3",
+        ): "--workers 3: not with --resume (the checkpoint's run has workers = 2; only --steps may change)",
+        ("--timing-only",): "--timing-only: not with --resume (the checkpoint's run has timing_only = False;",
+        ("--no-stop-at-target",): "--no-stop-at-target: not with --resume",
+        ("--config", str(tmp_path / "whole" / "config.toml")): "config.toml: not with --resume (the checkpoint holds",
+        ("--steps", "3"): "--steps 3: the checkpoint is at update 4; give at least that",
+    }
+    for extra, message in refusals.items():
+        assert main([*resume, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert main([*resume, "--workers", "2", "--steps", "40"]) == 0  # the checkpoint's own value is fine
+    for name in ("metrics.csv", "training.csv", "gradients.csv", "updates.csv", "summary.json"):
+        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    assert "steps = 40" in (tmp_path / "cut" / "config.toml").read_text()

@@ -216,3 +216,23 @@ def test_measure_records_real_concurrent_jax_steps(tmp_path, capsys):
     assert "2 workers x 15 steps of logreg on digits" in capsys.readouterr().out
     assert main(["measure", "--workers", "2", "--steps", "15", "--out", str(out)]) == 2  # exists: refuses
     assert "pass --overwrite" in capsys.readouterr().err
+
+
+def test_the_readme_paths_name_the_shipped_traces_from_any_folder_but_a_users_file_comes_first(
+    tmp_path, monkeypatch, capsys
+):
+    """``traces/NAME`` works outside a checkout (the installed package data); a file of that name
+    in the working folder, and any other relative path, is the user's own."""
+    from stragglersim.traces import shipped_trace
+
+    monkeypatch.chdir(tmp_path)
+    assert shipped_trace("pai-mini-batch-time/LICENSE").is_file()
+    assert read_trace(PAI, "pai", 0.001).n_workers == 10
+    write_trace(tmp_path / "mine.csv", np.full((2, 5), 0.5))
+    write_trace(tmp_path / "traces" / "measured-cpu-4x-cnn-digits.csv", np.full((3, 4), 2.0))
+    assert read_trace("traces/measured-cpu-4x-cnn-digits.csv").duration.tolist() == [2.0] * 12
+    args = ["simulate", "--timing-only", "--workers", "2", "--latency", "trace:mine.csv", "--out", "run"]
+    assert main(args) == 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["sim_time"] == 2.5
+    assert main(["replay", "traces/nothing.csv", "--workers", "2", "--timing-only", "--out", "r2"]) == 2
+    assert "traces/nothing.csv: cannot read trace" in capsys.readouterr().err
