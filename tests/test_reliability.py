@@ -61,8 +61,12 @@ def test_ctrl_c_stops_a_parallel_sweep_at_once_and_the_same_command_resumes(tmp_
     argv = [sys.executable, "-m", "stragglersim", "sweep", "--timing-only", "--quiet", "--workers", "8"]
     argv += ["--backups", "0-11", "--seeds", "0-1", "--steps", "10000", "--jobs", "2", "--out", str(out)]
     # a shell's background job starts with SIGINT ignored, and Python keeps it so: give the sweep ^C back
-    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
-    proc = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    restore = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", restore, *argv], start_new_session=True, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not list((out / "runs").glob("*/summary.json")):
         time.sleep(0.05)
