@@ -285,8 +285,11 @@ class RunConfig:
 
     @classmethod
     def load(cls, path: Path) -> RunConfig:
+        """A ``config.toml`` (``examples/NAME`` is the shipped example when no such file is here)."""
+        from .shipped import shipped_if_missing
+
         try:
-            data = tomllib.loads(Path(path).read_text())
+            data = tomllib.loads(shipped_if_missing(Path(path)).read_text())
         except (OSError, UnicodeDecodeError) as err:
             raise InputError(f"{path}: cannot read: {err}") from None
         except tomllib.TOMLDecodeError as err:

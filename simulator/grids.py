@@ -124,8 +124,10 @@ class Grid:
     def load(cls, path: Path, *, what: str = "--grid ") -> Grid:
         """A grid file: flat keys, or the ``[[grid]]`` tables of a sweep folder's ``grid.toml`` (their union);
         ``what`` says in messages where the file came from."""
+        from .shipped import shipped_if_missing
+
         try:
-            data = tomllib.loads(Path(path).read_text())
+            data = tomllib.loads(shipped_if_missing(Path(path)).read_text())
         except (OSError, UnicodeDecodeError) as err:
             raise InputError(f"{what}{path}: cannot read: {err}") from None
         except tomllib.TOMLDecodeError as err:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .shipped import shipped, shipped_if_missing
 
 FORMATS = ("csv", "pai", "chrome")
 _PYTORCH_STEP = re.compile(r"ProfilerStep#(\d+)$")
@@ -124,7 +125,7 @@ def read_trace(path: str | Path, fmt: str = "csv", time_scale: float = 1.0) -> T
         raise InputError(f"--format: unknown trace format {fmt!r} (choose from {', '.join(FORMATS)})")
     if not (isinstance(time_scale, int | float) and math.isfinite(time_scale) and time_scale > 0):
         raise InputError(f"--time-scale must be a finite number > 0, got {time_scale}")
-    path = _shipped_if_missing(Path(path))
+    path = shipped_if_missing(Path(path))
     try:
         mtime = path.stat().st_mtime_ns
     except OSError as err:
@@ -137,20 +138,7 @@ def read_trace(path: str | Path, fmt: str = "csv", time_scale: float = 1.0) -> T
 def shipped_trace(name: str) -> Path:
     """The path of a trace shipped with the package: ``name`` relative to the repository's ``traces/``
     (e.g. ``pai-mini-batch-time/job_1_norm.csv``), installed as package data."""
-    from importlib import resources
-
-    root = resources.files(__package__) / "shipped_traces"
-    if not root.is_dir():  # a checkout (editable install): the repository's folder itself
-        root = Path(__file__).resolve().parent.parent / "traces"
-    return Path(str(root.joinpath(*Path(name).parts)))
-
-
-def _shipped_if_missing(path: Path) -> Path:
-    """``traces/NAME`` (the README's paths) names the shipped trace when no such file exists here."""
-    if path.exists() or path.is_absolute() or len(path.parts) < 2 or path.parts[0] != "traces":
-        return path
-    shipped = shipped_trace(Path(*path.parts[1:]).as_posix())
-    return shipped if shipped.is_file() else path
+    return shipped("traces", name)
 
 
 @lru_cache(maxsize=8)

@@ -67,6 +67,8 @@ def test_the_wheel_holds_one_package_named_stragglersim(tmp_path):
     shipped = {f"stragglersim/shipped_traces/{name}" for name in traces}
     assert {"README.md", "pai-mini-batch-time/LICENSE", "measured-cpu-4x-cnn-digits.csv"} <= set(traces)
     assert {n for n in names if n.startswith("stragglersim/shipped_traces/")} == shipped  # traces, README, licence
+    examples = {f"stragglersim/shipped_examples/{p.name}" for p in ROOT.glob("examples/*.toml")}
+    assert len(examples) >= 5 and {n for n in names if n.startswith("stragglersim/shipped_examples/")} == examples
     entry = zipfile.ZipFile(wheel).read(info + "/entry_points.txt").decode()
     assert "stragglersim = stragglersim.cli:main" in entry
 

@@ -1,0 +1,30 @@
+"""Files shipped with the package: the measured traces (``traces/``) and the example configurations
+and grids (``examples/``), installed as package data so that the README's commands find them after
+``pip install .`` from any working folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FOLDERS = {"traces": "shipped_traces", "examples": "shipped_examples"}  # repository folder: package data
+
+
+def shipped(folder: str, name: str) -> Path:
+    """The path of ``folder/name`` as shipped (``name`` may hold subfolders); in a checkout (an
+    editable install) the repository's folder itself."""
+    from importlib import resources
+
+    root = resources.files(__package__) / FOLDERS[folder]
+    if not root.is_dir():
+        root = Path(__file__).resolve().parent.parent / folder
+    return Path(str(root.joinpath(*Path(name).parts)))
+
+
+def shipped_if_missing(path: Path) -> Path:
+    """``traces/NAME`` or ``examples/NAME`` (the README's paths) names the shipped file when no such
+    file exists here; any other path is the user's, relative to the working folder."""
+    path = Path(path)
+    if path.exists() or path.is_absolute() or len(path.parts) < 2 or path.parts[0] not in FOLDERS:
+        return path
+    found = shipped(path.parts[0], Path(*path.parts[1:]).as_posix())
+    return found if found.is_file() else path
