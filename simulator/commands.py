@@ -190,7 +190,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .reports import import_trace
     from .results import check_out_file
 
-    check_out_file(args.out, overwrite=args.overwrite)
+    check_out_file(args.out, overwrite=args.overwrite, inputs=args.sources)
     trace, report = import_trace(args.sources, trace_format=args.trace_format, time_scale=args.time_scale)
     trace.write_csv(args.out)
     print(f"{args.out}: {report.text()}")
@@ -223,7 +223,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     from .timeline import chrome_trace, parse_window
 
     window = None if args.updates is None else parse_window(args.updates)
-    check_out_file(args.out, overwrite=args.overwrite)
+    check_out_file(args.out, overwrite=args.overwrite, inputs=[args.run])
     n = chrome_trace(args.run, args.out, updates=window)
     print(f"{args.out}: {n} trace events; open it in https://ui.perfetto.dev or chrome://tracing")
     return 0

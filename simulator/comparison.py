@@ -64,7 +64,7 @@ def aggregate_folders(paths: list[Path], *, out: Path | None = None, overwrite: 
     labels = varying(records)
     rows = aggregate(records, labels=labels)
     if out is not None:
-        check_out_file(out, overwrite=overwrite)
+        check_out_file(out, overwrite=overwrite, inputs=paths)
     elif len(paths) == 1 and not (Path(paths[0]) / "summary.json").exists():
         out = Path(paths[0]) / "aggregate.csv"
     metrics = [m for m in HEADLINE if f"{m}_mean" in rows[0]]

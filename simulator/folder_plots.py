@@ -53,9 +53,16 @@ def _per_gradient(runs: list[tuple[str, Path]]) -> bool:
 def _iteration_series(run: Path, per_gradient: bool, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(simulated time, seconds per update or per gradient, its rolling mean over ``window`` updates)."""
     rows = read_csv(run / "updates.csv")
-    t = np.array([_num(r["time"]) for r in rows])
-    dt = np.array([_num(r["iteration_time"]) for r in rows])
-    g = np.array([_num(r["gradients"]) for r in rows]) if per_gradient else np.ones_like(dt)
+    try:
+        t = np.array([_num(r["time"]) for r in rows])
+        dt = np.array([_num(r["iteration_time"]) for r in rows])
+        g = np.array([_num(r["gradients"]) for r in rows]) if per_gradient else np.ones_like(dt)
+    except (KeyError, TypeError, ValueError):
+        raise InputError(
+            f"{run / 'updates.csv'}: not a run's updates table (columns time, iteration_time, ...)"
+        ) from None
+    if not rows:
+        raise InputError(f"{run / 'updates.csv'}: holds no update; nothing to plot")
     y = dt / np.maximum(g, 1)
     kernel = np.ones(max(1, min(window, len(dt))))
     rolling = np.convolve(dt, kernel, "valid") / np.maximum(np.convolve(g, kernel, "valid"), 1)

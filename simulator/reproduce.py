@@ -84,7 +84,7 @@ def reproduce(
 
     from .results import check_out_dir
 
-    check_out_dir(out, overwrite=overwrite)
+    check_out_dir(out, overwrite=overwrite, replaces=False)  # writes into out, keeping other files
     scale = scale or (QUICK if quick else Scale())  # ``scale``: any other size (the tests' smallest)
     data = out / "data"
     shutil.rmtree(data, ignore_errors=True)

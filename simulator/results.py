@@ -21,11 +21,13 @@ from .records import Gradient, Update
 from .schema import run_folder_note
 
 
-def check_out_dir(out: Path, *, overwrite: bool, inputs=()) -> None:
+def check_out_dir(out: Path, *, overwrite: bool, inputs=(), replaces: bool = True) -> None:
     """Fail early (before simulating) if ``out`` is not a folder the results may replace.
 
     Args:
         inputs: the files and folders the command reads (traces, run folders, a checkpoint).
+        replaces: the results replace the whole folder (``check_replaceable``); False where a
+            command writes into it and keeps other files (``reproduce``).
 
     Raises:
         InputError: ``out`` is refused by ``check_out_place``, is a file, or already holds
@@ -34,8 +36,28 @@ def check_out_dir(out: Path, *, overwrite: bool, inputs=()) -> None:
     check_out_place(out, inputs)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"--out {out}: directory is not empty; pass --overwrite to replace it")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise InputError(f"--out {out}: directory is not empty; pass --overwrite to replace it")
+        if replaces:
+            check_replaceable(out)
+
+
+RESULTS = {"summary.json", "fit.json", "validate.json", "compare.json", "compare.csv"}  # one marks a results folder
+
+
+def check_replaceable(out: Path) -> None:
+    """``--overwrite`` replaces a whole folder only if it holds earlier results of this tool: plain
+    files, one of them a results file (``summary.json``, ``fit.json`` ...), nothing hidden, no
+    subfolder. Anything else (a repository, a user's documents) is refused, never deleted."""
+    entries = list(out.iterdir())
+    foreign = [e for e in entries if e.name.startswith(".") or not e.is_file() or e.is_symlink()]
+    if foreign or not RESULTS & {e.name for e in entries}:
+        example = f" ({foreign[0].name})" if foreign else ""
+        raise InputError(
+            f"--out {out}: holds files that are not stragglersim results{example}; --overwrite replaces only a "
+            "folder of earlier results: give a new folder"
+        )
 
 
 def check_out_place(out: Path, inputs=()) -> None:
@@ -90,12 +112,18 @@ def write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def check_out_file(out: Path, *, overwrite: bool) -> None:
-    """Fail early if the output file ``out`` exists and ``overwrite`` is off."""
+def check_out_file(out: Path, *, overwrite: bool, inputs=()) -> None:
+    """Fail early if the output file ``out`` exists and ``overwrite`` is off, or would replace an
+    input: one of the ``inputs`` files, or a file inside one of the ``inputs`` folders."""
     if out.is_dir():
         raise InputError(f"--out {out}: is a directory; give a file name")
     if out.exists() and not overwrite:
         raise InputError(f"--out {out}: exists; pass --overwrite to replace it")
+    where = out.resolve()
+    for path in inputs:
+        read = Path(path).resolve()
+        if where == read or (out.exists() and read in where.parents):
+            raise InputError(f"--out {out}: would replace the input {path}; give another file name")
 
 
 def _write_csv(path: Path, header: tuple[str, ...], lines) -> None:

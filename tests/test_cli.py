@@ -170,3 +170,29 @@ def test_out_refuses_the_current_folder_those_above_it_and_the_folders_of_inputs
     assert main(["simulate", *timing, "--out", "runs/a"]) == 0
     assert main(["compare", "runs", "--out", "runs", "--overwrite"]) == 2
     assert "--out runs: holds the input runs" in capsys.readouterr().err
+
+
+def test_overwrite_never_deletes_a_folder_that_is_not_earlier_results(tmp_path, capsys):
+    """--overwrite replaces a run folder, not a repository or a user's documents; file outputs never
+    replace a file of their inputs."""
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "thesis.tex").write_text("years of work")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.txt").write_text("mine")
+    run = ["simulate", "--timing-only", "--steps", "5", "--quiet", "--overwrite", "--out"]
+    for folder in (repo, docs):
+        assert main([*run, str(folder)]) == 2
+        assert "not stragglersim results" in capsys.readouterr().err
+    assert (repo / "thesis.tex").read_text() == "years of work" and (repo / ".git").is_dir()
+    assert (docs / "notes.txt").read_text() == "mine"
+    assert main([*run, str(tmp_path / "r")]) == 0 and main([*run, str(tmp_path / "r")]) == 0  # results: replaced
+    before = (tmp_path / "r" / "updates.csv").read_text()
+    out = str(tmp_path / "r" / "updates.csv")
+    assert main(["timeline", str(tmp_path / "r"), "--out", out, "--overwrite"]) == 2
+    assert "would replace the input" in capsys.readouterr().err
+    assert (tmp_path / "r" / "updates.csv").read_text() == before
+    (tmp_path / "r" / "updates.csv").write_text("")
+    assert main(["plot", str(tmp_path / "r"), "--out", str(tmp_path / "figs")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
