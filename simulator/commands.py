@@ -168,7 +168,7 @@ def cmd_compare_backups(args: argparse.Namespace) -> int:
 def cmd_measure(args: argparse.Namespace) -> int:
     """measure a trace with real JAX workers on this machine
 
-    Start K processes that run real gradient steps at once; record every step.
+    Start --workers processes that run --steps real gradient steps each, at once; record every step.
     """
     from .reports import measure
     from .results import check_out_file

@@ -222,8 +222,9 @@ class RunConfig:
             ok = value > 0 and (text.endswith("s") == (mode == "seconds")) and abs(ratio - round(ratio)) < 1e-9
             need(
                 ok,
-                f"--checkpoint-every {text!r}: a multiple of --eval-every in the same unit "
-                f"(updates like 100, or simulated seconds like 50s)",
+                f"--checkpoint-every {text!r}: a multiple of --eval-every in the same unit; evaluations are every "
+                f"{every:g}{'s' if mode == 'seconds' else ' updates'}"
+                + (" (--eval-every auto; give --eval-every to choose)" if self.eval_every.strip() == "auto" else ""),
             )
         if self.target_accuracy is not None:
             need(
