@@ -19,6 +19,7 @@ from .errors import InputError
 # Summary keys that echo the configuration (every RunConfig field, and these) are not metrics.
 NOT_METRICS = {"total_workers", "version", "param_count"}
 LEVEL = 0.95
+DEFAULTS = {f.name: f.default for f in fields(RunConfig) if f.default is not None}  # as config.toml omits None
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,12 @@ class RunRecord:
     path: Path
     config: dict
     summary: dict
+
+    @classmethod
+    def of(cls, path: Path, config: dict, summary: dict) -> RunRecord:
+        """The record of a run whose ``config`` is as ``config.toml`` holds it (``None`` fields left
+        out): RunConfig's declared defaults fill in the rest, so every run has every field."""
+        return cls(path, {**DEFAULTS, **config}, summary)
 
     @property
     def point(self) -> tuple:
@@ -50,8 +57,7 @@ def read_run(path: Path) -> RunRecord:
         raise InputError(f"{path}: not a complete run folder (no {Path(err.filename).name})") from None
     except (OSError, ValueError) as err:
         raise InputError(f"{path}: cannot read the run: {err}") from None
-    defaults = {f.name: f.default for f in fields(RunConfig)}
-    return RunRecord(path, {**{k: v for k, v in defaults.items() if v is not None}, **config}, summary)
+    return RunRecord.of(path, config, summary)
 
 
 def collect(paths: list[Path]) -> list[RunRecord]:

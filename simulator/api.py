@@ -219,7 +219,7 @@ def sweep(
     """
     import pandas as pd
 
-    from .grids import Grid, Union
+    from .grids import Grid
     from .progress import RunCounter
     from .sweeps import run_sweep
 
@@ -233,10 +233,7 @@ def sweep(
         table["total_workers"] = _as_list(total_workers)
     new = Grid.from_mapping(table, source="sweep")
     if grid is not None:
-        base = Grid.load(Path(grid))
-        if isinstance(base, Union) and table:
-            raise InputError(f"sweep: grid={grid} is a sweep folder's record; give no other grid options with it")
-        new = base if isinstance(base, Union) else base.merged(new)
+        new = Grid.load(Path(grid)).merged(new)
     out = Path(out)
     counter = RunCounter(quiet=not progress)
     try:

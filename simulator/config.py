@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -287,12 +286,6 @@ class RunConfig:
     @classmethod
     def load(cls, path: Path) -> RunConfig:
         """A ``config.toml`` (``examples/NAME`` is the shipped example when no such file is here)."""
-        from .shipped import shipped_if_missing
+        from .shipped import read_toml
 
-        try:
-            data = tomllib.loads(shipped_if_missing(Path(path)).read_text())
-        except (OSError, UnicodeDecodeError) as err:
-            raise InputError(f"{path}: cannot read: {err}") from None
-        except tomllib.TOMLDecodeError as err:
-            raise InputError(f"{path}: not valid TOML: {err}") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_toml(path), source=str(path))

@@ -14,7 +14,6 @@ import hashlib
 import itertools
 import json
 import re
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -124,14 +123,9 @@ class Grid:
     def load(cls, path: Path, *, what: str = "--grid ") -> Grid:
         """A grid file: flat keys, or the ``[[grid]]`` tables of a sweep folder's ``grid.toml`` (their union);
         ``what`` says in messages where the file came from."""
-        from .shipped import shipped_if_missing
+        from .shipped import read_toml
 
-        try:
-            data = tomllib.loads(shipped_if_missing(Path(path)).read_text())
-        except (OSError, UnicodeDecodeError) as err:
-            raise InputError(f"{what}{path}: cannot read: {err}") from None
-        except tomllib.TOMLDecodeError as err:
-            raise InputError(f"{what}{path}: not valid TOML: {err}") from None
+        data = read_toml(path, what=what)
         tables = data.pop("grid", None)
         if tables is None:
             return cls.from_mapping(data, source=str(path))
@@ -250,6 +244,12 @@ class Union(Grid):
                 seen.setdefault(digest(c), c)
         return list(seen.values())
 
+    def merged(self, other: Grid) -> Grid:
+        """A folder's record takes no other options (which of its grids would they change?)."""
+        if other.axes or other.total_workers:
+            raise InputError("--grid: a sweep folder's record (grid.toml); give no other grid options with it")
+        return self
+
     def to_tables(self) -> list[dict]:
         return [g.to_dict() for g in self.grids]
 
@@ -356,9 +356,4 @@ def grid_from_options(values: dict, file: Path | None = None) -> Grid:
     grid = Grid(axes, parse_int_list(total, "--total-workers") if total else [])
     if file is None:
         return grid
-    base = Grid.load(file)
-    if isinstance(base, Union):
-        if axes or total:
-            raise InputError(f"--grid {file}: a sweep folder's record; give no other grid options with it")
-        return base
-    return base.merged(grid)
+    return Grid.load(file).merged(grid)

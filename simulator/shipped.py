@@ -28,3 +28,22 @@ def shipped_if_missing(path: Path) -> Path:
         return path
     found = shipped(path.parts[0], Path(*path.parts[1:]).as_posix())
     return found if found.is_file() else path
+
+
+def read_toml(path: Path, *, what: str = "") -> dict:
+    """A TOML file (``examples/NAME``: the shipped one when no such file is here); ``what`` prefixes
+    the one-line error (``--grid ``).
+
+    Raises:
+        InputError: the file cannot be read or is not valid TOML.
+    """
+    import tomllib
+
+    from .errors import InputError
+
+    try:
+        return tomllib.loads(shipped_if_missing(Path(path)).read_text())
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{what}{path}: cannot read: {err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise InputError(f"{what}{path}: not valid TOML: {err}") from None

@@ -14,7 +14,6 @@ import os
 import shutil
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import fields
 from pathlib import Path
 
 from .assemble import check, input_files
@@ -147,18 +146,15 @@ def _plan(grid: Grid, out: Path, *, extend: bool, overwrite: bool) -> Union:
             return Union([grid])
         raise InputError(f"--out {out}: not empty and records no sweep grid; pass --overwrite or another --out")
     before = Grid.load(recorded, what="the sweep's record ")
-    keys = {digest(c) for c in new}
-    if keys == {digest(c) for c in before.configs()} or any(
-        keys == {digest(c) for c in g.configs()} for g in before.grids
-    ):
+    keys, held = {digest(c) for c in new}, {digest(c) for c in before.configs()}
+    if keys == held or any(keys == {digest(c) for c in g.configs()} for g in before.grids):
         return before  # the same sweep again: resume it
     if extend:
         return Union([*before.grids, grid])
-    done = len(keys & {digest(c) for c in before.configs()})
     raise InputError(
-        f"--out {out}: holds a sweep of another grid ({out / GRID_FILE}: {len(before.configs())} runs; this grid: "
-        f"{len(new)} runs, {done} of them in the folder); pass --extend to add this grid's runs, --overwrite to "
-        "start again, or another --out"
+        f"--out {out}: holds a sweep of another grid ({out / GRID_FILE}: {len(held)} runs; this grid: "
+        f"{len(new)} runs, {len(keys & held)} of them in the folder); pass --extend to add this grid's runs, "
+        "--overwrite to start again, or another --out"
     )
 
 
@@ -185,13 +181,12 @@ def _write_tables(configs: list[RunConfig], names: list[str], out: Path) -> list
     from .aggregation import RunRecord, aggregate
 
     tags = varied(configs)
-    defaults = {f.name: f.default for f in fields(RunConfig) if f.default is not None}  # as read back
     rows, records = [], []
     for config, name in zip(configs, names, strict=True):
         summary = json.loads((out / "runs" / name / "summary.json").read_text())
         axes = {t: getattr(config, t) for t in tags if t not in summary}
         rows.append({"run": name, **axes, **summary})
-        records.append(RunRecord(out / "runs" / name, {**defaults, **config.to_dict()}, summary))
+        records.append(RunRecord.of(out / "runs" / name, config.to_dict(), summary))
     write_results(rows, out / "results.csv")
     write_results(aggregate(records, labels=["strategy", *(t for t in tags if t != "strategy")]), out / "aggregate.csv")
     return rows
