@@ -50,8 +50,8 @@ def explain(err: BaseException) -> tuple[int, str] | None:
 
     if isinstance(err, OSError) and not isinstance(err, InterruptedError | BrokenPipeError):
         status, meaning = _OS_ERRORS.get(err.errno, (ENVIRONMENT, err.strerror or type(err).__name__))
-        paths = [str(p) for p in (err.filename, err.filename2) if p is not None]
-        return status, f"{' -> '.join(paths) or 'a file'}: {meaning}"
+        paths = [str(p) for p in (err.filename, err.filename2) if p is not None] or [_path_written(err)]
+        return status, f"{' -> '.join(dict.fromkeys(_untemp(p) for p in paths))}: {meaning}"
     if isinstance(err, MemoryError):
         return ENVIRONMENT, "out of memory; give smaller sizes (workers, steps, batch, dataset) or free memory"
     if isinstance(err, RecursionError):
@@ -61,6 +61,34 @@ def explain(err: BaseException) -> tuple[int, str] | None:
         detail = " ".join(str(err).split())[:200]
         return INPUT, f"a file is corrupt or truncated ({type(err).__name__}: {detail})"
     return None
+
+
+def _path_written(err: OSError) -> str:
+    """The file a failed ``write`` was writing (the error holds no name): the innermost frame's open
+    file, or its ``path`` (a full disk fails in ``f.write``, long after ``open`` named the file)."""
+    import io
+
+    frames = []
+    tb = err.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        names = frame.f_locals
+        for value in names.values():
+            if isinstance(value, io.IOBase) and isinstance(getattr(value, "name", None), str):
+                return value.name
+        for name in ("path", "file", "out"):
+            if isinstance(names.get(name), str | os.PathLike):
+                return os.fspath(names[name])
+    return "a file"
+
+
+def _untemp(path: str) -> str:
+    """``DIR/.run.tmp-PID/x.csv`` (removed by now) as the user knows it: ``DIR/run/x.csv``."""
+    import re
+
+    return re.sub(r"(^|/)\.([^/]+)\.(?:tmp|old)-\d+(?=/|$)", r"\1\2", path)
 
 
 PSEUDO = ("/proc", "/sys", "/dev")  # kernel file systems: never a place for results
@@ -84,7 +112,7 @@ def check_out_writable(out: Path, *, what: str = "--out") -> None:
     ancestor = where
     while not os.path.lexists(ancestor):
         ancestor = ancestor.parent
-    if not ancestor.is_dir():
+    if ancestor != where and not ancestor.is_dir():  # an existing output is the command's to judge
         kind = "a file" if ancestor.is_file() else "not a folder"
         raise InputError(f"{what} {out}: {ancestor} is {kind}, so nothing can be written below it")
     # a new path is made in its nearest existing folder; an existing one is replaced through a

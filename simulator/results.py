@@ -178,5 +178,9 @@ def write_results(summaries: list[dict], path: Path) -> None:
 def write_text(path: Path, text: str) -> None:
     """Write ``path`` atomically (a temporary file beside it, then a rename)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except BaseException:  # a full disk, results.csv a folder: leave no temporary behind
+        tmp.unlink(missing_ok=True)
+        raise
