@@ -49,7 +49,7 @@ def explain(err: BaseException) -> tuple[int, str] | None:
     import zipfile
 
     if isinstance(err, OSError) and not isinstance(err, InterruptedError | BrokenPipeError):
-        status, meaning = _OS_ERRORS.get(err.errno, (ENVIRONMENT, err.strerror or type(err).__name__))
+        status, meaning = _OS_ERRORS.get(err.errno, (ENVIRONMENT, err.strerror or str(err) or type(err).__name__))
         paths = [str(p) for p in (err.filename, err.filename2) if p is not None] or [_path_written(err)]
         return status, f"{' -> '.join(dict.fromkeys(_untemp(p) for p in paths))}: {meaning}"
     if isinstance(err, MemoryError):
