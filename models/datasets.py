@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..boundary import check_input_file
 from ..errors import InputError
 from .catalog import DATASETS
 
@@ -160,6 +161,8 @@ _IDX = {
 def load_mnist(path: Path) -> Dataset:
     """MNIST from a Keras-style ``.npz`` (x_train, y_train, x_test, y_test) or a folder of the
     four IDX files (each optionally ``.gz``)."""
+    if not path.is_dir():
+        check_input_file(path, "--data-path ")  # a FIFO would block, a device never end
     if path.is_file() and path.suffix == ".npz":
         try:
             with np.load(path) as d:
@@ -194,6 +197,7 @@ def _find(folder: Path, stem: str) -> Path:
 def _read_idx(file: Path) -> np.ndarray:
     """An IDX file of unsigned bytes (LeCun's MNIST format): magic 0x0000 08 NDIM, sizes, data."""
     opener = gzip.open if file.suffix == ".gz" else open
+    check_input_file(file, "--data-path ")  # a FIFO would block, a device never end
     try:
         with opener(file, "rb") as f:
             raw = f.read()
@@ -252,6 +256,7 @@ def load_cifar10(path: Path) -> Dataset:
 
 
 def _read_cifar_batch(file: Path) -> tuple[np.ndarray, np.ndarray]:
+    check_input_file(file, "--data-path ")
     try:
         with open(file, "rb") as f:
             batch = _ArrayUnpickler(f, encoding="bytes").load()

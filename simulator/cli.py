@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import commands
 from ._version import __version__
+from .boundary import check_out_writable, explain
 from .config import RunConfig
 from .errors import InputError, RunsFailed
 from .options import add_output_options, add_run_options, add_trace_options
@@ -173,8 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"stragglersim: error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        return _explained(err, "stragglersim")
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "out", None) is not None:
+            check_out_writable(args.out)
         return args.func(args)
     except InputError as err:
         print(f"stragglersim {args.command}: error: {err}", file=sys.stderr)
@@ -189,3 +194,16 @@ def main(argv: list[str] | None = None) -> int:
         kept = "complete runs are kept; the same command resumes" if args.command == "sweep" else "nothing was written"
         print(f"stragglersim {args.command}: interrupted; {kept}", file=sys.stderr)
         return 130
+    except Exception as err:
+        return _explained(err, f"stragglersim {args.command}")
+
+
+def _explained(err: Exception, prog: str) -> int:
+    """A file-system, memory or corrupt-file error as one line (``boundary.explain``); anything else
+    is a bug and keeps its traceback."""
+    explained = explain(err)
+    if explained is None:
+        raise err
+    status, line = explained
+    print(f"{prog}: error: {line}", file=sys.stderr)
+    return status

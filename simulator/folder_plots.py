@@ -143,8 +143,25 @@ def plot_folders(dirs: list[Path], out: Path) -> list[Path]:
     names = unique_names(dirs)
     runs = [(n, d) for n, d in zip(names, dirs, strict=True) if _is_run(d)]
     sweeps = {n: collect([d]) for n, d in zip(names, dirs, strict=True) if not _is_run(d)}  # raises for neither
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    try:
+        _draw_all(out, sweeps, runs, written)
+    except BaseException:  # a full disk: no figure of this call is left half done
+        for png in written:
+            png.unlink(missing_ok=True)
+            png.with_suffix(".pdf").unlink(missing_ok=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    if not written:
+        raise InputError("plot: nothing to draw")
+    return written
+
+
+def _draw_all(out: Path, sweeps: dict, runs: list[tuple[str, Path]], written: list[Path]) -> None:
+    """Every figure of ``plot_folders``, each PNG appended to ``written`` once drawn."""
 
     def draw(func, stem: str, *args, **kwargs) -> None:
         func(*args, out / stem, **kwargs)
@@ -168,6 +185,3 @@ def plot_folders(dirs: list[Path], out: Path) -> list[Path]:
         trained = [(n, d) for n, d in runs if (d / "metrics.csv").exists()]
         if len(trained) > 1:
             draw(plot_accuracy, "overlay-runs-accuracy", [(f"{n}: {_describe(d)}", d) for n, d in trained])
-    if not written:
-        raise InputError("plot: nothing to draw")
-    return written

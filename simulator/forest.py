@@ -22,11 +22,9 @@ def plot_forest(rows: list[dict], info: dict, path: Path) -> None:
     Args:
         rows, info: what ``comparison.paired`` returns.
     """
-    import matplotlib
+    from .plots import _pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     metrics, names = info["metrics"], info["points"]
     label = 0.07 * max(len(n) for n in names) + 0.9  # inches for the tick labels at 8 pt
     size = (max(label + 3.4 * len(metrics), 6.5), 1.8 + 0.38 * len(names))
@@ -55,7 +53,4 @@ def plot_forest(rows: list[dict], info: dict, path: Path) -> None:
     ax.set_ylim(len(names) - 0.5, -0.5)  # the first point on top, as in the table
     fig.suptitle("paired differences from the baseline (same seeds)\nwith 95% Student-t intervals", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path.with_suffix(".png"), dpi=120)
-    fig.savefig(path.with_suffix(".pdf"))
-    plt.close(fig)
+    save_figure(fig, path)

@@ -54,10 +54,7 @@ def plot_fit(durations: np.ndarray, report: dict, path: Path, *, title: str = ""
     right.grid(alpha=0.3)
     fig.suptitle(title or f"chosen: {best['spec']}", fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path.with_suffix(".png"), dpi=120)
-    fig.savefig(path.with_suffix(".pdf"))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_adaptive(report: dict, path: Path) -> None:
@@ -96,10 +93,7 @@ def plot_adaptive(report: dict, path: Path) -> None:
     right.legend(fontsize=8)
     right.grid(alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path.with_suffix(".png"), dpi=120)
-    fig.savefig(path.with_suffix(".pdf"))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 FATE_COLOURS = {
@@ -113,11 +107,28 @@ FATE_COLOURS = {
 
 
 def _save(fig, path: Path) -> None:
-    path = Path(path)
     fig.tight_layout()
-    fig.savefig(path.with_suffix(".png"), dpi=120)
-    fig.savefig(path.with_suffix(".pdf"))
-    _pyplot().close(fig)
+    save_figure(fig, path)
+
+
+PDF_METADATA = {"CreationDate": None, "ModDate": None}  # no timestamps: the same figure, the same bytes
+
+
+def save_figure(fig, path: Path, **kwargs) -> None:
+    """Write ``path.png`` (120 dpi) and ``path.pdf`` side by side and close ``fig``. The PDF carries
+    no creation date, so that the same run gives byte-identical figures; a failed write (a full
+    disk) leaves neither file. ``kwargs`` go to ``savefig`` (``bbox_inches``)."""
+    path = Path(path)
+    files = (path.with_suffix(".png"), path.with_suffix(".pdf"))
+    try:
+        fig.savefig(files[0], dpi=120, **kwargs)
+        fig.savefig(files[1], metadata=PDF_METADATA, **kwargs)
+    except BaseException:
+        for file in files:
+            file.unlink(missing_ok=True)
+        raise
+    finally:
+        _pyplot().close(fig)
 
 
 def numeric_order(value) -> tuple:

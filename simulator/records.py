@@ -153,7 +153,8 @@ class EventLog:
 
     def iteration_times(self) -> np.ndarray:
         """Seconds between consecutive updates (the first measured from time 0)."""
-        return np.diff([0.0] + [u.time for u in self.updates])
+        with np.errstate(invalid="ignore"):  # inf - inf after an overflowed clock: nan, written as such
+            return np.diff([0.0] + [u.time for u in self.updates])
 
     def gradient_lines(self):
         return map(gradient_row, self.gradients)

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,4 +225,6 @@ def describe_run(s: dict, out: Path) -> str:
 
 
 def to_json(report: Report) -> str:
-    return json.dumps(report.data)
+    from . import strictjson
+
+    return strictjson.dumps(report.data)

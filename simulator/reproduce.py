@@ -8,7 +8,6 @@ the full study is what ``figures/`` holds.
 from __future__ import annotations
 
 import csv
-import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +19,7 @@ from .config import RunConfig
 from .fitting import fit_durations
 from .grids import digest
 from .latency import Empirical, parse_latency
-from .results import by_workers, read_csv
+from .results import by_workers, read_csv, write_json
 from .sweeps import run_sweep
 from .theory import order_mean, order_moments
 from .traces import read_trace, shipped_trace
@@ -95,7 +94,7 @@ def reproduce(
     log("fitting the shipped measured trace ...")
     trace = read_trace(TRACE)
     fit = fit_durations(trace.duration)
-    (data / "fit.json").write_text(json.dumps(fit, indent=2))
+    write_json(data / "fit.json", fit)
     plots.plot_fit(trace.duration, fit, out / "trace-fit", title=f"{TRACE.name}: {fit['best']['spec']}")
     model = parse_latency(fit["best"]["spec"])
     facts["fit"] = fit["best"]
@@ -218,7 +217,7 @@ def reproduce(
         zip(study["times"], study["error"], study["bound"], strict=True),
     )
     constants = {k: v for k, v in study.items() if not isinstance(v, np.ndarray)}
-    (data / "convex.json").write_text(json.dumps(constants, indent=2))
+    write_json(data / "convex.json", constants)
     study_plots.plot_convex_bound(data / "convex.csv", constants, out / "convex-bound")
     facts["convex_below_bound"] = float(np.mean(study["error"] <= study["bound"]))
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import strictjson
 from ._version import __version__
 from .errors import InputError
 from .gcpause import gc_paused
@@ -109,7 +109,8 @@ def write_run(out: Path, config, log, summary: dict, *, tables: dict | None = No
 
 
 def write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    """Strict JSON: non-finite numbers as null, listed under ``non_finite`` (``strictjson``)."""
+    path.write_text(strictjson.dumps(data, indent=2) + "\n")
 
 
 def check_out_file(out: Path, *, overwrite: bool, inputs=()) -> None:
@@ -131,7 +132,7 @@ def _write_csv(path: Path, header: tuple[str, ...], lines) -> None:
     the csv module at a million rows; records hold only numbers and fixed words)."""
     with open(path, "w") as f, gc_paused():
         f.write(",".join(header) + "\n")
-        f.writelines(lines)
+        f.writelines(strictjson.finite_lines(lines))
 
 
 def _replace_dir(new: Path, out: Path) -> None:
@@ -170,12 +171,16 @@ def write_results(summaries: list[dict], path: Path) -> None:
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for s in summaries:
-        writer.writerow({k: ("" if v is None else v) for k, v in s.items()})
+        writer.writerow({k: ("" if v is None else strictjson.finite_cell(v)) for k, v in s.items()})
     write_text(path, buffer.getvalue())
 
 
 def write_text(path: Path, text: str) -> None:
     """Write ``path`` atomically (a temporary file beside it, then a rename)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except BaseException:  # a full disk, results.csv a folder: leave no temporary behind
+        tmp.unlink(missing_ok=True)
+        raise

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+TOML_NESTING = 64  # deepest brackets in a TOML file: tomllib recurses once per level
+
 FOLDERS = {"traces": "shipped_traces", "examples": "shipped_examples"}  # repository folder: package data
 
 
@@ -35,15 +37,22 @@ def read_toml(path: Path, *, what: str = "") -> dict:
     the one-line error (``--grid ``).
 
     Raises:
-        InputError: the file cannot be read or is not valid TOML.
+        InputError: the file is not a regular file, cannot be read, nests deeper than
+            ``TOML_NESTING`` or is not valid TOML.
     """
     import tomllib
 
+    from .boundary import check_input_file, check_nesting
     from .errors import InputError
 
+    found = shipped_if_missing(Path(path))
+    check_input_file(found, what)
     try:
-        return tomllib.loads(shipped_if_missing(Path(path)).read_text())
+        text = found.read_text()
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"{what}{path}: cannot read: {err}") from None
+    check_nesting(text, what=f"{what}{path}", limit=TOML_NESTING, opens="[{", closes="]}")
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise InputError(f"{what}{path}: not valid TOML: {err}") from None

@@ -16,7 +16,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .boundary import check_nesting
 from .errors import InputError
+
+SPEC_NESTING = 32  # deepest nested spec, e.g. straggler:base=straggler(base=...) 32 times
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,12 @@ def parse_spec(text: str, *, what: str = "SPEC") -> Spec:
         what: how to name the spec in error messages (e.g. ``--latency``).
 
     Raises:
-        InputError: on any syntax error, naming the spec and the problem.
+        InputError: on any syntax error or nesting deeper than ``SPEC_NESTING``, naming the spec
+            and the problem.
     """
     text = text.strip()
+    short = text if len(text) <= 60 else text[:57] + "..."
+    check_nesting(text, what=f"{what} {short!r}", limit=SPEC_NESTING)  # the parser recurses once per level
     family, sep, rest = text.partition(":")
     family = family.strip()
     if not family:

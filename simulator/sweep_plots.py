@@ -18,7 +18,7 @@ import numpy as np
 
 from .aggregation import RunRecord, aggregate, varying
 from .errors import InputError
-from .plots import _pyplot, line_colours, numeric_order, short_spec
+from .plots import _pyplot, line_colours, numeric_order, save_figure, short_spec
 
 SHORT = {"workers": "N", "backups": "B", "total_workers": "P"}
 AXIS_LABEL = {
@@ -265,7 +265,4 @@ def plot_sweep(folders: dict[str, list[RunRecord]], path: Path, *, metric: str |
 
 def _save_outside(fig, path: Path) -> None:
     """Save with the legend outside the axes kept in the image (PNG and PDF)."""
-    path = Path(path)
-    for suffix, extra in ((".png", {"dpi": 120}), (".pdf", {})):
-        fig.savefig(path.with_suffix(suffix), bbox_inches="tight", **extra)
-    _pyplot().close(fig)
+    save_figure(fig, path, bbox_inches="tight")

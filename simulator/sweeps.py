@@ -114,7 +114,7 @@ def run_sweep(
     counter.close()
     report = out / "failures.txt"
     if failures:
-        report.write_text("".join(f"== {name}\n{error}\n\n" for name, error in failures))
+        write_text(report, "".join(f"== {name}\n{error}\n\n" for name, error in failures))
         first = failures[0][1].splitlines()[-1]
         raise RunsFailed(
             f"{len(failures)} of {len(todo)} runs failed, e.g. {failures[0][0]}: {first} "

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
+from . import strictjson
 from .errors import InputError
 
 
@@ -27,9 +27,9 @@ def read_run(run: Path) -> tuple[list[dict], list[dict]]:
     except OSError as err:
         raise InputError(f"{run}: not a run folder ({err.strerror}: {err.filename})") from None
     for g in gradients:
-        g["worker"], g["start"], g["end"] = int(g["worker"]), float(g["start"]), float(g["end"])
+        g["worker"], g["start"], g["end"] = int(g["worker"]), float(g["start"] or "nan"), float(g["end"] or "nan")
     for u in updates:
-        u["update"], u["time"] = int(u["update"]), float(u["time"])
+        u["update"], u["time"] = int(u["update"]), float(u["time"] or "nan")  # empty: not finite
     if not updates:
         raise InputError(f"{run}: the run applied no update: no timeline to draw")
     return gradients, updates
@@ -104,5 +104,5 @@ def chrome_trace(run: Path, out: Path, *, updates: tuple[int, int] | None = None
         )
     for u in ups:
         events.append({"ph": "i", "pid": 1, "tid": 0, "s": "p", "name": f"update {u['update']}", "ts": u["time"] * 1e6})
-    out.write_text(json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}))
+    out.write_text(strictjson.dumps({"traceEvents": events, "displayTimeUnit": "ms"}))
     return len(events)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .boundary import check_input_file
 from .errors import InputError
 from .shipped import shipped, shipped_if_missing
 
@@ -132,6 +133,7 @@ def read_trace(path: str | Path, fmt: str = "csv", time_scale: float = 1.0) -> T
         raise InputError(f"{path}: cannot read trace: {err.strerror}") from None
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not a trace file")
+    check_input_file(path)  # a FIFO would block, /dev/zero never end
     return _read_cached(str(path), mtime, fmt, float(time_scale))
 
 
