@@ -83,6 +83,10 @@ def run_to_folder(
     try:
         inputs = assemble(config)  # every input error first (validation, latency, faults, data) ...
         reads = [*reads, *input_files(config), *([resume] if resume is not None else [])]
+        if resume is not None and Path(resume).resolve() in Path(out).resolve().parents:
+            raise InputError(
+                f"--out {out}: inside the checkpoint {resume}, which a later checkpoint replaces; give another folder"
+            )
         check_out_dir(out, overwrite=overwrite, inputs=reads)  # ... then whether the results can be written
     except BaseException:
         progress.close()

@@ -26,7 +26,6 @@ from .assemble import RunInputs, assemble
 from .config import RunConfig
 from .data import WorkerBatches
 from .engine import Simulation
-from .errors import InputError
 from .evaluation import Evaluator, TrainingResult, describe_device
 from .models.datasets import Dataset
 from .models.zoo import Model
@@ -163,8 +162,6 @@ class Trainer:
             self.restore(saved)
             consumed, next_time = state["consumed"], state["next_time"]
             quality = [tuple(q) for q in state["quality"]]
-            if "samples" not in state:
-                raise InputError(f"--resume {self.resume}: a checkpoint of an older stragglersim (no 'samples'); rerun")
             self._samples = list(state["samples"])
             reached = tuple(state["reached"]) if state["reached"] else None
         else:
