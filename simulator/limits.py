@@ -34,14 +34,16 @@ MAX_EVALUATIONS = 100_000  # evaluations (or checkpoints) of a run in seconds, o
 MAX_EPISODES = 1_000  # fail-slow episodes per computation
 MAX_TRIES = 1_000  # expected tries per completed computation under --failures
 MAX_RUNS = 1_000_000  # runs of one sweep
+MAX_PREDICT = 10**12  # N + B of predict (its closed forms and quadratures hold far beyond)
 
 # Bytes, measured as peak RSS of timing-only and training runs (see the module docstring).
-BASE = 150e6  # the interpreter, NumPy, SciPy and SimPy
+BASE = 100e6  # the interpreter, NumPy, SciPy and SimPy
+JAX = 300e6  # JAX and the compiled training steps
 GRADIENT = 250  # one gradient record with its share of an update (--log-gradients all)
-UPDATE = 150  # one update's record without gradient records
-WORKER = 20e3  # one worker of the event engine: its process, streams and records in flight
+UPDATE = 100  # one update's record without gradient records
+WORKER = 40e3  # one worker of the event engine: its process, streams and records in flight
 FAST_WORKER = 1e3  # one worker of the fast path: its random stream
-DRAW = 40  # one draw of the fast path's chunk (uniforms, times, their copies)
+DRAW = 80  # one draw of the fast path's chunk (uniforms, times, their copies)
 EPISODE = 32  # one fail-slow bound (a float in a list)
 BARRIER = ("sync", "backup", "k-sync", "k-batch-sync", "deadline", "adaptive-backup")  # all P compute per update
 INPUTS = {"digits": (64, 10, 1_797), "mnist": (784, 10, 70_000), "cifar10": (3_072, 10, 60_000)}
@@ -71,7 +73,7 @@ def memory_parts(config) -> dict[str, float]:
 
     quiet = not (config.fail_slow or config.fail_at or config.failures or config.data_cost != "none")
     fast = config.timing_only and quiet and steps and get(config.strategy).fast_path(config) is not None
-    parts = {"the program": BASE}
+    parts = {"the program": BASE if config.timing_only else BASE + JAX}
     if fast:
         parts["workers"] = p * FAST_WORKER + p * min(256, steps) * DRAW
     else:
@@ -83,11 +85,11 @@ def memory_parts(config) -> dict[str, float]:
     if config.fail_slow:
         parts["fail-slow episodes"] = 0.0  # filled in by check_run, which knows the latency
     if not config.timing_only:
-        parts.update(_training_parts(config, steps))
+        parts.update(_training_parts(config, steps, min(config.workers, p) if barrier else 1))
     return parts
 
 
-def _training_parts(config, steps: int) -> dict[str, float]:
+def _training_parts(config, steps: int, gradients: int) -> dict[str, float]:
     """The model (parameters, gradients, optimizer state), a batch's activations, the dataset, the records."""
     features, outputs, examples = INPUTS.get(config.dataset, (0, 0, 0))
     examples = config.dataset_size or examples
@@ -97,7 +99,7 @@ def _training_parts(config, steps: int) -> dict[str, float]:
     params = sum(a * b + b for a, b in zip(widths, widths[1:], strict=False)) if dense else 0
     return {
         "the model": 4.0 * params * 4,  # float32: parameters, gradient, two optimizer moments
-        "a batch": 4.0 * config.batch_size * sum(widths) * 2,  # activations forward and backward
+        "a batch": 8.0 * config.batch_size * sum(widths) * gradients,  # activations forward and back, per gradient
         "the dataset": 8.0 * examples * (features + 1),  # float64 while generated
         "training records": 200.0 * steps,
     }
@@ -130,7 +132,7 @@ def _options(config, part: str) -> str:
         "a batch": ("batch_size", "hidden"),
         "the dataset": ("dataset_size",),
         "fail-slow episodes": ("fail_slow", "steps"),
-        "workers": ("workers", "backups"),
+        "workers": ("workers", "backups", "steps"),
     }.get(part, ("workers", "steps"))
     shown = [f"--{n.replace('_', '-')} {getattr(config, n)}" for n in names if getattr(config, n)]
     return " ".join(shown) or f"--workers {config.workers} --steps {config.steps}"
@@ -156,6 +158,16 @@ def _scale(model) -> float:
         return 0.0
 
 
+def check_latency(model, spec: str) -> None:
+    """Refuse a latency whose typical time is beyond what the clock holds (``predict`` too)."""
+    scale = _scale(model)
+    if not scale <= CLOCK_MAX:
+        raise InputError(
+            f"--latency {spec}: a typical computation of {scale:g} s is beyond what the simulated clock holds "
+            f"(at most {CLOCK_MAX:g} s)"
+        )
+
+
 def check_run(config, model, factors: np.ndarray, faults) -> None:
     """Refuse a run that cannot finish or fit (see the module docstring): one line naming the option.
 
@@ -174,6 +186,7 @@ def check_run(config, model, factors: np.ndarray, faults) -> None:
             f"--param-bytes / --bandwidth: one transfer takes {transfer / 2:g} s, beyond what the simulated "
             f"clock holds (at most {CLOCK_MAX:g} s)"
         )
+    check_latency(model, config.latency)
     base = _scale(model)
     slow = faults.fail_slow.factor if faults.fail_slow is not None else 1.0
     scale = base * fmax * slow + transfer
