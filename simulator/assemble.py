@@ -18,6 +18,7 @@ from .config import RunConfig
 from .errors import InputError
 from .faults import Faults
 from .latency import LatencyModel, parse_latency
+from .limits import check_run
 from .streams import Stream
 from .workload import work_model
 
@@ -69,7 +70,9 @@ def _system(config: RunConfig):
     """The latency model, speed factors and faults: the inputs every run has."""
     model = latency_of(config)
     factors = parse_speed_factors(config.speed_factors, config.total_workers, config.seed)
-    return model, factors, Faults.from_config(config)
+    faults = Faults.from_config(config)
+    check_run(config, model, factors, faults)  # refuse what cannot finish or fit, before any work
+    return model, factors, faults
 
 
 def check(config: RunConfig) -> RunConfig:

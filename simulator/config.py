@@ -217,8 +217,9 @@ class RunConfig:
                 value = float(text[:-1]) if text.endswith("s") else int(text)
             except ValueError:
                 value = -1
-            ratio = value / every if value > 0 else 0.5
-            ok = value > 0 and (text.endswith("s") == (mode == "seconds")) and abs(ratio - round(ratio)) < 1e-9
+            ratio = value / every if 0 < value < math.inf else 0.5
+            same_unit = text.endswith("s") == (mode == "seconds")
+            ok = 0 < value < math.inf and same_unit and math.isfinite(ratio) and abs(ratio - round(ratio)) < 1e-9
             need(
                 ok,
                 f"--checkpoint-every {text!r}: a multiple of --eval-every in the same unit; evaluations are every "

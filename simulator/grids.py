@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .config import RunConfig
 from .errors import InputError
+from .limits import MAX_RUNS, check_runs
 from .strategies import get, names
 from .strategies import option_specs as strategy_options
 
@@ -47,6 +49,9 @@ def parse_int_list(text: str, option: str) -> list[int]:
             lo, dash, hi = part.partition("-")
             if dash and lo and int(hi) < int(lo):
                 raise InputError(f"{option} {text!r}: the range {part} goes down; write {hi}-{lo}")
+            more = int(hi) - int(lo) + 1 if dash and lo else 1
+            if len(values) + more > MAX_RUNS:
+                raise InputError(f"{option} {text!r}: more than {MAX_RUNS:,} values")
             values.extend(range(int(lo), int(hi) + 1) if dash and lo else [int(part)])
     except InputError:
         raise
@@ -159,6 +164,8 @@ class Grid:
         if self.total_workers:
             self._check_total()
         names = list(axes)
+        count = math.prod(len(v) for v in axes.values()) * max(1, len(self.total_workers))
+        check_runs(count, " x ".join(f"{flag(n)} ({len(v)})" for n, v in axes.items() if len(v) > 1) or "the grid")
         seen: dict[str, RunConfig] = {}
         for combination in itertools.product(*axes.values()):
             for total in self.total_workers or [None]:
@@ -298,7 +305,9 @@ def _near(key: str) -> str:
 
 
 def _show(values: list) -> str:
-    return ",".join("none" if v is None else str(v) for v in values)
+    """The values as listed (the first 10 of a longer list, and how many there are)."""
+    shown = ",".join("none" if v is None else str(v) for v in values[:10])
+    return shown if len(values) <= 10 else f"{shown},... ({len(values):,} values)"
 
 
 def _describe(values: dict) -> str:

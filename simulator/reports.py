@@ -52,12 +52,16 @@ def moment_cell(value: float | None, finite: bool) -> str:
 def predict(latency: str, workers: int, backups, *, trace_format: str = "csv", time_scale: float = 1.0) -> Report:
     """Mean and std of X_{N:N+B} for each B (``theory.predict_backups``), with its notes."""
     from .latency import parse_latency
+    from .limits import MAX_PREDICT, check_latency
     from .theory import predict_backups
 
     backups = list(dict.fromkeys(backups))  # each B once, in order
     if workers < 1 or min(backups) < 0:
         raise InputError("--workers must be >= 1 and --backups >= 0")
+    if workers + max(backups) > MAX_PREDICT:
+        raise InputError(f"--workers {workers} --backups {max(backups)}: N + B is at most {MAX_PREDICT:.0e}")
     model = parse_latency(latency, trace_format=trace_format, time_scale=time_scale)
+    check_latency(model, latency)
     rows = predict_backups(model, workers, backups)
     lines = [
         f"N={workers}, latency {latency}: iteration time of N of N+B with cancellation",

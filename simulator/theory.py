@@ -15,13 +15,17 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import integrate, stats
+from scipy import integrate, special, stats
 
 from .latency import Constant, Empirical, LatencyModel, ScipyLatency
 
+EXACT_TERMS = 1_000_000  # longer sums take their closed forms in digamma, trigamma and log-gamma
+
 
 def harmonic(n: int) -> float:
-    """H_n = sum_{i=1}^{n} 1/i (H_0 = 0)."""
+    """H_n = sum_{i=1}^{n} 1/i (H_0 = 0); for n > EXACT_TERMS, ψ(n+1) + γ."""
+    if n > EXACT_TERMS:
+        return float(special.digamma(n + 1)) + float(np.euler_gamma)
     return math.fsum(1.0 / i for i in range(1, n + 1))
 
 
@@ -34,6 +38,8 @@ def exponential_order_mean(k: int, n: int, rate: float, shift: float = 0.0) -> f
 def exponential_order_var(k: int, n: int, rate: float) -> float:
     """Var[X_{k:n}] for Exp(rate) (a shift does not change it): (1/rate²) Σ_{i=n-k+1}^{n} 1/i²."""
     _check(k, n)
+    if k > EXACT_TERMS:  # Σ_{i=a}^{n} 1/i² = ψ'(a) - ψ'(n+1)
+        return float(special.polygamma(1, n - k + 1) - special.polygamma(1, n + 1)) / rate**2
     return math.fsum(1.0 / i**2 for i in range(n - k + 1, n + 1)) / rate**2
 
 
@@ -153,6 +159,8 @@ def pareto_order_moment(k: int, n: int, alpha: float, scale: float, power: int) 
     if (n - k + 1) * alpha <= power:
         return math.inf
     r = power / alpha
+    if k > EXACT_TERMS:  # Pochhammer symbols (a)_r = Γ(a + r) / Γ(a), accurate for large a
+        return scale**power * float(special.poch(n + 1 - r, r) / special.poch(n - k + 1 - r, r))
     log = math.fsum(math.log(j) - math.log(j - r) for j in range(n - k + 1, n + 1))
     return scale**power * math.exp(log)
 
