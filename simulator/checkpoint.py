@@ -18,12 +18,13 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from . import storage
 from .config import RunConfig
 from .errors import InputError
 
 
 def save(directory: Path, config: RunConfig, trainer: dict, result, state: dict) -> None:
-    """Write the checkpoint atomically (a temporary folder renamed over the previous one).
+    """Write the checkpoint atomically (a temporary folder put in place by ``storage.replace_dir``).
 
     Args:
         trainer: the trainer's :meth:`~stragglersim.trainer.Trainer.state`.
@@ -51,12 +52,26 @@ def save(directory: Path, config: RunConfig, trainer: dict, result, state: dict)
     }
     (tmp / "state.json").write_text(json.dumps(meta))
     config.save(tmp / "config.toml")
-    if directory.exists():
-        shutil.rmtree(directory)
-    tmp.rename(directory)
+    storage.replace_dir(tmp, directory)
+
+
+FILES = ("state.npz", "state.json", "config.toml")  # in the order save writes them
+
+
+def complete(directory: Path) -> bool:
+    """Whether a checkpoint folder holds every file (the last one written, config.toml, not empty)."""
+    return (
+        all((Path(directory) / name).is_file() for name in FILES) and (Path(directory) / FILES[-1]).stat().st_size > 0
+    )
+
+
+def recover(directory: Path) -> None:
+    """Finish a checkpoint replacement a killed run left half-done (``storage.recover``)."""
+    storage.recover(Path(directory), complete=complete)
 
 
 def load_config(directory: Path) -> RunConfig:
+    recover(directory)
     if not (Path(directory) / "state.json").exists():
         raise InputError(f"--resume {directory}: not a checkpoint folder (no state.json)")
     return RunConfig.load(Path(directory) / "config.toml")
