@@ -83,13 +83,14 @@ def run_to_folder(
 
     from .progress import NullProgress
     from .results import check_out_dir, check_out_place, write_run
-    from .storage import FolderLock
+    from .storage import FolderLock, recover
 
     try:  # progress.close() may be called twice (tqdm's and NullProgress's are idempotent)
         inputs = assemble(config)  # every input error first (validation, latency, faults, data) ...
         reads = [*reads, *input_files(config), *([resume] if resume is not None else [])]
         check_out_place(out, reads)
         with FolderLock(out):
+            recover(out)  # an --overwrite a killed process left half-done; its temporaries
             check_out_dir(out, overwrite=overwrite, inputs=reads)  # ... then whether the results can be written
             checkpoints = Path(f"{out}.checkpoint")
             if inputs.config.checkpoint_every or resume is not None:

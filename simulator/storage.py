@@ -151,15 +151,15 @@ class FolderLock:
 
     def __init__(self, folder: Path, option: str = "--out"):
         self.folder, self.option = Path(folder), option
-        where = Path(os.path.abspath(folder))
-        self.path = where.with_name(f".{where.name}.lock")
 
     def __enter__(self) -> FolderLock:
+        where = Path(os.path.abspath(self.folder))
+        created = _make_parents(where.parent)
+        self.path = where.parent.resolve() / f".{where.name}.lock"  # one name for every spelling of the folder
         held = self._held.get(str(self.path))
         if held is not None and held[2] == os.getpid():
             held[1] += 1
             return self
-        created = _make_parents(self.path.parent)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:

@@ -188,6 +188,23 @@ def test_two_simulate_runs_into_one_folder_one_wins_the_other_exits_2(tmp_path):
     assert hidden(tmp_path) == []
 
 
+def test_sigkill_between_the_renames_of_overwrite_leaves_the_new_results_in_place(tmp_path, capsys):
+    """SIGKILL between the two renames of --overwrite -> the next command finds the new results in place."""
+    out = tmp_path / "out"
+    assert main([*TIMING, "--seed", "1", "--out", str(out)]) == 0
+    proc = start([*TIMING, "--seed", "2", "--overwrite"], out, STRAGGLERSIM_TEST_PAUSE_IN_REPLACE="30")
+    deadline = time.time() + 60
+    while proc.poll() is None and time.time() < deadline and not list(tmp_path.glob(".out.old-*")):
+        time.sleep(0.01)
+    proc.kill()
+    proc.communicate()
+    assert not out.exists() and len(hidden(tmp_path)) == 3  # old aside, new written, the lock file
+    assert main([*TIMING, "--seed", "3", "--out", str(out)]) == 2
+    assert "directory is not empty" in capsys.readouterr().err
+    assert main([*TIMING, "--seed", "2", "--out", str(tmp_path / "alone")]) == 0
+    assert contents(out) == contents(tmp_path / "alone") and hidden(tmp_path) == []
+
+
 @pytest.mark.slow
 def test_two_checkpointing_runs_into_one_folder_one_wins_the_other_exits_2(tmp_path):
     """Two checkpointing training runs into one --out at once -> one exits 0, the other 2; no 'Directory not empty'."""
