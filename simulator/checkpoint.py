@@ -29,6 +29,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from . import storage
 from .config import RunConfig
 from .errors import InputError
 
@@ -36,7 +37,7 @@ HASHES = "sha256"  # state.json's key for the hashes of config.toml, state.npz a
 
 
 def save(directory: Path, config: RunConfig, trainer: dict, result, state: dict) -> None:
-    """Write the checkpoint atomically (a temporary folder renamed over the previous one).
+    """Write the checkpoint atomically (a temporary folder put in place by ``storage.replace_dir``).
 
     Args:
         trainer: the trainer's :meth:`~stragglersim.trainer.Trainer.state`.
@@ -69,9 +70,22 @@ def save(directory: Path, config: RunConfig, trainer: dict, result, state: dict)
         "state.json": _meta_hash(meta),
     }
     (tmp / "state.json").write_text(json.dumps(meta))
-    if directory.exists():
-        shutil.rmtree(directory)
-    tmp.rename(directory)
+    storage.replace_dir(tmp, directory)
+
+
+FILES = ("state.npz", "config.toml", "state.json")  # in the order save writes them
+
+
+def complete(directory: Path) -> bool:
+    """Whether a checkpoint folder holds every file (the last one written, state.json, not empty)."""
+    return (
+        all((Path(directory) / name).is_file() for name in FILES) and (Path(directory) / FILES[-1]).stat().st_size > 0
+    )
+
+
+def recover(directory: Path) -> None:
+    """Finish a checkpoint replacement a killed run left half-done (``storage.recover``)."""
+    storage.recover(Path(directory), complete=complete)
 
 
 def load_config(directory: Path) -> RunConfig:
@@ -81,6 +95,7 @@ def load_config(directory: Path) -> RunConfig:
         InputError: no checkpoint there, or one edited, corrupt or of an older stragglersim.
     """
     directory = Path(directory)
+    recover(directory)
     hashes = read_state(directory)[1]
     if _sha256(_read(directory, "config.toml")) != hashes["config.toml"]:
         raise InputError(

@@ -1,14 +1,13 @@
 """Writing a run's results: all files appear together or not at all.
 
-Files go to a hidden temporary folder beside ``DIR`` and are moved into place at the end,
-so an interrupted or failed run never leaves a half-written ``DIR``.
+Files go to a hidden temporary folder beside ``DIR`` and are moved into place at the end
+(``storage.replace_dir``), so an interrupted or failed run never leaves a half-written ``DIR``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ from .errors import InputError
 from .gcpause import gc_paused
 from .records import Gradient, Update
 from .schema import run_folder_note
+from .storage import FolderLock, recover, replace_dir, temporary, write_text  # noqa: F401 (write_text: re-exported)
 
 
 def check_out_dir(out: Path, *, overwrite: bool, inputs=(), replaces: bool = True) -> None:
@@ -79,18 +79,22 @@ def check_out_place(out: Path, inputs=()) -> None:
 @contextmanager
 def staged_dir(out: Path, *, overwrite: bool = False, inputs=()):
     """Yield a hidden folder beside ``out`` to write into; move it to ``out`` on success,
-    delete it on failure. ``out`` is checked by ``check_out_dir`` first."""
-    check_out_dir(out, overwrite=overwrite, inputs=inputs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        _replace_dir(tmp, out)
-    except BaseException:
+    delete it on failure. The process is the only writer of ``out`` meanwhile (``FolderLock``);
+    ``out`` is checked by ``check_out_dir`` first and again right before the move."""
+    check_out_place(out, inputs)
+    with FolderLock(out):
+        recover(out)  # a replacement a killed process left half-done; its temporaries
+        check_out_dir(out, overwrite=overwrite, inputs=inputs)
+        tmp = temporary(out)
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        tmp.mkdir()
+        try:
+            yield tmp
+            check_out_dir(out, overwrite=overwrite, inputs=inputs)
+            replace_dir(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def write_run(out: Path, config, log, summary: dict, *, tables: dict | None = None, overwrite: bool = False) -> None:
@@ -135,16 +139,6 @@ def _write_csv(path: Path, header: tuple[str, ...], lines) -> None:
         f.writelines(strictjson.finite_lines(lines))
 
 
-def _replace_dir(new: Path, out: Path) -> None:
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        out.rename(old)
-        new.rename(out)
-        shutil.rmtree(old)
-    else:
-        new.rename(out)
-
-
 def read_csv(path: Path) -> list[dict]:
     """A result table as dictionaries of strings, one per row."""
     import csv
@@ -173,14 +167,3 @@ def write_results(summaries: list[dict], path: Path) -> None:
     for s in summaries:
         writer.writerow({k: ("" if v is None else strictjson.finite_cell(v)) for k, v in s.items()})
     write_text(path, buffer.getvalue())
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write ``path`` atomically (a temporary file beside it, then a rename)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        tmp.replace(path)
-    except BaseException:  # a full disk, results.csv a folder: leave no temporary behind
-        tmp.unlink(missing_ok=True)
-        raise

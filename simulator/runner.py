@@ -60,11 +60,14 @@ def execute(run: RunConfig | RunInputs, *, progress=NULL_PROGRESS, checkpoints=N
 
 
 def execute_and_write(config: RunConfig, out: Path, *, overwrite: bool = False) -> dict:
-    """``execute`` then write the results to ``out``; returns the summary (for sweeps)."""
+    """``execute`` then write the results to ``out``; returns the summary (for sweeps). The process
+    is the only writer of ``out`` (``FolderLock``) from start to end."""
     from .results import write_run
+    from .storage import FolderLock
 
-    result = execute(config)
-    write_run(out, result.config, result.log, result.summary, tables=result.tables, overwrite=overwrite)
+    with FolderLock(out):
+        result = execute(config)
+        write_run(out, result.config, result.log, result.summary, tables=result.tables, overwrite=overwrite)
     return result.summary
 
 
@@ -73,32 +76,38 @@ def run_to_folder(
 ):
     """``execute`` with checkpoints in ``OUT.checkpoint`` (when the config asks for them), then write
     the results to ``out``; the checkpoints go once the run is complete. ``progress`` is closed.
-    ``reads``: files read besides the config's own (``--config``), which ``out`` must not replace."""
+    ``reads``: files read besides the config's own (``--config``), which ``out`` must not replace.
+    The process is the only writer of ``out`` and ``OUT.checkpoint`` (``FolderLock``) throughout."""
     import shutil
     import sys
 
     from .progress import NullProgress
-    from .results import check_out_dir, write_run
+    from .results import check_out_dir, check_out_place, write_run
+    from .storage import FolderLock, recover
 
-    try:
+    try:  # progress.close() may be called twice (tqdm's and NullProgress's are idempotent)
         inputs = assemble(config)  # every input error first (validation, latency, faults, data) ...
         reads = [*reads, *input_files(config), *([resume] if resume is not None else [])]
         if resume is not None and Path(resume).resolve() in Path(out).resolve().parents:
             raise InputError(
                 f"--out {out}: inside the checkpoint {resume}, which a later checkpoint replaces; give another folder"
             )
-        check_out_dir(out, overwrite=overwrite, inputs=reads)  # ... then whether the results can be written
-    except BaseException:
-        progress.close()
-        raise
-    checkpoints = Path(f"{out}.checkpoint")
-    try:
-        result = execute(inputs, progress=progress, checkpoints=checkpoints, resume=resume)
+        check_out_place(out, reads)
+        with FolderLock(out):
+            recover(out)  # an --overwrite a killed process left half-done; its temporaries
+            check_out_dir(out, overwrite=overwrite, inputs=reads)  # ... then whether the results can be written
+            checkpoints = Path(f"{out}.checkpoint")
+            if inputs.config.checkpoint_every or resume is not None:
+                from .checkpoint import recover as recover_checkpoint
+
+                recover_checkpoint(checkpoints)  # a checkpoint write a killed run left half-done; its temporaries
+            result = execute(inputs, progress=progress, checkpoints=checkpoints, resume=resume)
+            progress.close()
+            if not isinstance(progress, NullProgress) and len(result.log.gradients) > 200_000:
+                print(f"writing {len(result.log.gradients)} gradient records to {out} ...", file=sys.stderr)
+            write_run(out, result.config, result.log, result.summary, tables=result.tables, overwrite=overwrite)
+            if checkpoints.exists() and checkpoints != resume:
+                shutil.rmtree(checkpoints)  # the run is complete
     finally:
         progress.close()
-    if not isinstance(progress, NullProgress) and len(result.log.gradients) > 200_000:
-        print(f"writing {len(result.log.gradients)} gradient records to {out} ...", file=sys.stderr)
-    write_run(out, result.config, result.log, result.summary, tables=result.tables, overwrite=overwrite)
-    if checkpoints.exists() and checkpoints != resume:
-        shutil.rmtree(checkpoints)  # the run is complete
     return result

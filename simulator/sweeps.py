@@ -8,6 +8,7 @@ sweep resumes where it stopped.
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -22,6 +23,7 @@ from .errors import InputError, RunsFailed
 from .grids import Grid, Union, digest, parse_int_list, run_name, to_toml, varied
 from .progress import RunCounter
 from .results import check_out_place, read_csv, write_results, write_text
+from .storage import FolderLock, recover_all
 
 __all__ = ["grid", "run_sweep", "run_name", "parse_int_list", "read_results", "write_results"]
 
@@ -42,7 +44,7 @@ def _run(config: RunConfig, out: str) -> dict:
     return execute_and_write(config, Path(out), overwrite=True)
 
 
-def run_sweep(
+def _sweep(
     configs: list[RunConfig] | Grid,
     out: Path,
     *,
@@ -93,8 +95,7 @@ def run_sweep(
         runs.mkdir(parents=True, exist_ok=True)
         write_text(out / GRID_FILE, to_toml(record.to_tables(), RECORD_HEADER))
     runs.mkdir(parents=True, exist_ok=True)
-    for leftover in runs.glob(".*.tmp-*"):  # a run killed mid-write: incomplete, never renamed
-        shutil.rmtree(leftover, ignore_errors=True)
+    recover_all(runs)  # runs killed mid-write: their temporaries (another live process's are kept)
     names = _names(configs, runs)
     todo = [(c, runs / n) for c, n in zip(configs, names, strict=True) if not (runs / n / "summary.json").exists()]
     counter = counter or RunCounter(quiet=True)
@@ -122,6 +123,13 @@ def run_sweep(
         )
     report.unlink(missing_ok=True)
     return _write_tables(configs, names, out)
+
+
+@functools.wraps(_sweep)
+def run_sweep(configs: list[RunConfig] | Grid, out: Path, **options) -> list[dict]:
+    check_out_place(out)
+    with FolderLock(out):  # one sweep writes a folder at a time, from start to end
+        return _sweep(configs, out, **options)
 
 
 GRID_FILE = "grid.toml"
