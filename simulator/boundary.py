@@ -88,7 +88,7 @@ def _untemp(path: str) -> str:
     """``DIR/.run.tmp-PID/x.csv`` (removed by now) as the user knows it: ``DIR/run/x.csv``."""
     import re
 
-    return re.sub(r"(^|/)\.([^/]+)\.(?:tmp|old)-\d+(?=/|$)", r"\1\2", path)
+    return re.sub(r"(^|/)\.([^/]+)\.(?:tmp|old)-\d+(?:-\d+)?(?=/|$)", r"\1\2", path)
 
 
 PSEUDO = ("/proc", "/sys", "/dev")  # kernel file systems: never a place for results
