@@ -1,25 +1,25 @@
 """Parameter sweeps: one run per combination, in local worker processes or on a Dask cluster, resumable.
 
 Each run is a pure function of its configuration: it writes ``DIR/runs/NAME/`` (the usual
-result files) and the sweep collects every run's summary into ``DIR/results.csv``. A run
-whose folder already holds a ``summary.json`` is complete and is skipped, so an interrupted
-sweep resumes where it stopped.
+result files) and the sweep collects every run's summary into ``DIR/results.csv``. A run whose
+folder holds every file it writes, each readable (``completeness.run_complete``), is complete
+and is skipped, so an interrupted sweep resumes where it stopped; any other run is done again.
 """
 
 from __future__ import annotations
 
-import json
-import multiprocessing as mp
 import os
 import shutil
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 
 from .assemble import check, input_files
+from .completeness import read_summary, run_complete
 from .config import RunConfig
 from .errors import InputError, RunsFailed
 from .grids import Grid, Union, digest, parse_int_list, run_name, to_toml, varied
+from .pool import stop, worker_pool
 from .progress import RunCounter
 from .results import check_out_place, read_csv, write_results, write_text
 
@@ -96,7 +96,7 @@ def run_sweep(
     for leftover in runs.glob(".*.tmp-*"):  # a run killed mid-write: incomplete, never renamed
         shutil.rmtree(leftover, ignore_errors=True)
     names = _names(configs, runs)
-    todo = [(c, runs / n) for c, n in zip(configs, names, strict=True) if not (runs / n / "summary.json").exists()]
+    todo = _todo(configs, names, runs, log)
     counter = counter or RunCounter(quiet=True)
     if len(todo) < len(configs):
         log(f"{len(configs) - len(todo)} of {len(configs)} runs are complete already; {len(todo)} to run")
@@ -175,6 +175,22 @@ def _names(configs: list[RunConfig], runs: Path) -> list[str]:
     return [existing.get(digest(c)) or run_name(c, tags) for c in configs]
 
 
+def _todo(configs: list[RunConfig], names: list[str], runs: Path, log) -> list[tuple[RunConfig, Path]]:
+    """The runs whose folder is not complete (``run_complete``). An incomplete folder is removed
+    and its run done again; ``log`` names it and says why."""
+    todo = []
+    for config, name in zip(configs, names, strict=True):
+        path = runs / name
+        reason = run_complete(path, config)
+        if reason is None:
+            continue
+        if path.exists() or path.is_symlink():
+            log(f"run {name}: {reason}; running it again")
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        todo.append((config, path))
+    return todo
+
+
 def _write_tables(configs: list[RunConfig], names: list[str], out: Path) -> list[dict]:
     """``results.csv`` (one row per run: its name, the fields the grid varies, its summary) and
     ``aggregate.csv`` (one row per configuration over seeds); returns the rows of results.csv."""
@@ -183,7 +199,7 @@ def _write_tables(configs: list[RunConfig], names: list[str], out: Path) -> list
     tags = varied(configs)
     rows, records = [], []
     for config, name in zip(configs, names, strict=True):
-        summary = json.loads((out / "runs" / name / "summary.json").read_text())
+        summary = read_summary(out / "runs" / name)
         axes = {t: getattr(config, t) for t in tags if t not in summary}
         rows.append({"run": name, **axes, **summary})
         records.append(RunRecord.of(out / "runs" / name, config.to_dict(), summary))
@@ -207,11 +223,11 @@ def _run_local(todo: list[tuple[RunConfig, Path]], jobs: int, counter: RunCounte
             else:
                 counter.update(finished=1, running=0)
         return failures
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
+    pool = worker_pool(jobs)
     try:
         failures = _collect(pool, todo, jobs, counter, failures)
-    except BaseException:
-        pool.shutdown(cancel_futures=True)  # queued runs never start (not a `with`: its exit would start them)
+    except BaseException:  # ^C, SIGTERM: queued runs never start, running ones end now
+        stop(pool)
         raise
     pool.shutdown()
     return failures
