@@ -23,7 +23,10 @@ class Stopped(BaseException):
     lands, as ^C raises KeyboardInterrupt, so that ``finally`` blocks and staged folders clean up."""
 
     def __init__(self, signum: int):
+        super().__init__(signum)  # args: (signum,), as code that rebuilds an exception from its args expects
+        self.signum = signum
+
+    def __str__(self) -> str:
         import signal
 
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+        return signal.Signals(self.signum).name

@@ -50,9 +50,9 @@ def _watch(parent: int) -> None:
             os._exit(1)
 
 
-def stop(pool: ProcessPoolExecutor) -> None:
-    """Cancel the queued runs and end the running ones now (their workers are terminated);
-    runs already written are kept, and a run cut short leaves only its temporary folder."""
+def stop(pool: ProcessPoolExecutor) -> list[int]:
+    """Cancel the queued runs and end the running ones now: terminate the workers. Returns their
+    PIDs (a run cut short may leave its temporary folder, named with the PID of its worker)."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
@@ -63,3 +63,4 @@ def stop(pool: ProcessPoolExecutor) -> None:
         if process.is_alive():
             process.kill()
             process.join()
+    return [process.pid for process in processes]
