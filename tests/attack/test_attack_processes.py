@@ -71,7 +71,8 @@ def test_sigkill_of_a_sweeps_parent_leaves_no_process_behind(tmp_path):
     """SIGKILL of a parallel sweep's parent -> its pool workers and resource tracker are gone within 5 s"""
     proc, started = start_sweep(tmp_path / "sw")
     os.kill(proc.pid, signal.SIGKILL)  # the parent alone, as the OOM killer does
-    proc.communicate()
+    proc.wait()
+    proc.stderr.close()  # a worker left behind would hold it open: never wait for its end
     assert gone(started, timeout=5) == []
 
 
@@ -81,10 +82,12 @@ def test_sigterm_stops_a_sweep_at_once_in_one_line(tmp_path):
     out = tmp_path / "sw"
     proc, started = start_sweep(out)
     os.kill(proc.pid, signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        left = gone(started, timeout=5)
+    assert proc.returncode == 143 and left == []
     assert err == "stragglersim sweep: stopped by SIGTERM; complete runs are kept; the same command resumes\n"
-    assert gone(started, timeout=5) == []
     assert not (out / "results.csv").exists() and not list((out / "runs").glob(".*"))
     assert len(list((out / "runs").glob("*/summary.json"))) < 6, "the queued runs should not run"
 
@@ -94,9 +97,12 @@ def test_sigterm_stops_a_sweep_at_once_in_one_line(tmp_path):
 def test_a_sweep_stopped_by_sigterm_resumes_to_the_same_results(tmp_path):
     """SIGTERM of a parallel sweep, then the same command -> results.csv byte-identical to an uninterrupted sweep"""
     out = tmp_path / "sw"
-    proc, _ = start_sweep(out)
+    proc, started = start_sweep(out)
     os.kill(proc.pid, signal.SIGTERM)
-    proc.communicate(timeout=60)
+    try:
+        proc.communicate(timeout=60)
+    finally:
+        gone(started, timeout=5)
     assert proc.returncode == 143
     subprocess.run(sweep(out, "--jobs", "2"), check=True)
     subprocess.run(sweep(tmp_path / "clean", "--jobs", "1"), check=True)
@@ -117,7 +123,7 @@ def test_sigterm_of_simulate_says_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "run"
     argv = [sys.executable, "-m", "stragglersim", "simulate", "--timing-only", "--workers", "50", "--steps", "10000000"]
     proc = subprocess.Popen([*argv, "--out", str(out)], stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: proc.poll() is not None or catches_sigterm(proc.pid))
+    wait_for(lambda: proc.poll() is not None or catches_sigterm(proc.pid), timeout=30)
     time.sleep(0.5)  # simulating now (ten million steps take minutes)
     assert proc.poll() is None
     proc.send_signal(signal.SIGTERM)
