@@ -123,11 +123,15 @@ def test_sigterm_of_simulate_says_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "run"
     argv = [sys.executable, "-m", "stragglersim", "simulate", "--timing-only", "--workers", "50", "--steps", "10000000"]
     proc = subprocess.Popen([*argv, "--out", str(out)], stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: proc.poll() is not None or catches_sigterm(proc.pid), timeout=30)
-    time.sleep(0.5)  # simulating now (ten million steps take minutes)
-    assert proc.poll() is None
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    try:
+        wait_for(lambda: proc.poll() is not None or catches_sigterm(proc.pid), timeout=30)
+        time.sleep(0.5)  # simulating now (ten million steps take minutes)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.communicate()
     assert (proc.returncode, err) == (143, "stragglersim simulate: stopped by SIGTERM; nothing was written\n")
     assert list(tmp_path.iterdir()) == []
 
