@@ -106,7 +106,7 @@ def run_sweep(
 
         with connect(scheduler, log=log) as client:
             counter.start(len(todo))
-            failures = run_on_dask(todo, client, counter)
+            failures = run_on_dask(todo, client, counter, log)
     else:
         counter.start(len(todo))
         if todo:

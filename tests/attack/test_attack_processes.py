@@ -170,3 +170,66 @@ def test_aggregate_of_a_sweep_with_a_corrupt_summary_names_the_file(tmp_path, ca
     assert main(["aggregate", str(out)]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and f"{summary}: cannot read" in err and "Traceback" not in err
+
+
+def test_an_unreachable_scheduler_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    """sweep --scheduler at an address where none listens -> exit 2, one line, no folder created"""
+    pytest.importorskip("distributed")
+    from stragglersim import dask_sweep
+
+    monkeypatch.setattr(dask_sweep, "TIMEOUT", 1.0)  # how long the sweep waits for an answer (10 s)
+    out = tmp_path / "sw"
+    argv = ["sweep", "--timing-only", "--quiet", "--steps", "20", "--out", str(out)]
+    assert main([*argv, "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stragglersim sweep: error: --scheduler tcp://127.0.0.1:1: no Dask scheduler answered")
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
+class KillOneWorker:
+    """A run counter that, when the first run arrives, makes a worker busy with another run exit."""
+
+    def __init__(self):
+        self.killed = None
+
+    def start(self, total):
+        pass
+
+    def update(self, *, finished=0, failed=0, running=None):
+        if finished and self.killed is None:
+            from distributed import default_client
+
+            def exit_soon():  # nested: travels to the worker by value
+                import os
+                import threading
+
+                threading.Timer(0.2, os._exit, args=(1,)).start()
+
+            client = default_client()
+            busy = [w for w, keys in client.processing().items() if keys]
+            self.killed = busy[0]
+            client.run(exit_soon, workers=[self.killed])
+
+    def close(self):
+        pass
+
+
+@pytest.mark.slow
+def test_a_lost_dask_worker_is_one_line_of_ours_and_no_dask_log(tmp_path, capfd):
+    """a Dask worker exits mid-sweep (local:2) -> one line naming it, no Dask log line or traceback, same results"""
+    pytest.importorskip("distributed")
+    from stragglersim.config import RunConfig
+    from stragglersim.sweeps import grid, run_sweep
+
+    base = RunConfig(strategy="backup", semantics="tf", steps=20000, timing_only=True)
+    configs = grid(base, strategies=["backup"], workers=[8], backups=[0, 1, 2, 3], seeds=[0])
+    messages, counter = [], KillOneWorker()
+    dask = run_sweep(configs, tmp_path / "dask", scheduler="local:2", counter=counter, log=messages.append)
+    assert counter.killed is not None
+    assert [m for m in messages if "lost" in m] == [
+        f"a Dask worker was lost ({counter.killed}): its runs in flight go to the other workers "
+        "(a run that loses its worker again and again fails; the same command retries it)"
+    ]
+    err = capfd.readouterr().err
+    assert "distributed" not in err and "Traceback" not in err and "WARNING" not in err, err
+    assert dask == run_sweep(configs, tmp_path / "local", jobs=1)
