@@ -50,14 +50,18 @@ def read_run(path: Path) -> RunRecord:
     """
     import tomllib
 
-    try:
-        config = tomllib.loads((path / "config.toml").read_text())
-        summary = json.loads((path / "summary.json").read_text())
-    except FileNotFoundError as err:
-        raise InputError(f"{path}: not a complete run folder (no {Path(err.filename).name})") from None
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path}: cannot read the run: {err}") from None
+    config = _read(path, "config.toml", tomllib.loads)
+    summary = _read(path, "summary.json", json.loads)
     return RunRecord.of(path, config, summary)
+
+
+def _read(folder: Path, name: str, loads) -> dict:
+    try:
+        return loads((folder / name).read_text())
+    except FileNotFoundError:
+        raise InputError(f"{folder}: not a complete run folder (no {name})") from None
+    except (OSError, ValueError) as err:  # the file named: a sweep has many
+        raise InputError(f"{folder / name}: cannot read: {err}") from None
 
 
 def collect(paths: list[Path]) -> list[RunRecord]:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from . import commands
 from ._version import __version__
 from .boundary import check_out_writable, explain
 from .config import RunConfig
-from .errors import InputError, RunsFailed
+from .errors import InputError, RunsFailed, Stopped
 from .options import add_output_options, add_run_options, add_trace_options
 from .strategies import SEMANTICS
 
@@ -177,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         return _explained(err, "stragglersim")
     args = parser.parse_args(argv)
+    kept = "complete runs are kept; the same command resumes" if args.command == "sweep" else "nothing was written"
+    previous = _on_sigterm(_stop)
     try:
         if getattr(args, "out", None) is not None:
             check_out_writable(args.out)
@@ -191,11 +195,26 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except KeyboardInterrupt:
-        kept = "complete runs are kept; the same command resumes" if args.command == "sweep" else "nothing was written"
         print(f"stragglersim {args.command}: interrupted; {kept}", file=sys.stderr)
         return 130
+    except Stopped as err:
+        print(f"stragglersim {args.command}: stopped by {err}; {kept}", file=sys.stderr)
+        return 128 + err.signum
     except Exception as err:
         return _explained(err, f"stragglersim {args.command}")
+    finally:
+        _on_sigterm(previous)
+
+
+def _stop(signum, frame):
+    raise Stopped(signum)
+
+
+def _on_sigterm(handler):
+    """Handle SIGTERM with ``handler`` (in the main thread only: elsewhere Python cannot); returns the old one."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, signal.SIG_DFL if handler is None else handler)
 
 
 def _explained(err: Exception, prog: str) -> int:

@@ -28,6 +28,7 @@ from .results import staged_dir
 LOCAL = re.compile(r"local:(\d+)")
 ADDRESS = re.compile(r"(tcp|tls|ucx|ws|wss)://\S+|[^\s:/]+:\d+")
 INSTALL = "pip install '.[cluster]' in a stragglersim checkout"
+TIMEOUT = 10.0  # seconds a scheduler's address has to answer
 
 
 def compute_files(config: RunConfig) -> dict[str, bytes]:
@@ -51,12 +52,20 @@ def write_files(out: Path, files: dict[str, bytes]) -> None:
             (tmp / relative).write_bytes(data)
 
 
-def check_scheduler(scheduler: str) -> int | None:
-    """Check ``--scheduler`` (and that Dask distributed is installed) before anything runs.
+def check_scheduler(scheduler: str, *, timeout: float | None = None) -> int | None:
+    """Check ``--scheduler`` (and that Dask distributed is installed) before anything runs or is
+    written: a scheduler's address must answer within ``timeout`` seconds (default ``TIMEOUT``).
 
     Returns:
         K for ``local:K``; None for the address of a running scheduler.
     """
+    k = _parse(scheduler)
+    if k is None:
+        _probe(scheduler, TIMEOUT if timeout is None else timeout)
+    return k
+
+
+def _parse(scheduler: str) -> int | None:
     try:
         import distributed  # noqa: F401
     except ImportError:
@@ -71,8 +80,28 @@ def check_scheduler(scheduler: str) -> int | None:
     return None
 
 
+def _probe(address: str, timeout: float) -> None:
+    """Raise unless a Dask scheduler answers at ``address`` (a handshake, then the comm is closed)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm import connect as open_comm
+
+    async def probe():
+        comm = await open_comm(address, timeout=timeout)
+        await comm.close()
+
+    with ThreadPoolExecutor(1) as thread:  # its own event loop, whatever the caller runs
+        try:
+            thread.submit(asyncio.run, probe()).result()
+        except (OSError, ValueError) as err:
+            raise InputError(
+                f"--scheduler {address}: no Dask scheduler answered within {timeout:g} s ({err})"
+            ) from None
+
+
 @contextmanager
-def connect(scheduler: str, *, timeout: float = 10.0, log=print):
+def connect(scheduler: str, *, timeout: float | None = None, log=print):
     """A ``distributed.Client`` for ``tcp://HOST:PORT`` (a running ``dask scheduler``) or for
     ``local:K`` (a ``LocalCluster`` of K one-thread worker processes on this machine), checked
     to have stragglersim installed at this version on every worker.
@@ -81,37 +110,63 @@ def connect(scheduler: str, *, timeout: float = 10.0, log=print):
         InputError: distributed is not installed, the address is malformed, no scheduler
             answers within ``timeout`` seconds, or a worker lacks stragglersim or has another version.
     """
-    k = check_scheduler(scheduler)
+    k = _parse(scheduler)
+    timeout = TIMEOUT if timeout is None else timeout
     import distributed
 
-    if k is not None:
-        with warnings.catch_warnings():  # the dashboard's port may be taken: Dask then picks another
-            warnings.simplefilter("ignore")
-            cluster = distributed.LocalCluster(
-                n_workers=k, threads_per_worker=1, processes=True, silence_logs=logging.ERROR
-            )
-        client = distributed.Client(cluster)
-    else:
-        cluster = None
+    with _quiet_logs():
+        if k is not None:
+            with warnings.catch_warnings():  # the dashboard's port may be taken: Dask then picks another
+                warnings.simplefilter("ignore")
+                cluster = distributed.LocalCluster(
+                    n_workers=k, threads_per_worker=1, processes=True, silence_logs=logging.CRITICAL
+                )
+            client = distributed.Client(cluster)
+        else:
+            cluster = None
+            try:
+                client = distributed.Client(scheduler, timeout=timeout)
+            except OSError as err:
+                raise InputError(
+                    f"--scheduler {scheduler}: no Dask scheduler answered within {timeout:g} s ({err})"
+                ) from None
         try:
-            client = distributed.Client(scheduler, timeout=timeout)
-        except OSError as err:
-            raise InputError(
-                f"--scheduler {scheduler}: no Dask scheduler answered within {timeout:g} s ({err})"
-            ) from None
+            yield _checked(client, scheduler, log)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+QUIET = ("distributed", "tornado", "asyncio")  # loggers whose lines (and tracebacks) are Dask's, not ours
+
+
+@contextmanager
+def _quiet_logs():
+    """Keep Dask's own log lines (a lost worker's WARNING and ERROR lines, their tracebacks) off the
+    terminal while a sweep runs; what matters is said in one line of ours (``run_on_dask``)."""
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in QUIET]
+    loggers = [logging.getLogger(n) for n in sorted({*QUIET, *names})]
+    before = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
     try:
-        _check_workers(client, scheduler)
-        nthreads = client.nthreads()
-        log(
-            f"Dask scheduler {client.scheduler.address}: {len(nthreads)} workers, {sum(nthreads.values())} threads"
-            + (f"; dashboard {client.dashboard_link}" if "dashboard" in client.scheduler_info()["services"] else "")
-            + ("" if nthreads else "; runs start when workers join")
-        )
-        yield client
+        yield
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        for logger, disabled in zip(loggers, before, strict=True):
+            logger.disabled = disabled
+
+
+def _checked(client, scheduler: str, log):
+    """``client``, once its workers are checked and the cluster is described in one line."""
+    _check_workers(client, scheduler)
+    nthreads = client.nthreads()
+    log(
+        f"Dask scheduler {client.scheduler.address}: {len(nthreads)} workers, {sum(nthreads.values())} threads"
+        + (f"; dashboard {client.dashboard_link}" if "dashboard" in client.scheduler_info()["services"] else "")
+        + ("" if nthreads else "; runs start when workers join")
+    )
+    return client
 
 
 def _check_workers(client, scheduler: str) -> None:
@@ -133,9 +188,10 @@ def _check_workers(client, scheduler: str) -> None:
             )
 
 
-def run_on_dask(todo: list[tuple[RunConfig, Path]], client, counter) -> list[tuple[str, str]]:
+def run_on_dask(todo: list[tuple[RunConfig, Path]], client, counter, log=lambda message: None) -> list[tuple[str, str]]:
     """Compute every ``(config, folder)`` on the cluster and write each folder as its run
-    arrives. Returns the failed runs as ``(folder name, error with traceback)``."""
+    arrives; ``log`` gets one line for each worker lost on the way. Returns the failed runs as
+    ``(folder name, error with traceback)``."""
     from distributed import as_completed
 
     futures = {}
@@ -146,6 +202,7 @@ def run_on_dask(todo: list[tuple[RunConfig, Path]], client, counter) -> list[tup
     failures = []
     pending = as_completed(futures)
     polled = -float("inf")
+    workers = set(client.nthreads())
     try:
         while not pending.is_empty():
             batch = pending.next_batch(block=False)
@@ -164,6 +221,7 @@ def run_on_dask(todo: list[tuple[RunConfig, Path]], client, counter) -> list[tup
                 keys.discard(future.key)
             if time.monotonic() - polled >= 0.5:
                 counter.update(running=_running(client, keys))
+                workers = _lost(client, workers, log)
                 polled = time.monotonic()
             if not batch:
                 time.sleep(0.1)
@@ -172,6 +230,18 @@ def run_on_dask(todo: list[tuple[RunConfig, Path]], client, counter) -> list[tup
         raise
     counter.update(running=0)
     return failures
+
+
+def _lost(client, workers: set, log) -> set:
+    """The workers now; one line for each of ``workers`` gone since (a lost worker's runs are
+    handed to the others by the scheduler; one that kills worker after worker fails)."""
+    now = set(client.nthreads())
+    for worker in sorted(workers - now):
+        log(
+            f"a Dask worker was lost ({worker}): its runs in flight go to the other workers "
+            "(a run that loses its worker again and again fails; the same command retries it)"
+        )
+    return now
 
 
 def _running(client, keys: set) -> int:

@@ -1,26 +1,26 @@
 """Parameter sweeps: one run per combination, in local worker processes or on a Dask cluster, resumable.
 
 Each run is a pure function of its configuration: it writes ``DIR/runs/NAME/`` (the usual
-result files) and the sweep collects every run's summary into ``DIR/results.csv``. A run
-whose folder already holds a ``summary.json`` is complete and is skipped, so an interrupted
-sweep resumes where it stopped.
+result files) and the sweep collects every run's summary into ``DIR/results.csv``. A run whose
+folder holds every file it writes, each readable (``completeness.run_complete``), is complete
+and is skipped, so an interrupted sweep resumes where it stopped; any other run is done again.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import multiprocessing as mp
 import os
 import shutil
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 
 from .assemble import check, input_files
+from .completeness import read_summary, run_complete
 from .config import RunConfig
 from .errors import InputError, RunsFailed
 from .grids import Grid, Union, digest, parse_int_list, run_name, to_toml, varied
+from .pool import stop, worker_pool
 from .progress import RunCounter
 from .results import check_out_place, read_csv, write_results, write_text
 from .storage import FolderLock, recover_all
@@ -97,7 +97,7 @@ def _sweep(
     runs.mkdir(parents=True, exist_ok=True)
     recover_all(runs)  # runs killed mid-write: their temporaries (another live process's are kept)
     names = _names(configs, runs)
-    todo = [(c, runs / n) for c, n in zip(configs, names, strict=True) if not (runs / n / "summary.json").exists()]
+    todo = _todo(configs, names, runs, log)
     counter = counter or RunCounter(quiet=True)
     if len(todo) < len(configs):
         log(f"{len(configs) - len(todo)} of {len(configs)} runs are complete already; {len(todo)} to run")
@@ -107,7 +107,7 @@ def _sweep(
 
         with connect(scheduler, log=log) as client:
             counter.start(len(todo))
-            failures = run_on_dask(todo, client, counter)
+            failures = run_on_dask(todo, client, counter, log)
     else:
         counter.start(len(todo))
         if todo:
@@ -183,6 +183,22 @@ def _names(configs: list[RunConfig], runs: Path) -> list[str]:
     return [existing.get(digest(c)) or run_name(c, tags) for c in configs]
 
 
+def _todo(configs: list[RunConfig], names: list[str], runs: Path, log) -> list[tuple[RunConfig, Path]]:
+    """The runs whose folder is not complete (``run_complete``). An incomplete folder is removed
+    and its run done again; ``log`` names it and says why."""
+    todo = []
+    for config, name in zip(configs, names, strict=True):
+        path = runs / name
+        reason = run_complete(path, config)
+        if reason is None:
+            continue
+        if path.exists() or path.is_symlink():
+            log(f"run {name}: {reason}; running it again")
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        todo.append((config, path))
+    return todo
+
+
 def _write_tables(configs: list[RunConfig], names: list[str], out: Path) -> list[dict]:
     """``results.csv`` (one row per run: its name, the fields the grid varies, its summary) and
     ``aggregate.csv`` (one row per configuration over seeds); returns the rows of results.csv."""
@@ -191,7 +207,7 @@ def _write_tables(configs: list[RunConfig], names: list[str], out: Path) -> list
     tags = varied(configs)
     rows, records = [], []
     for config, name in zip(configs, names, strict=True):
-        summary = json.loads((out / "runs" / name / "summary.json").read_text())
+        summary = read_summary(out / "runs" / name)
         axes = {t: getattr(config, t) for t in tags if t not in summary}
         rows.append({"run": name, **axes, **summary})
         records.append(RunRecord.of(out / "runs" / name, config.to_dict(), summary))
@@ -215,11 +231,13 @@ def _run_local(todo: list[tuple[RunConfig, Path]], jobs: int, counter: RunCounte
             else:
                 counter.update(finished=1, running=0)
         return failures
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
+    pool = worker_pool(jobs)
     try:
         failures = _collect(pool, todo, jobs, counter, failures)
-    except BaseException:
-        pool.shutdown(cancel_futures=True)  # queued runs never start (not a `with`: its exit would start them)
+    except BaseException:  # ^C, SIGTERM: queued runs never start, running ones end now
+        for pid in stop(pool):  # what a worker cut short in the middle of writing a run left
+            for leftover in todo[0][1].parent.glob(f".*.tmp-{pid}"):
+                shutil.rmtree(leftover, ignore_errors=True)
         raise
     pool.shutdown()
     return failures

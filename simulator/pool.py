@@ -1,0 +1,66 @@
+"""A sweep's local worker processes, which never outlive the sweep.
+
+A pool worker is a spawned Python process. Nothing in ``multiprocessing`` stops it when the
+sweep process dies without cleaning up (SIGKILL, the out-of-memory killer): it would go on
+running queued runs beside a resumed sweep. So each worker asks the kernel to kill it when its
+parent dies (Linux's parent-death signal) and, on every system, watches its parent's PID once a
+second and exits when the parent is gone. Once the workers are gone, multiprocessing's resource
+tracker (also a child of the sweep) sees its pipe close and exits too.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
+WATCH_EVERY = 1.0  # seconds between two looks at the parent's PID
+
+
+def worker_pool(jobs: int) -> ProcessPoolExecutor:
+    """``jobs`` spawned worker processes that die with this process."""
+    return ProcessPoolExecutor(
+        max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=die_with_parent, initargs=(os.getpid(),)
+    )
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this process exit when ``parent`` (the PID of its parent now) dies."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the watchdog alone
+            pass
+    if os.getppid() != parent:  # the parent died before the signal was set
+        os._exit(1)
+    threading.Thread(target=_watch, args=(parent,), daemon=True, name="stragglersim-parent-watch").start()
+
+
+def _watch(parent: int) -> None:
+    while True:
+        time.sleep(WATCH_EVERY)
+        if os.getppid() != parent:  # reparented: the parent is gone
+            os._exit(1)
+
+
+def stop(pool: ProcessPoolExecutor) -> list[int]:
+    """Cancel the queued runs and end the running ones now: terminate the workers. Returns their
+    PIDs (a run cut short may leave its temporary folder, named with the PID of its worker)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    return [process.pid for process in processes]
