@@ -235,9 +235,8 @@ def _run_local(todo: list[tuple[RunConfig, Path]], jobs: int, counter: RunCounte
     try:
         failures = _collect(pool, todo, jobs, counter, failures)
     except BaseException:  # ^C, SIGTERM: queued runs never start, running ones end now
-        for pid in stop(pool):  # what a worker cut short in the middle of writing a run left
-            for leftover in todo[0][1].parent.glob(f".*.tmp-{pid}"):
-                shutil.rmtree(leftover, ignore_errors=True)
+        stop(pool)
+        recover_all(todo[0][1].parent)  # what the workers cut short in the middle of writing a run left
         raise
     pool.shutdown()
     return failures
