@@ -48,6 +48,15 @@ def save(directory: Path, config: RunConfig, trainer: dict, result, state: dict)
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    try:
+        _write(tmp, config, trainer, result, state)
+    except BaseException:  # a full disk: no half-written temporary is left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    storage.replace_dir(tmp, directory)
+
+
+def _write(tmp: Path, config: RunConfig, trainer: dict, result, state: dict) -> None:
     arrays = {f"params_{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(trainer["params"]))}
     arrays |= {f"opt_{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(trainer["opt_state"]))}
     ring = trainer["ring"]
@@ -70,7 +79,6 @@ def save(directory: Path, config: RunConfig, trainer: dict, result, state: dict)
         "state.json": _meta_hash(meta),
     }
     (tmp / "state.json").write_text(json.dumps(meta))
-    storage.replace_dir(tmp, directory)
 
 
 FILES = ("state.npz", "config.toml", "state.json")  # in the order save writes them

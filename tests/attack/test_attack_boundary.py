@@ -337,3 +337,12 @@ def test_errors_at_the_boundary(capsys, monkeypatch, raised, status, words):
     code, err = cli(capsys, "predict", "--latency", "constant:value=1", "--workers", "2")
     assert code == status
     assert_one_line(err, "stragglersim predict: error:", *words)
+
+
+def test_file_size_limit_in_a_training_checkpoint(here):
+    """a checkpoint write of a training run past a 16 KiB file size limit -> exit 1, one line, nothing left"""
+    train = ["simulate", "--quiet", "--workers", "2", "--eval-every", "2", "--checkpoint-every", "2", "--steps", "6"]
+    done = stragglersim(*train, "--out", "run", cwd=here, limit_bytes=16384)
+    assert done.returncode == 1, done.stderr
+    assert_one_line(done.stderr, "disk full", "run.checkpoint")
+    assert sorted(p.name for p in here.iterdir()) == ["file"]
