@@ -106,6 +106,12 @@ def check_out_writable(out: Path, *, what: str = "--out") -> None:
     where = Path(os.path.abspath(out))
     if where == Path(where.anchor):
         raise InputError(f"{what} {out}: is the root folder; give a new folder for the results")
+    if os.path.islink(where):  # replacing it would replace the link, and a lock would not see its target
+        try:
+            target = Path(os.path.realpath(where, strict=True))
+        except OSError:
+            raise InputError(f"{what} {out}: is a symbolic link that leads nowhere (or in a loop)") from None
+        raise InputError(f"{what} {out}: is a symbolic link (to {target}); give the folder itself")
     real = Path(os.path.realpath(where))
     if any(real == Path(p) or Path(p) in real.parents for p in PSEUDO):
         raise InputError(f"{what} {out}: is in a kernel file system ({real}); give a folder on a disk")

@@ -170,7 +170,7 @@ def _config_defaults(argv: list[str]) -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv_given, argv = argv is not None, list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser(_config_defaults(argv))
     except InputError as err:
@@ -195,15 +195,40 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except KeyboardInterrupt:
-        print(f"stragglersim {args.command}: interrupted; {kept}", file=sys.stderr)
-        return 130
+        print(f"stragglersim {args.command}: interrupted; {_kept(args) or kept}", file=sys.stderr)
+        return _stopped(130, argv_given)
     except Stopped as err:
-        print(f"stragglersim {args.command}: stopped by {err}; {kept}", file=sys.stderr)
-        return 128 + err.signum
+        print(f"stragglersim {args.command}: stopped by {err}; {_kept(args) or kept}", file=sys.stderr)
+        return _stopped(128 + err.signum, argv_given)
     except Exception as err:
-        return _explained(err, f"stragglersim {args.command}")
+        status = _explained(err, f"stragglersim {args.command}")
+        if status == 1 and _kept(args):  # the machine failed (disk full): say how to go on
+            print(f"stragglersim {args.command}: {_kept(args)}", file=sys.stderr)
+        return status
     finally:
         _on_sigterm(previous)
+
+
+def _kept(args) -> str:
+    """For a run stopped early: where its checkpoint is and the command that continues it, if it has one."""
+    if args.command != "simulate" or getattr(args, "out", None) is None:
+        return ""
+    own, given = Path(f"{args.out}.checkpoint"), getattr(args, "resume", None)
+    checkpoint = own if (own / "state.json").is_file() or not given else Path(given)
+    if not (checkpoint / "state.json").is_file():
+        return ""
+    go_on = f"stragglersim simulate --resume {checkpoint} --out {args.out}"
+    return f"the checkpoint {checkpoint} is kept; `{go_on}` continues"
+
+
+def _stopped(status: int, argv_given: bool) -> int:
+    """The exit status of a command stopped by a signal. From the shell (no ``argv`` given), the process
+    ends here: interpreter shutdown with JAX's threads cut short can crash after the message."""
+    if argv_given:
+        return status
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _stop(signum, frame):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,6 +75,17 @@ def check_out_place(out: Path, inputs=()) -> None:
         read = Path(path).resolve()
         if where == read or where in read.parents:
             raise InputError(f"--out {out}: holds the input {path}; give a new folder for the results")
+
+
+def check_not_in_sweep(out: Path) -> None:
+    """Refuse a run written inside a sweep folder (one that records its grid, ``grid.toml``): the
+    sweep's tables, ``aggregate``, ``compare`` and ``plot`` would count it as one of the sweep's runs."""
+    for folder in Path(os.path.abspath(out)).parents:
+        if (folder / "grid.toml").is_file() and (folder / "runs").is_dir():
+            raise InputError(
+                f"--out {out}: inside the sweep folder {folder}, whose runs are its grid's only; "
+                "give a folder outside it"
+            )
 
 
 @contextmanager

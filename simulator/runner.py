@@ -82,7 +82,7 @@ def run_to_folder(
     import sys
 
     from .progress import NullProgress
-    from .results import check_out_dir, check_out_place, write_run
+    from .results import check_not_in_sweep, check_out_dir, check_out_place, write_run
     from .storage import FolderLock, recover
 
     try:  # progress.close() may be called twice (tqdm's and NullProgress's are idempotent)
@@ -93,6 +93,7 @@ def run_to_folder(
                 f"--out {out}: inside the checkpoint {resume}, which a later checkpoint replaces; give another folder"
             )
         check_out_place(out, reads)
+        check_not_in_sweep(out)
         with FolderLock(out):
             recover(out)  # an --overwrite a killed process left half-done; its temporaries
             check_out_dir(out, overwrite=overwrite, inputs=reads)  # ... then whether the results can be written
@@ -106,8 +107,8 @@ def run_to_folder(
             if not isinstance(progress, NullProgress) and len(result.log.gradients) > 200_000:
                 print(f"writing {len(result.log.gradients)} gradient records to {out} ...", file=sys.stderr)
             write_run(out, result.config, result.log, result.summary, tables=result.tables, overwrite=overwrite)
-            if checkpoints.exists() and checkpoints != resume:
-                shutil.rmtree(checkpoints)  # the run is complete
+            if checkpoints.exists():
+                shutil.rmtree(checkpoints)  # the run is complete (resumed from here or not)
     finally:
         progress.close()
     return result

@@ -161,6 +161,7 @@ def test_a_training_run_resumes_from_its_checkpoint_to_identical_files(tmp_path,
     )
     for name in ("metrics.csv", "training.csv", "gradients.csv", "updates.csv"):
         assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    assert not (tmp_path / "cut.checkpoint").exists()  # the resumed run is complete: its checkpoint goes too
 
 
 def test_bad_checkpoint_options(tmp_path, capsys):
