@@ -20,6 +20,7 @@ DATA_COSTS = ("none", "nnz")
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 SCHEDULES = ("constant", "exponential")
 SCALINGS = ("none", "linear", "sqrt")
+FLOAT32_MAX = 3.4028234663852886e38  # the largest float32: training's parameters and learning rate
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,12 @@ class RunConfig:
             self.lr_scaling in SCALINGS,
             f"--lr-scaling: unknown {self.lr_scaling!r} (choose from {', '.join(SCALINGS)})",
         )
+        scaled = self.lr * {"linear": self.total_workers, "sqrt": math.sqrt(self.total_workers)}.get(self.lr_scaling, 1)
+        need(
+            self.timing_only or scaled <= FLOAT32_MAX,
+            f"--lr {self.lr:g}: a learning rate of {scaled:.3g} (after --lr-scaling) is beyond the largest float32 "
+            f"({FLOAT32_MAX:.3g}), the precision training computes in; give a smaller --lr",
+        )
         self.eval_schedule  # noqa: B018 (validates)
         need(
             not (self.checkpoint_every and self.timing_only),
@@ -217,9 +224,13 @@ class RunConfig:
                 value = float(text[:-1]) if text.endswith("s") else int(text)
             except ValueError:
                 value = -1
-            ratio = value / every if 0 < value < math.inf else 0.5
+            need(
+                0 < value < math.inf,
+                f"--checkpoint-every {text!r}: must be a finite number > 0 of updates (100) or simulated seconds (5s)",
+            )
+            ratio = value / every
             same_unit = text.endswith("s") == (mode == "seconds")
-            ok = 0 < value < math.inf and same_unit and math.isfinite(ratio) and abs(ratio - round(ratio)) < 1e-9
+            ok = same_unit and math.isfinite(ratio) and abs(ratio - round(ratio)) < 1e-9
             need(
                 ok,
                 f"--checkpoint-every {text!r}: a multiple of --eval-every in the same unit; evaluations are every "

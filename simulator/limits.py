@@ -48,6 +48,9 @@ EPISODE = 32  # one fail-slow bound (a float in a list)
 BARRIER = ("sync", "backup", "k-sync", "k-batch-sync", "deadline", "adaptive-backup")  # all P compute per update
 INPUTS = {"digits": (64, 10, 1_797), "mnist": (784, 10, 70_000), "cifar10": (3_072, 10, 60_000)}
 INPUTS |= {"mnist1d": (40, 10, 20_000), "teacher-student": (32, 1, 20_000)}  # (features, outputs, examples)
+# Peak bytes of RSS per byte of a trace file while it is read (a 65 MB CSV: 4.0; a 46 MB Chrome JSON: 8.6),
+# of its decompressed bytes for a gzipped Chrome trace.
+TRACE_BYTES = {"csv": 4.5, "pai": 4.5, "chrome": 9.5}
 
 
 def machine_memory() -> int:
@@ -138,6 +141,29 @@ def _options(config, part: str) -> str:
     return " ".join(shown) or f"--workers {config.workers} --steps {config.steps}"
 
 
+def trace_budget(fmt: str, *, memory: int | None = None) -> int:
+    """The largest trace file (its text; decompressed for gzip) in format ``fmt`` this machine can read."""
+    memory = machine_memory() if memory is None else memory
+    return int(max(memory - BASE, 0) / TRACE_BYTES[fmt])
+
+
+def check_trace_size(path, size: int, fmt: str, *, memory: int | None = None, least: bool = False) -> None:
+    """Refuse, before reading it, a trace of ``size`` bytes (``least``: at least that many) that needs
+    more memory than the machine has.
+
+    Raises:
+        InputError: naming the file, with the estimate and the machine's memory.
+    """
+    memory = machine_memory() if memory is None else memory
+    if size <= trace_budget(fmt, memory=memory):
+        return
+    about = "at least" if least else "about"
+    raise InputError(
+        f"{path}: reading a trace of {_gb(size)} needs {about} {_gb(BASE + size * TRACE_BYTES[fmt])} of memory "
+        f"(this machine has {_gb(memory)}); give a smaller trace or a part of it"
+    )
+
+
 def check_runs(count: int, what: str) -> None:
     """Refuse a sweep of more than ``MAX_RUNS`` runs (``what``: the options that make it)."""
     if count > MAX_RUNS:
@@ -187,6 +213,15 @@ def check_run(config, model, factors: np.ndarray, faults) -> None:
             f"clock holds (at most {CLOCK_MAX:g} s)"
         )
     check_latency(model, config.latency)
+    draws = 10 * steps * p
+    top = _largest(model, 1 / draws)
+    if not top <= CLOCK_MAX:
+        raise InputError(
+            f"--latency {config.latency}: the tail is too heavy for a run of {steps} updates of {p} workers: "
+            f"the largest of about {draws:.3g} draws is {f'about {top:.3g}' if top < math.inf else 'beyond 1e308'} s, "
+            f"past what the simulated clock holds "
+            f"(at most {CLOCK_MAX:g} s)"
+        )
     base = _scale(model)
     slow = faults.fail_slow.factor if faults.fail_slow is not None else 1.0
     scale = base * fmax * slow + transfer
@@ -204,6 +239,28 @@ def check_run(config, model, factors: np.ndarray, faults) -> None:
         _check_periods(config, t_low, floor)
     episodes = _check_faults(config, model, faults, scale, floor, t_typ)
     check_memory(config, extra=episodes * EPISODE)
+
+
+def _largest(model, tail: float) -> float:
+    """An upper bound of the (1 - ``tail``)-quantile: the largest draw expected among 1/``tail``.
+
+    A straggler mixture is bounded by its parts, not by its own quantile (a numerical inversion of a
+    CDF that nested mixtures make slow): P(X > max(a, f b + d)) <= tail when the base exceeds b and
+    the delay exceeds d each with probability tail / 2.
+    """
+    from .latency.models import Straggler
+
+    if isinstance(model, Straggler):
+        base = _largest(model.base, tail / 2)
+        if model.p == 0:
+            return base
+        return max(base, model.factor * base + (_largest(model.delay, tail / 2) if model.delay else 0.0))
+    try:
+        with np.errstate(all="ignore"):
+            top = float(np.asarray(model.isf(tail)))
+    except Exception:  # noqa: BLE001 (a model without quantiles: nothing to refuse)
+        return 0.0
+    return top if not math.isnan(top) else 0.0
 
 
 def _round_time(config, model, p: int) -> float:

@@ -9,11 +9,51 @@ do. Durations are wall-clock seconds of a complete step (``block_until_ready``).
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import signal
+import threading
 import time
 
 import numpy as np
 
+from .errors import InputError
+from .limits import BASE, INPUTS, JAX, _gb, machine_memory
 from .traces import Trace
+
+PER_CPU = 4  # processes per CPU at most: more share the cores so much that they measure only contention
+MOST = 256  # processes at most, whatever the machine
+STEP = 1_000  # bytes per step and process: its batch of indices (an array object) and its recorded row
+
+
+def check_measure(
+    workers: int, steps: int, dataset: str, batch_size: int, *, cpus: int | None = None, memory: int | None = None
+) -> None:
+    """Refuse, before a process starts, more processes than the CPUs can run or than memory holds.
+
+    The memory estimate per process: JAX (``limits.JAX``), the dataset as float64, every step's
+    indices (int32) and record, and a batch's activations forward and back through the MLP's
+    default width (the other models' scale).
+
+    Raises:
+        InputError: naming the options, with the bound or the estimate and the machine's memory.
+    """
+    cpus = cpus or os.cpu_count() or 1
+    most = min(PER_CPU * cpus, MOST)
+    if workers > most:
+        raise InputError(
+            f"--workers {workers}: more than {most} processes ({PER_CPU} per CPU of this machine's {cpus}, at most "
+            f"{MOST}) share the CPUs so much that they measure only contention; give at most {most}"
+        )
+    features, outputs, examples = INPUTS[dataset]
+    per = JAX + 8.0 * examples * (features + 1) + steps * (STEP + 4.0 * batch_size)
+    per += 8.0 * batch_size * (features + 128 + outputs)
+    memory = machine_memory() if memory is None else memory
+    if BASE + workers * per > memory:
+        raise InputError(
+            f"--workers {workers} --steps {steps} --batch-size {batch_size}: needs about "
+            f"{_gb(BASE + workers * per)} of memory, {_gb(per)} per process (this machine has {_gb(memory)}); "
+            "make the measurement smaller"
+        )
 
 
 def _worker(rank: int, steps: int, model_name: str, dataset_name: str, batch_size: int, barrier, queue) -> None:
@@ -57,17 +97,42 @@ def measure(workers: int, steps: int, *, model: str = "mlp", dataset: str = "dig
     procs = [
         ctx.Process(target=_worker, args=(r, steps, model, dataset, batch_size, barrier, queue)) for r in range(workers)
     ]
-    for p in procs:
-        p.start()
-    rows = []
+    rows, done = [], False
     try:
-        for _ in procs:
+        for i in range(workers):  # by index: no name in this frame keeps a Process beyond _shut_down
+            procs[i].start()
+        for _ in range(workers):
             rows.extend(queue.get(timeout=600))
+        done = True
     finally:
-        for p in procs:
-            p.join(timeout=60)
-            if p.is_alive():
-                p.terminate()
+        _shut_down(procs, wait=60 if done else 0)
     rows.sort()
     worker, step, duration, start = (np.array(c) for c in zip(*rows, strict=True))
     return Trace(worker.astype(np.int64), step.astype(np.int64), duration, start, f"measured: {workers} x {model}")
+
+
+def _shut_down(procs: list, wait: float) -> None:
+    """Join the children (``wait`` seconds each, then end them) with SIGTERM ignored, and drop them.
+
+    A second SIGTERM (``timeout`` signals the process and then its group) must neither stop this
+    half-way, leaving children behind, nor land in the weak-reference callback that forgets a
+    dropped ``Process`` (Python prints an exception raised there as "Exception ignored in WeakSet").
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN) if main else None
+    try:
+        for proc in procs:
+            if proc.pid is None:  # never started
+                continue
+            proc.join(timeout=wait)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        proc = None
+        procs.clear()  # the Process objects go here, while SIGTERM is ignored
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)

@@ -160,6 +160,7 @@ def compare_backups(config: RunConfig, *, out: Path | None = None) -> Report:
 
 def measure(workers: int, steps: int, *, model: str = "mlp", dataset: str = "digits", batch_size: int = 32):
     """A trace of real JAX gradient steps by ``workers`` processes; returns (trace, report)."""
+    from .measure import check_measure
     from .measure import measure as run
     from .models.catalog import MODELS
 
@@ -171,6 +172,7 @@ def measure(workers: int, steps: int, *, model: str = "mlp", dataset: str = "dig
         raise InputError(
             f"--dataset {dataset!r}: measure uses a bundled or generated dataset (digits, mnist1d, teacher-student)"
         )
+    check_measure(workers, steps, dataset, batch_size)  # before any process starts
     trace = run(workers, steps, model=model, dataset=dataset, batch_size=batch_size)
     per = [d.mean() for d in trace.per_worker()]
     line = (

@@ -18,6 +18,7 @@ record) and the problem.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import math
 import re
@@ -29,11 +30,13 @@ import numpy as np
 
 from .boundary import check_input_file
 from .errors import InputError
+from .limits import check_trace_size, trace_budget
 from .shipped import shipped, shipped_if_missing
 
 FORMATS = ("csv", "pai", "chrome")
 _PYTORCH_STEP = re.compile(r"ProfilerStep#(\d+)$")
 _PAI_COLUMNS = ("worker", "time", "batch_time_norm")  # what the PAI reader needs of its header
+MAX_LINE = 1 << 20  # bytes of one CSV line; a row is under 100 (a file without line breaks is not a table)
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ def read_trace(path: str | Path, fmt: str = "csv", time_scale: float = 1.0) -> T
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not a trace file")
     check_input_file(path)  # a FIFO would block, /dev/zero never end
+    check_trace_size(path, path.stat().st_size, fmt)  # a file larger than memory allows is refused unread
     return _read_cached(str(path), mtime, fmt, float(time_scale))
 
 
@@ -152,6 +156,7 @@ def _read_cached(path: str, mtime: int, fmt: str, time_scale: float) -> Trace:
 def _lines_of(path: Path) -> tuple[str, np.ndarray | None]:
     """The header line, and the physical line numbers of the data rows if blank lines would
     otherwise shift them (None when there are none)."""
+    _check_line_length(path)
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -171,6 +176,29 @@ def _lines_of(path: Path) -> tuple[str, np.ndarray | None]:
         return header, None
     lines = text.replace("\r\n", "\n").split("\n")[1:]
     return header, np.flatnonzero([bool(line.strip()) for line in lines]) + 2
+
+
+def _check_line_length(path: Path) -> None:
+    """Refuse a CSV with a line longer than ``MAX_LINE`` bytes, reading no further than that line."""
+    line, run = 1, 0  # the line being read, its bytes so far
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(MAX_LINE):
+                first = chunk.find(b"\n")
+                if first < 0:
+                    run += len(chunk)
+                elif run + first > MAX_LINE:
+                    break
+                else:
+                    line += chunk.count(b"\n")
+                    run = len(chunk) - chunk.rfind(b"\n") - 1
+                if run > MAX_LINE:
+                    break
+            else:
+                return
+    except OSError as err:
+        raise InputError(f"{path}: cannot read trace: {err.strerror}") from None
+    raise InputError(f"{path}:{line}: a line longer than {MAX_LINE:,} bytes; a trace is a CSV of short rows")
 
 
 def _load_columns(path: Path, usecols: list[int], n_columns: int) -> np.ndarray:
@@ -286,7 +314,10 @@ def _read_chrome(path: Path, time_scale: float) -> Trace:
         with open(path, "rb") as f:
             raw = f.read()
         if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+            budget = trace_budget("chrome")
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as g:
+                raw = g.read(budget + 1)  # no more than memory allows, however well it compresses
+            check_trace_size(path, len(raw), "chrome", least=len(raw) > budget)
         doc = json.loads(raw)
     except OSError as err:
         raise InputError(f"{path}: cannot read trace: {err}") from None

@@ -107,11 +107,13 @@ class ScipyLatency(LatencyModel):
 
     @property
     def mean(self):
-        return float(self.dist.mean())
+        with np.errstate(over="ignore", invalid="ignore"):  # a moment past the doubles is inf or nan, said later
+            return float(self.dist.mean())
 
     @property
     def var(self):
-        return float(self.dist.var())
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(self.dist.var())
 
     @property
     def tail_index(self) -> float:

@@ -165,3 +165,152 @@ def test_the_estimate_is_within_a_factor_two_of_the_peak_memory(args, tmp_path):
     )
     estimate = sum(limits.memory_parts(config).values())
     assert peak / 2 < estimate < peak * 2, f"estimate {estimate / GB:.3g} GB, measured {peak / GB:.3g} GB"
+
+
+def _sparse(path, head: bytes, size: int):
+    """A file of ``size`` bytes that holds ``head`` and then zeros, without taking the disk (truncate)."""
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(size)
+    return path
+
+
+@pytest.mark.parametrize("command", [["fit", "{trace}", "--out", "{out}"], ["import", "{trace}", "--out", "{out}.csv"]])
+def test_a_trace_larger_than_memory_is_refused_unread(command, tmp_path, monkeypatch, capsys):
+    """8 GB trace on a 24 GB machine -> exit 2 at once, 'needs about 36 GB ... (this machine has 24 GB)'"""
+    monkeypatch.setattr(limits, "machine_memory", lambda: int(24 * GB))
+    trace = _sparse(tmp_path / "huge.csv", b"worker,step,duration,start\n", 8 << 30)
+    argv = [a.replace("{trace}", str(trace)).replace("{out}", str(tmp_path / "f7")) for a in command]
+    with _deadline(10):
+        status = main(argv)
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{trace}: reading a trace of 8.59 GB needs about 38.8 GB" in err and "this machine has 24 GB" in err
+
+
+@pytest.mark.parametrize(("head", "line"), [(b"", 1), (b"worker,step,duration,start\n", 2)])
+def test_a_trace_without_line_breaks_is_refused_at_its_first_long_line(head, line, tmp_path, monkeypatch, capsys):
+    """1 GB CSV without line breaks (fit, --latency trace:FILE) -> exit 2 within seconds, 'FILE:LINE: a line longer'"""
+    monkeypatch.setattr(limits, "machine_memory", lambda: int(64 * GB))  # the size would pass: the line must not
+    trace = _sparse(tmp_path / "flat.csv", head, 1 << 30)
+    for argv in (["fit", str(trace), "--out", str(tmp_path / "f")], [*TIMING, "--latency", f"trace:{trace}"]):
+        with _deadline(10):
+            status = main([a.replace("{out}", str(tmp_path / "o")) for a in argv])
+        err = capsys.readouterr().err
+        assert status == 2 and f"{trace}:{line}: a line longer than 1,048,576 bytes" in err, err
+
+
+def test_a_gzipped_trace_is_decompressed_no_further_than_memory_allows(tmp_path, monkeypatch, capsys):
+    """gzip of 20 MB (a bomb) on a machine that can read 10 MB of it -> exit 2, 'needs at least' the estimate"""
+    import gzip
+
+    budget = 10e6
+    monkeypatch.setattr(limits, "machine_memory", lambda: int(limits.BASE + budget * limits.TRACE_BYTES["chrome"]))
+    trace = tmp_path / "bomb.json.gz"
+    trace.write_bytes(gzip.compress(b"[" + b" " * 20_000_000 + b"]"))
+    status = main(["import", str(trace), "--format", "chrome", "--out", str(tmp_path / "t.csv")])
+    err = capsys.readouterr().err
+    assert status == 2 and f"{trace}: reading a trace of 0.01 GB needs at least" in err, err
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--workers", "100000", "--steps", "5"], "--workers 100000: more than"),
+        (["--workers", "2", "--steps", "5", "--batch-size", "1000000000"], "--batch-size 1000000000: needs about"),
+        (["--workers", "2", "--steps", "1000000000"], "--steps 1000000000 --batch-size 32: needs about"),
+    ],
+)
+def test_measure_refuses_before_a_process_starts(args, named, tmp_path, monkeypatch, capsys):
+    """measure --workers 100000, --batch-size 1e9, --steps 1e9 -> exit 2, one line, no process started"""
+    import stragglersim.measure
+
+    def started(*args, **kwargs):
+        pytest.fail("measure started its processes")
+
+    monkeypatch.setattr(stragglersim.measure, "measure", started)
+    status = main(["measure", *args, "--out", str(tmp_path / "m.csv")])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1 and named in err, err
+    assert "contention" in err if "more than" in named else "this machine has" in err
+
+
+def test_a_second_sigterm_while_measure_shuts_down_ends_every_child(monkeypatch):
+    """SIGTERM, and another while measure joins its children -> every child ended, one Stopped, none ignored"""
+    import os
+    import threading
+
+    import stragglersim.measure
+    from stragglersim.cli import _stop
+    from stragglersim.errors import Stopped
+
+    ended = []
+
+    class Child:  # a started process that runs until ended; joining it brings a second SIGTERM
+        def __init__(self, target, args):
+            self.pid, self.rank = None, args[0]
+
+        def start(self):
+            self.pid = 1
+
+        def join(self, timeout=None):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        def is_alive(self):
+            return self.rank not in ended
+
+        def terminate(self):
+            ended.append(self.rank)
+
+    class Results:
+        def get(self, timeout):
+            os.kill(os.getpid(), signal.SIGTERM)
+            threading.Event().wait(5)  # the handler raises Stopped here
+            pytest.fail("SIGTERM did not stop measure")
+
+    class Context:
+        Process, Queue = Child, Results
+
+        def Barrier(self, n):  # noqa: N802 (multiprocessing's name)
+            return None
+
+    monkeypatch.setattr(stragglersim.measure.mp, "get_context", lambda method: Context())
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        with pytest.raises(Stopped):
+            stragglersim.measure.measure(3, 1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert ended == [0, 1, 2]
+
+
+def test_a_latency_whose_largest_draw_passes_the_clock_is_refused(capsys):
+    """pareto alpha=0.01 over 200 x 16 -> exit 2 naming --latency (tail too heavy); alpha=1.5, sigma=2 -> accepted"""
+    argv = ["simulate", "--timing-only", "--steps", "200", "--latency", "pareto:alpha=0.01,scale=1", "--out", "x"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--latency pareto:alpha=0.01,scale=1: the tail is too heavy for a run of 200 updates of 16 workers" in err
+    for latency in ("pareto:alpha=1.5,scale=1", "lognormal:mu=0,sigma=2"):  # 100 workers x 10,000 steps
+        check(RunConfig(strategy="sync", workers=100, steps=10_000, timing_only=True, latency=latency))
+
+
+@pytest.mark.parametrize(
+    ("args", "status"),
+    [
+        (["simulate", "--timing-only", "--steps", "5", "--quiet", "--latency", "lognormal:mu=0,sigma=50"], 0),
+        (["predict", "--workers", "4", "--latency", "lognormal:mu=700,sigma=10"], 2),
+        (["simulate", "--steps", "5", "--lr", "1e300"], 2),
+    ],
+)
+def test_overflowing_moments_print_no_runtime_warning(args, status, tmp_path):
+    """lognormal sigma=50, lognormal mu=700 (predict), --lr 1e300 -> no RuntimeWarning: nothing or one line"""
+    out = ["--out", str(tmp_path / "o")] if args[0] == "simulate" else []
+    done = subprocess.run([sys.executable, "-m", "stragglersim", *args, *out], capture_output=True, text=True)
+    assert done.returncode == status, done.stderr
+    assert len(done.stderr.splitlines()) == status // 2 and "Warning" not in done.stderr, done.stderr
+
+
+def test_a_checkpoint_period_of_zero_says_it_must_be_positive(tmp_path, capsys):
+    """--checkpoint-every 0 --steps 10 -> exit 2, '--checkpoint-every '0': must be a finite number > 0'"""
+    assert main(["simulate", "--steps", "10", "--checkpoint-every", "0", "--out", str(tmp_path / "o")]) == 2
+    assert "--checkpoint-every '0': must be a finite number > 0" in capsys.readouterr().err
