@@ -212,7 +212,7 @@ def test_out_inside_the_checkpoint_is_refused(ckpt, capsys):
 
 def test_out_and_overwrite_beside_resume_are_honoured(saved, ckpt, capsys):
     """--resume C --out (the checkpoint itself / results without --overwrite / with --overwrite) -> refused,
-    refused, replaced with the uninterrupted run's files; the checkpoint stays usable throughout"""
+    refused, replaced with the uninterrupted run's files; the checkpoint goes once the run is complete"""
     assert resume(ckpt, out=ckpt) == 2
     assert f"--out {ckpt}: holds the input {ckpt}" in capsys.readouterr().err
     shutil.copytree(saved / "whole", ckpt.parent / "run")
@@ -222,7 +222,7 @@ def test_out_and_overwrite_beside_resume_are_honoured(saved, ckpt, capsys):
     assert resume(ckpt, "--overwrite") == 0
     for name in RESULTS:
         assert (ckpt.parent / "run" / name).read_bytes() == (saved / "whole" / name).read_bytes(), name
-    assert (ckpt / "state.json").exists()  # resumed into another --out: the checkpoint is kept
+    assert not ckpt.exists()  # C is the run's own checkpoint (run.checkpoint): the complete run removes it
 
 
 @pytest.mark.parametrize(
