@@ -196,10 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except KeyboardInterrupt:
         print(f"stragglersim {args.command}: interrupted; {_kept(args) or kept}", file=sys.stderr)
-        return _stopped(130, argv_given)
+        return _stopped(130, argv_given, args.command)
     except Stopped as err:
         print(f"stragglersim {args.command}: stopped by {err}; {_kept(args) or kept}", file=sys.stderr)
-        return _stopped(128 + err.signum, argv_given)
+        return _stopped(128 + err.signum, argv_given, args.command)
     except Exception as err:
         status = _explained(err, f"stragglersim {args.command}")
         if status == 1 and _kept(args):  # the machine failed (disk full): say how to go on
@@ -221,10 +221,11 @@ def _kept(args) -> str:
     return f"the checkpoint {checkpoint} is kept; `{go_on}` continues"
 
 
-def _stopped(status: int, argv_given: bool) -> int:
-    """The exit status of a command stopped by a signal. From the shell (no ``argv`` given), the process
-    ends here: interpreter shutdown with JAX's threads cut short can crash after the message."""
-    if argv_given:
+def _stopped(status: int, argv_given: bool, command: str) -> int:
+    """The exit status of a command stopped by a signal. From the shell (no ``argv`` given), a run that
+    loaded JAX ends here: interpreter shutdown with JAX's threads cut short can crash after the message.
+    (Not a sweep: its process pool's semaphores are released by the normal shutdown.)"""
+    if argv_given or command == "sweep" or "jax" not in sys.modules:
         return status
     sys.stdout.flush()
     sys.stderr.flush()
