@@ -29,7 +29,8 @@ class Table:
 
     def pytest_collection_modifyitems(self, items):
         for item in items:
-            doc = (getattr(item, "function", None).__doc__ or item.name).strip().splitlines()[0]
+            text = (getattr(item, "function", None).__doc__ or item.name).strip()
+            doc = " ".join(line.strip() for line in text.split("\n\n")[0].splitlines())  # the first paragraph
             attack, _, expected = doc.partition("->")
             params = f" [{item.callspec.id}]" if hasattr(item, "callspec") else ""
             self.rows[item.nodeid] = [attack.strip() + params, expected.strip(), "not run"]
