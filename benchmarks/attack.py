@@ -35,6 +35,10 @@ class Table:
             params = f" [{item.callspec.id}]" if hasattr(item, "callspec") else ""
             self.rows[item.nodeid] = [attack.strip() + params, expected.strip(), "not run"]
 
+    def pytest_deselected(self, items):  # -m and -k: not part of this battery
+        for item in items:
+            self.rows.pop(item.nodeid, None)
+
     def pytest_runtest_logreport(self, report):
         row = self.rows.get(report.nodeid)
         if row is None:
