@@ -86,9 +86,9 @@ def _path_written(err: OSError) -> str:
 
 def _untemp(path: str) -> str:
     """``DIR/.run.tmp-PID/x.csv`` (removed by now) as the user knows it: ``DIR/run/x.csv``."""
-    import re
+    from .storage import TEMPORARY
 
-    return re.sub(r"(^|/)\.([^/]+)\.(?:tmp|old)-\d+(?:-\d+)?(?=/|$)", r"\1\2", path)
+    return "/".join(match["name"] if (match := TEMPORARY.match(part)) else part for part in path.split("/"))
 
 
 PSEUDO = ("/proc", "/sys", "/dev")  # kernel file systems: never a place for results

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
 import zipfile
 import zlib
@@ -45,7 +44,7 @@ def save(directory: Path, config: RunConfig, trainer: dict, result, state: dict)
         state: the training loop's own state (JSON).
     """
     directory = Path(directory)
-    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+    tmp = storage.temporary(directory)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
@@ -64,7 +63,9 @@ def _write(tmp: Path, config: RunConfig, trainer: dict, result, state: dict) -> 
         arrays |= {f"ring_{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(ring.buffers))}
     losses = jax.device_get(trainer["losses"])
     arrays["losses"] = np.concatenate(losses) if losses else np.zeros(0, np.float32)
-    np.savez(tmp / "state.npz", **arrays)
+    npz = io.BytesIO()
+    np.savez(npz, **arrays)
+    (tmp / "state.npz").write_bytes(npz.getvalue())  # hashed below from the same bytes
     meta = {
         **state,
         "version": trainer["version"],
@@ -75,7 +76,7 @@ def _write(tmp: Path, config: RunConfig, trainer: dict, result, state: dict) -> 
     config.save(tmp / "config.toml")
     meta[HASHES] = {
         "config.toml": _sha256((tmp / "config.toml").read_bytes()),
-        "state.npz": _sha256((tmp / "state.npz").read_bytes()),
+        "state.npz": _sha256(npz.getvalue()),
         "state.json": _meta_hash(meta),
     }
     (tmp / "state.json").write_text(json.dumps(meta))
@@ -220,7 +221,6 @@ def _pairs(x) -> bool:
     return isinstance(x, list) and all(isinstance(row, list) and len(row) == 2 for row in x)
 
 
-FILES = ("config.toml", "state.npz", "state.json")
 FIELDS = {  # state.json's fields: whether a value fits
     "consumed": _count,
     "next_time": lambda x: isinstance(x, int | float) and not isinstance(x, bool),

@@ -50,9 +50,9 @@ def _watch(parent: int) -> None:
             os._exit(1)
 
 
-def stop(pool: ProcessPoolExecutor) -> list[int]:
-    """Cancel the queued runs and end the running ones now: terminate the workers. Returns their
-    PIDs (a run cut short may leave its temporary folder, named with the PID of its worker)."""
+def stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queued runs and end the running ones now: terminate the workers (a run cut short
+    leaves its temporary folder, named with its worker's PID: ``storage.recover_all`` removes it)."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
@@ -63,4 +63,3 @@ def stop(pool: ProcessPoolExecutor) -> list[int]:
         if process.is_alive():
             process.kill()
             process.join()
-    return [process.pid for process in processes]

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)(-\d+)?$")
+TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)(-\d+)?$")  # a temporary's name
 _serial = itertools.count()
 
 
@@ -110,7 +110,7 @@ def recover_all(folder: Path) -> None:
         return
     names = set()
     for entry in folder.iterdir():
-        if match := _TEMPORARY.match(entry.name):
+        if match := TEMPORARY.match(entry.name):
             names.add(match["name"])
         elif entry.name.startswith(".") and entry.name.endswith(".lock"):
             _remove_stale_lock(entry)
@@ -252,7 +252,7 @@ def _temporaries(target: Path) -> list[tuple[Path, str, int]]:
         return []
     found = []
     for entry in parent.iterdir():
-        match = _TEMPORARY.match(entry.name)
+        match = TEMPORARY.match(entry.name)
         if match and match["name"] == target.name:
             found.append((entry, match["kind"], int(match["pid"])))
     return found

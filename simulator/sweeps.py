@@ -72,8 +72,7 @@ def _sweep(
         RunsFailed: some runs raised; the others are written, and running the sweep again
             retries only the failed ones. Tracebacks are in ``DIR/failures.txt``.
     """
-    check_out_place(out)
-    if out.exists() and not out.is_dir():
+    if out.exists() and not out.is_dir():  # (run_sweep checked the place before taking the lock)
         raise InputError(f"--out {out}: exists and is not a directory")
     record = _plan(configs, out, extend=extend, overwrite=overwrite) if isinstance(configs, Grid) else None
     configs = record.configs() if record is not None else configs
@@ -192,9 +191,12 @@ def _todo(configs: list[RunConfig], names: list[str], runs: Path, log) -> list[t
         reason = run_complete(path, config)
         if reason is None:
             continue
-        if path.exists() or path.is_symlink():
+        if path.is_dir() and not path.is_symlink():
             log(f"run {name}: {reason}; running it again")
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            log(f"run {name}: {reason}; running it again")
+            path.unlink()
         todo.append((config, path))
     return todo
 
