@@ -138,6 +138,19 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     pre.add_argument("--backups", default="0", metavar="B,B,...|A-B", help="backup counts: 0,1,2 or 0-8 (default: 0)")
     pre.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
 
+    wif = _command(sub, "whatif", commands.cmd_whatif)
+    wif.add_argument(
+        "trace", type=Path, metavar="TRACE", help="op-level trace (.parquet, or .csv with the same columns)"
+    )
+    wif.add_argument(
+        "--meta",
+        type=Path,
+        metavar="META.yaml",
+        help="dp_size, pp_size, tp_size, ... (default: meta-NAME.yaml beside trace-NAME)",
+    )
+    _file_out(wif, "DIR")
+    wif.add_argument("--quiet", action="store_true", help="no progress bar")
+
     cmp = _command(sub, "compare-backups", commands.cmd_compare_backups)
     family = ("workers", "latency", "steps", "seed", "batch_size", "noise_scale", "adapt_every")
     add_run_options(cmp, only=family, required=("workers",), helps={"workers": "P, the number of workers"})

@@ -197,6 +197,21 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_whatif(args: argparse.Namespace) -> int:
+    """what-if analysis of a hybrid-parallel (DP x PP x TP) op-level trace
+
+    Replay the trace's ops with a dependency model, compare with an ideal replay in which no op
+    straggles, attribute the slowdown to op types, DP ranks, stages and workers (M_S, M_W), and
+    replay it with B = 0 .. dp_size-1 backup replicas on the data-parallel dimension. Writes
+    whatif.json, replicas.csv (a canonical trace of the DP replicas), figures and Perfetto
+    timelines to --out.
+    """
+    from .whatif_report import run_whatif
+
+    print(run_whatif(args.trace, args.meta, args.out, overwrite=args.overwrite, quiet=args.quiet))
+    return 0
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """run the paper's study and draw every figure
 

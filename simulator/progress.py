@@ -19,13 +19,13 @@ class NullProgress:
 NULL_PROGRESS = NullProgress()
 
 
-def progress_bar(total: int, *, desc: str, quiet: bool = False):
+def progress_bar(total: int, *, desc: str, quiet: bool = False, unit: str = "update"):
     """A bar that appears only after 2 s, only on a terminal, and never with ``quiet``."""
     if quiet or not sys.stderr.isatty():
         return NullProgress()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="update", delay=2.0, file=sys.stderr, mininterval=0.2)
+    return tqdm(total=total, desc=desc, unit=unit, delay=2.0, file=sys.stderr, mininterval=0.2)
 
 
 class RunCounter:

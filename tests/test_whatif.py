@@ -1,0 +1,176 @@
+"""The what-if analysis: the dependency model on a schedule computed by hand, the shipped traces
+against the paper's findings, and one-line errors for bad traces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from stragglersim import cli, llm_model, llm_trace, whatif
+from stragglersim.llm_replay import ideal, measured, no_delay, replay
+
+SHIPPED = Path(__file__).resolve().parent.parent / "traces" / "llm-whatif"
+
+# One step of DP 2 x PP 2 with one micro-batch, every op starting exactly when what it waits for
+# ends (no launch delay). DP rank 1's stage-0 forward takes 4 s instead of 2 s.
+#   stage 0: params-all-gather 0-1 | forward 1-3 (DP 1: 1-5) | send | recv of the backward |
+#            backward 7-10 (DP 1: 9-12) | gc | reduce-scatter: ready 10 and 12, ends 12+1 = 13
+#   stage 1: params-all-gather 0-1 | recv: peer starts 3 (5), +0.5 -> 3.5 (5.5) | forward 1 s |
+#            backward 2 s -> 6.5 (8.5) | send, peer ends 7 (9) | gc | reduce-scatter ends 8.5+1
+#   clip: everyone's latest start 13, +0.5; optimizer 13.5-14.5. The step takes 14.5 s.
+HAND = [  # dp, stage, optype, start, end (DP 1 where it differs: start1, end1)
+    (0, "params-all-gather", 0, 1, 0, 1),
+    (0, "forward-compute", 1, 3, 1, 5),
+    (0, "forward-send", 3, 3.5, 5, 5.5),
+    (0, "backward-recv", 3, 7, 5, 9),
+    (0, "backward-compute", 7, 10, 9, 12),
+    (0, "gc", 10, 10, 12, 12),
+    (0, "grads-reduce-scatter", 10, 13, 12, 13),
+    (0, "optimizer-clip-main-grad", 13, 13.5, 13, 13.5),
+    (0, "optimizer", 13.5, 14.5, 13.5, 14.5),
+    (1, "params-all-gather", 0, 1, 0, 1),
+    (1, "forward-recv", 0, 3.5, 0, 5.5),
+    (1, "forward-compute", 3.5, 4.5, 5.5, 6.5),
+    (1, "backward-compute", 4.5, 6.5, 6.5, 8.5),
+    (1, "backward-send", 6.5, 7, 8.5, 9),
+    (1, "gc", 6.5, 6.5, 8.5, 8.5),
+    (1, "grads-reduce-scatter", 6.5, 9.5, 8.5, 9.5),
+    (1, "optimizer-clip-main-grad", 9.5, 13.5, 9.5, 13.5),
+    (1, "optimizer", 13.5, 14.5, 13.5, 14.5),
+]
+
+
+def hand_table() -> pd.DataFrame:
+    rows = []
+    for stage, optype, s0, e0, s1, e1 in HAND:
+        for dp, (start, end) in enumerate(((s0, e0), (s1, e1))):
+            compute = optype.endswith("compute")
+            rows.append(
+                {
+                    "dp_rank": dp,
+                    "stage": stage,
+                    "rank": 2 * stage + dp,
+                    "step": 7,
+                    "optype": optype,
+                    "start_ts": 100.0 + start,
+                    "duration": end - start,
+                    "seq_id": 0,
+                    "mc": 0 if compute else -1,
+                    "gmc": stage if compute else -1,
+                    "mb_id": 0 if compute or optype == "gc" else -1,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def hand(tmp_path):
+    path = tmp_path / "trace-hand.csv"
+    hand_table().to_csv(path, index=False)
+    (tmp_path / "meta-hand.yaml").write_text("dp_size: 2\npp_size: 2\ntp_size: 1\nworld_size: 4\n")
+    trace = llm_trace.load(path, llm_trace.read_meta(tmp_path / "meta-hand.yaml"))
+    return trace, llm_model.build(trace)
+
+
+def test_hand_schedule_has_no_launch_delay_and_replays_exactly(hand):
+    trace, model = hand
+    base, skew = measured(trace, model)
+    assert np.abs(base.launch).max() < 1e-12, "the model's dependencies are the hand schedule's"
+    assert skew == {"launch_delays_set_to_0": 0, "transfer_times_set_to_0": 0}
+    transfer = dict(zip(trace.slots.optype + "@" + trace.slots.stage.astype(str), base.transfer[:, 0, 1], strict=True))
+    assert transfer["grads-reduce-scatter@0"] == 1.0 and transfer["forward-recv@1"] == 0.5
+    assert replay(trace, model, base).step_times.tolist() == [14.5] == trace.step_times().tolist()
+
+
+def test_hand_schedule_ideal_and_backups(hand):
+    """Ideal: forward 2 s (mean of 2, 4, 1, 1), backward 2.5 s: 1+2 | recv 3.5 | 5.5 | 8 | 8.5 | 11 |
+    scatter 12 | clip 12.5 | optimizer 13.5. One backup: each stage's scatter goes with DP rank 0
+    (ready 10 and 6.5), clip at 11 + 0.5, optimizer ends 12.5; DP rank 1 is dropped on both stages."""
+    trace, model = hand
+    base = no_delay(measured(trace, model)[0])
+    assert replay(trace, model, ideal(trace, base)).step_times.tolist() == [13.5]
+    one = replay(trace, model, base, backups=1)
+    assert one.update.tolist() == [12.5] and one.dropped == 0.5
+    zero = replay(trace, model, base, backups=0)
+    assert zero.update.tolist() == [14.5] and zero.dropped == 0.0
+
+
+def test_hand_schedule_attribution(hand):
+    trace, _ = hand
+    result, _ = whatif.analyse(trace)
+    assert result["slowdown"] == pytest.approx(14.5 / 13.5)
+    assert max(result["by_dp_rank"], key=result["by_dp_rank"].get) == "1"
+    assert result["replay_error"]["max"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    out = {}
+    for name in ("AR", "ST"):
+        trace = llm_trace.load(SHIPPED / f"trace-{name}.parquet", llm_trace.read_meta(SHIPPED / f"meta-{name}.yaml"))
+        out[name] = whatif.analyse(trace)[0]
+    return out
+
+
+def test_ar_slowdown_is_one_worker(shipped):
+    """AR: S about 1.97 (the paper's 1.973), all of it DP rank 0's stage 0 (M_W close to 1)."""
+    r = shipped["AR"]
+    assert r["slowdown"] == pytest.approx(1.97, abs=0.02)
+    assert r["top_workers"] == [{"dp_rank": 0, "stage": 0, "rank": 0}]
+    assert r["M_W"] == pytest.approx(1.0, abs=0.05)
+    assert abs(r["M_S"]) < 0.05, "the last stage explains nothing"
+    score = np.array(r["worker_score"])
+    assert score[0, 0] == pytest.approx(1.97, abs=0.03) and np.delete(score.ravel(), 0).max() < 1.05
+    assert r["replay_error"]["max"] < 0.01
+
+
+def test_st_slowdown_is_the_last_stage(shipped):
+    """ST: S about 1.18 (the paper's 1.179), the last stage's (M_S about 1.2: restoring it beats ideal)."""
+    r = shipped["ST"]
+    assert r["slowdown"] == pytest.approx(1.18, abs=0.02)
+    assert max(r["by_stage"], key=r["by_stage"].get) == "3"
+    assert r["M_S"] == pytest.approx(1.2, abs=0.05)
+    assert r["replay_error"]["max"] < 0.01
+
+
+def test_ar_one_backup_replica_removes_the_straggler(shipped):
+    """One backup replica drops DP rank 0's gradients (a quarter) and halves the step; on ideal durations
+    (all replicas alike) backups drop nothing and change nothing."""
+    b = shipped["AR"]["backups"]
+    assert [x["backups"] for x in b] == [0, 1, 2, 3]
+    assert b[0]["mean_step_time"] == pytest.approx(shipped["AR"]["t_ori"])
+    assert b[1]["mean_step_time"] < 0.55 * b[0]["mean_step_time"] and b[1]["samples_dropped"] == 0.25
+    assert all(x["ideal_samples_dropped"] == 0 and x["ideal_mean_step_time"] == b[0]["ideal_mean_step_time"] for x in b)
+    st = shipped["ST"]["backups"]  # a slow stage slows every replica: a backup buys little
+    assert st[1]["mean_step_time"] > 0.95 * st[0]["mean_step_time"]
+
+
+def _table_error(tmp_path, capsys, edit, meta="dp_size: 2\npp_size: 2\n") -> str:
+    table = hand_table()
+    table = edit(table)
+    path = tmp_path / "t.csv"
+    table.to_csv(path, index=False)
+    (tmp_path / "m.yaml").write_text(meta)
+    assert cli.main(["whatif", str(path), "--meta", str(tmp_path / "m.yaml"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+    return err
+
+
+@pytest.mark.parametrize(
+    "edit, meta, expected",
+    [
+        (lambda t: t.drop(columns="seq_id"), None, "missing column(s) seq_id"),
+        (lambda t: t.assign(optype=t.optype.replace("gc", "garbage")), None, "line 12: unknown optype 'garbage'"),
+        (lambda t: t.drop(index=3), None, "DP rank 1, stage 0 has no forward-compute"),
+        (lambda t: t.drop(index=[4, 5]), None, "stage 0 has 0 forward-send ops but stage 1 has 1 forward-recv"),
+        (lambda t: t.assign(duration=t.duration.astype(object).where(t.index != 2, "x")), None, "line 4: duration"),
+        (lambda t: t, "dp_size: 1\npp_size: 2\n", "dp_rank 1 is outside 0..0"),
+        (lambda t: t, "dp_size: 2\npp_size: 2\nworld_size: 8\n", "world_size 8 is not"),
+        (lambda t: t, "dp_size: 2\npp_size: 2\nvpp_size: 2\n", "vpp_size 2"),
+    ],
+)
+def test_bad_trace_is_one_line(tmp_path, capsys, edit, meta, expected):
+    assert expected in _table_error(tmp_path, capsys, edit, meta or "dp_size: 2\npp_size: 2\n")
