@@ -3,6 +3,7 @@ against the paper's findings, and one-line errors for bad traces."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -174,3 +175,51 @@ def _table_error(tmp_path, capsys, edit, meta="dp_size: 2\npp_size: 2\n") -> str
 )
 def test_bad_trace_is_one_line(tmp_path, capsys, edit, meta, expected):
     assert expected in _table_error(tmp_path, capsys, edit, meta or "dp_size: 2\npp_size: 2\n")
+
+
+@pytest.mark.parametrize(
+    "meta, expected",
+    [
+        ("dp_size: [2\n", "not valid YAML"),
+        ("pp_size: 2\n", "dp_size must be a positive integer (got None)"),
+        ("dp_size: two\npp_size: 2\n", "dp_size must be a positive integer (got 'two')"),
+        ("- 1\n- 2\n", "expected a mapping"),
+    ],
+)
+def test_bad_meta_is_one_line(tmp_path, capsys, meta, expected):
+    err = _table_error(tmp_path, capsys, lambda t: t, meta)
+    assert f"{tmp_path / 'm.yaml'}: " in err and expected in err
+
+
+def test_corrupt_parquet_is_one_line(tmp_path, capsys):
+    (tmp_path / "trace-x.parquet").write_bytes(b"PAR1 not really")
+    (tmp_path / "meta-x.yaml").write_text("dp_size: 2\npp_size: 2\n")
+    assert cli.main(["whatif", str(tmp_path / "trace-x.parquet"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "trace-x.parquet: not a readable parquet table" in err and len(err.strip().splitlines()) == 1
+
+
+def test_whatif_command_writes_its_folder_and_a_canonical_replica_trace(tmp_path, capsys):
+    """`whatif` on the shipped ST trace (its meta found beside it): whatif.json with the issue's keys,
+    figures, timelines, and replicas.csv that `simulate --latency trace:` replays."""
+    out = tmp_path / "st"
+    assert cli.main(["whatif", str(SHIPPED / "trace-ST.parquet"), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "slowdown S = 1.18" in printed and "M_S = 1.21" in printed
+    result = json.loads((out / "whatif.json").read_text())
+    for key in ("slowdown", "launch_slowdown", "M_S", "M_W", "by_optype", "by_dp_rank", "by_stage", "per_step"):
+        assert key in result
+    assert [sorted(b) for b in result["backups"]][0] == sorted(
+        ["backups", "mean_step_time", "samples_dropped", "ideal_mean_step_time", "ideal_samples_dropped"]
+    )
+    for name in ("whatif-heatmap", "whatif-step-times", "whatif-backups"):
+        assert (out / f"{name}.png").is_file() and (out / f"{name}.pdf").is_file()
+    assert (out / "timeline-original.json.gz").is_file() and (out / "timeline-ideal.json.gz").is_file()
+    replicas = pd.read_csv(out / "replicas.csv")
+    assert list(replicas.columns) == ["worker", "step", "duration"] and len(replicas) == 2 * 32
+    assert replicas.duration.between(1.0, 3.0).all()
+    run = tmp_path / "run"
+    argv = ["simulate", "--timing-only", "--strategy", "backup", "--workers", "1", "--backups", "1", "--steps", "5"]
+    assert cli.main([*argv, "--latency", f"trace:{out / 'replicas.csv'}", "--out", str(run), "--quiet"]) == 0
+    assert json.loads((run / "summary.json").read_text())["updates"] == 5
+    assert cli.main(["whatif", str(SHIPPED / "trace-ST.parquet"), "--out", str(out), "--quiet"]) == 2, "no overwrite"
