@@ -18,6 +18,8 @@ Input: one Chrome trace JSON file (optionally gzipped) per rank, as ``torch.prof
   no such range is classified by its name: AllGather -> params-all-gather, ReduceScatter ->
   grads-reduce-scatter, AllReduce -> separate-grads-all-reduce; a p2p kernel (SendRecv, Send, Recv)
   there is an error, for its direction is unknown. Other kernels are the inside of compute ranges.
+  A fused range ``forward-send-backward-recv`` (``backward-send-forward-recv``) is two ops, a
+  forward-send and a backward-recv (a backward-send and a forward-recv), with its start and duration.
 
 Assumptions: every file shares one clock (true of the ranks of one node, and of nodes whose clocks
 are synchronised); times are relative to the earliest step start of the representative files. No
@@ -54,6 +56,10 @@ OPTYPES = (
     *("separate-grads-all-reduce", "embedding-grads-all-reduce", "layernorm-grads-all-reduce"),
     *("optimizer-clip-main-grad", "optimizer", "gc"),
 )
+COMBINED = {  # Megatron's fused p2p ranges -> the two ops they hold (same start and duration)
+    "forward-send-backward-recv": ("forward-send", "backward-recv"),
+    "backward-send-forward-recv": ("backward-send", "forward-recv"),
+}
 KERNELS = {  # a bare NCCL kernel's collective (lowercase, in its name) -> its op type
     "allgather": "params-all-gather",
     "reducescatter": "grads-reduce-scatter",
@@ -165,7 +171,7 @@ def _read_ops(path: Path, events: list) -> tuple[dict, list]:
             continue
         name, cat = ev["name"], ev.get("cat")
         step = _STEP.match(name) if cat in _HOST else None
-        gpu_op = cat == "gpu_user_annotation" and name in OPTYPES
+        gpu_op = cat == "gpu_user_annotation" and (name in OPTYPES or name in COMBINED)
         nccl = cat == "kernel" and "nccl" in name.lower()
         if not (step or gpu_op or nccl or (cat == "user_annotation" and name == "gc")):
             continue
@@ -185,7 +191,7 @@ def _read_ops(path: Path, events: list) -> tuple[dict, list]:
         raise InputError(f"{path}: no ProfilerStep#N annotation; profile with torch.profiler and call prof.step()")
     if not any(r[0] == "gc" for r in ranges):
         ranges += host_gc
-    ops = [r[:3] for r in ranges]
+    ops = [(op, ts, dur) for name, ts, dur, _ in ranges for op in COMBINED.get(name, (name,))]
     for name, ts, dur, _ in _outside(ranges, kernels):
         lower = name.lower()
         optype = next((op for key, op in KERNELS.items() if key in lower), None)

@@ -321,7 +321,7 @@ def load_chrome(path: Path) -> tuple[object, list]:
                 raw = g.read(budget + 1)  # no more than memory allows, however well it compresses
             check_trace_size(path, len(raw), "chrome", least=len(raw) > budget)
         doc = json.loads(raw)
-    except OSError as err:
+    except (OSError, EOFError) as err:  # EOFError: a truncated gzip
         raise InputError(f"{path}: cannot read trace: {err}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         where = f"line {err.lineno} column {err.colno}" if isinstance(err, json.JSONDecodeError) else "bytes"

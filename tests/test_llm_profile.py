@@ -140,6 +140,27 @@ def test_with_tensor_parallelism_the_other_ranks_files_are_ignored(tmp_path):
     same(convert_profiles(files + others, dp_size=2, pp_size=2, tp_size=2), want)
 
 
+def test_a_fused_send_recv_range_is_two_ops(tmp_path):
+    """Megatron's send_forward_recv_backward is one range: a forward-send and a backward-recv, same times."""
+    want = table()
+    files = write_profile(want, tmp_path, dp_size=2, pp_size=2)
+    fused = want[(want["rank"] == 0) & (want.optype == "forward-send")].iloc[-1]
+
+    def fuse(doc):
+        last = [e for e in doc["traceEvents"] if e["name"] == "forward-send"][-1]
+        last["name"] = "forward-send-backward-recv"
+
+    rewrite(tmp_path / "rank0.json", fuse)
+    got = convert_profiles(files, dp_size=2, pp_size=2)
+    at = np.isclose(got.start_ts, fused.start_ts, rtol=0, atol=1e-9)
+    extra = got[(got["rank"] == 0) & (got.step == fused.step) & at]
+    assert sorted(extra.optype) == ["backward-recv", "forward-send"]
+    assert extra.duration.tolist() == pytest.approx([fused.duration] * 2, abs=1e-9)
+    assert len(got) == len(want) + 1
+    recvs = got[(got["rank"] == 0) & (got.step == fused.step) & (got.optype == "backward-recv")]
+    assert recvs.seq_id.tolist() == [0, 1, 2] and recvs.start_ts.is_monotonic_increasing
+
+
 def _files(tmp_path: Path) -> list[Path]:
     return write_profile(table(), tmp_path, dp_size=2, pp_size=2)
 
@@ -158,6 +179,7 @@ def _first_range(change):
 P2P = {"ph": "X", "cat": "kernel", "name": "ncclDevKernel_SendRecv(x)", "pid": 0, "tid": 7, "ts": 10_500.0, "dur": 5.0}
 BROKEN = {  # what is done to rank1.json -> a word of the message
     "invalid JSON": (lambda p: p.write_text('{"traceEvents": ['), "malformed JSON"),
+    "truncated gzip": (lambda p: p.write_bytes(gzip.compress(p.read_bytes())[:-10]), "cannot read trace"),
     "no event list": (lambda p: p.write_text('{"events": []}'), "traceEvents"),
     "no step": (
         lambda p: rewrite(p, lambda d: d.update(traceEvents=[e for e in d["traceEvents"] if "#" not in e["name"]])),
