@@ -189,6 +189,11 @@ def _read_ops(path: Path, events: list) -> tuple[dict, list]:
             host_gc.append((name, ts, dur, pid))
     if not steps:
         raise InputError(f"{path}: no ProfilerStep#N annotation; profile with torch.profiler and call prof.step()")
+    if not ranges and not kernels:
+        raise InputError(
+            f"{path}: no ops: no gpu_user_annotation range named as an op type (forward-compute, ...) and no NCCL "
+            "kernel; wrap Megatron's timed regions in torch.profiler.record_function"
+        )
     if not any(r[0] == "gc" for r in ranges):
         ranges += host_gc
     ops = [(op, ts, dur) for name, ts, dur, _ in ranges for op in COMBINED.get(name, (name,))]

@@ -103,6 +103,15 @@ def test_an_op_that_outlives_its_step_window_stays_in_its_step(tmp_path):
     same(convert_profiles(files, dp_size=2, pp_size=2), want)
 
 
+def test_an_op_before_the_first_step_is_left_out(tmp_path):
+    """It belongs to a step the profiler did not record (its warm-up)."""
+    want = table()
+    files = write_profile(want, tmp_path, dp_size=2, pp_size=2)
+    early = {"ph": "X", "cat": "gpu_user_annotation", "name": "optimizer", "pid": 0, "tid": 7, "ts": -500.0, "dur": 9.0}
+    rewrite(tmp_path / "rank0.json", lambda doc: doc["traceEvents"].append(early))
+    same(convert_profiles(files, dp_size=2, pp_size=2), want)
+
+
 @pytest.mark.parametrize("name", ["trace_rank-{r}.json", "rank{r}.pt.trace.json.gz", "worker_{r}.json"])
 def test_the_rank_comes_from_the_file_name_without_distributed_info(tmp_path, name):
     want = table()
@@ -184,6 +193,10 @@ BROKEN = {  # what is done to rank1.json -> a word of the message
     "no step": (
         lambda p: rewrite(p, lambda d: d.update(traceEvents=[e for e in d["traceEvents"] if "#" not in e["name"]])),
         "ProfilerStep#N",
+    ),
+    "no ops": (
+        lambda p: rewrite(p, lambda d: d.update(traceEvents=[e for e in d["traceEvents"] if "#" in e["name"]])),
+        "no ops",
     ),
     "no ts": (lambda p: rewrite(p, _first_range(lambda e: e.pop("ts"))), "'ts' and 'dur'"),
     "negative dur": (lambda p: rewrite(p, _first_range(lambda e: e.update(dur=-1.0))), "negative duration"),
