@@ -66,6 +66,14 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     add_trace_options(imp, "of SRC")
     _file_out(imp, "trace.csv")
 
+    ops = _command(sub, "import-ops", commands.cmd_import_ops)
+    ops.add_argument("sources", type=Path, nargs="+", metavar="SRC", help="Chrome trace JSON files, one per rank")
+    ops.add_argument("--dp", type=int, required=True, metavar="D", help="data parallel size")
+    ops.add_argument("--pp", type=int, required=True, metavar="P", help="pipeline parallel size (stages)")
+    ops.add_argument("--tp", type=int, default=1, metavar="T", help="tensor parallel size (default: 1)")
+    ops.add_argument("--cp", type=int, default=1, metavar="C", help="context parallel size (default: 1)")
+    _file_out(ops, "trace.parquet|trace.csv")
+
     fit = _command(sub, "fit", commands.cmd_fit)
     fit.add_argument("trace", type=Path, metavar="TRACE")
     add_trace_options(fit)

@@ -212,6 +212,24 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_ops(args: argparse.Namespace) -> int:
+    """convert per-rank PyTorch profiler traces to the op-level table
+
+    Read one Chrome trace JSON per rank of a Megatron-style DP x PP x TP job (ProfilerStep#N windows, the
+    timers' GPU ranges, NCCL kernels) and write one row per op of one rank per (DP rank, stage): parquet for
+    a .parquet --out, else CSV.
+    """
+    from .llm_profile import convert_profiles, write_table
+    from .results import check_out_file
+
+    check_out_file(args.out, overwrite=args.overwrite, inputs=args.sources)
+    table = convert_profiles(args.sources, dp_size=args.dp, pp_size=args.pp, tp_size=args.tp, cp_size=args.cp)
+    write_table(table, args.out)
+    steps, files = table["step"].nunique(), len(args.sources)
+    print(f"{args.out}: {len(table)} ops, {steps} steps, {args.dp} DP ranks x {args.pp} stages from {files} files")
+    return 0
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """run the paper's study and draw every figure
 

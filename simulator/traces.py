@@ -303,12 +303,14 @@ def _first_of_exact_repeats(rows: np.ndarray) -> np.ndarray:
     return keep
 
 
-def _read_chrome(path: Path, time_scale: float) -> Trace:
-    """Chrome trace event JSON (``{"traceEvents": [...]}`` or a bare list), gzipped or not.
+def load_chrome(path: Path) -> tuple[object, list]:
+    """The parsed document of a Chrome trace event JSON file (gzipped or not) and its event list.
 
-    A step event is a complete event (``"ph": "X"``) named ``ProfilerStep#N`` (PyTorch) or
-    carrying ``args.step_num`` (jax.profiler's ``StepTraceAnnotation``). Times are in
-    microseconds; ``time_scale`` multiplies the result in seconds.
+    The document is ``{"traceEvents": [...], ...}`` or a bare list of events. A gzipped file is
+    decompressed no further than memory allows (the caller checks the file's own size first).
+
+    Raises:
+        InputError: unreadable file, malformed JSON, or no list of events, naming the file.
     """
     try:
         with open(path, "rb") as f:
@@ -319,7 +321,7 @@ def _read_chrome(path: Path, time_scale: float) -> Trace:
                 raw = g.read(budget + 1)  # no more than memory allows, however well it compresses
             check_trace_size(path, len(raw), "chrome", least=len(raw) > budget)
         doc = json.loads(raw)
-    except OSError as err:
+    except (OSError, EOFError) as err:  # EOFError: a truncated gzip
         raise InputError(f"{path}: cannot read trace: {err}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         where = f"line {err.lineno} column {err.colno}" if isinstance(err, json.JSONDecodeError) else "bytes"
@@ -327,6 +329,17 @@ def _read_chrome(path: Path, time_scale: float) -> Trace:
     events = doc.get("traceEvents") if isinstance(doc, dict) else doc
     if not isinstance(events, list):
         raise InputError(f"{path}: expected a JSON list of trace events or an object with 'traceEvents'")
+    return doc, events
+
+
+def _read_chrome(path: Path, time_scale: float) -> Trace:
+    """Chrome trace event JSON (``{"traceEvents": [...]}`` or a bare list), gzipped or not.
+
+    A step event is a complete event (``"ph": "X"``) named ``ProfilerStep#N`` (PyTorch) or
+    carrying ``args.step_num`` (jax.profiler's ``StepTraceAnnotation``). Times are in
+    microseconds; ``time_scale`` multiplies the result in seconds.
+    """
+    events = load_chrome(path)[1]
     best: dict[tuple, tuple[float, float, int]] = {}  # (pid, step) -> (dur, ts, record)
     for i, ev in enumerate(events):
         if not isinstance(ev, dict) or ev.get("ph") != "X":

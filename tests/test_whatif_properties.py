@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from stragglersim import llm_model, llm_trace
 from stragglersim.llm_replay import measured, no_delay, replay
 

@@ -1,0 +1,263 @@
+"""Per-rank PyTorch profiler traces -> the op-level table: a table written as the traces the profiler
+would write reads back as itself, ranks come from the files, and bad files are one-line errors."""
+
+import gzip
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from stragglersim.cli import main
+from stragglersim.errors import InputError
+from stragglersim.llm_profile import COLUMNS, convert_profiles, write_profile
+
+ST = Path(__file__).resolve().parents[2] / "shared" / "data" / "llm-whatif" / "trace-ST.parquet"
+KEY = ["dp_rank", "stage", "step", "optype", "seq_id"]
+STAGE_OPS = {  # a 1F1B schedule of two micro-batches on two stages
+    0: ["params-all-gather", "forward-compute", "forward-send", "forward-compute", "forward-send", "backward-recv"]
+    + ["backward-compute", "backward-recv", "backward-compute", "gc", "embedding-grads-all-reduce"]
+    + ["grads-reduce-scatter", "optimizer-clip-main-grad", "optimizer"],
+    1: ["params-all-gather", "forward-recv", "forward-compute", "backward-compute", "backward-send", "forward-recv"]
+    + ["forward-compute", "backward-compute", "backward-send", "gc", "embedding-grads-all-reduce"]
+    + ["grads-reduce-scatter", "optimizer-clip-main-grad", "optimizer"],
+}
+
+
+def table(dp=2, pp=2, steps=(3, 4), tp=1) -> pd.DataFrame:
+    """A hand-made op table: every op a distinct duration, 1 ms gaps; ids counted as the schema says."""
+    rows = []
+    for dp_rank in range(dp):
+        for stage in range(pp):
+            t = 0.0002 * (dp_rank + stage)  # rank (0, 0) starts the first step at 0
+            for step in steps:
+                t = max(t, 1.0 * (step - steps[0]))
+                seen = Counter()
+                for i, optype in enumerate(STAGE_OPS[stage % 2]):
+                    duration = 0.0 if optype == "gc" else 0.01 + 0.001 * i + 0.0001 * dp_rank
+                    compute = optype.endswith("-compute")
+                    comm = optype in ("params-all-gather", "grads-reduce-scatter")
+                    rows.append(
+                        (dp_rank, stage, tp * (dp_rank + dp * stage), step, optype, t, duration, seen[optype])
+                        + (0 if compute or comm else -1, stage if compute else -1)
+                        + (seen[optype] if compute else 0 if optype == "gc" else -1,)
+                    )
+                    seen[optype] += 1
+                    t += duration + 0.001
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def same(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    """Equal rows after sorting, times to 1e-9 s."""
+    assert list(got.columns) == list(COLUMNS)
+    assert {c: str(t) for c, t in got.dtypes.items() if c not in ("optype",)} == {
+        c: "float64" if c in ("start_ts", "duration") else "int64" for c in COLUMNS if c != "optype"
+    }
+    got, want = (t.sort_values(KEY, ignore_index=True) for t in (got, want))
+    assert len(got) == len(want)
+    for column in COLUMNS:
+        if column in ("start_ts", "duration"):
+            np.testing.assert_allclose(got[column], want[column], rtol=0, atol=1e-9, err_msg=column)
+        else:
+            assert got[column].astype(str).tolist() == want[column].astype(str).tolist(), column
+
+
+def events_of(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["traceEvents"]
+
+
+def rewrite(path: Path, change) -> None:
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+
+
+def test_round_trip_gives_back_the_table_with_a_bare_reduce_scatter_kernel(tmp_path):
+    want = table()
+    files = write_profile(want, tmp_path, dp_size=2, pp_size=2, kernels=["grads-reduce-scatter"])
+    assert sorted(p.name for p in files) == ["rank0.json", "rank1.json", "rank2.json", "rank3.json"]
+    events = events_of(tmp_path / "rank0.json")
+    assert not [e for e in events if e["name"] == "grads-reduce-scatter"]  # the classifier names it
+    assert [e["name"] for e in events if "ReduceScatter" in e["name"] and e["cat"] == "kernel"]
+    assert [e for e in events if "SendRecv" in e["name"]]  # NCCL kernels inside send/recv ranges are theirs
+    got = convert_profiles(files, dp_size=2, pp_size=2)
+    same(got, want)
+    assert got["start_ts"].min() == 0.0
+    first = got[(got.dp_rank == 0) & (got.stage == 1) & (got.step == 3) & (got.optype == "forward-compute")]
+    assert first[["seq_id", "mb_id", "mc", "gmc"]].values.tolist() == [[0, 0, 0, 1], [1, 1, 0, 1]]
+
+
+def test_an_op_that_outlives_its_step_window_stays_in_its_step(tmp_path):
+    """GPU work runs behind its host launches: an op after its ProfilerStep window still belongs to it."""
+    want = table()
+    files = write_profile(want, tmp_path, dp_size=2, pp_size=2)
+
+    def shorten(doc):
+        for e in doc["traceEvents"]:
+            if e["name"].startswith("ProfilerStep#"):
+                e["dur"] /= 2
+
+    for path in files:
+        rewrite(path, shorten)
+    same(convert_profiles(files, dp_size=2, pp_size=2), want)
+
+
+def test_an_op_before_the_first_step_is_left_out(tmp_path):
+    """It belongs to a step the profiler did not record (its warm-up)."""
+    want = table()
+    files = write_profile(want, tmp_path, dp_size=2, pp_size=2)
+    early = {"ph": "X", "cat": "gpu_user_annotation", "name": "optimizer", "pid": 0, "tid": 7, "ts": -500.0, "dur": 9.0}
+    rewrite(tmp_path / "rank0.json", lambda doc: doc["traceEvents"].append(early))
+    same(convert_profiles(files, dp_size=2, pp_size=2), want)
+
+
+@pytest.mark.parametrize("name", ["trace_rank-{r}.json", "rank{r}.pt.trace.json.gz", "worker_{r}.json"])
+def test_the_rank_comes_from_the_file_name_without_distributed_info(tmp_path, name):
+    want = table()
+    renamed = []
+    for path in write_profile(want, tmp_path / "w", dp_size=2, pp_size=2):
+        doc = json.loads(path.read_text())
+        rank = doc.pop("distributedInfo")["rank"]
+        new = tmp_path / name.format(r=rank)
+        data = json.dumps(doc).encode()
+        new.write_bytes(gzip.compress(data) if new.suffix == ".gz" else data)
+        renamed.append(new)
+    same(convert_profiles(renamed, dp_size=2, pp_size=2), want)
+
+
+def test_distributed_info_wins_over_the_file_name(tmp_path):
+    want = table()
+    files = write_profile(want, tmp_path / "w", dp_size=2, pp_size=2)
+    misleading = [path.rename(tmp_path / f"rank{3 - i}.json") for i, path in enumerate(sorted(files))]
+    same(convert_profiles(misleading, dp_size=2, pp_size=2), want)
+
+
+def test_with_tensor_parallelism_the_other_ranks_files_are_ignored(tmp_path):
+    want = table(tp=2)
+    files = write_profile(want, tmp_path, dp_size=2, pp_size=2, tp_size=2)
+    assert sorted(p.name for p in files) == ["rank0.json", "rank2.json", "rank4.json", "rank6.json"]
+    others = []
+    for path in files:  # tp_rank 1 of each: other times, ops that would change the table
+        doc = json.loads(path.read_text())
+        doc["distributedInfo"]["rank"] += 1
+        for e in doc["traceEvents"]:
+            e["ts"] += 123.0
+        other = tmp_path / f"rank{doc['distributedInfo']['rank']}.json"
+        other.write_text(json.dumps(doc))
+        others.append(other)
+    same(convert_profiles(files + others, dp_size=2, pp_size=2, tp_size=2), want)
+
+
+def test_a_fused_send_recv_range_is_two_ops(tmp_path):
+    """Megatron's send_forward_recv_backward is one range: a forward-send and a backward-recv, same times."""
+    want = table()
+    files = write_profile(want, tmp_path, dp_size=2, pp_size=2)
+    fused = want[(want["rank"] == 0) & (want.optype == "forward-send")].iloc[-1]
+
+    def fuse(doc):
+        last = [e for e in doc["traceEvents"] if e["name"] == "forward-send"][-1]
+        last["name"] = "forward-send-backward-recv"
+
+    rewrite(tmp_path / "rank0.json", fuse)
+    got = convert_profiles(files, dp_size=2, pp_size=2)
+    at = np.isclose(got.start_ts, fused.start_ts, rtol=0, atol=1e-9)
+    extra = got[(got["rank"] == 0) & (got.step == fused.step) & at]
+    assert sorted(extra.optype) == ["backward-recv", "forward-send"]
+    assert extra.duration.tolist() == pytest.approx([fused.duration] * 2, abs=1e-9)
+    assert len(got) == len(want) + 1
+    recvs = got[(got["rank"] == 0) & (got.step == fused.step) & (got.optype == "backward-recv")]
+    assert recvs.seq_id.tolist() == [0, 1, 2] and recvs.start_ts.is_monotonic_increasing
+
+
+def _files(tmp_path: Path) -> list[Path]:
+    return write_profile(table(), tmp_path, dp_size=2, pp_size=2)
+
+
+def _add_event(event: dict):
+    return lambda doc: doc["traceEvents"].append(event)
+
+
+def _first_range(change):
+    def apply(doc):
+        change(next(e for e in doc["traceEvents"] if e["cat"] == "gpu_user_annotation"))
+
+    return apply
+
+
+P2P = {"ph": "X", "cat": "kernel", "name": "ncclDevKernel_SendRecv(x)", "pid": 0, "tid": 7, "ts": 10_500.0, "dur": 5.0}
+BROKEN = {  # what is done to rank1.json -> a word of the message
+    "invalid JSON": (lambda p: p.write_text('{"traceEvents": ['), "malformed JSON"),
+    "truncated gzip": (lambda p: p.write_bytes(gzip.compress(p.read_bytes())[:-10]), "cannot read trace"),
+    "no event list": (lambda p: p.write_text('{"events": []}'), "traceEvents"),
+    "no step": (
+        lambda p: rewrite(p, lambda d: d.update(traceEvents=[e for e in d["traceEvents"] if "#" not in e["name"]])),
+        "ProfilerStep#N",
+    ),
+    "no ops": (
+        lambda p: rewrite(p, lambda d: d.update(traceEvents=[e for e in d["traceEvents"] if "#" in e["name"]])),
+        "no ops",
+    ),
+    "no ts": (lambda p: rewrite(p, _first_range(lambda e: e.pop("ts"))), "'ts' and 'dur'"),
+    "negative dur": (lambda p: rewrite(p, _first_range(lambda e: e.update(dur=-1.0))), "negative duration"),
+    "world size": (lambda p: rewrite(p, lambda d: d["distributedInfo"].update(world_size=8)), "world_size"),
+    "rank outside": (lambda p: rewrite(p, lambda d: d["distributedInfo"].update(rank=4)), "outside a job"),
+    "same rank": (lambda p: rewrite(p, lambda d: d["distributedInfo"].update(rank=0)), "rank 0 again"),
+    "p2p outside": (lambda p: rewrite(p, _add_event(P2P)), "direction is unknown"),
+    "no rank": (lambda p: rewrite(p, lambda d: d.pop("distributedInfo")) or p.rename(p.with_name("x.json")), "no rank"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_a_bad_file_is_a_one_line_error_naming_it(tmp_path, case):
+    files = _files(tmp_path)
+    spoil, word = BROKEN[case]
+    spoil(tmp_path / "rank1.json")
+    files = [p if p.exists() else tmp_path / "x.json" for p in files]
+    with pytest.raises(InputError) as err:
+        convert_profiles(files, dp_size=2, pp_size=2)
+    message = str(err.value)
+    assert "\n" not in message and word in message, message
+    assert ("x.json" if case == "no rank" else "rank1.json") in message, message
+    if case == "p2p outside":
+        assert "SendRecv" in message and "10500.0" in message
+
+
+def test_a_missing_representative_is_an_error_naming_its_rank(tmp_path):
+    files = _files(tmp_path)
+    with pytest.raises(InputError, match=r"no trace of rank 2 \(dp_rank 0, stage 1"):
+        convert_profiles([p for p in files if p.name != "rank2.json"], dp_size=2, pp_size=2)
+
+
+def test_the_command_writes_parquet_and_csv(tmp_path, capsys):
+    want = table()
+    files = [str(p) for p in write_profile(want, tmp_path / "in", dp_size=2, pp_size=2, kernels=["params-all-gather"])]
+    for out, read in [(tmp_path / "ops.parquet", pd.read_parquet), (tmp_path / "ops.csv", pd.read_csv)]:
+        assert main(["import-ops", *files, "--dp", "2", "--pp", "2", "--out", str(out)]) == 0
+        line = capsys.readouterr().out
+        assert line == f"{out}: {len(want)} ops, 2 steps, 2 DP ranks x 2 stages from 4 files\n"
+        same(read(out), want)
+    assert main(["import-ops", *files, "--dp", "2", "--pp", "2", "--out", str(out)]) == 2  # exists
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_the_command_turns_a_bad_file_into_exit_2_with_one_line(tmp_path, capsys):
+    files = [str(p) for p in _files(tmp_path / "in")]
+    Path(files[1]).write_text("not json")
+    out = tmp_path / "ops.csv"
+    assert main(["import-ops", *files, "--dp", "2", "--pp", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and files[1] in err and "malformed JSON" in err, err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.skipif(not ST.exists(), reason="the ST trace of ../shared/data is not here")
+def test_the_first_two_steps_of_the_st_trace_round_trip(tmp_path):
+    """A realistic 1F1B schedule (DP 2 x PP 4, sends and receives that share a span)."""
+    st = pd.read_parquet(ST)
+    first = sorted(st["step"].unique())[:2]
+    want = st[st["step"].isin(first)].astype({"optype": str, "start_ts": float, "duration": float})
+    want = want.astype({c: np.int64 for c in COLUMNS if c not in ("optype", "start_ts", "duration")})
+    want["start_ts"] += np.where(want["step"] == first[1], 3.0, 0.0)  # ST's steps each start at 0: lay them end to end
+    files = write_profile(want, tmp_path, dp_size=2, pp_size=4, kernels=["grads-reduce-scatter", "params-all-gather"])
+    same(convert_profiles(files, dp_size=2, pp_size=4), want[list(COLUMNS)])
