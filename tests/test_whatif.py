@@ -223,3 +223,20 @@ def test_whatif_command_writes_its_folder_and_a_canonical_replica_trace(tmp_path
     assert cli.main([*argv, "--latency", f"trace:{out / 'replicas.csv'}", "--out", str(run), "--quiet"]) == 0
     assert json.loads((run / "summary.json").read_text())["updates"] == 5
     assert cli.main(["whatif", str(SHIPPED / "trace-ST.parquet"), "--out", str(out), "--quiet"]) == 2, "no overwrite"
+
+
+def test_profiler_traces_give_the_same_analysis(tmp_path, capsys):
+    """The ST job as per-rank PyTorch profiler traces -> import-ops -> whatif: the same slowdown."""
+    from stragglersim.llm_profile import write_profile
+
+    table = pd.read_parquet(SHIPPED / "trace-ST.parquet")
+    table = table[table.step.isin(sorted(table.step.unique())[:6])].copy()
+    table["start_ts"] += 10.0 * table.step.rank(method="dense")  # the artifact's steps each start at 0
+    files = write_profile(table, tmp_path / "prof", dp_size=2, pp_size=4, kernels=("grads-reduce-scatter",))
+    ops = tmp_path / "trace-st6.parquet"
+    assert cli.main(["import-ops", *map(str, files), "--dp", "2", "--pp", "4", "--out", str(ops)]) == 0
+    meta = llm_trace.read_meta(SHIPPED / "meta-ST.yaml")
+    table.to_csv(tmp_path / "direct.csv", index=False)
+    a = whatif.analyse(llm_trace.load(ops, meta))[0]
+    b = whatif.analyse(llm_trace.load(tmp_path / "direct.csv", meta))[0]
+    assert a["slowdown"] == pytest.approx(b["slowdown"], rel=1e-6) and a["M_S"] == pytest.approx(b["M_S"], rel=1e-5)
