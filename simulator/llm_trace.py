@@ -47,6 +47,8 @@ COMMUNICATION = (
     "layernorm-grads-all-reduce",
     "optimizer-clip-main-grad",
 )
+BYTES_PER_OP = 1000  # memory of the analysis per op (measured: about 700 on the AR trace)
+CSV_BYTES_PER_ROW = 40  # the shortest plausible row of an op table, for an estimate before reading
 META_KEYS = ("dp_size", "pp_size", "tp_size", "dsp_size", "vpp_size", "world_size")
 
 
@@ -136,6 +138,7 @@ def read_meta(path: Path) -> JobMeta:
 def read_ops(path: Path) -> pd.DataFrame:
     """The op table of a parquet or CSV file, columns checked and typed; rows keep their file order."""
     path = Path(path)
+    _check_memory(path)
     try:
         if path.suffix == ".parquet":
             frame = pd.read_parquet(path)
@@ -232,6 +235,30 @@ def load(path: Path, meta: JobMeta) -> OpTrace:
     start, duration = start.reshape(shape), duration.reshape(shape)
     start = start - start.min(axis=(0, 2), keepdims=True)
     return OpTrace(meta, path, steps, ranks, slots, start, duration)
+
+
+def _check_memory(path: Path) -> None:
+    """Refuse, unread, a table whose analysis needs more memory than the machine has."""
+    from .limits import _gb, machine_memory
+
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            rows = pq.ParquetFile(path).metadata.num_rows
+        except (OSError, MemoryError):
+            raise
+        except Exception:  # not parquet: the reader says so
+            return
+    else:
+        rows = path.stat().st_size // CSV_BYTES_PER_ROW
+    need, memory = rows * BYTES_PER_OP, machine_memory()
+    if need > memory:
+        raise InputError(
+            f"{path}: analysing {rows:,} ops needs about {_gb(need)} of memory (this machine has "
+            f"{_gb(memory)}); give fewer steps"
+        )
+    return
 
 
 def _ranks(path: Path, frame: pd.DataFrame, meta: JobMeta) -> np.ndarray:

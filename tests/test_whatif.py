@@ -240,3 +240,11 @@ def test_profiler_traces_give_the_same_analysis(tmp_path, capsys):
     a = whatif.analyse(llm_trace.load(ops, meta))[0]
     b = whatif.analyse(llm_trace.load(tmp_path / "direct.csv", meta))[0]
     assert a["slowdown"] == pytest.approx(b["slowdown"], rel=1e-6) and a["M_S"] == pytest.approx(b["M_S"], rel=1e-5)
+
+
+def test_a_trace_too_large_for_memory_is_refused_unread(monkeypatch):
+    from stragglersim import limits
+
+    monkeypatch.setattr(limits, "machine_memory", lambda: 50_000_000)
+    with pytest.raises(llm_trace.InputError, match=r"analysing 117,216 ops needs about .* \(this machine has"):
+        llm_trace.read_ops(SHIPPED / "trace-AR.parquet")
