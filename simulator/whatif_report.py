@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import llm_trace, whatif
+from ._version import __version__
 from .boundary import check_input_file
 from .errors import InputError
 from .progress import progress_bar
@@ -38,7 +39,7 @@ def run_whatif(
     finally:
         bar.close()
     with staged_dir(out, overwrite=overwrite, inputs=[trace_path, meta_path]) as tmp:
-        write_json(tmp / "whatif.json", result)
+        write_json(tmp / "whatif.json", {**result, "trace_path": str(trace_path), "version": __version__})
         write_text(tmp / "replicas.csv", _replicas_csv(whatif.replica_times(replays["original"], trace)))
         _figures(result, trace, replays, tmp)
     return "\n".join([*summary_lines(result), f"wrote {out}/whatif.json, replicas.csv, figures and timelines"])
