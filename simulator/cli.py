@@ -148,7 +148,11 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
 
     wif = _command(sub, "whatif", commands.cmd_whatif)
     wif.add_argument(
-        "trace", type=Path, metavar="TRACE", help="op-level trace (.parquet, or .csv with the same columns)"
+        "trace",
+        type=Path,
+        metavar="TRACE",
+        help="op-level trace, .parquet or .csv, one row per op: dp_rank, stage, rank, step, optype, start_ts, "
+        "duration, seq_id, mc, gmc, mb_id (seconds)",
     )
     wif.add_argument(
         "--meta",

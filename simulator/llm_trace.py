@@ -108,8 +108,12 @@ def read_meta(path: Path) -> JobMeta:
     """The job's sizes from its meta YAML; a missing or bad field is an InputError naming it."""
     import yaml
 
+    if not Path(path).exists():
+        raise InputError(f"--meta {path}: no such file")
     try:
         data = yaml.safe_load(Path(path).read_text())
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text (UTF-8) file; the meta is YAML") from None
     except yaml.YAMLError as err:
         raise InputError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
     if not isinstance(data, dict):
@@ -162,7 +166,7 @@ def read_ops(path: Path) -> pd.DataFrame:
         bad = ~np.isfinite(values) | ((values < 0) if col == "duration" else False)
         if bad.any():
             raise InputError(
-                f"{_where(path, bad.argmax())}: {col} {frame[col].iloc[bad.argmax()]!r} is not a finite"
+                f"{_where(path, bad.argmax())}: {col} {_shown(frame[col].iloc[bad.argmax()])} is not a finite"
                 f"{' non-negative' if col == 'duration' else ''} number of seconds"
             )
         frame[col] = values
@@ -190,13 +194,16 @@ def load(path: Path, meta: JobMeta) -> OpTrace:
             )
     ranks = _ranks(path, frame, meta)
     steps = np.unique(frame["step"].to_numpy())
-    first = frame[(frame.step == steps[0]) & (frame.dp_rank == 0)]
+    # The reference schedule: the first (step, DP rank) with the most ops (a row missing elsewhere is named there).
+    sizes = frame.groupby(["step", "dp_rank"], sort=True).size()
+    ref_step, ref_dp = sizes.idxmax()
+    first = frame[(frame.step == ref_step) & (frame.dp_rank == ref_dp)]
     slots = first.sort_values(["stage", "start_ts", "seq_id", "optype"], kind="stable")
     slots = slots[["stage", "optype", "seq_id", "mc", "gmc", "mb_id"]].reset_index(drop=True)
     if slots.duplicated(["stage", "optype", "seq_id"]).any():
         dup = slots[slots.duplicated(["stage", "optype", "seq_id"])].iloc[0]
         raise InputError(
-            f"{path}: step {steps[0]} DP rank 0 stage {dup.stage} has {dup.optype} seq_id {dup.seq_id} twice"
+            f"{path}: step {ref_step} DP rank {ref_dp} stage {dup.stage} has {dup.optype} seq_id {dup.seq_id} twice"
         )
     key = pd.MultiIndex.from_frame(slots[["stage", "optype", "seq_id"]])
     slot = key.get_indexer(pd.MultiIndex.from_frame(frame[["stage", "optype", "seq_id"]]))
@@ -205,7 +212,7 @@ def load(path: Path, meta: JobMeta) -> OpTrace:
         row = frame.iloc[i]
         raise InputError(
             f"{_where(path, i)}: {row.optype} seq_id {row.seq_id} on stage {row.stage} (step {row.step}, "
-            f"DP rank {row.dp_rank}) is not in the schedule of step {steps[0]}, DP rank 0"
+            f"DP rank {row.dp_rank}) is not in the schedule of step {ref_step}, DP rank {ref_dp}"
         )
     step = np.searchsorted(steps, frame["step"].to_numpy())
     dp = frame["dp_rank"].to_numpy()
@@ -281,8 +288,13 @@ def _integers(path: Path, frame: pd.DataFrame, col: str) -> np.ndarray:
     bad = ~np.isfinite(values) | (values != np.round(values))
     if bad.any():
         i = int(bad.argmax())
-        raise InputError(f"{_where(path, i)}: {col} {frame[col].iloc[i]!r} is not an integer")
+        raise InputError(f"{_where(path, i)}: {col} {_shown(frame[col].iloc[i])} is not an integer")
     return values.astype(np.int64)
+
+
+def _shown(value) -> str:
+    """A cell as the user wrote it: 0.5, nan, 'x' (not np.float64(0.5))."""
+    return repr(value.item() if hasattr(value, "item") else value)
 
 
 def _where(path: Path, i: int) -> str:

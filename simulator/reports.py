@@ -84,7 +84,10 @@ def fit(trace_path: Path, *, trace_format: str = "csv", time_scale: float = 1.0,
     data = {"trace": str(trace_path), "format": trace_format, "time_scale": time_scale, **fit_durations(trace.duration)}
     lines = [f"{trace_path}: {data['n']} durations, mean {data['mean']:.6g} s"]
     lines += [f"  {c['family']:<20} AIC {c['aic']:>12.1f}  KS {c['ks']:.4f}  {c['spec']}" for c in data["candidates"]]
-    tail = "the body + tail mixture wins" if data["mixture_wins"] else "no single family is beaten by the mixture"
+    if data.get("mixture") is None:
+        tail = "no body + tail mixture fitted: the best family is not one a mixture is built on"
+    else:
+        tail = "the body + tail mixture wins" if data["mixture_wins"] else "no single family is beaten by the mixture"
     lines.append(f"  best: {data['best']['spec']} ({data.get('note') or tail})")
     if out is not None:
         lines.append(f"  results: {out / 'fit.json'}, {out / 'fit.png'}")

@@ -44,7 +44,14 @@ def check_out_dir(out: Path, *, overwrite: bool, inputs=(), replaces: bool = Tru
             check_replaceable(out)
 
 
-RESULTS = {"summary.json", "fit.json", "validate.json", "compare.json", "compare.csv"}  # one marks a results folder
+RESULTS = {
+    "summary.json",
+    "fit.json",
+    "validate.json",
+    "compare.json",
+    "compare.csv",
+    "whatif.json",
+}  # one marks a results folder
 
 
 def check_replaceable(out: Path) -> None:

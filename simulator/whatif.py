@@ -113,6 +113,7 @@ def analyse(trace: OpTrace, *, progress=NULL_PROGRESS) -> tuple[dict, dict]:
         "worker_score": score.tolist(),
         "per_step": {str(int(s)): float(a / b) for s, a, b in zip(trace.steps, t_ori, t_ideal, strict=True)},
         "backups": backups,
+        "backups_apply": any(g.gradient for g in model.groups),
         "replays": run.count,
     }
     return result, drawn

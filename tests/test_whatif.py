@@ -153,7 +153,7 @@ def _table_error(tmp_path, capsys, edit, meta="dp_size: 2\npp_size: 2\n") -> str
     table = edit(table)
     path = tmp_path / "t.csv"
     table.to_csv(path, index=False)
-    (tmp_path / "m.yaml").write_text(meta)
+    (tmp_path / "m.yaml").write_bytes(meta if isinstance(meta, bytes) else meta.encode())
     assert cli.main(["whatif", str(path), "--meta", str(tmp_path / "m.yaml"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
@@ -166,6 +166,8 @@ def _table_error(tmp_path, capsys, edit, meta="dp_size: 2\npp_size: 2\n") -> str
         (lambda t: t.drop(columns="seq_id"), None, "missing column(s) seq_id"),
         (lambda t: t.assign(optype=t.optype.replace("gc", "garbage")), None, "line 12: unknown optype 'garbage'"),
         (lambda t: t.drop(index=3), None, "DP rank 1, stage 0 has no forward-compute"),
+        (lambda t: t.drop(index=2), None, "step 7 on DP rank 0, stage 0 has no forward-compute seq_id 0"),
+        (lambda t: t.assign(dp_rank=t.dp_rank.astype(float).where(t.index != 0, 0.5)), None, "line 2: dp_rank 0.5 is"),
         (lambda t: t.drop(index=[4, 5]), None, "stage 0 has 0 forward-send ops but stage 1 has 1 forward-recv"),
         (lambda t: t.assign(duration=t.duration.astype(object).where(t.index != 2, "x")), None, "line 4: duration"),
         (lambda t: t, "dp_size: 1\npp_size: 2\n", "dp_rank 1 is outside 0..0"),
@@ -184,6 +186,7 @@ def test_bad_trace_is_one_line(tmp_path, capsys, edit, meta, expected):
         ("pp_size: 2\n", "dp_size must be a positive integer (got None)"),
         ("dp_size: two\npp_size: 2\n", "dp_size must be a positive integer (got 'two')"),
         ("- 1\n- 2\n", "expected a mapping"),
+        (b"dp_size: \xff\xfe\n", "not a text (UTF-8) file"),
     ],
 )
 def test_bad_meta_is_one_line(tmp_path, capsys, meta, expected):
@@ -223,6 +226,9 @@ def test_whatif_command_writes_its_folder_and_a_canonical_replica_trace(tmp_path
     assert cli.main([*argv, "--latency", f"trace:{out / 'replicas.csv'}", "--out", str(run), "--quiet"]) == 0
     assert json.loads((run / "summary.json").read_text())["updates"] == 5
     assert cli.main(["whatif", str(SHIPPED / "trace-ST.parquet"), "--out", str(out), "--quiet"]) == 2, "no overwrite"
+    (out / "replicas.csv").unlink()
+    again = ["whatif", str(SHIPPED / "trace-ST.parquet"), "--out", str(out), "--quiet", "--overwrite"]
+    assert cli.main(again) == 0 and (out / "replicas.csv").is_file(), "--overwrite replaces its own results"
 
 
 def test_profiler_traces_give_the_same_analysis(tmp_path, capsys):
@@ -248,3 +254,14 @@ def test_a_trace_too_large_for_memory_is_refused_unread(monkeypatch):
     monkeypatch.setattr(limits, "machine_memory", lambda: 50_000_000)
     with pytest.raises(llm_trace.InputError, match=r"analysing 117,216 ops needs about .* \(this machine has"):
         llm_trace.read_ops(SHIPPED / "trace-AR.parquet")
+
+
+def test_clock_skew_between_ranks_is_pointed_out(tmp_path, capsys):
+    """Stage 1's clock 5 s ahead: negative launch delays and transfer times are set to 0 and said so."""
+    table = hand_table()
+    table.loc[table.stage == 1, "start_ts"] += 5.0
+    table.to_csv(tmp_path / "trace-skew.csv", index=False)
+    (tmp_path / "meta-skew.yaml").write_text("dp_size: 2\npp_size: 2\n")
+    assert cli.main(["whatif", str(tmp_path / "trace-skew.csv"), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "were below -10 ms and were set to 0: do the ranks' clocks agree?" in out

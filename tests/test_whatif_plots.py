@@ -77,7 +77,7 @@ def test_the_hot_worker_is_the_extreme_colour_and_every_cell_is_annotated():
     texts = sorted(t.get_text() for t in ax.texts)
     assert texts == sorted(["1.00", "1.01", "1.00", "1.00", "1.00", "1.60"])
     assert "toy.parquet" in ax.get_title() and "1.55" in ax.get_title()
-    assert fig.axes[1].get_ylabel() == "attributed slowdown S"
+    assert fig.axes[1].get_ylabel() == "worker score = min(DP rank S, stage S)"
 
 
 def test_a_uniform_heatmap_is_one_colour_not_noise():
