@@ -183,6 +183,7 @@ def _read_ops(path: Path, events: list) -> tuple[dict, list]:
         nccl = cat == "kernel" and "nccl" in name.lower()
         args = ev.get("args")
         corr = args.get("correlation") if isinstance(args, dict) else None
+        corr = corr if isinstance(corr, int) and not isinstance(corr, bool) else None  # ids are integers
         launch = cat in _LAUNCH and corr is not None
         if not (step or gpu_op or nccl or launch or (cat == "user_annotation" and name == "gc")):
             continue
@@ -207,7 +208,7 @@ def _read_ops(path: Path, events: list) -> tuple[dict, list]:
         )
     if not any(r[0] == "gc" for r in ranges):
         ranges += [(*r, "host") for r in host_gc]
-    gpu_ops = [(op, *r[1:]) for r in ranges for op in COMBINED.get(r[0], (r[0],))]
+    gpu_ops = [(op, *r[1:]) for r in ranges for op in COMBINED.get(r[0], (r[0],))]  # (host gc marked)
     for name, ts, dur, pid, corr in _outside(ranges, kernels):
         lower = name.lower()
         optype = next((op for key, op in KERNELS.items() if key in lower), None)
