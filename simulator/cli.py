@@ -72,7 +72,7 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     ops.add_argument("--pp", type=int, required=True, metavar="P", help="pipeline parallel size (stages)")
     ops.add_argument("--tp", type=int, default=1, metavar="T", help="tensor parallel size (default: 1)")
     ops.add_argument("--cp", type=int, default=1, metavar="C", help="context parallel size (default: 1)")
-    _file_out(ops, "trace.parquet|trace.csv")
+    _file_out(ops, "trace.parquet|trace.csv", kind=str)  # str: a trailing slash (a folder) is refused
 
     fit = _command(sub, "fit", commands.cmd_fit)
     fit.add_argument("trace", type=Path, metavar="TRACE")
@@ -170,9 +170,9 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     return parser
 
 
-def _file_out(p: argparse.ArgumentParser, metavar: str) -> None:
+def _file_out(p: argparse.ArgumentParser, metavar: str, kind: type = Path) -> None:
     folder = metavar == "DIR"
-    p.add_argument("--out", type=Path, required=True, metavar=metavar, help="folder" if folder else "file to write")
+    p.add_argument("--out", type=kind, required=True, metavar=metavar, help="folder" if folder else "file to write")
     p.add_argument("--overwrite", action="store_true", help="replace results in DIR" if folder else "replace the file")
 
 

@@ -217,16 +217,13 @@ def cmd_import_ops(args: argparse.Namespace) -> int:
 
     Read one Chrome trace JSON per rank of a Megatron-style DP x PP x TP job (ProfilerStep#N windows, the
     timers' GPU ranges, NCCL kernels) and write one row per op of one rank per (DP rank, stage): parquet for
-    a .parquet --out, else CSV.
+    a .parquet --out, else CSV; and the job's sizes to meta-NAME.yaml beside it (NAME: --out's stem
+    without a leading trace-), where whatif looks for them.
     """
-    from .llm_profile import convert_profiles, write_table
-    from .results import check_out_file
+    from .llm_profile_write import import_ops
 
-    check_out_file(args.out, overwrite=args.overwrite, inputs=args.sources)
-    table = convert_profiles(args.sources, dp_size=args.dp, pp_size=args.pp, tp_size=args.tp, cp_size=args.cp)
-    write_table(table, args.out)
-    steps, files = table["step"].nunique(), len(args.sources)
-    print(f"{args.out}: {len(table)} ops, {steps} steps, {args.dp} DP ranks x {args.pp} stages from {files} files")
+    sizes = {"dp_size": args.dp, "pp_size": args.pp, "tp_size": args.tp, "cp_size": args.cp}
+    print(import_ops(args.sources, args.out, **sizes, overwrite=args.overwrite))
     return 0
 
 

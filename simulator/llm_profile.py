@@ -8,10 +8,14 @@ Input: one Chrome trace JSON file (optionally gzipped) per rank, as ``torch.prof
   ``rank = tp_rank + tp * (cp_rank + cp * (dp_rank + dp * stage))``. One rank represents each
   (dp_rank, stage): the one with ``tp_rank = cp_rank = 0``; the other ranks' files are read for their
   rank only.
-- **Steps.** The host-side annotations ``ProfilerStep#N`` (category ``user_annotation`` or
-  ``cpu_op``); the step number is N. An op belongs to the last step that starts at or before it:
-  the step whose window contains it, or whose window it outlives (GPU work runs behind its launches).
-  Ops before the first step are left out (they belong to a step not profiled).
+- **Steps.** The annotations ``ProfilerStep#N``; the step number is N. CUDA runs behind the host, so
+  a GPU op is placed by, in order of preference: the GPU-side ``ProfilerStep#N`` ranges
+  (``gpu_user_annotation``, written by recent PyTorch), when the file has them; else the host-side
+  window (``user_annotation`` or ``cpu_op``) holding its launch, the host event (``cuda_runtime``,
+  ``cuda_driver``) with the op's ``args.correlation``; else its own start on the host windows. An op
+  belongs to the last step that starts at or before that time (the step whose window holds it, or
+  whose window it outlives); ops before the first step are left out (a step not profiled). Every
+  step of every rank of a stage must then hold the same ops, or the file is refused.
 - **Ops.** GPU-side annotation ranges (``gpu_user_annotation``) named exactly as an op type, as
   Megatron's timers make them with ``record_function``; ``gc`` (a host-only pause, no kernels) is
   also read from host ``user_annotation`` ranges when no GPU range has that name. An NCCL kernel in
@@ -30,11 +34,8 @@ Output columns (:data:`COLUMNS`): ids as integers, ``start_ts`` and ``duration``
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
-from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,6 @@ import pandas as pd
 from .boundary import check_input_file
 from .errors import InputError
 from .limits import check_trace_size
-from .storage import temporary, write_text
 from .traces import load_chrome
 
 COLUMNS = ("dp_rank", "stage", "rank", "step", "optype", "start_ts", "duration", "seq_id", "mc", "gmc", "mb_id")
@@ -73,9 +73,13 @@ _KERNEL_NAMES = {  # what write_profile names a bare kernel of each op type
 _P2P = ("sendrecv", "send", "recv")
 _STEP = re.compile(r"ProfilerStep#(\d+)$")
 _HOST = ("user_annotation", "cpu_op")
+_LAUNCH = ("cuda_runtime", "cuda_driver")  # host events that launch GPU work (cudaLaunchKernel, ...)
+_LAGS = (
+    "GPU work may have been assigned to the wrong ProfilerStep (the GPU lags the host); every step of a stage "
+    "must run the same ops (profile with a PyTorch that writes GPU-side ProfilerStep ranges, or keep correlation ids)"
+)
 _SUFFIXES = re.compile(r"(\.(gz|json|pt|trace))+$", re.IGNORECASE)
 _NAME_RANK = re.compile(r"rank[-_]?(\d+)", re.IGNORECASE)
-_GPU_AT, _HOST_AT = (0, 7), (1, 1)  # (pid, tid) where write_profile puts its GPU and host events
 
 
 def convert_profiles(
@@ -102,7 +106,7 @@ def convert_profiles(
     world = dp_size * pp_size * tp_size * cp_size
     about = " x ".join(f"{o} {v}" for o, v in sizes.items()) + f" = {world}"
     files: dict[int, Path] = {}
-    found: dict[int, tuple[dict, list]] = {}  # representative rank -> (steps, ops)
+    found: dict[int, tuple[dict, list]] = {}  # representative rank -> ({"host": steps, "gpu": steps}, ops)
     for path in map(Path, paths):
         doc, events = _load(path)
         rank = _rank_of(path, doc, world, about)
@@ -122,9 +126,11 @@ def convert_profiles(
                     f"the {len(files)} files; each (dp_rank, stage) needs its file ({about})"
                 )
             frames.append(_rows(found[rank], dp_rank, stage, rank))
-    _check_same_steps({files[r]: set(steps) for r, (steps, _) in found.items()})
-    origin = min(ts for steps, _ in found.values() for ts, _ in steps.values())
-    return _table(pd.concat(frames, ignore_index=True), origin)
+    _check_same_steps({files[r]: set(steps["host"]) for r, (steps, _) in found.items()})
+    origin = min(ts for steps, _ in found.values() for ts, _ in steps["host"].values())
+    table = _table(pd.concat(frames, ignore_index=True), origin)
+    _check_same_ops(table, files)
+    return table
 
 
 def _load(path: Path) -> tuple[object, list]:
@@ -162,32 +168,38 @@ def _rank_of(path: Path, doc: object, world: int, about: str) -> int:
 
 
 def _read_ops(path: Path, events: list) -> tuple[dict, list]:
-    """A file's steps ({N: (ts, dur)} in microseconds, the outermost span of each) and ops
-    [(optype, ts, dur)] in microseconds."""
-    steps: dict[int, tuple[float, float]] = {}
-    ranges, host_gc, kernels = [], [], []  # (optype or kernel name, ts, dur, pid)
+    """A file's steps ({"host": {N: (ts, dur)}, "gpu": {N: (ts, dur)}} in microseconds: the outermost span
+    of each) and ops [(optype, ts, dur, clock, at)]: the steps of ``clock`` hold the op that starts (or
+    was launched) at ``at``."""
+    steps: dict[str, dict[int, tuple[float, float]]] = {"host": {}, "gpu": {}}
+    ranges, host_gc, kernels = [], [], []  # (optype or kernel name, ts, dur, pid, correlation id)
+    launches: dict[object, float] = {}  # correlation id -> the host time of the launch
     for i, ev in enumerate(events):
         if not isinstance(ev, dict) or ev.get("ph") != "X" or not isinstance(ev.get("name"), str):
             continue
         name, cat = ev["name"], ev.get("cat")
-        step = _STEP.match(name) if cat in _HOST else None
+        step = _STEP.match(name) if cat in _HOST or cat == "gpu_user_annotation" else None
         gpu_op = cat == "gpu_user_annotation" and (name in OPTYPES or name in COMBINED)
         nccl = cat == "kernel" and "nccl" in name.lower()
-        if not (step or gpu_op or nccl or (cat == "user_annotation" and name == "gc")):
+        args = ev.get("args")
+        corr = args.get("correlation") if isinstance(args, dict) else None
+        corr = corr if isinstance(corr, int) and not isinstance(corr, bool) else None  # ids are integers
+        launch = cat in _LAUNCH and corr is not None
+        if not (step or gpu_op or nccl or launch or (cat == "user_annotation" and name == "gc")):
             continue
         ts, dur = _times(path, i, name, ev)
-        pid = str(ev.get("pid"))
-        if step:
-            n = int(step.group(1))
-            if n not in steps or dur > steps[n][1]:
-                steps[n] = (ts, dur)
-        elif gpu_op:
-            ranges.append((name, ts, dur, pid))
-        elif nccl:
-            kernels.append((name, ts, dur, pid))
+        if launch:
+            launches[corr] = ts
+        elif step:
+            n, own = int(step.group(1)), steps["gpu" if cat == "gpu_user_annotation" else "host"]
+            if cat == "gpu_user_annotation" and n in own:  # one range per stream: their union
+                start = min(own[n][0], ts)
+                own[n] = (start, max(own[n][0] + own[n][1], ts + dur) - start)
+            elif n not in own or dur > own[n][1]:
+                own[n] = (ts, dur)
         else:
-            host_gc.append((name, ts, dur, pid))
-    if not steps:
+            (ranges if gpu_op else kernels if nccl else host_gc).append((name, ts, dur, str(ev.get("pid")), corr))
+    if not steps["host"]:
         raise InputError(f"{path}: no ProfilerStep#N annotation; profile with torch.profiler and call prof.step()")
     if not ranges and not kernels:
         raise InputError(
@@ -195,18 +207,26 @@ def _read_ops(path: Path, events: list) -> tuple[dict, list]:
             "kernel; wrap Megatron's timed regions in torch.profiler.record_function"
         )
     if not any(r[0] == "gc" for r in ranges):
-        ranges += host_gc
-    ops = [(op, ts, dur) for name, ts, dur, _ in ranges for op in COMBINED.get(name, (name,))]
-    for name, ts, dur, _ in _outside(ranges, kernels):
+        ranges += [(*r, "host") for r in host_gc]
+    gpu_ops = [(op, *r[1:]) for r in ranges for op in COMBINED.get(r[0], (r[0],))]  # (host gc marked)
+    for name, ts, dur, pid, corr in _outside(ranges, kernels):
         lower = name.lower()
         optype = next((op for key, op in KERNELS.items() if key in lower), None)
         if optype is not None:
-            ops.append((optype, ts, dur))
+            gpu_ops.append((optype, ts, dur, pid, corr))
         elif any(word in lower for word in _P2P):
             raise InputError(
                 f"{path}: kernel {name} at ts {ts!r} us: a p2p kernel outside a named forward/backward-send/recv "
                 "range: the direction is unknown"
             )
+    ops = []
+    for optype, ts, dur, _, corr, *host in gpu_ops:
+        if host:  # a host-side gc range
+            ops.append((optype, ts, dur, "host", ts))
+        elif steps["gpu"]:
+            ops.append((optype, ts, dur, "gpu", ts))
+        else:
+            ops.append((optype, ts, dur, "host", launches.get(corr, ts)))
     return steps, ops
 
 
@@ -227,7 +247,7 @@ def _outside(ranges: list, kernels: list) -> list:
     """The kernels whose start lies in no range of their pid (process: the GPU)."""
     out = []
     for pid in {k[3] for k in kernels}:
-        spans = sorted((ts, ts + dur) for _, ts, dur, p in ranges if p == pid)
+        spans = sorted((r[1], r[1] + r[2]) for r in ranges if r[3] == pid)
         starts = np.array([s for s, _ in spans])
         reach = np.maximum.accumulate([e for _, e in spans]) if spans else np.array([])  # latest end so far
         for kernel in (k for k in kernels if k[3] == pid):
@@ -240,11 +260,18 @@ def _outside(ranges: list, kernels: list) -> list:
 def _rows(found: tuple[dict, list], dp_rank: int, stage: int, rank: int) -> pd.DataFrame:
     """One representative's ops with their step (microseconds; ops before the first step dropped)."""
     steps, ops = found
-    numbers = sorted(steps, key=lambda n: steps[n][0])
-    starts = np.array([steps[n][0] for n in numbers])
-    frame = pd.DataFrame(ops, columns=["optype", "ts", "dur"]).astype({"optype": str, "ts": float, "dur": float})
-    which = np.searchsorted(starts, frame["ts"].to_numpy(), side="right") - 1
-    frame = frame[which >= 0].assign(step=np.array(numbers, np.int64)[which[which >= 0]])
+    frame = pd.DataFrame(ops, columns=["optype", "ts", "dur", "clock", "at"])
+    frame = frame.astype({"optype": str, "ts": float, "dur": float, "at": float})
+    step = np.full(len(frame), -1, np.int64)
+    for clock, windows in steps.items():
+        mine = (frame["clock"] == clock).to_numpy()
+        if not mine.any():
+            continue
+        numbers = np.array(sorted(windows, key=lambda n: windows[n][0]), np.int64)
+        starts = np.array([windows[n][0] for n in numbers])
+        which = np.searchsorted(starts, frame["at"].to_numpy()[mine], side="right") - 1
+        step[mine] = np.where(which >= 0, numbers[which.clip(0)], -1)
+    frame = frame.assign(step=step)[step >= 0].drop(columns=["clock", "at"])
     return frame.assign(dp_rank=dp_rank, stage=stage, rank=rank)
 
 
@@ -255,6 +282,27 @@ def _check_same_steps(steps: dict[Path, set]) -> None:
         if own != common:
             extra = sorted(own - common)
             raise InputError(f"{path}: steps {extra[:5]} are missing from other ranks' files; profile the same steps")
+
+
+def _check_same_ops(table: pd.DataFrame, files: dict[int, Path]) -> None:
+    """Every step of every representative of a stage holds the same ops (how many of each op type)."""
+    counts = table.groupby(["stage", "rank", "step", "optype"]).size().unstack(fill_value=0)
+    for _, block in counts.groupby(level="stage"):
+        first = block.iloc[0]
+        for rank, own in block.groupby(level="rank"):
+            differ = (own != own.iloc[0]).any()
+            if differ.any():
+                op = differ.idxmax()
+                high, low = own[op].idxmax()[2], own[op].idxmin()[2]
+                raise InputError(
+                    f"{files[rank]}: step {high} has {own[op].max()} {op} ops, step {low} has {own[op].min()}: {_LAGS}"
+                )
+            if (own.iloc[0] != first).any():
+                op = (own.iloc[0] != first).idxmax()
+                raise InputError(
+                    f"{files[rank]}: step {own.index[0][2]} has {own.iloc[0][op]} {op} ops, {files[first.name[1]]}'s "
+                    f"step {first.name[2]} has {first[op]}: {_LAGS}"
+                )
 
 
 def _table(frame: pd.DataFrame, origin: float) -> pd.DataFrame:
@@ -281,101 +329,3 @@ def _table(frame: pd.DataFrame, origin: float) -> pd.DataFrame:
         }
     )
     return table
-
-
-def write_table(table: pd.DataFrame, out: Path) -> None:
-    """Write an op table atomically: parquet for a ``.parquet`` name, else CSV.
-
-    Raises:
-        InputError: parquet without pyarrow.
-    """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() != ".parquet":
-        write_text(out, table.to_csv(index=False))
-        return
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        raise InputError(f"--out {out}: writing parquet needs pyarrow (pip install pyarrow); or give a .csv") from None
-    tmp = temporary(out)
-    try:
-        table.to_parquet(tmp, index=False)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_profile(
-    table: pd.DataFrame,
-    path_dir: Path,
-    *,
-    dp_size: int,
-    pp_size: int,
-    tp_size: int = 1,
-    cp_size: int = 1,
-    kernels: Collection[str] = (),
-) -> list[Path]:
-    """Write an op table as the Chrome traces the profiler would: one ``rank{R}.json`` per representative.
-
-    Each step gets a host ``ProfilerStep#N`` window from its first op's start to its last op's end; each
-    op a GPU range (``gc`` a host range), with an NCCL kernel inside send/recv ranges and a GEMM inside
-    compute ranges; the op types in ``kernels`` (keys of :data:`_KERNEL_NAMES`) are bare NCCL kernels
-    instead, for the classifier.
-
-    Args:
-        table: columns :data:`COLUMNS` (at least dp_rank, stage, step, optype, start_ts, duration),
-            times in seconds on one clock (a rank's steps must not interleave).
-
-    Returns:
-        The files written, by rank.
-
-    Raises:
-        ValueError: a bare kernel asked of an op type without one, or steps that interleave in time.
-    """
-    if unknown := set(kernels) - set(_KERNEL_NAMES):
-        raise ValueError(f"no bare kernel for {sorted(unknown)}; choose from {sorted(_KERNEL_NAMES)}")
-    path_dir = Path(path_dir)
-    path_dir.mkdir(parents=True, exist_ok=True)
-    world = dp_size * pp_size * tp_size * cp_size
-    written = []
-    for (dp_rank, stage), ops in table.groupby(["dp_rank", "stage"]):
-        rank = tp_size * cp_size * (int(dp_rank) + dp_size * int(stage))
-        spans = ops.groupby("step").agg(first=("start_ts", "min"), last=("start_ts", "max")).sort_values("first")
-        if (spans["first"].to_numpy()[1:] <= spans["last"].to_numpy()[:-1]).any():
-            raise ValueError(f"rank {rank}: steps interleave in time; give each step its own stretch of the clock")
-        events = []
-        for step, group in ops.groupby("step"):
-            start, end = group["start_ts"].min(), (group["start_ts"] + group["duration"]).max()
-            events.append(_event(f"ProfilerStep#{step}", "user_annotation", start, end - start, host=True))
-        for optype, start, duration in zip(ops["optype"], ops["start_ts"], ops["duration"], strict=True):
-            events += _op_events(str(optype), float(start), float(duration), kernels)
-        doc = {
-            "schemaVersion": 1,
-            "distributedInfo": {"backend": "nccl", "rank": rank, "world_size": world},
-            "traceEvents": events,
-        }
-        path = path_dir / f"rank{rank}.json"
-        write_text(path, json.dumps(doc))
-        written.append(path)
-    return written
-
-
-def _op_events(optype: str, start: float, duration: float, kernels: Collection[str]) -> list[dict]:
-    """The trace events of one op (times in seconds)."""
-    if optype in kernels:
-        return [_event(_KERNEL_NAMES[optype], "kernel", start, duration)]
-    if optype == "gc":
-        return [_event("gc", "user_annotation", start, duration, host=True)]
-    events = [_event(optype, "gpu_user_annotation", start, duration)]
-    if optype.endswith(("-send", "-recv")):
-        events.append(_event("ncclDevKernel_SendRecv(ncclDevComm*, ncclWork*)", "kernel", start, duration))
-    elif optype in COMPUTE:
-        events.append(_event("sm90_xmma_gemm_bf16bf16_bf16f32", "kernel", start, duration))
-    return events
-
-
-def _event(name: str, cat: str, start: float, duration: float, host: bool = False) -> dict:
-    pid, tid = _HOST_AT if host else _GPU_AT
-    return {"ph": "X", "cat": cat, "name": name, "pid": pid, "tid": tid, "ts": start * 1e6, "dur": duration * 1e6}

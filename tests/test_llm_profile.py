@@ -9,11 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from stragglersim import llm_trace
 from stragglersim.cli import main
 from stragglersim.errors import InputError
-from stragglersim.llm_profile import COLUMNS, convert_profiles, write_profile
+from stragglersim.llm_profile import COLUMNS, convert_profiles
+from stragglersim.llm_profile_write import write_profile
 
-ST = Path(__file__).resolve().parents[2] / "shared" / "data" / "llm-whatif" / "trace-ST.parquet"
+ST = Path(__file__).resolve().parents[1] / "traces" / "llm-whatif" / "trace-ST.parquet"
 KEY = ["dp_rank", "stage", "step", "optype", "seq_id"]
 STAGE_OPS = {  # a 1F1B schedule of two micro-batches on two stages
     0: ["params-all-gather", "forward-compute", "forward-send", "forward-compute", "forward-send", "backward-recv"]
@@ -25,14 +28,15 @@ STAGE_OPS = {  # a 1F1B schedule of two micro-batches on two stages
 }
 
 
-def table(dp=2, pp=2, steps=(3, 4), tp=1) -> pd.DataFrame:
-    """A hand-made op table: every op a distinct duration, 1 ms gaps; ids counted as the schema says."""
+def table(dp=2, pp=2, steps=(3, 4), tp=1, spacing=1.0) -> pd.DataFrame:
+    """A hand-made op table: every op a distinct duration, 1 ms gaps, steps ``spacing`` seconds apart (or
+    back to back); ids counted as the schema says."""
     rows = []
     for dp_rank in range(dp):
         for stage in range(pp):
             t = 0.0002 * (dp_rank + stage)  # rank (0, 0) starts the first step at 0
             for step in steps:
-                t = max(t, 1.0 * (step - steps[0]))
+                t = max(t, spacing * (step - steps[0]))
                 seen = Counter()
                 for i, optype in enumerate(STAGE_OPS[stage % 2]):
                     duration = 0.0 if optype == "gc" else 0.01 + 0.001 * i + 0.0001 * dp_rank
@@ -155,17 +159,18 @@ def test_a_fused_send_recv_range_is_two_ops(tmp_path):
     files = write_profile(want, tmp_path, dp_size=2, pp_size=2)
     fused = want[(want["rank"] == 0) & (want.optype == "forward-send")].iloc[-1]
 
-    def fuse(doc):
-        last = [e for e in doc["traceEvents"] if e["name"] == "forward-send"][-1]
-        last["name"] = "forward-send-backward-recv"
+    def fuse(doc):  # the second forward-send of each step (of both ranks of stage 0: they run the same ops)
+        for second in [e for e in doc["traceEvents"] if e["name"] == "forward-send"][1::2]:
+            second["name"] = "forward-send-backward-recv"
 
-    rewrite(tmp_path / "rank0.json", fuse)
+    for name in ("rank0.json", "rank1.json"):
+        rewrite(tmp_path / name, fuse)
     got = convert_profiles(files, dp_size=2, pp_size=2)
     at = np.isclose(got.start_ts, fused.start_ts, rtol=0, atol=1e-9)
     extra = got[(got["rank"] == 0) & (got.step == fused.step) & at]
     assert sorted(extra.optype) == ["backward-recv", "forward-send"]
     assert extra.duration.tolist() == pytest.approx([fused.duration] * 2, abs=1e-9)
-    assert len(got) == len(want) + 1
+    assert len(got) == len(want) + 4
     recvs = got[(got["rank"] == 0) & (got.step == fused.step) & (got.optype == "backward-recv")]
     assert recvs.seq_id.tolist() == [0, 1, 2] and recvs.start_ts.is_monotonic_increasing
 
@@ -229,16 +234,57 @@ def test_a_missing_representative_is_an_error_naming_its_rank(tmp_path):
         convert_profiles([p for p in files if p.name != "rank2.json"], dp_size=2, pp_size=2)
 
 
-def test_the_command_writes_parquet_and_csv(tmp_path, capsys):
+def test_the_command_writes_parquet_and_csv_and_the_meta_beside(tmp_path, capsys):
     want = table()
     files = [str(p) for p in write_profile(want, tmp_path / "in", dp_size=2, pp_size=2, kernels=["params-all-gather"])]
-    for out, read in [(tmp_path / "ops.parquet", pd.read_parquet), (tmp_path / "ops.csv", pd.read_csv)]:
+    for out, read, meta in [
+        (tmp_path / "ops.parquet", pd.read_parquet, tmp_path / "meta-ops.yaml"),
+        (tmp_path / "trace-x.csv", pd.read_csv, tmp_path / "meta-x.yaml"),
+    ]:
         assert main(["import-ops", *files, "--dp", "2", "--pp", "2", "--out", str(out)]) == 0
         line = capsys.readouterr().out
-        assert line == f"{out}: {len(want)} ops, 2 steps, 2 DP ranks x 2 stages from 4 files\n"
+        assert line == f"{out}: {len(want)} ops, 2 steps, 2 DP ranks x 2 stages from 4 files; meta {meta}\n"
         same(read(out), want)
+        name = meta.stem.removeprefix("meta-")
+        sizes = {"dp_size": 2, "pp_size": 2, "tp_size": 1, "dsp_size": 1, "vpp_size": 1, "world_size": 4}
+        assert yaml.safe_load(meta.read_text()) == {"trial_name": name, **sizes}
+        assert llm_trace.read_meta(meta).world_size == 4
     assert main(["import-ops", *files, "--dp", "2", "--pp", "2", "--out", str(out)]) == 2  # exists
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_an_existing_meta_file_is_refused_before_anything_is_written(tmp_path, capsys):
+    files = [str(p) for p in _files(tmp_path / "in")]
+    (tmp_path / "meta-ops.yaml").write_text("trial_name: mine\n")
+    out = tmp_path / "ops.csv"
+    assert main(["import-ops", *files, "--dp", "2", "--pp", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "meta-ops.yaml exists" in err and "--overwrite" in err, err
+    assert not out.exists() and (tmp_path / "meta-ops.yaml").read_text() == "trial_name: mine\n"
+    assert main(["import-ops", *files, "--dp", "2", "--pp", "2", "--out", str(out), "--overwrite"]) == 0
+    assert out.exists() and yaml.safe_load((tmp_path / "meta-ops.yaml").read_text())["trial_name"] == "ops"
+
+
+@pytest.mark.parametrize("out", ["newdir/", "old"])
+def test_a_folder_as_out_is_a_one_line_error(tmp_path, capsys, monkeypatch, out):
+    files = [str(p) for p in _files(tmp_path / "in")]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "old").mkdir()
+    assert main(["import-ops", *files, "--dp", "2", "--pp", "2", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a directory" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "old"] and not any((tmp_path / "old").iterdir())
+
+
+def test_counts_have_thousands_separators_and_one_step_is_singular(tmp_path, capsys):
+    want = table(dp=1, pp=1, steps=(3,))
+    want = pd.concat([want] * 80, ignore_index=True)  # 1,120 ops in one step: the same ops, later
+    want["start_ts"] = np.arange(len(want)) * 0.002
+    files = [str(p) for p in write_profile(want, tmp_path / "in", dp_size=1, pp_size=1)]
+    out = tmp_path / "ops.csv"
+    assert main(["import-ops", *files, "--dp", "1", "--pp", "1", "--out", str(out)]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith(f"{out}: 1,120 ops, 1 step, 1 DP rank x 1 stage from 1 file; meta "), line
 
 
 def test_the_command_turns_a_bad_file_into_exit_2_with_one_line(tmp_path, capsys):
@@ -251,7 +297,6 @@ def test_the_command_turns_a_bad_file_into_exit_2_with_one_line(tmp_path, capsys
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-@pytest.mark.skipif(not ST.exists(), reason="the ST trace of ../shared/data is not here")
 def test_the_first_two_steps_of_the_st_trace_round_trip(tmp_path):
     """A realistic 1F1B schedule (DP 2 x PP 4, sends and receives that share a span)."""
     st = pd.read_parquet(ST)
@@ -261,3 +306,58 @@ def test_the_first_two_steps_of_the_st_trace_round_trip(tmp_path):
     want["start_ts"] += np.where(want["step"] == first[1], 3.0, 0.0)  # ST's steps each start at 0: lay them end to end
     files = write_profile(want, tmp_path, dp_size=2, pp_size=4, kernels=["grads-reduce-scatter", "params-all-gather"])
     same(convert_profiles(files, dp_size=2, pp_size=4), want[list(COLUMNS)])
+
+
+LAG = 0.05  # s the GPU runs behind the host: more than the last two ops of a step, steps back to back
+
+
+def _lagging(tmp_path: Path, **how) -> tuple[pd.DataFrame, list[Path]]:
+    """Three steps back to back, host windows 1 ms apart, the GPU LAG behind: the host window of the next
+    step begins before the GPU has run this step's clip and optimizer."""
+    want = table(steps=(5, 6, 7), spacing=0.0)
+    files = write_profile(want, tmp_path, dp_size=2, pp_size=2, lag=LAG, **how)
+    host = [e for e in events_of(files[0]) if e["cat"] == "user_annotation" and "#" in e["name"]]
+    assert host[1]["ts"] - (host[0]["ts"] + host[0]["dur"]) == pytest.approx(1000.0)  # us
+    late = want[(want["rank"] == 0) & (want.step == 5) & (want.optype == "optimizer")].start_ts.iloc[0]
+    assert late > host[1]["ts"] * 1e-6  # the start-time rule would put it in step 6
+    return want.assign(start_ts=want.start_ts + np.where(want.optype == "gc", 0.0, LAG)), files
+
+
+@pytest.mark.parametrize("how", [{"gpu_steps": True}, {"correlation": True}, {"gpu_steps": True, "correlation": True}])
+def test_a_gpu_that_lags_the_host_keeps_its_ops_in_their_steps(tmp_path, how):
+    """GPU-side ProfilerStep ranges place GPU ops; without them, the launch that shares an op's correlation id
+    does; times are from the earliest host step start."""
+    want, files = _lagging(tmp_path, **how)
+    same(convert_profiles(files, dp_size=2, pp_size=2), want)
+
+
+def test_a_lag_with_nothing_to_place_the_gpu_ops_by_is_refused_naming_the_steps(tmp_path):
+    """Neither GPU-side steps nor correlation ids: step 5's optimizer lands in 6, 6's in 7; refused."""
+    _, files = _lagging(tmp_path)
+    with pytest.raises(InputError) as err:
+        convert_profiles(files, dp_size=2, pp_size=2)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{tmp_path / 'rank0.json'}: "), message
+    assert "step 7 has 2 optimizer ops, step 5 has 0: GPU work may have been assigned" in message
+    assert "the GPU lags the host" in message
+
+
+def test_a_rank_whose_ops_differ_from_its_stage_is_refused(tmp_path):
+    files = _files(tmp_path)
+
+    def drop_one(doc):
+        first = next(e for e in doc["traceEvents"] if e["name"] == "forward-compute")
+        doc["traceEvents"] = [e for e in doc["traceEvents"] if e is not first]
+        doc["traceEvents"] += [{**first, "ts": first["ts"] + 1e6}]  # moved to step 4: steps of rank1 differ
+
+    rewrite(tmp_path / "rank1.json", drop_one)
+    with pytest.raises(InputError, match=r"rank1\.json: step 4 has 3 forward-compute ops, step 3 has 1"):
+        convert_profiles(files, dp_size=2, pp_size=2)
+    files = _files(tmp_path)
+
+    def drop_both(doc):
+        doc["traceEvents"] = [e for e in doc["traceEvents"] if e["name"] != "gc"]
+
+    rewrite(tmp_path / "rank3.json", drop_both)
+    with pytest.raises(InputError, match=r"rank3\.json: step 3 has 0 gc ops, .*rank2\.json's step 3 has 1"):
+        convert_profiles(files, dp_size=2, pp_size=2)

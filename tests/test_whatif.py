@@ -233,7 +233,7 @@ def test_whatif_command_writes_its_folder_and_a_canonical_replica_trace(tmp_path
 
 def test_profiler_traces_give_the_same_analysis(tmp_path, capsys):
     """The ST job as per-rank PyTorch profiler traces -> import-ops -> whatif: the same slowdown."""
-    from stragglersim.llm_profile import write_profile
+    from stragglersim.llm_profile_write import write_profile
 
     table = pd.read_parquet(SHIPPED / "trace-ST.parquet")
     table = table[table.step.isin(sorted(table.step.unique())[:6])].copy()
