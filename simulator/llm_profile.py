@@ -44,18 +44,10 @@ import pandas as pd
 from .boundary import check_input_file
 from .errors import InputError
 from .limits import check_trace_size
+from .llm_trace import COLUMNS, COMPUTE, OPTYPES  # noqa: F401 (COLUMNS: the output's, re-exported)
 from .traces import load_chrome
 
-COLUMNS = ("dp_rank", "stage", "rank", "step", "optype", "start_ts", "duration", "seq_id", "mc", "gmc", "mb_id")
-COMPUTE = ("forward-compute", "backward-compute")
-DP_COMM = ("params-all-gather", "grads-reduce-scatter")
-OPTYPES = (
-    *COMPUTE,
-    *("forward-send", "forward-recv", "backward-send", "backward-recv"),
-    *DP_COMM,
-    *("separate-grads-all-reduce", "embedding-grads-all-reduce", "layernorm-grads-all-reduce"),
-    *("optimizer-clip-main-grad", "optimizer", "gc"),
-)
+DP_COMM = ("params-all-gather", "grads-reduce-scatter")  # the model chunk (mc) is recorded for these and compute
 COMBINED = {  # Megatron's fused p2p ranges -> the two ops they hold (same start and duration)
     "forward-send-backward-recv": ("forward-send", "backward-recv"),
     "backward-send-forward-recv": ("backward-send", "forward-recv"),
