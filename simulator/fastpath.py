@@ -1,14 +1,30 @@
-"""A vectorised fast path for barrier strategies with i.i.d. latencies (timing only).
+"""A vectorised fast path for the strategies whose timing has a closed recursion (timing only).
 
-When every update starts all P workers afresh and waits for the first N (the strategies whose
-``fast_path`` gives N: ``sync``; ``backup`` with ``cancel``; ``k-sync``) and nothing couples the
-workers (no failures, fail-slow episodes, shared PS link or data-dependent cost), update k takes
-pull + X_{N:P}(k) + push, where X_{N:P}(k) is the N-th smallest of the workers' k-th draws. With
-the same per-worker streams as the event engine (common random numbers) the fast path gives the
-same update times, to rounding, with NumPy's ``partition`` instead of a million SimPy events.
+When nothing couples the workers (no failures, fail-slow episodes, shared PS link or
+data-dependent cost) and latencies are i.i.d. draws of one model, each worker's computation
+times are its own stream, and update times follow from them by a recursion over updates:
+
+- **barrier** (``sync``; ``backup`` with ``cancel``, or with ``drop`` and B = 0; ``k-sync``):
+  every update restarts all P workers, so update k takes pull + X_{N:P}(k) + push, where
+  X_{N:P}(k) is the N-th smallest of the workers' k-th draws: a row-wise order statistic.
+- **drop** (``backup --semantics drop``), **batch** (``k-batch-sync``) and **async** (``async``
+  without a staleness cutoff): per-worker recursions over when each worker next begins
+  (:mod:`fastqueues`; without per-gradient records only).
+
+With the engine's per-worker streams (common random numbers) the fast path gives the engine's
+update times, fates and staleness on the same draws, with NumPy instead of SimPy events.
+
+Not served, because their timing has no closed recursion over the workers' draws: ``backup``
+with ``tf`` semantics (the token queue: which step a worker computes for depends on the order
+of earlier pushes, and a fast worker may contribute twice), ``async`` with a staleness cutoff and
+``ssp`` (a gradient's fate depends on the versions in flight), ``softsync``, ``k-async``,
+``k-batch-async``, ``deadline`` and ``adaptive-backup`` (their barriers or decisions depend on the
+event history); and any run with faults, a shared PS link, ``--data-cost`` or a per-worker trace.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -19,48 +35,122 @@ from .records import APPLIED, CANCELLED, FATES, EventLog, Gradient, Update, upda
 from .strategies import get
 from .streams import Stream, stream
 
-CHUNK = 256  # updates drawn at a time
+CHUNK = 1 << 24  # draws held at once (128 MB per float64 buffer): memory does not grow with steps
+SERVED = ("sync", "backup/cancel", "backup/drop", "k-sync", "k-batch-sync", "async")
+
+
+class Tie(Exception):
+    """Two events at the same instant whose order the recursion cannot know (atoms of the
+    latency): the run goes to the event engine instead."""
+
+
+def recursion(config: RunConfig) -> str | None:
+    """The closed recursion that times ``config`` ("barrier", "drop", "batch", "async"), or None."""
+    if get(config.strategy).fast_path(config) is not None:
+        return "barrier"
+    if config.strategy == "backup" and config.semantics == "drop":
+        return "barrier" if config.backups == 0 else "drop"
+    if config.strategy == "k-batch-sync":
+        return "batch"
+    if config.strategy == "async" and config.staleness_cutoff is None:
+        return "async"
+    return None
 
 
 def applies(run: RunInputs | RunConfig) -> bool:
     """Whether ``run`` can take the fast path (and gives the same result there)."""
     config = run.config if isinstance(run, RunInputs) else run
-    barrier = get(config.strategy).fast_path(config) is not None
+    kind = recursion(config)
     quiet = not (config.fail_slow or config.fail_at or config.failures or config.data_cost != "none")
-    if not (config.timing_only and barrier and quiet and config.steps is not None):
+    if not (config.timing_only and kind and quiet and config.steps is not None):
         return False
+    if kind != "barrier" and config.log_gradients == "all":
+        return False  # per-gradient records: the barrier's only
     cluster = inputs_of(run).cluster
     if cluster.link_time > 0:
         return False
     # i.i.d. draws of one model: not a per-worker trace, which overrides stream_for
-    return type(cluster.model).stream_for is LatencyModel.stream_for
+    if type(cluster.model).stream_for is not LatencyModel.stream_for:
+        return False
+    return kind == "barrier" or continuous(cluster.model)
+
+
+def continuous(model: LatencyModel) -> bool:
+    """Whether ``model`` has no atoms, so that two events never share an instant (the order of
+    simultaneous events decides fates and draws under drop, batch and async)."""
+    from .latency.models import ScipyLatency, Straggler
+
+    if isinstance(model, Straggler):
+        return continuous(model.base)
+    return isinstance(model, ScipyLatency)
+
+
+def monotone(model: LatencyModel) -> bool:
+    """Whether ``model.transform`` is one non-decreasing function of one uniform (inverse
+    transform sampling), so that the N-th smallest draw is the draw of the N-th smallest uniform."""
+    from .latency.empirical import Empirical
+    from .latency.models import Constant, ScipyLatency
+
+    return model.n_uniforms == 1 and isinstance(model, ScipyLatency | Constant | Empirical)
+
+
+def streams(seed: int, p: int) -> list[np.random.Generator]:
+    """The engine's latency streams of workers 0 .. p - 1."""
+    return [stream(seed, Stream.LATENCY, w) for w in range(p)]
 
 
 def fast_simulate(run: RunInputs | RunConfig, *, records: bool = True) -> EventLog:
-    """The update times (and, with ``records``, the event log) of a barrier run, vectorised."""
+    """The update times (and, with ``records``, the event log) of a run :func:`applies` accepts."""
     inputs = inputs_of(run)
+    kind = recursion(inputs.config)
+    if kind == "barrier":
+        return _barrier(inputs, records)
+    from . import fastqueues
+
+    try:
+        return fastqueues.RECURSIONS[kind](inputs)
+    except Tie:
+        from .engine import Simulation
+
+        return Simulation(inputs).run()
+
+
+def _barrier(inputs: RunInputs, records: bool) -> EventLog:
+    """Update k at T_{k-1} + pull + X_{N:P}(k) + push; the draws made a chunk of updates at a
+    time, each worker's from its own stream in one call."""
     config, cluster = inputs.config, inputs.cluster
-    n = get(config.strategy).fast_path(config)
-    p = config.total_workers
-    rngs = [stream(config.seed, Stream.LATENCY, w) for w in range(p)]  # the engine's streams, in order
-    times = np.empty(config.steps)
+    model, factors = cluster.model, cluster.factors
+    n, p, steps = get(config.strategy).fast_path(config) or config.workers, config.total_workers, config.steps
+    nu = model.n_uniforms
+    rngs = streams(config.seed, p)
+    uniform_first = not records and monotone(model) and bool(np.all(factors == factors[0]))
+    width = max(1, min(steps, CHUNK // (p * nu)))  # updates per chunk
+    u = np.empty((p, width, nu))
+    rows = np.empty((width, p)) if uniform_first else None
+    times = np.empty(steps)
     log = EventLog()
     done, clock = 0, 0.0
-    while done < config.steps:  # in chunks: memory does not grow with the number of updates
-        k = min(CHUNK, config.steps - done)
-        # model.sample(rng, k) is transform(rng.random((k, n_uniforms))): draw every worker's
-        # uniforms from its own stream, then transform them all in one vectorised call.
-        nu = cluster.model.n_uniforms
-        u = np.stack([rng.random((k, nu)) for rng in rngs])  # (p, k, nu)
-        draws = (cluster.model.transform(u.reshape(p * k, nu)).reshape(p, k) * cluster.factors[:, None]).T
-        nth = np.partition(draws, n - 1, axis=1)[:, n - 1]
-        chunk_times = clock + np.cumsum(cluster.pull_time + nth + cluster.push_time)
+    while done < steps:
+        k = min(width, steps - done)
+        for w, rng in enumerate(rngs):  # model.sample(rng, k) is model.transform(rng.random((k, nu)))
+            rng.random(out=u[w, :k])
+        if uniform_first:  # transform the N-th smallest uniform of each update only
+            rows[:k] = u[:, :k, 0].T
+            rows[:k].partition(n - 1, axis=1)
+            nth = model.transform(rows[:k, n - 1 : n]) * factors[0]
+        else:
+            draws = (model.transform(u[:, :k].reshape(p * k, nu)).reshape(p, k) * factors[:, None]).T
+            nth = np.partition(draws, n - 1, axis=1)[:, n - 1]
+        # T_k = T_{k-1} + (pull + X + push), added in the engine's order
+        chunk = np.cumsum(np.concatenate([[clock], cluster.pull_time + nth + cluster.push_time]))[1:]
         if records:
-            starts = np.concatenate([[clock], chunk_times[:-1]]) + cluster.pull_time
-            _record(log, draws, n, starts, chunk_times, first=done)
-        times[done : done + k] = chunk_times
-        clock, done = float(chunk_times[-1]), done + k
-    return log if records else CountsLog(times, applied=n, total=p)
+            starts = np.concatenate([[clock], chunk[:-1]]) + cluster.pull_time
+            _record(log, draws, n, starts, chunk, first=done)
+        times[done : done + k] = chunk
+        clock, done = float(chunk[-1]), done + k
+    if records:
+        return log
+    return CountsLog(times, {APPLIED: n * steps, CANCELLED: (p - n) * steps}, per_update=n)
 
 
 def _record(log: EventLog, draws: np.ndarray, n: int, starts: np.ndarray, times: np.ndarray, first: int) -> None:
@@ -82,30 +172,62 @@ def _record(log: EventLog, draws: np.ndarray, n: int, starts: np.ndarray, times:
         log.updates.append(Update(i + 1, end, tuple(gs)))
 
 
-class CountsLog(EventLog):
-    """The log of a fast-path run without per-gradient records: update times and fate counts."""
+class _Updates(Sequence):
+    """Update records made on demand from the update times (no million objects up front)."""
 
-    def __init__(self, times: np.ndarray, *, applied: int, total: int):
+    def __init__(self, times: np.ndarray):
+        self.times = times
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = range(len(self.times))[i]
+        return Update(i + 1, float(self.times[i]), ())
+
+
+class CountsLog(EventLog):
+    """The log of a fast-path run without per-gradient records: update times, fate counts and
+    per-update rows.
+
+    Args:
+        times: update times (s), shape (steps,).
+        counts: computations per fate (missing fates: 0).
+        per_update: gradients per update.
+        workers: distinct workers per update (default ``per_update``), int or shape (steps,).
+        staleness: each update's applied staleness (one gradient per update), shape (steps,);
+            None where every applied gradient is fresh.
+    """
+
+    def __init__(self, times: np.ndarray, counts: dict, *, per_update: int, workers=None, staleness=None):
         super().__init__()
-        self.times, self.per_update, self.total = times, applied, total
-        self.updates = [Update(i + 1, float(t), ()) for i, t in enumerate(times)]
+        self.times, self.counts, self.per_update = times, {**dict.fromkeys(FATES, 0), **counts}, per_update
+        self.workers = per_update if workers is None else workers
+        self.staleness = staleness
+        self.updates = _Updates(times)
 
     def iteration_times(self) -> np.ndarray:
         return np.diff(np.concatenate([[0.0], self.times]))
 
     def fate_counts(self) -> dict[str, int]:
-        k = len(self.times)
-        return {**dict.fromkeys(FATES, 0), APPLIED: self.per_update * k, CANCELLED: (self.total - self.per_update) * k}
+        return dict(self.counts)
 
     def staleness_stats(self) -> tuple[float, int, int]:
-        return 0.0, self.per_update * len(self.times), 0  # every applied gradient is fresh under a barrier
+        applied = self.counts[APPLIED]
+        if self.staleness is None:
+            return 0.0, applied, 0  # every applied gradient is fresh
+        return float(self.staleness.sum()), applied, int(self.staleness.max(initial=0))
 
     def repeat_contributions(self) -> int:
-        return 0
+        return int(np.sum(self.per_update - np.asarray(self.workers))) if len(self.times) else 0
 
     def update_lines(self):
-        n = self.per_update
+        n, steps = self.per_update, len(self.times)
+        workers = np.broadcast_to(self.workers, steps).tolist()
+        stale = [0] * steps if self.staleness is None else self.staleness.tolist()
         previous = 0.0
-        for i, t in enumerate(self.times.tolist(), start=1):
-            yield update_row(i, t, previous, n, n, 0, 0.0, 0)
+        for i, (t, k, s) in enumerate(zip(self.times.tolist(), workers, stale, strict=True), start=1):
+            yield update_row(i, t, previous, n, k, n - k, float(s), s)
             previous = t

@@ -48,9 +48,68 @@ def test_fast_path_equals_the_engine(strategy, n, extra, latency, speeds, comm, 
     assert counts["gradients_applied"] == b["gradients_applied"] and counts["sim_time"] == pytest.approx(b["sim_time"])
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    strategy=st.sampled_from(["drop", "k-batch-sync", "async"]),
+    n=st.integers(1, 6),
+    extra=st.integers(0, 4),
+    latency=st.sampled_from(
+        ["exponential:rate=1", "lognormal:mu=0,sigma=0.7", "straggler:base=gamma(shape=3,scale=0.3),p=0.1,factor=5"]
+    ),
+    speeds=st.sampled_from(["", "lognormal:mu=0,sigma=0.3"]),
+    comm=st.sampled_from([0.0, 0.05]),
+    seed=st.integers(0, 2**31),
+)
+def test_the_other_recursions_equal_the_engine(strategy, n, extra, latency, speeds, comm, seed):
+    """drop, k-batch-sync and async: the engine's update times, fates and staleness on the same draws."""
+    common = dict(latency=latency, speed_factors=speeds, comm_latency=comm, steps=60, seed=seed, timing_only=True)
+    if strategy == "drop":
+        config = RunConfig(strategy="backup", semantics="drop", workers=n, backups=extra, **common)
+    elif strategy == "k-batch-sync":
+        config = RunConfig(strategy="k-batch-sync", workers=n + extra, k=n, **common)
+    else:
+        config = RunConfig(strategy="async", workers=n + extra, **common)
+    config = RunConfig(**{**config.to_dict(), "log_gradients": "none"})
+    assert applies(config)
+    engine, fast = simulate(config), fast_simulate(config, records=False)
+    np.testing.assert_allclose(fast.iteration_times(), engine.iteration_times(), rtol=1e-12, atol=1e-12)
+    a, b = engine.summary(config), fast.summary(config)
+    assert a.keys() == b.keys()
+    for key, value in a.items():
+        assert b[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
+    assert list(fast.update_lines()) == list(engine.update_lines())
+
+
+def test_atoms_and_gradient_logs_go_to_the_engine():
+    """A constant latency ties every arrival (no order to know); per-gradient records: the barrier's only."""
+    config = RunConfig(strategy="backup", semantics="drop", backups=2, steps=5, timing_only=True)
+    assert not applies(config) and applies(RunConfig(**{**config.to_dict(), "log_gradients": "none"}))
+    for kwargs in ({"strategy": "async"}, {"strategy": "k-batch-sync", "k": 2}):
+        config = RunConfig(workers=3, latency="constant:value=1", steps=5, timing_only=True, **kwargs)
+        assert not applies(RunConfig(**{**config.to_dict(), "log_gradients": "none"}))
+
+
+def test_the_runner_takes_the_fast_path_for_every_run_it_can_serve(monkeypatch):
+    """sync, cancel, drop, k-batch-sync and async without gradient logs: no engine at all."""
+    from stragglersim import engine
+    from stragglersim.runner import execute
+
+    monkeypatch.setattr(engine.Simulation, "run", lambda self: pytest.fail("the engine ran"))
+    for kwargs in (
+        {"strategy": "sync"},
+        {"strategy": "backup", "semantics": "cancel", "backups": 2},
+        {"strategy": "backup", "semantics": "drop", "backups": 2},
+        {"strategy": "k-batch-sync", "k": 2},
+        {"strategy": "async"},
+    ):
+        config = RunConfig(workers=4, steps=20, timing_only=True, log_gradients="none", **kwargs)
+        assert execute(config).summary["updates"] == 20
+
+
 def test_fast_path_only_where_valid():
     assert not applies(RunConfig(strategy="backup", semantics="tf", backups=2, timing_only=True))
     assert not applies(RunConfig(strategy="async", timing_only=True))
+    assert not applies(RunConfig(strategy="async", timing_only=True, staleness_cutoff=2, log_gradients="none"))
     assert not applies(RunConfig(strategy="sync", timing_only=True, fail_slow="normal=5,slow=5,factor=2"))
     assert not applies(RunConfig(strategy="sync", timing_only=False))
     assert not applies(RunConfig(strategy="sync", timing_only=True, param_bytes=1e6, ps_bandwidth=1e6))
