@@ -24,37 +24,14 @@ event history); and any run with faults, a shared PS link, ``--data-cost`` or a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from .assemble import RunInputs, inputs_of
 from .config import RunConfig
 from .latency import LatencyModel
-from .records import APPLIED, CANCELLED, FATES, EventLog, Gradient, Update, update_row
+from .records import APPLIED, CANCELLED, EventLog, Gradient, Update
+from .recursions import CHUNK, SERVED, CountsLog, Tie, recursion, streams  # noqa: F401 (SERVED, recursion: re-exported)
 from .strategies import get
-from .streams import Stream, stream
-
-CHUNK = 1 << 24  # draws held at once (128 MB per float64 buffer): memory does not grow with steps
-SERVED = ("sync", "backup/cancel", "backup/drop", "k-sync", "k-batch-sync", "async")
-
-
-class Tie(Exception):
-    """Two events at the same instant whose order the recursion cannot know (atoms of the
-    latency): the run goes to the event engine instead."""
-
-
-def recursion(config: RunConfig) -> str | None:
-    """The closed recursion that times ``config`` ("barrier", "drop", "batch", "async"), or None."""
-    if get(config.strategy).fast_path(config) is not None:
-        return "barrier"
-    if config.strategy == "backup" and config.semantics == "drop":
-        return "barrier" if config.backups == 0 else "drop"
-    if config.strategy == "k-batch-sync":
-        return "batch"
-    if config.strategy == "async" and config.staleness_cutoff is None:
-        return "async"
-    return None
 
 
 def applies(run: RunInputs | RunConfig) -> bool:
@@ -92,11 +69,6 @@ def monotone(model: LatencyModel) -> bool:
     from .latency.models import Constant, ScipyLatency
 
     return model.n_uniforms == 1 and isinstance(model, ScipyLatency | Constant | Empirical)
-
-
-def streams(seed: int, p: int) -> list[np.random.Generator]:
-    """The engine's latency streams of workers 0 .. p - 1."""
-    return [stream(seed, Stream.LATENCY, w) for w in range(p)]
 
 
 def fast_simulate(run: RunInputs | RunConfig, *, records: bool = True) -> EventLog:
@@ -139,7 +111,7 @@ def _barrier(inputs: RunInputs, records: bool) -> EventLog:
             rows[:k].partition(n - 1, axis=1)
             nth = model.transform(rows[:k, n - 1 : n]) * factors[0]
         else:
-            draws = (model.transform(u[:, :k].reshape(p * k, nu)).reshape(p, k) * factors[:, None]).T
+            draws = _transform(model, u[:, :k], factors).T
             nth = np.partition(draws, n - 1, axis=1)[:, n - 1]
         # T_k = T_{k-1} + (pull + X + push), added in the engine's order
         chunk = np.cumsum(np.concatenate([[clock], cluster.pull_time + nth + cluster.push_time]))[1:]
@@ -151,6 +123,18 @@ def _barrier(inputs: RunInputs, records: bool) -> EventLog:
     if records:
         return log
     return CountsLog(times, {APPLIED: n * steps, CANCELLED: (p - n) * steps}, per_update=n)
+
+
+def _transform(model: LatencyModel, u: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Each worker's draws, shape (P, k), from its uniforms (P, k, nu): transformed a block of
+    workers at a time, so the transform's temporaries stay small."""
+    p, k, nu = u.shape
+    out = np.empty((p, k))
+    step = max(1, (1 << 20) // (k * nu))
+    for a in range(0, p, step):
+        b = min(p, a + step)
+        out[a:b] = model.transform(u[a:b].reshape((b - a) * k, nu)).reshape(b - a, k) * factors[a:b, None]
+    return out
 
 
 def _record(log: EventLog, draws: np.ndarray, n: int, starts: np.ndarray, times: np.ndarray, first: int) -> None:
@@ -170,64 +154,3 @@ def _record(log: EventLog, draws: np.ndarray, n: int, starts: np.ndarray, times:
                 g = Gradient(len(log.gradients), w, i, i, i, start, end, CANCELLED)
             log.gradients.append(g)
         log.updates.append(Update(i + 1, end, tuple(gs)))
-
-
-class _Updates(Sequence):
-    """Update records made on demand from the update times (no million objects up front)."""
-
-    def __init__(self, times: np.ndarray):
-        self.times = times
-
-    def __len__(self) -> int:
-        return len(self.times)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        i = range(len(self.times))[i]
-        return Update(i + 1, float(self.times[i]), ())
-
-
-class CountsLog(EventLog):
-    """The log of a fast-path run without per-gradient records: update times, fate counts and
-    per-update rows.
-
-    Args:
-        times: update times (s), shape (steps,).
-        counts: computations per fate (missing fates: 0).
-        per_update: gradients per update.
-        workers: distinct workers per update (default ``per_update``), int or shape (steps,).
-        staleness: each update's applied staleness (one gradient per update), shape (steps,);
-            None where every applied gradient is fresh.
-    """
-
-    def __init__(self, times: np.ndarray, counts: dict, *, per_update: int, workers=None, staleness=None):
-        super().__init__()
-        self.times, self.counts, self.per_update = times, {**dict.fromkeys(FATES, 0), **counts}, per_update
-        self.workers = per_update if workers is None else workers
-        self.staleness = staleness
-        self.updates = _Updates(times)
-
-    def iteration_times(self) -> np.ndarray:
-        return np.diff(np.concatenate([[0.0], self.times]))
-
-    def fate_counts(self) -> dict[str, int]:
-        return dict(self.counts)
-
-    def staleness_stats(self) -> tuple[float, int, int]:
-        applied = self.counts[APPLIED]
-        if self.staleness is None:
-            return 0.0, applied, 0  # every applied gradient is fresh
-        return float(self.staleness.sum()), applied, int(self.staleness.max(initial=0))
-
-    def repeat_contributions(self) -> int:
-        return int(np.sum(self.per_update - np.asarray(self.workers))) if len(self.times) else 0
-
-    def update_lines(self):
-        n, steps = self.per_update, len(self.times)
-        workers = np.broadcast_to(self.workers, steps).tolist()
-        stale = [0] * steps if self.staleness is None else self.staleness.tolist()
-        previous = 0.0
-        for i, (t, k, s) in enumerate(zip(self.times.tolist(), workers, stale, strict=True), start=1):
-            yield update_row(i, t, previous, n, k, n - k, float(s), s)
-            previous = t

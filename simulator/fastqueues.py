@@ -4,7 +4,7 @@
 Each worker draws its computation times from its own stream, in order, one per computation it
 begins, exactly as in the event engine; :class:`Lookahead` holds the next few of every worker's
 draws. A computation begun at time s arrives at s + (pull + x + push), the engine's sum. The
-order of simultaneous events decides fates here, so a tie raises :class:`~fastpath.Tie` (the
+order of simultaneous events decides fates here, so a tie raises :class:`~recursions.Tie` (the
 run then goes to the engine); continuous latencies never tie.
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from .assemble import RunInputs
-from .fastpath import CHUNK, CountsLog, Tie, streams
 from .records import APPLIED, CANCELLED, DROPPED_LATE, UNFINISHED
+from .recursions import CHUNK, CountsLog, Tie, streams
 
 
 class Lookahead:

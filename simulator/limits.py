@@ -43,7 +43,7 @@ GRADIENT = 250  # one gradient record with its share of an update (--log-gradien
 UPDATE = 100  # one update's record without gradient records
 WORKER = 40e3  # one worker of the event engine: its process, streams and records in flight
 FAST_WORKER = 1e3  # one worker of the fast path: its random stream
-DRAW = 80  # one draw of the fast path's chunk (uniforms, times, their copies)
+DRAW = 32  # one draw of the fast path's chunk (at most fastpath.CHUNK): uniforms, times, a transform's share
 EPISODE = 32  # one fail-slow bound (a float in a list)
 BARRIER = ("sync", "backup", "k-sync", "k-batch-sync", "deadline", "adaptive-backup")  # all P compute per update
 INPUTS = {"digits": (64, 10, 1_797), "mnist": (784, 10, 70_000), "cifar10": (3_072, 10, 60_000)}
@@ -72,13 +72,14 @@ def memory_parts(config) -> dict[str, float]:
     barrier = config.strategy in BARRIER
     per_update = p if barrier else 1  # gradients created per update
     compact = config.timing_only and config.log_gradients == "none"
-    from .strategies import get
+    from .recursions import CHUNK, recursion
 
     quiet = not (config.fail_slow or config.fail_at or config.failures or config.data_cost != "none")
-    fast = config.timing_only and quiet and steps and get(config.strategy).fast_path(config) is not None
+    kind = recursion(config) if config.timing_only and quiet and steps else None
+    fast = kind == "barrier" or (kind is not None and compact)
     parts = {"the program": BASE if config.timing_only else BASE + JAX}
     if fast:
-        parts["workers"] = p * FAST_WORKER + p * min(256, steps) * DRAW
+        parts["workers"] = p * FAST_WORKER + min(p * steps, CHUNK) * DRAW
     else:
         parts["workers"] = p * WORKER
     if compact:
