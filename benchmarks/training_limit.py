@@ -1,0 +1,227 @@
+"""Training against its real limit: the trainer against a bare ``lax.scan`` of the same updates.
+
+The bare scan is the trainer's gradient work with no simulation around it. The run's own
+updates are recorded first (untimed); then one jitted ``lax.scan`` over all of them computes
+the same gradients on the same mini-batches with the same model and optimizer:
+
+- sync (backup N of N + B): each update is one gradient of the concatenation of its N
+  workers' mini-batches (the mean of their N gradients);
+- async: each update is one worker's gradient at the parameter version that worker read
+  (stale), kept in a ring of past versions inside the scan, as the trainer does.
+
+The trainer side is :func:`stragglersim.trainer.train` (engine, batch look-up, version
+bookkeeping, evaluation at the start and the end). Both sides are timed in steady state:
+compiled first, then runs of 3n updates minus runs of n, the best of three each, on the device
+``jax.devices()`` gives. The simulation's cost per update is the difference of the two.
+
+    python benchmarks/training_limit.py [--steps 500] [--large]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from stragglersim.assemble import assemble
+from stragglersim.config import RunConfig
+from stragglersim.data import WorkerBatches
+from stragglersim.engine import Simulation
+from stragglersim.evaluation import describe_device
+from stragglersim.optim import make_optimizer
+from stragglersim.trainer import train
+
+REPEATS = 3
+
+
+def sync_config(steps: int, workers: int = 8, backups: int = 2, batch_size: int = 32) -> RunConfig:
+    return RunConfig(
+        strategy="backup",
+        workers=workers,
+        backups=backups,
+        model="mlp",
+        dataset="digits",
+        batch_size=batch_size,
+        steps=steps,
+        eval_every=str(2 * steps),
+    )
+
+
+def async_config(steps: int, workers: int = 10, batch_size: int = 32) -> RunConfig:
+    return RunConfig(
+        strategy="async",
+        workers=workers,
+        lr=0.05,
+        model="mlp",
+        dataset="digits",
+        batch_size=batch_size,
+        steps=steps,
+        eval_every=str(2 * steps),
+    )
+
+
+def trainer_seconds(config: RunConfig) -> float:
+    start = time.perf_counter()
+    train(config)
+    return time.perf_counter() - start
+
+
+class BareScan:
+    """The run's updates as one jitted ``lax.scan``, nothing else.
+
+    Args:
+        config: the run; its simulation is replayed once here (untimed) for the updates'
+            mini-batches and, for async, the versions their gradients read.
+    """
+
+    def __init__(self, config: RunConfig):
+        inputs = assemble(config, training=True)
+        sim = Simulation(inputs)
+        batches = WorkerBatches(
+            len(inputs.dataset.x_train), config.batch_size, config.total_workers, config.data_partition, config.seed
+        )
+        self.stale = sim.strategy.stale
+        self.optimizer = make_optimizer(config, sim.strategy.per_update)
+        self.model, self.params = inputs.model, inputs.params
+        self.x, self.y = jax.device_put(inputs.dataset.x_train), jax.device_put(inputs.dataset.y_train)
+        idxs, read, write = [], [], []
+        for u in sim.updates():
+            idxs.append(np.concatenate([batches.indices(g.worker, g.index) for g in u.gradients]))
+            read.append(u.gradients[0].version)
+            write.append(u.index)
+        # A ring of C versions: version v in slot v % C, long enough that no read is overwritten.
+        staleness = max(w - 1 - r for r, w in zip(read, write, strict=True))
+        self.capacity = 1 << max(staleness, 1).bit_length()
+        self.idxs = jax.device_put(np.stack(idxs))
+        self.read = jax.device_put(np.asarray(read, np.int32) % self.capacity)
+        self.write = jax.device_put(np.asarray(write, np.int32) % self.capacity)
+        self._scan = jax.jit(self._stale_scan if self.stale else self._fresh_scan)
+
+    def _step(self, params, opt_state, at, idx):
+        def loss(p):
+            return self.model.loss(p, jnp.take(self.x, idx, axis=0), jnp.take(self.y, idx, axis=0))
+
+        value, grads = jax.value_and_grad(loss)(at)
+        updates, opt_state = self.optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value
+
+    def _fresh_scan(self, params, opt_state, idxs, read, write):
+        def body(carry, idx):
+            params, opt_state, loss = self._step(*carry, carry[0], idx)
+            return (params, opt_state), loss
+
+        (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), idxs)
+        return params, losses
+
+    def _stale_scan(self, params, opt_state, idxs, read, write):
+        ring = jax.tree_util.tree_map(lambda a: jnp.repeat(a[None], self.capacity, axis=0), params)
+
+        def body(carry, item):
+            ring, params, opt_state = carry
+            idx, r, w = item
+            at = jax.tree_util.tree_map(lambda b: b[r], ring)
+            params, opt_state, loss = self._step(params, opt_state, at, idx)
+            ring = jax.tree_util.tree_map(lambda b, p: b.at[w].set(p), ring, params)
+            return (ring, params, opt_state), loss
+
+        (_, params, opt_state), losses = jax.lax.scan(body, (ring, params, opt_state), (idxs, read, write))
+        return params, losses
+
+    def seconds(self, steps: int) -> float:
+        """Best of ``REPEATS`` compiled runs of the first ``steps`` updates."""
+        args = (self.idxs[:steps], self.read[:steps], self.write[:steps])
+        opt_state = self.optimizer.init(self.params)
+        jax.block_until_ready(self._scan(self.params, opt_state, *args))  # compile this length
+        best = float("inf")
+        for _ in range(REPEATS):
+            start = time.perf_counter()
+            jax.block_until_ready(self._scan(self.params, opt_state, *args))
+            best = min(best, time.perf_counter() - start)
+        return best
+
+
+def compare(make_config, n: int) -> dict:
+    """Steady-state seconds per update of the trainer and of the bare scan for one run."""
+    trainer_seconds(make_config(n))  # compile, load the data set
+    trainer_seconds(make_config(3 * n))  # the last partial chunk's shape
+    t_short = min(trainer_seconds(make_config(n)) for _ in range(REPEATS))
+    t_long = min(trainer_seconds(make_config(3 * n)) for _ in range(REPEATS))
+    bare = BareScan(make_config(3 * n))
+    b_short, b_long = bare.seconds(n), bare.seconds(3 * n)
+    trainer, limit = (t_long - t_short) / (2 * n), (b_long - b_short) / (2 * n)
+    return {"trainer_s": trainer, "limit_s": limit, "ratio": limit / trainer, "overhead_us": 1e6 * (trainer - limit)}
+
+
+def measure(steps: int = 500) -> dict:
+    """The trainer's throughput over the bare scan: sync (backup N=8, B=2) and async (10 workers)."""
+    sync = compare(sync_config, steps)
+    asyn = compare(async_config, steps)
+    return {
+        "sync_vs_scan_limit": sync["ratio"],
+        "async_vs_scan_limit": asyn["ratio"],
+        "sync_overhead_us_per_update": sync["overhead_us"],
+        "async_overhead_us_per_update": asyn["overhead_us"],
+        "sync_trainer_us_per_update": 1e6 * sync["trainer_s"],
+        "sync_scan_us_per_update": 1e6 * sync["limit_s"],
+        "async_trainer_us_per_update": 1e6 * asyn["trainer_s"],
+        "async_scan_us_per_update": 1e6 * asyn["limit_s"],
+        "device": describe_device(),
+        "jax_version": jax.__version__,
+    }
+
+
+def _row(name: str, r: dict) -> str:
+    return (
+        f"  {name:<34} trainer {1e6 * r['trainer_s']:8.1f} us/update   scan {1e6 * r['limit_s']:8.1f} us/update   "
+        f"ratio {r['ratio']:.2f}   simulation {r['overhead_us']:8.1f} us/update"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=500, help="n: runs of 3n updates minus runs of n")
+    parser.add_argument("--large", action="store_true", help="also N = 100 (+6 backups; async 106 workers)")
+    args = parser.parse_args()
+    print(f"device {describe_device()}, JAX {jax.__version__}: MLP on digits, batch 32 per worker")
+    results = measure(args.steps)
+    print(
+        _row(
+            "sync backup N=8 B=2 (target 0.9)",
+            {
+                "trainer_s": results["sync_trainer_us_per_update"] / 1e6,
+                "limit_s": results["sync_scan_us_per_update"] / 1e6,
+                "ratio": results["sync_vs_scan_limit"],
+                "overhead_us": results["sync_overhead_us_per_update"],
+            },
+        )
+    )
+    print(
+        _row(
+            "async 10 workers (target 0.6)",
+            {
+                "trainer_s": results["async_trainer_us_per_update"] / 1e6,
+                "limit_s": results["async_scan_us_per_update"] / 1e6,
+                "ratio": results["async_vs_scan_limit"],
+                "overhead_us": results["async_overhead_us_per_update"],
+            },
+        )
+    )
+    if args.large:
+        n = max(args.steps // 5, 20)
+        large_sync = compare(lambda s: sync_config(s, workers=100, backups=6), n)
+        large_async = compare(lambda s: async_config(s, workers=106), n)
+        print(_row("sync backup N=100 B=6", large_sync))
+        print(_row("async 106 workers", large_async))
+        results["large_sync_vs_scan_limit"] = large_sync["ratio"]
+        results["large_async_vs_scan_limit"] = large_async["ratio"]
+        results["large_sync_overhead_us_per_update"] = large_sync["overhead_us"]
+        results["large_async_overhead_us_per_update"] = large_async["overhead_us"]
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
