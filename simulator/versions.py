@@ -31,6 +31,13 @@ class VersionRing:
             )
         return version % self.capacity
 
+    def slots(self, versions, upto: int | None = None):
+        """:meth:`slot` of each of ``versions`` (a NumPy int array)."""
+        last = self.newest if upto is None else upto
+        if len(versions) and not (self.oldest <= versions.min() and versions.max() <= last):
+            self.slot(int(versions[(versions < self.oldest) | (versions > last)][0]), upto)  # raises
+        return versions % self.capacity
+
     def get(self, version: int):
         s = self.slot(version)
         return jax.tree_util.tree_map(lambda b: b[s], self.buffers)
