@@ -7,6 +7,8 @@ and the ring doubles (keeping every slot valid) when more versions are in flight
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 
@@ -64,6 +66,6 @@ class VersionRing:
         self.wrote(version)
 
 
-@jax.jit
+@partial(jax.jit, donate_argnums=0)  # in place: the old buffers are never read again
 def _set_slot(buffers, params, slot):
     return jax.tree_util.tree_map(lambda b, p: b.at[slot].set(p), buffers, params)
