@@ -326,8 +326,8 @@ class Trainer:
         if not self._queued:
             return
         queued, self._queued = self._queued, []
-        workers = [[g.worker for g in gradients] for gradients in queued]
-        batches = [[g.index for g in gradients] for gradients in queued]
+        workers = [g.worker for gradients in queued for g in gradients]
+        batches = [g.index for gradients in queued for g in gradients]
         idxs = self.batches.many(workers, batches).reshape(len(queued), -1)  # NumPy: one transfer in the call
         if len(queued) == 1:
             self.params, self.opt_state, loss = self._fused(self.params, self.opt_state, self.x, self.y, idxs[0])
