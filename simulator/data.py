@@ -69,6 +69,26 @@ class WorkerBatches:
             out[sel] = shard[self._block(worker, int(epoch))[offsets[sel]]]
         return out
 
+    def many(self, workers, ds) -> np.ndarray:
+        """:meth:`indices` of many mini-batches at once: ``workers`` and ``ds`` are int arrays
+        (or lists) of one shape S; the result (int32) has shape S + ``(batch_size,)``. In
+        ``shared`` mode it is one gather from the blocks the batches fall in (a chunk of
+        updates touches one or two blocks per worker), not one Python call per mini-batch."""
+        workers, ds = np.asarray(workers, np.int64), np.asarray(ds, np.int64)
+        if self.partition != "shared":
+            flat = [self.indices(int(w), int(d)) for w, d in zip(workers.ravel(), ds.ravel(), strict=True)]
+            return np.asarray(flat, np.int32).reshape(workers.shape + (self.batch_size,))
+        j = ds // BLOCK
+        first = int(j.min())
+        span = int(j.max()) - first + 1
+        key = workers * span + (j - first)  # dense: (worker, block) -> one int
+        used = np.zeros(int(workers.max()) * span + span, np.intp)
+        used[key] = 1
+        keys = np.flatnonzero(used)
+        used[keys] = np.arange(len(keys))  # key -> position in the stack of blocks
+        blocks = np.stack([self._block(int(k // span), int(k % span) + first) for k in keys])
+        return blocks[used[key], ds % BLOCK]
+
     def _block(self, worker: int, j: int) -> np.ndarray:
         """``shared``: batches [j*BLOCK, (j+1)*BLOCK) of the worker; ``sharded``: epoch j's order."""
         key = (worker, j)

@@ -90,5 +90,5 @@ def build_steps(model, optimizer, batch_size: int, counted: bool) -> tuple:
         jax.jit(grad_fn),
         jax.jit(apply_step),
         jax.jit(model.evaluate),
-        jax.jit(flush_chunk),
+        jax.jit(flush_chunk, donate_argnums=0),  # the ring is updated in place, not copied per chunk
     )

@@ -27,6 +27,7 @@ from .config import RunConfig
 from .data import WorkerBatches
 from .engine import Simulation
 from .evaluation import Evaluator, TrainingResult, describe_device
+from .gcpause import gc_paused
 from .models.datasets import Dataset
 from .models.zoo import Model
 from .optim import make_optimizer
@@ -93,7 +94,8 @@ def train(
         checkpoints=checkpoints if config.checkpoint_every else None,
         resume=resume,
     )
-    result = trainer.run()
+    with gc_paused():  # the engine's records form no cycles (see Simulation.run)
+        result = trainer.run()
     return config, sim.log, result
 
 
@@ -132,8 +134,8 @@ class Trainer:
         self.params, self.opt_state = params, self.optimizer.init(params)
         self.version = 0
         self.history = VersionRing(params) if sim.strategy.stale else None
-        self._queued: list[np.ndarray] = []  # deferred fused updates (mini-batch indices)
-        self._stale: list[tuple] = []  # deferred async updates: (index, version read, indices, lr scale)
+        self._queued: list[tuple] = []  # deferred fused updates (their gradients)
+        self._stale: list[tuple] = []  # deferred async updates: (index, version read, worker, batch, lr scale)
         self._losses: list = []  # device arrays of per-update training losses, in order
         self._samples: list[int] = []  # per applied update: examples whose gradients it averaged
         self._eval_mark = 0  # len(self._losses) at the last evaluation
@@ -257,13 +259,14 @@ class Trainer:
         """Apply one update (perhaps deferred, see ``_flush``); returns (cosine, relative error)
         with ``--gradient-quality``, else NaNs. Its loss goes to ``self._losses``."""
         gradients = update.gradients
-        fresh = all(g.version == update.index - 1 for g in gradients)
+        read = update.index - 1
+        fresh = all(g.version == read for g in gradients)
         if fresh and self.history is None and not self.config.gradient_quality:
-            idx = np.concatenate([self.batches.indices(g.worker, g.index) for g in gradients])
-            if self._queued and (len(self._queued) == MAX_FUSED or len(self._queued[0]) != len(idx)):
+            queued = self._queued
+            if queued and (len(queued) == MAX_FUSED or len(queued[0]) != len(gradients)):
                 self._flush()
-            self._queued.append(idx)
-            self._samples.append(len(idx))
+            self._queued.append(gradients)  # indices built for the whole chunk at once (_flush)
+            self._samples.append(len(gradients) * self.config.batch_size)
             self.version = update.index
             return math.nan, math.nan
         self._flush()
@@ -272,9 +275,8 @@ class Trainer:
             if len(self._stale) == MAX_FUSED:
                 self._flush_stale()
             scale = 1.0 / g.staleness if self.config.staleness_lr and g.staleness else 1.0
-            idx = self.batches.indices(g.worker, g.index)
-            self._stale.append((update.index, g.version, idx, scale))
-            self._samples.append(len(idx))
+            self._stale.append((update.index, g.version, g.worker, g.index, scale))
+            self._samples.append(self.config.batch_size)
             self.version = update.index
             return math.nan, math.nan
         self._flush_stale()
@@ -302,35 +304,37 @@ class Trainer:
             return
         chunk, self._stale = self._stale, []
         size = 1 << (len(chunk) - 1).bit_length()  # pad to a power of two: a few compiled shapes
-        padded = chunk + [chunk[-1][:3] + (0.0,)] * (size - len(chunk))  # scale 0: changes nothing
+        padded = chunk + [chunk[-1][:4] + (0.0,)] * (size - len(chunk))  # scale 0: changes nothing
+        index, version, worker, batch, scales = (np.asarray(column) for column in zip(*padded, strict=True))
         ring = self.history
-        self._prune(also=min(v for _, v, _, _ in chunk))  # the chunk's reads are no longer "in flight"
+        self._prune(also=int(version.min()))  # the chunk's reads are no longer "in flight"
         newest = chunk[-1][0]
         ring.reserve(newest)
-        read = jnp.asarray([ring.slot(v, upto=newest) for _, v, _, _ in padded], dtype=jnp.int32)
-        write = jnp.asarray([index % ring.capacity for index, *_ in padded], dtype=jnp.int32)
-        idxs = jnp.asarray(np.stack([idx for _, _, idx, _ in padded]))
-        scales = jnp.asarray([scale for *_, scale in padded], dtype=jnp.float32)
+        # NumPy arguments: the jitted call moves them to the device in one go.
+        read = ring.slots(version, upto=newest).astype(np.int32)
+        write = (index % ring.capacity).astype(np.int32)
+        idxs = self.batches.many(worker, batch)
         ring.buffers, self.params, self.opt_state, losses = self._flush_chunk(
-            ring.buffers, self.params, self.opt_state, self.x, self.y, read, idxs, scales, write
+            ring.buffers, self.params, self.opt_state, self.x, self.y, read, idxs, scales.astype(np.float32), write
         )
         ring.wrote(newest)
         self._prune()  # the chunk's own reads are done with
-        self._losses.append(losses[: len(chunk)])
+        self._losses.append(losses if size == len(chunk) else losses[: len(chunk)])
 
     def _flush(self) -> None:
         """Apply the deferred fused updates: one ``lax.scan`` over their mini-batch indices."""
         if not self._queued:
             return
-        if len(self._queued) == 1:
-            idx = jnp.asarray(self._queued[0])
-            self.params, self.opt_state, loss = self._fused(self.params, self.opt_state, self.x, self.y, idx)
+        queued, self._queued = self._queued, []
+        workers = [g.worker for gradients in queued for g in gradients]
+        batches = [g.index for gradients in queued for g in gradients]
+        idxs = self.batches.many(workers, batches).reshape(len(queued), -1)  # NumPy: one transfer in the call
+        if len(queued) == 1:
+            self.params, self.opt_state, loss = self._fused(self.params, self.opt_state, self.x, self.y, idxs[0])
             self._losses.append(jnp.reshape(loss, (1,)))
         else:
-            idxs = jnp.asarray(np.stack(self._queued))
             self.params, self.opt_state, losses = self._scan(self.params, self.opt_state, self.x, self.y, idxs)
             self._losses.append(losses)
-        self._queued = []
 
     def _indices(self, gradients) -> jnp.ndarray:
         return jnp.asarray(np.concatenate([self.batches.indices(g.worker, g.index) for g in gradients]))

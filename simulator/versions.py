@@ -7,6 +7,8 @@ and the ring doubles (keeping every slot valid) when more versions are in flight
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 
@@ -30,6 +32,13 @@ class VersionRing:
                 f"parameters of version {version} were needed but not kept (kept {self.oldest}..{self.newest})"
             )
         return version % self.capacity
+
+    def slots(self, versions, upto: int | None = None):
+        """:meth:`slot` of each of ``versions`` (a NumPy int array)."""
+        last = self.newest if upto is None else upto
+        if len(versions) and not (self.oldest <= versions.min() and versions.max() <= last):
+            self.slot(int(versions[(versions < self.oldest) | (versions > last)][0]), upto)  # raises
+        return versions % self.capacity
 
     def get(self, version: int):
         s = self.slot(version)
@@ -57,6 +66,6 @@ class VersionRing:
         self.wrote(version)
 
 
-@jax.jit
+@partial(jax.jit, donate_argnums=0)  # in place: the old buffers are never read again
 def _set_slot(buffers, params, slot):
     return jax.tree_util.tree_map(lambda b, p: b.at[slot].set(p), buffers, params)

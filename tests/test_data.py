@@ -23,3 +23,14 @@ def test_sharded_workers_sweep_their_own_shard_in_epochs():
     assert set(seen.tolist()) == set(shard.tolist())
     counts = np.bincount(seen, minlength=100)[shard]
     assert (counts == 8).all()  # every example exactly once per epoch
+
+
+def test_many_batches_at_once_are_the_batches_one_by_one():
+    rng = np.random.default_rng(0)
+    for partition in ("shared", "sharded"):
+        b = WorkerBatches(500, 8, 6, partition, seed=3)
+        workers, ds = rng.integers(0, 6, (5, 4)), rng.integers(0, 300, (5, 4))  # spans several blocks
+        many = b.many(workers, ds)
+        assert many.shape == (5, 4, 8) and many.dtype == np.int32
+        for i, j in np.ndindex(5, 4):
+            np.testing.assert_array_equal(many[i, j], b.indices(int(workers[i, j]), int(ds[i, j])))

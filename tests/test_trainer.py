@@ -246,3 +246,16 @@ def test_model_that_does_not_fit_the_dataset_is_a_clear_error(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "cnn needs (H, W, C) inputs" in err and err.count("\n") == 1
+
+
+def test_the_version_ring_refuses_versions_it_no_longer_keeps():
+    from stragglersim.versions import VersionRing
+
+    ring = VersionRing({"w": jax.numpy.zeros(2)}, capacity=4)
+    for v in range(1, 6):
+        ring.put(v, {"w": jax.numpy.full(2, float(v))})
+    ring.forget_before(3)
+    np.testing.assert_array_equal(ring.slots(np.array([3, 5, 7]), upto=7), [3 % 8, 5 % 8, 7 % 8])
+    np.testing.assert_array_equal(ring.get(4)["w"], [4.0, 4.0])
+    with pytest.raises(RuntimeError, match="version 2 were needed but not kept"):
+        ring.slots(np.array([4, 2]))
