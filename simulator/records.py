@@ -210,13 +210,18 @@ FINAL = (APPLIED, DROPPED_LATE, DROPPED_STALE, CANCELLED, FAILED)
 class CompactLog(EventLog):
     """An event log that keeps no finished gradient records (``--log-gradients none``).
 
-    Finished records are folded into counters every ``limit`` creations and updates keep only
-    their numbers, so memory does not grow with the number of gradients.
+    Finished records are folded into counters and updates keep only their numbers, so memory
+    does not grow with the number of gradients. A fold runs once the list holds more than
+    ``2 * limit`` records and more than twice those live after the previous fold: with more
+    than ``limit`` computations in flight (many workers) every fold visits at most twice the
+    records created since the last one, so the work stays linear in the gradients created.
     """
 
     def __init__(self, limit: int = 4096):
         super().__init__()
         self.limit, self.created = limit, 0
+        self.fold_at = 0  # twice the records live after the last fold
+        self.visited = 0  # records visited by folds, so far (a test checks the fold is linear)
         self.counts = dict.fromkeys(FATES, 0)
         self.stale = [0.0, 0, 0]  # sum, count, max over folded applied gradients
         self.rows: list[tuple] = []  # per update: (gradients, workers, repeats, mean, max staleness)
@@ -225,22 +230,27 @@ class CompactLog(EventLog):
         g = Gradient(self.created, worker, index, version, step, start, end)
         self.created += 1
         self.gradients.append(g)
-        if len(self.gradients) > 2 * self.limit:
+        n = len(self.gradients)
+        if n > 2 * self.limit and n > self.fold_at:
             self._fold()
         return g
 
     def _fold(self) -> None:
         kept = []
+        counts, stale = self.counts, self.stale
         for g in self.gradients:
-            if g.fate in FINAL:
-                self.counts[g.fate] += 1
-                if g.fate == APPLIED:
-                    self.stale[0] += g.staleness
-                    self.stale[1] += 1
-                    self.stale[2] = max(self.stale[2], g.staleness)
+            fate = g.fate
+            if fate in FINAL:
+                counts[fate] += 1
+                if fate == APPLIED:
+                    stale[0] += g.staleness
+                    stale[1] += 1
+                    stale[2] = max(stale[2], g.staleness)
             else:
                 kept.append(g)
+        self.visited += len(self.gradients)
         self.gradients = kept
+        self.fold_at = 2 * len(kept)
 
     def add_update(self, update: Update) -> None:
         gs = update.gradients
