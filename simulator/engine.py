@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from heapq import heappop
 from operator import attrgetter
 
 import simpy
@@ -31,7 +32,7 @@ from .records import (
     Gradient,
     Update,
 )
-from .strategies import FAILURE, make_strategy
+from .strategies import FAILURE, Strategy, make_strategy
 from .worker import DIRECT, STEADY, SharedLink, Worker, steady_work
 
 _fate = attrgetter("fate")
@@ -47,19 +48,23 @@ class ParameterServer:
         self.updated = env.event()  # succeeds at the next update that someone waits for
         self.finished = False
         self.workers: list[Worker] = []
+        self.admit = strategy.admit
+        # The default barrier ("at least per_update are waiting") is tested inline in receive.
+        self.ready = None if type(strategy).ready is Strategy.ready else strategy.ready
 
     def receive(self, g: Gradient) -> None:
         """A gradient arrives now: accept it, drop it, or complete an update with it."""
         if self.finished:
             return  # arrived after the last update: stays unfinished
-        strategy = self.strategy
-        dropped = strategy.admit(g, self)
+        dropped = self.admit(g, self)
         if dropped is not None:
             g.fate, g.staleness = dropped, self.version - g.version
             return
         g.fate = PENDING
-        self.pending.append(g)
-        if self.strategy.ready(self):
+        pending = self.pending
+        pending.append(g)
+        ready = self.ready
+        if len(pending) >= self.strategy.per_update if ready is None else ready(self):
             self.apply()
 
     def apply(self) -> None:
@@ -167,12 +172,11 @@ class Simulation:
         up (``log.exhausted`` is then True) or nothing can happen any more, as when too many
         workers have failed for good (``log.stalled`` then says why).
         """
-        step, updates = self.env.step, self.log.updates
+        updates = self.log.updates
         seen = 0
         while seen < self.ps.steps:
             try:
-                while len(updates) == seen:
-                    step()
+                self._step_until(seen)
             except EmptySchedule:
                 self.log.stalled = self._stall_message(seen)
                 self.ps.finished = True
@@ -187,6 +191,27 @@ class Simulation:
             seen = len(updates)
             self.progress.update(len(new))
             yield from new
+
+    def _step_until(self, seen: int) -> None:
+        """Process events until the log holds more than ``seen`` updates.
+
+        ``Environment.step`` inline (SimPy 4): pop the next event, run its callbacks, crash
+        on a failed event nobody handled; one call per update instead of one per event.
+        """
+        env, updates = self.env, self.log.updates
+        queue = env._queue
+        while len(updates) == seen:
+            try:
+                env._now, _, _, event = heappop(queue)
+            except IndexError:
+                raise EmptySchedule from None
+            callbacks, event.callbacks = event.callbacks, None
+            for callback in callbacks:
+                callback(event)
+            if not event._ok and not hasattr(event, "_defused"):
+                exc = type(event._value)(*event._value.args)
+                exc.__cause__ = event._value
+                raise exc
 
     def oldest_live_version(self, consumed: int | None = None) -> int:
         """No gradient still in flight or waiting at the PS read a version older than this;

@@ -6,7 +6,10 @@ Optional parts are no-op objects unless the run asks for them: the work model of
 
 from __future__ import annotations
 
+from heapq import heappush
+
 import simpy
+from simpy.events import NORMAL, Timeout
 
 from .durations import DurationStream
 from .records import CANCELLED, FAILED, UNFINISHED, EventLog, Gradient
@@ -169,14 +172,15 @@ class Worker:
 
 class PlainWorker(Worker):
     """A worker without optional parts, recording into a full :class:`EventLog`: the engine's
-    hot path. :meth:`Worker.begin` with the no-ops and the record call left out: fewer calls
-    and lookups, the same events and numbers."""
+    hot path. :meth:`Worker.begin` with the no-ops and the record call left out, and the
+    arrival's timeout scheduled inline: fewer calls and lookups, the same events and numbers."""
 
-    __slots__ = ("gradients",)
+    __slots__ = ("gradients", "queue", "eid")
 
     def __init__(self, index, env, ps, durations, pull, push):
         super().__init__(index, env, ps, durations, pull, push)
         self.gradients = ps.log.gradients
+        self.queue, self.eid = env._queue, env._eid  # the environment's event heap and its id counter
 
     def begin(self, step: int):
         ps = self.ps
@@ -186,10 +190,34 @@ class PlainWorker(Worker):
         duration = self.draw()
         self.drawn = d + 1
         env = self.env
-        start = env._now + self.pull  # Environment.now without the property call
-        gradients = self.gradients  # EventLog.new_gradient, inline
-        g = Gradient(len(gradients), self.index, d, ps.version, step, start, start + duration)
+        now = env._now  # Environment.now without the property call
+        start = now + self.pull
+        # EventLog.new_gradient, Gradient.__init__ and env.timeout(delay, g), inline: one call
+        # per cycle instead of five (separate stores, which run faster than tuple assignments).
+        gradients = self.gradients
+        g = _new(Gradient)
+        g.id = len(gradients)
+        g.worker = self.index
+        g.index = d
+        g.version = ps.version
+        g.step = step
+        g.start = start
+        g.end = start + duration
+        g.fate = UNFINISHED
+        g.update = None
+        g.staleness = None
         gradients.append(g)
         self.current = g
         self.busy = True
-        return env.timeout(self.pull + duration + self.push, g)
+        delay = self.pull + duration + self.push
+        arrival = _new(Timeout)
+        arrival.env = env
+        arrival.callbacks = []
+        arrival._value = g
+        arrival._delay = delay
+        arrival._ok = True
+        heappush(self.queue, (now + delay, NORMAL, next(self.eid), arrival))  # Environment.schedule
+        return arrival
+
+
+_new = object.__new__
