@@ -20,6 +20,7 @@ from simpy.core import EmptySchedule
 
 from .assemble import RunInputs, inputs_of
 from .config import RunConfig
+from .durations import DurationStream
 from .errors import TraceExhausted
 from .gcpause import gc_paused
 from .progress import NULL_PROGRESS
@@ -32,10 +33,17 @@ from .records import (
     Gradient,
     Update,
 )
-from .strategies import FAILURE, Strategy, make_strategy
-from .worker import DIRECT, STEADY, SharedLink, Worker, steady_work
+from .strategies import FAILURE, Strategy, cancellable, make_strategy, restart_at_once, wait_for_update
+from .worker import DIRECT, STEADY, LoopWorker, PlainWorker, SharedLink, Worker, steady_work
 
 _fate = attrgetter("fate")
+
+# The built-in worker loops a LoopWorker runs as callbacks (same events, no generator).
+LOOPS = {
+    restart_at_once: {"wait": False, "cancellable": False},
+    wait_for_update: {"wait": True, "cancellable": False},
+    cancellable: {"wait": True, "cancellable": True},
+}
 
 
 class ParameterServer:
@@ -115,21 +123,27 @@ class Simulation:
         faults = inputs.faults
         link = SharedLink(self.env, cluster.link_time) if cluster.link_time > 0 else DIRECT
         work = inputs.work or steady_work
+        loop = LOOPS.get(self.strategy.worker)
         for w in range(self.strategy.n_workers):
             slow = faults.fail_slow.timeline(config.seed, w) if faults.fail_slow is not None else STEADY
+            durations, spans = cluster.durations(w), faults.spans(config.seed, w)
             wk = Worker.make(
                 w,
                 self.env,
                 self.ps,
-                cluster.durations(w),
+                durations,
                 cluster.pull_time,
                 cluster.push_time,
                 work=work,
                 slow=slow,
                 link=link,
             )
+            if loop is not None and spans is None and type(wk) is PlainWorker and type(durations) is DurationStream:
+                wk = LoopWorker(w, self.env, self.ps, durations, cluster.pull_time, cluster.push_time, **loop)
+                wk.start()
+                self.ps.workers.append(wk)
+                continue
             body = self.strategy.worker(wk)
-            spans = faults.spans(config.seed, w)
             if spans is not None:
                 body = self._mortal(wk, body)
                 self.env.process(self._failures(wk, spans))

@@ -9,10 +9,10 @@ from __future__ import annotations
 from heapq import heappush
 
 import simpy
-from simpy.events import NORMAL, Timeout
+from simpy.events import NORMAL, URGENT, Event, Timeout
 
 from .durations import DurationStream
-from .records import CANCELLED, FAILED, UNFINISHED, CompactLog, EventLog, Gradient
+from .records import CANCELLED, FAILED, PENDING, UNFINISHED, CompactLog, EventLog, Gradient
 from .strategies import CANCEL, FAILURE
 
 
@@ -224,3 +224,65 @@ class PlainWorker(Worker):
 
 
 _new = object.__new__
+
+
+class LoopWorker(PlainWorker):
+    """A :class:`PlainWorker` whose loop is one of the built-in ones (``restart_at_once``,
+    ``wait_for_update``, ``cancellable``) run as event callbacks instead of a SimPy process:
+    the same steps at the same events, scheduled in the same order (so the same event ids and
+    tie-breaks), without a generator to resume twice per gradient.
+
+    Only for runs where the loop cannot fail or be killed: no failures, and a drawn duration
+    stream that never runs out (a replayed trace raises when used up).
+
+    Args:
+        wait: an accepted gradient's worker waits for the update before pulling again.
+        cancellable: the update may cancel its computation (``cancel`` semantics).
+    """
+
+    __slots__ = ("wait", "cancellable", "target", "arrive", "restart")
+
+    def __init__(self, index, env, ps, durations, pull, push, *, wait: bool, cancellable: bool):
+        super().__init__(index, env, ps, durations, pull, push)
+        self.wait, self.cancellable = wait, cancellable
+        self.target = None  # the event the loop waits for
+        self.arrive, self.restart = self._arrive, self._restart  # bound once: SimPy removes them by equality
+
+    def start(self) -> None:
+        """Schedule the loop's start where ``env.process`` would (an urgent event, now)."""
+        self.env.schedule(_now_event(self.env, self.restart), URGENT)
+
+    def _restart(self, event) -> None:
+        """Pull the newest parameters and compute (at the start, after an update or a cancel)."""
+        self.target = target = self.begin(self.ps.version)
+        target.callbacks.append(self.arrive)
+
+    def _arrive(self, event) -> None:
+        g = event._value
+        if self.cancellable:
+            self.busy = False
+        ps = self.ps
+        ps.receive(g)
+        if self.wait and g.fate == PENDING:
+            self.target = target = ps.updated
+            target.callbacks.append(self.restart)
+        else:
+            self.target = target = self.begin(ps.version)
+            target.callbacks.append(self.arrive)
+
+    def cancel(self) -> None:
+        """Abandon the current cycle; restart at an urgent event now (as an interrupt would)."""
+        self._abandon(CANCELLED)
+        self.env.schedule(_now_event(self.env, self._cancelled), URGENT)
+
+    def _cancelled(self, event) -> None:
+        self.target.callbacks.remove(self.arrive)
+        self._restart(event)
+
+
+def _now_event(env: simpy.Environment, callback) -> Event:
+    """A triggered event whose processing calls ``callback``."""
+    event = Event(env)
+    event.callbacks.append(callback)
+    event._ok, event._value = True, None
+    return event
