@@ -34,6 +34,7 @@ from .records import (
     Update,
 )
 from .strategies import FAILURE, Strategy, cancellable, make_strategy, restart_at_once, wait_for_update
+from .strategies.sync import TokenQueue
 from .worker import DIRECT, STEADY, LoopWorker, PlainWorker, SharedLink, Worker, steady_work
 
 _fate = attrgetter("fate")
@@ -43,6 +44,7 @@ LOOPS = {
     restart_at_once: {"wait": False, "cancellable": False},
     wait_for_update: {"wait": True, "cancellable": False},
     cancellable: {"wait": True, "cancellable": True},
+    TokenQueue.worker: {"tokens": True},  # the strategy's own token queue
 }
 
 
@@ -123,7 +125,9 @@ class Simulation:
         faults = inputs.faults
         link = SharedLink(self.env, cluster.link_time) if cluster.link_time > 0 else DIRECT
         work = inputs.work or steady_work
-        loop = LOOPS.get(self.strategy.worker)
+        loop = LOOPS.get(type(self.strategy).worker)
+        if loop is not None and loop.get("tokens"):
+            loop = {"tokens": self.strategy.tokens}
         for w in range(self.strategy.n_workers):
             slow = faults.fail_slow.timeline(config.seed, w) if faults.fail_slow is not None else STEADY
             durations, spans = cluster.durations(w), faults.spans(config.seed, w)

@@ -228,9 +228,9 @@ _new = object.__new__
 
 class LoopWorker(PlainWorker):
     """A :class:`PlainWorker` whose loop is one of the built-in ones (``restart_at_once``,
-    ``wait_for_update``, ``cancellable``) run as event callbacks instead of a SimPy process:
-    the same steps at the same events, scheduled in the same order (so the same event ids and
-    tie-breaks), without a generator to resume twice per gradient.
+    ``wait_for_update``, ``cancellable``, the ``tf`` token loop) run as event callbacks
+    instead of a SimPy process: the same steps at the same events, scheduled in the same order
+    (so the same event ids and tie-breaks), without a generator to resume twice per gradient.
 
     Only for runs where the loop cannot fail or be killed: no failures, and a drawn duration
     stream that never runs out (a replayed trace raises when used up).
@@ -238,15 +238,18 @@ class LoopWorker(PlainWorker):
     Args:
         wait: an accepted gradient's worker waits for the update before pulling again.
         cancellable: the update may cancel its computation (``cancel`` semantics).
+        tokens: the ``tf`` token queue: after each push the worker takes the next token
+            (waiting for updates while there is none) and computes for its step.
     """
 
-    __slots__ = ("wait", "cancellable", "target", "arrive", "restart")
+    __slots__ = ("wait", "cancellable", "tokens", "target", "arrive", "restart", "next_token")
 
-    def __init__(self, index, env, ps, durations, pull, push, *, wait: bool, cancellable: bool):
+    def __init__(self, index, env, ps, durations, pull, push, *, wait=False, cancellable=False, tokens=None):
         super().__init__(index, env, ps, durations, pull, push)
-        self.wait, self.cancellable = wait, cancellable
+        self.wait, self.cancellable, self.tokens = wait, cancellable, tokens
         self.target = None  # the event the loop waits for
-        self.arrive, self.restart = self._arrive, self._restart  # bound once: SimPy removes them by equality
+        # Bound once: SimPy finds a callback to remove by equality.
+        self.arrive, self.restart, self.next_token = self._arrive, self._restart, self._next_token
 
     def start(self) -> None:
         """Schedule the loop's start where ``env.process`` would (an urgent event, now)."""
@@ -263,12 +266,23 @@ class LoopWorker(PlainWorker):
             self.busy = False
         ps = self.ps
         ps.receive(g)
-        if self.wait and g.fate == PENDING:
+        if self.tokens is not None:
+            self._next_token(event)
+        elif self.wait and g.fate == PENDING:
             self.target = target = ps.updated
             target.callbacks.append(self.restart)
         else:
             self.target = target = self.begin(ps.version)
             target.callbacks.append(self.arrive)
+
+    def _next_token(self, event) -> None:
+        tokens = self.tokens
+        if tokens:
+            self.target = target = self.begin(tokens.popleft())
+            target.callbacks.append(self.arrive)
+        else:
+            self.target = target = self.ps.updated
+            target.callbacks.append(self.next_token)
 
     def cancel(self) -> None:
         """Abandon the current cycle; restart at an urgent event now (as an interrupt would)."""

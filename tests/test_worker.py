@@ -15,6 +15,8 @@ RUNS = [
     {"strategy": "sync", "workers": 4, "latency": "constant:value=1"},
     {"strategy": "backup", "semantics": "cancel", "workers": 4, "backups": 2, "latency": TIES},
     {"strategy": "backup", "semantics": "drop", "workers": 4, "backups": 2, "latency": TIES},
+    {"strategy": "backup", "semantics": "tf", "workers": 4, "backups": 2, "latency": TIES},
+    {"strategy": "backup", "semantics": "tf", "workers": 3, "backups": 3, "comm_latency": 0.5},
     {"strategy": "backup", "semantics": "cancel", "workers": 5, "backups": 2, "comm_latency": 0.25},
     {"strategy": "async", "workers": 5, "latency": TIES, "staleness_cutoff": 2},
     {"strategy": "softsync", "workers": 6, "softsync_n": 2, "latency": TIES},
