@@ -183,9 +183,15 @@ class PlainWorker(Worker):
         self.queue, self.eid = env._queue, env._eid  # the environment's event heap and its id counter
 
     def begin(self, step: int):
+        return self._launch(step, [], Timeout)
+
+    def _launch(self, step: int, callbacks: list, kind: type):
+        """:meth:`Worker.begin`, whose arrival is a ``kind`` event with ``callbacks``."""
         ps = self.ps
         if ps.finished:
-            return self.env.event()
+            parked = Event(self.env)  # never fires
+            parked.callbacks = callbacks
+            return parked
         d = self.drawn
         duration = self.draw()
         self.drawn = d + 1
@@ -213,14 +219,21 @@ class PlainWorker(Worker):
         self.current = g
         self.busy = True
         delay = self.pull + duration + self.push
-        arrival = _new(Timeout)
+        arrival = _new(kind)
         arrival.env = env
-        arrival.callbacks = []
+        arrival.callbacks = callbacks
         arrival._value = g
         arrival._delay = delay
         arrival._ok = True
         heappush(self.queue, (now + delay, NORMAL, next(self.eid), arrival))  # Environment.schedule
         return arrival
+
+
+class Arrival:
+    """A gradient's arrival at the PS as a :class:`LoopWorker` schedules it: what the event
+    loop reads of a SimPy ``Timeout`` (``callbacks``, ``_ok``, ``_value``), without its dict."""
+
+    __slots__ = ("env", "callbacks", "_value", "_delay", "_ok")
 
 
 _new = object.__new__
@@ -257,8 +270,7 @@ class LoopWorker(PlainWorker):
 
     def _restart(self, event) -> None:
         """Pull the newest parameters and compute (at the start, after an update or a cancel)."""
-        self.target = target = self.begin(self.ps.version)
-        target.callbacks.append(self.arrive)
+        self.target = self._launch(self.ps.version, [self.arrive], Arrival)
 
     def _arrive(self, event) -> None:
         g = event._value
@@ -272,14 +284,12 @@ class LoopWorker(PlainWorker):
             self.target = target = ps.updated
             target.callbacks.append(self.restart)
         else:
-            self.target = target = self.begin(ps.version)
-            target.callbacks.append(self.arrive)
+            self.target = self._launch(ps.version, [self.arrive], Arrival)
 
     def _next_token(self, event) -> None:
         tokens = self.tokens
         if tokens:
-            self.target = target = self.begin(tokens.popleft())
-            target.callbacks.append(self.arrive)
+            self.target = self._launch(tokens.popleft(), [self.arrive], Arrival)
         else:
             self.target = target = self.ps.updated
             target.callbacks.append(self.next_token)
