@@ -11,8 +11,10 @@
 - ``engine_scale``: seconds per update of the engine at 1k, 3k, 10k and 30k workers
   (``simulate --timing-only --log-gradients none`` with the default strategy, one gradient
   per worker per update), the workers' set-up left out; constant when the cost per update is
-  linear in the workers. ``engine_30k_x_100_s``: the 30k row's whole run, set-up included
-  (target < 60 s).
+  linear in the workers. ``bare_simpy_scale``: the same for bare SimPy (one process per
+  worker, one exponential timeout per update), the floor any SimPy model pays: its cost per
+  event grows too with the size of the event heap and the memory touched.
+  ``engine_30k_x_100_s``: the 30k row's whole run, set-up included (target < 60 s).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import simpy
 from stragglersim.config import RunConfig
 from stragglersim.engine import Simulation
 
@@ -70,6 +73,22 @@ def _scale_row(workers: int, steps: int) -> tuple[float, float]:
     return (end - built) / steps, end - start
 
 
+def _bare_simpy_per_update(workers: int, steps: int) -> float:
+    """Seconds per update of ``workers`` processes each yielding ``steps`` exponential timeouts."""
+    env = simpy.Environment()
+    draws = np.random.default_rng(0).exponential(size=(workers, steps)).tolist()
+
+    def worker(delays):
+        for delay in delays:
+            yield env.timeout(delay)
+
+    for delays in draws:
+        env.process(worker(delays))
+    start = time.perf_counter()
+    env.run()
+    return (time.perf_counter() - start) / steps
+
+
 def measure(repeats: int = 3) -> dict:
     """The figures of the module docstring (seconds; the best of ``repeats`` for the ratio)."""
     config = RunConfig(
@@ -89,10 +108,12 @@ def measure(repeats: int = 3) -> dict:
         "minimal_simpy_s": minimal,
         "engine_tf_events_per_s": _tf_events_per_s(repeats),
         "engine_scale": {},
+        "bare_simpy_scale": {},
     }
     for workers, steps in SCALE.items():
         per_update, whole = _scale_row(workers, steps)
         results["engine_scale"][str(workers)] = per_update
+        results["bare_simpy_scale"][str(workers)] = _bare_simpy_per_update(workers, steps)
         if workers == 30_000:
             results["engine_30k_x_100_s"] = whole
     return results
@@ -107,10 +128,13 @@ def main() -> None:
         f"{results['engine_vs_minimal_simpy']:.2f}x (target <= 1.3)"
     )
     print(f"tf, 100 + 6 workers, no logs: {results['engine_tf_events_per_s']:,.0f} gradient events/s")
-    print(f"{'workers':>8}{'updates':>9}{'ms/update':>11}{'us/update/worker':>18}")
+    print(f"{'workers':>8}{'updates':>9}{'ms/update':>11}{'us/update/worker':>18}{'bare SimPy us':>15}{'ratio':>7}")
     for workers, steps in SCALE.items():
-        per_update = results["engine_scale"][str(workers)]
-        print(f"{workers:>8,}{steps:>9,}{per_update * 1e3:>11.2f}{per_update / workers * 1e6:>18.2f}")
+        per_update, bare = results["engine_scale"][str(workers)], results["bare_simpy_scale"][str(workers)]
+        print(
+            f"{workers:>8,}{steps:>9,}{per_update * 1e3:>11.2f}{per_update / workers * 1e6:>18.2f}"
+            f"{bare / workers * 1e6:>15.2f}{per_update / bare:>7.2f}"
+        )
     print(f"30,000 workers x 100 updates: {results['engine_30k_x_100_s']:.1f} s with set-up (target < 60 s)")
     print(json.dumps(results))
 

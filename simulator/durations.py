@@ -14,13 +14,12 @@ from .errors import TraceExhausted
 
 
 def _blocks(model, rng: np.random.Generator, factor: float, block: int):
-    """Blocks of computation times, drawn as needed: 128, then four times as many each time up
-    to ``block``, so that a run of many workers with few computations each holds in memory
-    about what it uses (a drawn time costs 32 bytes as a Python float in a list)."""
-    size = min(128, block)
+    """Blocks of computation times, drawn as needed: 128 first, then ``block`` at a time, so
+    that a run of many workers with few computations each holds in memory about what it uses
+    (a drawn time costs 32 bytes as a Python float in a list)."""
+    yield (model.sample(rng, min(128, block)) * factor).tolist()
     while True:
-        yield (model.sample(rng, size) * factor).tolist()
-        size = min(4 * size, block)
+        yield (model.sample(rng, block) * factor).tolist()
 
 
 class DurationStream:

@@ -20,7 +20,7 @@ def test_duration_stream_does_not_depend_on_block_size():
 
 @pytest.mark.parametrize("spec", ["exponential:rate=2", "straggler:base=lognormal(mu=0,sigma=1),p=0.2,factor=3"])
 def test_duration_stream_draws_across_growing_blocks_as_one_sample(spec):
-    """Blocks grow (128, 512, then 1024 at a time): the d-th time is the d-th of one big draw."""
+    """Blocks of 128, then 1024 at a time: the d-th time is the d-th of one big draw."""
     model = parse_latency(spec)
     growing = DurationStream(model, stream(2, 0, 1), factor=1.5)
     expected = (model.sample(stream(2, 0, 1), 3000) * 1.5).tolist()
