@@ -6,6 +6,10 @@ engine runs ahead of any trainer, which consumes :meth:`Simulation.updates` lazi
 
 A worker's cycle: pull parameters (transfer time) -> compute (one draw of its own stream)
 -> push the gradient (transfer time) -> the PS decides its fate on arrival.
+
+Each worker runs its strategy's loop as a SimPy process, except where the loop is a built-in
+one and nothing can kill it (no failures, no replayed trace): a :class:`~.worker.LoopWorker`
+then runs the same loop as event callbacks, the same events in the same order.
 """
 
 from __future__ import annotations
