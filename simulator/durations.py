@@ -14,7 +14,10 @@ from .errors import TraceExhausted
 
 
 def _blocks(model, rng: np.random.Generator, factor: float, block: int):
-    """Blocks of ``block`` computation times, drawn as needed."""
+    """Blocks of computation times, drawn as needed: 128 first, then ``block`` at a time, so
+    that a run of many workers with few computations each holds in memory about what it uses
+    (a drawn time costs 32 bytes as a Python float in a list)."""
+    yield (model.sample(rng, min(128, block)) * factor).tolist()
     while True:
         yield (model.sample(rng, block) * factor).tolist()
 
@@ -22,7 +25,7 @@ def _blocks(model, rng: np.random.Generator, factor: float, block: int):
 class DurationStream:
     """Worker w's computation times (seconds): call it for the next one.
 
-    Draws are made in blocks for speed; the inverse-transform sampling of
+    Draws are made in growing blocks for speed; the inverse-transform sampling of
     :class:`~stragglersim.latency.LatencyModel` makes the d-th value independent of the block size. ``next`` hands
     out the same values without counting them in ``drawn`` (the engine's hot path counts).
     """

@@ -6,12 +6,17 @@ engine runs ahead of any trainer, which consumes :meth:`Simulation.updates` lazi
 
 A worker's cycle: pull parameters (transfer time) -> compute (one draw of its own stream)
 -> push the gradient (transfer time) -> the PS decides its fate on arrival.
+
+Each worker runs its strategy's loop as a SimPy process, except where the loop is a built-in
+one and nothing can kill it (no failures, no replayed trace): a :class:`~.worker.LoopWorker`
+then runs the same loop as event callbacks, the same events in the same order.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from heapq import heappop
 from operator import attrgetter
 
 import simpy
@@ -19,6 +24,7 @@ from simpy.core import EmptySchedule
 
 from .assemble import RunInputs, inputs_of
 from .config import RunConfig
+from .durations import DurationStream
 from .errors import TraceExhausted
 from .gcpause import gc_paused
 from .progress import NULL_PROGRESS
@@ -31,10 +37,19 @@ from .records import (
     Gradient,
     Update,
 )
-from .strategies import FAILURE, make_strategy
-from .worker import DIRECT, STEADY, SharedLink, Worker, steady_work
+from .strategies import FAILURE, Strategy, cancellable, make_strategy, restart_at_once, wait_for_update
+from .strategies.sync import TokenQueue
+from .worker import DIRECT, STEADY, LoopWorker, PlainWorker, SharedLink, Worker, steady_work
 
 _fate = attrgetter("fate")
+
+# The built-in worker loops a LoopWorker runs as callbacks (same events, no generator).
+LOOPS = {
+    restart_at_once: {"wait": False, "cancellable": False},
+    wait_for_update: {"wait": True, "cancellable": False},
+    cancellable: {"wait": True, "cancellable": True},
+    TokenQueue.worker: {"tokens": True},  # the strategy's own token queue
+}
 
 
 class ParameterServer:
@@ -47,19 +62,23 @@ class ParameterServer:
         self.updated = env.event()  # succeeds at the next update that someone waits for
         self.finished = False
         self.workers: list[Worker] = []
+        self.admit = strategy.admit
+        # The default barrier ("at least per_update are waiting") is tested inline in receive.
+        self.ready = None if type(strategy).ready is Strategy.ready else strategy.ready
 
     def receive(self, g: Gradient) -> None:
         """A gradient arrives now: accept it, drop it, or complete an update with it."""
         if self.finished:
             return  # arrived after the last update: stays unfinished
-        strategy = self.strategy
-        dropped = strategy.admit(g, self)
+        dropped = self.admit(g, self)
         if dropped is not None:
             g.fate, g.staleness = dropped, self.version - g.version
             return
         g.fate = PENDING
-        self.pending.append(g)
-        if self.strategy.ready(self):
+        pending = self.pending
+        pending.append(g)
+        ready = self.ready
+        if len(pending) >= self.strategy.per_update if ready is None else ready(self):
             self.apply()
 
     def apply(self) -> None:
@@ -110,21 +129,29 @@ class Simulation:
         faults = inputs.faults
         link = SharedLink(self.env, cluster.link_time) if cluster.link_time > 0 else DIRECT
         work = inputs.work or steady_work
+        loop = LOOPS.get(type(self.strategy).worker)
+        if loop is not None and loop.get("tokens"):
+            loop = {"tokens": self.strategy.tokens}
         for w in range(self.strategy.n_workers):
             slow = faults.fail_slow.timeline(config.seed, w) if faults.fail_slow is not None else STEADY
+            durations, spans = cluster.durations(w), faults.spans(config.seed, w)
             wk = Worker.make(
                 w,
                 self.env,
                 self.ps,
-                cluster.durations(w),
+                durations,
                 cluster.pull_time,
                 cluster.push_time,
                 work=work,
                 slow=slow,
                 link=link,
             )
+            if loop is not None and spans is None and type(wk) is PlainWorker and type(durations) is DurationStream:
+                wk = LoopWorker(w, self.env, self.ps, durations, cluster.pull_time, cluster.push_time, **loop)
+                wk.start()
+                self.ps.workers.append(wk)
+                continue
             body = self.strategy.worker(wk)
-            spans = faults.spans(config.seed, w)
             if spans is not None:
                 body = self._mortal(wk, body)
                 self.env.process(self._failures(wk, spans))
@@ -167,12 +194,11 @@ class Simulation:
         up (``log.exhausted`` is then True) or nothing can happen any more, as when too many
         workers have failed for good (``log.stalled`` then says why).
         """
-        step, updates = self.env.step, self.log.updates
+        updates = self.log.updates
         seen = 0
         while seen < self.ps.steps:
             try:
-                while len(updates) == seen:
-                    step()
+                self._step_until(seen)
             except EmptySchedule:
                 self.log.stalled = self._stall_message(seen)
                 self.ps.finished = True
@@ -187,6 +213,27 @@ class Simulation:
             seen = len(updates)
             self.progress.update(len(new))
             yield from new
+
+    def _step_until(self, seen: int) -> None:
+        """Process events until the log holds more than ``seen`` updates.
+
+        ``Environment.step`` inline (SimPy 4): pop the next event, run its callbacks, crash
+        on a failed event nobody handled; one call per update instead of one per event.
+        """
+        env, updates = self.env, self.log.updates
+        queue = env._queue
+        while len(updates) == seen:
+            try:
+                env._now, _, _, event = heappop(queue)
+            except IndexError:
+                raise EmptySchedule from None
+            callbacks, event.callbacks = event.callbacks, None
+            for callback in callbacks:
+                callback(event)
+            if not event._ok and not hasattr(event, "_defused"):
+                exc = type(event._value)(*event._value.args)
+                exc.__cause__ = event._value
+                raise exc
 
     def oldest_live_version(self, consumed: int | None = None) -> int:
         """No gradient still in flight or waiting at the PS read a version older than this;

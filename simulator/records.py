@@ -210,37 +210,61 @@ FINAL = (APPLIED, DROPPED_LATE, DROPPED_STALE, CANCELLED, FAILED)
 class CompactLog(EventLog):
     """An event log that keeps no finished gradient records (``--log-gradients none``).
 
-    Finished records are folded into counters every ``limit`` creations and updates keep only
-    their numbers, so memory does not grow with the number of gradients.
+    Finished records are folded into counters and updates keep only their numbers, so memory
+    does not grow with the number of gradients. A fold runs once the list holds more than
+    ``2 * limit`` records and more than twice those live after the previous fold: with more
+    than ``limit`` computations in flight (many workers) every fold visits at most twice the
+    records created since the last one, so the work stays linear in the gradients created.
     """
 
     def __init__(self, limit: int = 4096):
         super().__init__()
-        self.limit, self.created = limit, 0
+        self.created, self.live = 0, 0  # records created; records live after the last fold
+        self.limit = limit  # sets fold_at
+        self.visited = 0  # records visited by folds, so far (a test checks the fold is linear)
         self.counts = dict.fromkeys(FATES, 0)
         self.stale = [0.0, 0, 0]  # sum, count, max over folded applied gradients
         self.rows: list[tuple] = []  # per update: (gradients, workers, repeats, mean, max staleness)
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @limit.setter
+    def limit(self, limit: int) -> None:
+        self._limit = limit
+        self.fold_at = 2 * max(limit, self.live)  # fold once the list holds more records than this
 
     def new_gradient(self, worker, index, version, step, start, end) -> Gradient:
         g = Gradient(self.created, worker, index, version, step, start, end)
         self.created += 1
         self.gradients.append(g)
-        if len(self.gradients) > 2 * self.limit:
-            self._fold()
+        if len(self.gradients) > self.fold_at:
+            self.fold()
         return g
 
-    def _fold(self) -> None:
-        kept = []
-        for g in self.gradients:
-            if g.fate in FINAL:
-                self.counts[g.fate] += 1
-                if g.fate == APPLIED:
-                    self.stale[0] += g.staleness
-                    self.stale[1] += 1
-                    self.stale[2] = max(self.stale[2], g.staleness)
+    def fold(self) -> None:
+        """Count the finished records and drop them (in place: workers hold the list)."""
+        gradients, kept, applied = self.gradients, [], []
+        counts = self.counts
+        for g in gradients:
+            fate = g.fate
+            if fate == APPLIED:
+                applied.append(g.staleness)
+            elif fate in FINAL:
+                counts[fate] += 1
             else:
                 kept.append(g)
-        self.gradients = kept
+        if applied:
+            stale = self.stale
+            counts[APPLIED] += len(applied)
+            stale[0] += sum(applied)  # integers: the float sum is exact, in any order
+            stale[1] += len(applied)
+            stale[2] = max(stale[2], max(applied))
+        self.visited += len(gradients)
+        gradients[:] = kept
+        self.live = len(kept)
+        self.limit = self._limit
 
     def add_update(self, update: Update) -> None:
         gs = update.gradients
@@ -250,14 +274,14 @@ class CompactLog(EventLog):
         self.updates.append(Update(update.index, update.time, ()))
 
     def fate_counts(self) -> dict[str, int]:
-        self._fold()
+        self.fold()
         counts = dict(self.counts)
         for g in self.gradients:
             counts[g.fate] += 1
         return counts
 
     def staleness_stats(self) -> tuple[float, int, int]:
-        self._fold()
+        self.fold()
         return self.stale[0], self.stale[1], self.stale[2]
 
     def repeat_contributions(self) -> int:

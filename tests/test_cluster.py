@@ -18,6 +18,15 @@ def test_duration_stream_does_not_depend_on_block_size():
     assert small.drawn == 50
 
 
+@pytest.mark.parametrize("spec", ["exponential:rate=2", "straggler:base=lognormal(mu=0,sigma=1),p=0.2,factor=3"])
+def test_duration_stream_draws_across_growing_blocks_as_one_sample(spec):
+    """Blocks of 128, then 1024 at a time: the d-th time is the d-th of one big draw."""
+    model = parse_latency(spec)
+    growing = DurationStream(model, stream(2, 0, 1), factor=1.5)
+    expected = (model.sample(stream(2, 0, 1), 3000) * 1.5).tolist()
+    assert [growing() for _ in range(3000)] == expected
+
+
 def test_worker_streams_are_independent_of_the_number_of_workers():
     a = stream(7, 0, 4).random(5)
     stream(7, 0, 5).random(5)  # another worker's stream does not disturb worker 4's

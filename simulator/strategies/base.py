@@ -35,18 +35,20 @@ FAILURE = "failure"  # the cause of the interrupt that kills a worker
 def restart_at_once(wk):
     """A worker loop: pull the newest parameters, compute, push, and again at once."""
     ps = wk.ps
+    begin, receive = wk.begin, ps.receive
     while True:
-        g = yield wk.begin(ps.version)
-        ps.receive(g)
+        g = yield begin(ps.version)
+        receive(g)
 
 
 def wait_for_update(wk):
     """A worker loop: as ``restart_at_once``, but an accepted gradient's worker waits for the
     update it will be part of before pulling again."""
     ps = wk.ps
+    begin, receive = wk.begin, ps.receive
     while True:
-        g = yield wk.begin(ps.version)
-        ps.receive(g)
+        g = yield begin(ps.version)
+        receive(g)
         if g.fate == PENDING:
             yield ps.updated
 
@@ -55,15 +57,16 @@ def cancellable(wk, *, wait: bool = True):
     """``wait_for_update`` (or ``restart_at_once`` with ``wait=False``) whose cycle the update
     may cancel (``on_update`` records the cancellation and interrupts the worker)."""
     ps = wk.ps
+    begin, receive = wk.begin, ps.receive
     while True:
         try:
-            g = yield wk.begin(ps.version)
+            g = yield begin(ps.version)
         except simpy.Interrupt as interrupt:
             if interrupt.cause is not CANCEL:
                 raise
             continue
         wk.busy = False
-        ps.receive(g)
+        receive(g)
         if wait and g.fate == PENDING:
             yield ps.updated
 
