@@ -9,6 +9,15 @@
 - ``fast_path_speedup``: event engine over the vectorised fast path on the same run.
 - ``scale_10k_workers_s`` and ``scale_peak_rss_mb``: 10,000 workers for 1,000 updates, timing
   only, without per-gradient logs.
+
+Against the real limits (issue 19; each from its own script, which prints the details):
+- ``fast_path_vs_numpy_limit``: fast-path updates/s over plain NumPy drawing the same 106
+  exponentials per update and taking the 100th order statistic (``fastpath.py``; target >= 0.5);
+  ``scale_100k_workers_s``: 100,000 workers x 1,000 updates on the fast path (target < 10 s, < 2 GB).
+- ``engine_vs_minimal_simpy`` (``engine.py``; target <= 1.3), the engine's cost per update at
+  1k-30k workers (linear) and 30,000 workers x 100 updates (target < 60 s).
+- ``sync_vs_scan_limit`` / ``async_vs_scan_limit``: the trainer against one bare ``lax.scan``
+  computing the same gradients on the same batches (``training_limit.py``; targets >= 0.9, >= 0.6).
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from stragglersim.latency import parse_latency
 from stragglersim.streams import Stream, stream
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the sibling benchmark scripts
 
 
 def minimal_simpy(config: RunConfig) -> tuple[float, float]:
@@ -117,11 +127,24 @@ def main() -> None:
     fast_simulate(big, records=False)
     results["scale_10k_workers_s"] = time.perf_counter() - start
     results["scale_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    import engine as engine_bench
+    import fastpath as fastpath_bench
+    import training_limit
+
+    limits = {**fastpath_bench.measure(), **engine_bench.measure(), **training_limit.measure()}
+    results.update(limits)  # engine.py's engine_vs_minimal_simpy (best of repeats) replaces the single run above
     print(
         f"sync training {results['sync_vs_bare']:.2f}x and async {results['async_vs_bare']:.2f}x a bare JAX loop; "
         f"engine {results['engine_vs_minimal_simpy']:.2f}x a minimal SimPy model ({engine:.2f} s vs {minimal:.2f} s); "
         f"fast path {results['fast_path_speedup']:.0f}x the engine ({engine_long:.2f} s vs {fast:.3f} s); "
         f"10,000 workers x 1,000 updates in {results['scale_10k_workers_s']:.2f} s"
+    )
+    print(
+        f"against the limits: fast path {results['fast_path_vs_numpy_limit']:.2f}x NumPy's order statistic "
+        f"(target 0.5); engine {results['engine_vs_minimal_simpy']:.2f}x minimal SimPy (target 1.3); training "
+        f"{results['sync_vs_scan_limit']:.2f}x (sync, target 0.9) and {results['async_vs_scan_limit']:.2f}x (async, "
+        f"target 0.6) a bare lax.scan; 100,000 workers x 1,000 updates in {results['scale_100k_workers_s']:.2f} s; "
+        f"30,000 workers x 100 updates on the engine in {results['engine_30k_x_100_s']:.1f} s"
     )
     print(json.dumps(results))
 
