@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -72,9 +71,10 @@ def _peak_rss_mb() -> float:
         "import sys\nsys.path.insert(0, sys.argv[1])\nfrom fastpath import BIG\n"
         "from stragglersim.fastpath import fast_simulate\nfrom stragglersim.assemble import assemble\n"
         "fast_simulate(assemble(BIG), records=False)\n"
-    )
-    subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], check=True)
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        "import resource\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )  # its own peak: RUSAGE_CHILDREN would also count the caller's other children (run.py's training runs)
+    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], check=True, capture_output=True)
+    return int(out.stdout.split()[-1]) / 1024
 
 
 def measure(steps: int = 10_000, repeats: int = 5) -> dict:

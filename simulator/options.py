@@ -79,7 +79,8 @@ OPTIONS = (
     Option("timing_only", "simulate timing only, compute no gradients"),
     Option(
         "log_gradients",
-        "write gradients.csv (all) or not (none: barrier runs then take the vectorised fast path)",
+        "write gradients.csv (all) or not (none: sync, backup cancel/drop, k-sync, k-batch-sync and async "
+        "without a cutoff then take the vectorised fast path)",
         "all|none",
     ),
     Option("model", ", ".join(MODELS), group=TRAINING),
