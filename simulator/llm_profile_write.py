@@ -16,7 +16,7 @@ import pandas as pd
 from .errors import InputError
 from .llm_profile import COMPUTE, convert_profiles
 from .results import check_out_file
-from .storage import temporary, write_text
+from .storage import write_bytes, write_text
 
 _KERNEL_NAMES = {  # what write_profile names a bare kernel of each op type
     "params-all-gather": "ncclDevKernel_AllGather_RING_LL(ncclDevComm*, unsigned long, ncclWork*)",
@@ -81,27 +81,13 @@ def write_meta(path: Path, *, dp_size: int, pp_size: int, tp_size: int = 1, cp_s
 
 
 def write_table(table: pd.DataFrame, out: Path) -> None:
-    """Write an op table atomically: parquet for a ``.parquet`` name, else CSV.
-
-    Raises:
-        InputError: parquet without pyarrow.
-    """
+    """Write an op table atomically: parquet for a ``.parquet`` name, else CSV."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() != ".parquet":
+    if out.suffix.lower() == ".parquet":
+        write_bytes(out, table.to_parquet(index=False))
+    else:
         write_text(out, table.to_csv(index=False))
-        return
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        raise InputError(f"--out {out}: writing parquet needs pyarrow (pip install pyarrow); or give a .csv") from None
-    tmp = temporary(out)
-    try:
-        table.to_parquet(tmp, index=False)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_profile(

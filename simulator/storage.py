@@ -42,11 +42,16 @@ def temporary(target: Path, kind: str = "tmp") -> Path:
 def write_text(path: Path, text: str) -> None:
     """Write ``path`` atomically and durably: a temporary file of this process and thread beside it,
     flushed to disk, then renamed over ``path``. A reader sees the old file or the new one, whole."""
+    write_bytes(path, text.encode())
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """``write_text`` for bytes (a gzipped or parquet file)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{next(_serial)}")
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
+        with open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(path)

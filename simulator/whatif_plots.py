@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -286,25 +285,10 @@ def write_timeline(ops: pd.DataFrame, path: Path, *, title: str) -> int:
     text = json.dumps(document, allow_nan=False, separators=(",", ":"))  # finite by construction
     path = Path(path)
     if path.name.endswith(".gz"):
-        _write_bytes(path, gzip.compress(text.encode(), compresslevel=6, mtime=0))  # mtime 0: same bytes
+        storage.write_bytes(path, gzip.compress(text.encode(), compresslevel=6, mtime=0))  # mtime 0: same bytes
     else:
         storage.write_text(path, text)
     return len(events)
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    """``storage.write_text`` for bytes: a temporary of this process beside ``path``, synced, renamed."""
-    tmp = storage.temporary(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    storage.sync_dir(path.parent)
 
 
 def _num(value) -> float:
