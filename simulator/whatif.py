@@ -48,7 +48,8 @@ def analyse(trace: OpTrace, *, progress=NULL_PROGRESS) -> tuple[dict, dict]:
     t_measured = trace.step_times()
     original = no_delay(base)
     perfect = ideal(trace, original)
-    t_ori, t_ideal = run(original), run(perfect)
+    drawn = {"original": run.full(original), "ideal": run.full(perfect)}  # also the backup table's B = 0
+    t_ori, t_ideal = drawn["original"].step_times, drawn["ideal"].step_times
     slowdown = lambda t: float(t.mean() / t_ideal.mean())  # noqa: E731
 
     optype = slots["optype"].map(lambda o: MERGED.get(o, o)).to_numpy()
@@ -72,7 +73,9 @@ def analyse(trace: OpTrace, *, progress=NULL_PROGRESS) -> tuple[dict, dict]:
     workers = explained(on_top)
     backups = []
     for b in range(meta.dp_size):
-        m, i = run.full(original, backups=b), run.full(perfect, backups=b)
+        m, i = (
+            (run.full(original, backups=b), run.full(perfect, backups=b)) if b else (drawn["original"], drawn["ideal"])
+        )
         backups.append(
             {
                 "backups": b,
@@ -82,7 +85,6 @@ def analyse(trace: OpTrace, *, progress=NULL_PROGRESS) -> tuple[dict, dict]:
                 "ideal_samples_dropped": i.dropped,
             }
         )
-    drawn = {"original": run.full(original), "ideal": run.full(perfect)}
     error = np.abs(replayed - t_measured) / t_measured
     result = {
         "trace": trace.path.name,
@@ -152,7 +154,7 @@ def op_table(trace: OpTrace, replay) -> pd.DataFrame:
 def expected_replays(trace: OpTrace) -> int:
     """How many replays ``analyse`` runs (for the progress bar)."""
     kinds = len({MERGED.get(o, o) for o in trace.slots["optype"]})
-    return 3 + kinds + trace.meta.dp_size + trace.meta.pp_size + 2 + 2 * trace.meta.dp_size + 2
+    return 3 + kinds + trace.meta.dp_size + trace.meta.pp_size + 2 + 2 * (trace.meta.dp_size - 1)
 
 
 def _slots(mask: np.ndarray) -> np.ndarray:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from . import llm_trace, whatif
 from ._version import __version__
 from .boundary import check_input_file
 from .errors import InputError
 from .progress import progress_bar
-from .results import staged_dir, write_json, write_text
+from .results import staged_dir, write_json
 from .shipped import shipped_if_missing
+from .traces import Trace
 
 
 def run_whatif(
@@ -41,7 +44,7 @@ def run_whatif(
         result, replays = whatif.analyse(trace, progress=bar)
         with staged_dir(out, overwrite=overwrite, inputs=[trace_path, meta_path]) as tmp:
             write_json(tmp / "whatif.json", {**result, "trace_path": str(trace_path), "version": __version__})
-            write_text(tmp / "replicas.csv", _replicas_csv(whatif.replica_times(replays["original"], trace)))
+            _replicas(whatif.replica_times(replays["original"], trace), trace_path).write_csv(tmp / "replicas.csv")
             _figures(result, trace, replays, tmp, bar)
     finally:
         bar.close()
@@ -105,11 +108,11 @@ def _mean(values) -> float:
     return sum(values) / len(values)
 
 
-def _replicas_csv(times) -> str:
-    lines = ["worker,step,duration"]
-    for step, row in enumerate(times):
-        lines += [f"{worker},{step},{value!r}" for worker, value in enumerate(row.tolist())]
-    return "\n".join(lines) + "\n"
+def _replicas(times: np.ndarray, source: Path) -> Trace:
+    """``times[step, dp_rank]`` as a canonical trace: worker = DP rank, step = index in recorded order."""
+    n_steps, dp = times.shape
+    worker, step = np.repeat(np.arange(dp), n_steps), np.tile(np.arange(n_steps), dp)
+    return Trace(worker, step, times.T.ravel(), None, str(source))
 
 
 FIGURES = ("figures", "timeline-original", "timeline-ideal")
