@@ -3,7 +3,7 @@
     python benchmarks/engine.py [--repeats 3]
 
 - ``engine_vs_minimal_simpy``: seconds of ``Simulation(config).run()`` (the event engine,
-  never the fast path) over ``minimal_simpy`` of ``benchmarks/run.py`` on the same run
+  never the fast path) over ``minimal_simpy`` below on the same run
   (backup with cancellation, 100 + 6 exponential workers, 2,000 updates, timing only, full
   records), each the best of ``--repeats``; lower is better (target <= 1.3).
 - ``engine_tf_events_per_s``: gradient computations per second of the engine under ``tf``
@@ -21,19 +21,63 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import simpy
 from stragglersim.config import RunConfig
 from stragglersim.engine import Simulation
+from stragglersim.latency import parse_latency
+from stragglersim.streams import Stream, stream
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import minimal_simpy  # noqa: E402
-
+CANCEL = RunConfig(  # the engine_vs_minimal_simpy run
+    strategy="backup",
+    semantics="cancel",
+    workers=100,
+    backups=6,
+    steps=2000,
+    latency="exponential:rate=1",
+    timing_only=True,
+)
 SCALE = {1_000: 100, 3_000: 100, 10_000: 100, 30_000: 100}  # workers: updates
+
+
+def minimal_simpy(config: RunConfig) -> tuple[float, float]:
+    """A bare SimPy model of backup-with-cancel: P worker processes, the PS counts arrivals and
+    interrupts the rest at the N-th. Same draws as the engine. Returns (seconds, sim time)."""
+    p, n, steps = config.total_workers, config.workers, config.steps
+    model = parse_latency(config.latency)
+    draws = [model.sample(stream(config.seed, Stream.LATENCY, w), steps + 1).tolist() for w in range(p)]
+    env = simpy.Environment()
+    state = {"count": 0, "updates": 0, "event": env.event(), "last": 0.0}
+    procs = []
+
+    def worker(w):
+        d = 0
+        while state["updates"] < steps:
+            try:
+                yield env.timeout(draws[w][d])
+            except simpy.Interrupt:
+                d += 1
+                continue
+            d += 1
+            state["count"] += 1
+            if state["count"] == n:
+                state["count"] = 0
+                state["updates"] += 1
+                state["last"] = env.now
+                done, state["event"] = state["event"], env.event()
+                for other in procs:
+                    if other is not env.active_process and other.target is not done:
+                        other.interrupt()
+                done.succeed()
+            else:
+                yield state["event"]
+
+    procs.extend(env.process(worker(w)) for w in range(p))
+    start = time.perf_counter()
+    env.run()
+    return time.perf_counter() - start, state["last"]  # (env.now has run on through dead timeouts)
 
 
 def _engine_seconds(config: RunConfig) -> float:
@@ -43,16 +87,7 @@ def _engine_seconds(config: RunConfig) -> float:
 
 
 def _tf_events_per_s(repeats: int) -> float:
-    config = RunConfig(
-        strategy="backup",
-        semantics="tf",
-        workers=100,
-        backups=6,
-        steps=2000,
-        latency="exponential:rate=1",
-        timing_only=True,
-        log_gradients="none",
-    )
+    config = RunConfig(**{**CANCEL.to_dict(), "semantics": "tf", "log_gradients": "none"})
     best = 0.0
     for _ in range(repeats):
         start = time.perf_counter()
@@ -91,15 +126,7 @@ def _bare_simpy_per_update(workers: int, steps: int) -> float:
 
 def measure(repeats: int = 3) -> dict:
     """The figures of the module docstring (seconds; each the best of ``repeats``, but the 30k row)."""
-    config = RunConfig(
-        strategy="backup",
-        semantics="cancel",
-        workers=100,
-        backups=6,
-        steps=2000,
-        latency="exponential:rate=1",
-        timing_only=True,
-    )
+    config = CANCEL
     minimal = min(minimal_simpy(config)[0] for _ in range(repeats))
     engine = min(_engine_seconds(config) for _ in range(repeats))
     results = {

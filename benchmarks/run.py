@@ -5,7 +5,8 @@
 - ``sync_vs_bare`` / ``async_vs_bare``: steady-state training throughput of the trainer over a
   plain jitted JAX loop doing the same updates (``benchmarks/training.py``); higher is better.
 - ``engine_vs_minimal_simpy``: seconds of the event engine over a minimal hand-written SimPy
-  model of the same run (backup with cancellation, 100 + 6 workers, no records); lower is better.
+  model of the same run (backup with cancellation, 100 + 6 workers; ``engine.py``, best of 3);
+  lower is better.
 - ``fast_path_speedup``: event engine over the vectorised fast path on the same run.
 - ``scale_10k_workers_s`` and ``scale_peak_rss_mb``: 10,000 workers for 1,000 updates, timing
   only, without per-gradient logs.
@@ -14,8 +15,8 @@ Against the real limits (issue 19; each from its own script, which prints the de
 - ``fast_path_vs_numpy_limit``: fast-path updates/s over plain NumPy drawing the same 106
   exponentials per update and taking the 100th order statistic (``fastpath.py``; target >= 0.5);
   ``scale_100k_workers_s``: 100,000 workers x 1,000 updates on the fast path (target < 10 s, < 2 GB).
-- ``engine_vs_minimal_simpy`` (``engine.py``; target <= 1.3), the engine's cost per update at
-  1k-30k workers (linear) and 30,000 workers x 100 updates (target < 60 s).
+- from ``engine.py``: ``engine_vs_minimal_simpy`` (target <= 1.3), the engine's cost per update at
+  1k-30k workers beside bare SimPy's, and 30,000 workers x 100 updates (target < 60 s).
 - ``sync_vs_scan_limit`` / ``async_vs_scan_limit``: the trainer against one bare ``lax.scan``
   computing the same gradients on the same batches (``training_limit.py``; targets >= 0.9, >= 0.6).
 """
@@ -30,54 +31,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-import simpy
 from stragglersim.config import RunConfig
 from stragglersim.engine import Simulation
 from stragglersim.evaluation import describe_device
 from stragglersim.fastpath import fast_simulate
-from stragglersim.latency import parse_latency
-from stragglersim.streams import Stream, stream
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the sibling benchmark scripts
-
-
-def minimal_simpy(config: RunConfig) -> tuple[float, float]:
-    """A bare SimPy model of backup-with-cancel: P worker processes, the PS counts arrivals and
-    interrupts the rest at the N-th. Same draws as the engine. Returns (seconds, sim time)."""
-    p, n, steps = config.total_workers, config.workers, config.steps
-    model = parse_latency(config.latency)
-    draws = [model.sample(stream(config.seed, Stream.LATENCY, w), steps + 1).tolist() for w in range(p)]
-    env = simpy.Environment()
-    state = {"count": 0, "updates": 0, "event": env.event(), "last": 0.0}
-    procs = []
-
-    def worker(w):
-        d = 0
-        while state["updates"] < steps:
-            try:
-                yield env.timeout(draws[w][d])
-            except simpy.Interrupt:
-                d += 1
-                continue
-            d += 1
-            state["count"] += 1
-            if state["count"] == n:
-                state["count"] = 0
-                state["updates"] += 1
-                state["last"] = env.now
-                done, state["event"] = state["event"], env.event()
-                for other in procs:
-                    if other is not env.active_process and other.target is not done:
-                        other.interrupt()
-                done.succeed()
-            else:
-                yield state["event"]
-
-    procs.extend(env.process(worker(w)) for w in range(p))
-    start = time.perf_counter()
-    env.run()
-    return time.perf_counter() - start, state["last"]  # (env.now has run on through dead timeouts)
+import engine as engine_bench  # noqa: E402
+import fastpath as fastpath_bench  # noqa: E402
+import training_limit  # noqa: E402
 
 
 def training_ratio(strategy: str) -> float:
@@ -91,21 +54,7 @@ def main() -> None:
     results = {"device": describe_device()}
     results["sync_vs_bare"] = training_ratio("backup")
     results["async_vs_bare"] = training_ratio("async")
-    config = RunConfig(
-        strategy="backup",
-        semantics="cancel",
-        workers=100,
-        backups=6,
-        steps=2000,
-        latency="exponential:rate=1",
-        timing_only=True,
-    )
-    minimal, _ = minimal_simpy(config)
-    start = time.perf_counter()
-    Simulation(config).run()
-    engine = time.perf_counter() - start
-    results["engine_vs_minimal_simpy"] = engine / minimal
-    long = RunConfig(**{**config.to_dict(), "steps": 10_000})
+    long = RunConfig(**{**engine_bench.CANCEL.to_dict(), "steps": 10_000})
     start = time.perf_counter()
     Simulation(long).run()
     engine_long = time.perf_counter() - start
@@ -127,12 +76,8 @@ def main() -> None:
     fast_simulate(big, records=False)
     results["scale_10k_workers_s"] = time.perf_counter() - start
     results["scale_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    import engine as engine_bench
-    import fastpath as fastpath_bench
-    import training_limit
-
     limits = {**fastpath_bench.measure(), **engine_bench.measure(), **training_limit.measure()}
-    results.update(limits)  # engine.py's engine_vs_minimal_simpy (best of repeats) replaces the single run above
+    results.update(limits)
     shown = {k: "n/a" if results[k] is None else f"{results[k]:.2f}" for k in ("sync_vs_bare", "async_vs_bare")}
     print(
         f"sync training {shown['sync_vs_bare']}x and async {shown['async_vs_bare']}x a bare JAX loop; "
