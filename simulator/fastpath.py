@@ -75,11 +75,11 @@ def fast_simulate(run: RunInputs | RunConfig, *, records: bool = True) -> EventL
     """The update times (and, with ``records``, the event log) of a run :func:`applies` accepts."""
     inputs = inputs_of(run)
     kind = recursion(inputs.config)
-    if kind == "barrier":
-        return _barrier(inputs, records)
     from . import fastqueues
 
     try:
+        if kind == "barrier":
+            return _barrier(inputs, records)
         return fastqueues.RECURSIONS[kind](inputs)
     except Tie:
         from .engine import Simulation
@@ -138,9 +138,14 @@ def _transform(model: LatencyModel, u: np.ndarray, factors: np.ndarray) -> np.nd
 
 
 def _record(log: EventLog, draws: np.ndarray, n: int, starts: np.ndarray, times: np.ndarray, first: int) -> None:
-    """Gradient and update records of a chunk: the N fastest applied (ties: the lower worker
-    first), the rest cancelled at the update."""
+    """Gradient and update records of a chunk: the N fastest applied, the rest cancelled at the
+    update. Which of two equal times arrives first is the order of the engine's events, which
+    the draws alone do not tell: a tie at the N-th place raises :class:`Tie`."""
     order = np.argsort(draws, axis=1, kind="stable")
+    if n < draws.shape[1]:
+        ranked = np.take_along_axis(draws, order[:, n - 1 : n + 1], axis=1)
+        if np.any(ranked[:, 0] == ranked[:, 1]):
+            raise Tie
     for row in range(len(draws)):
         i = first + row
         applied = set(order[row, :n].tolist())
@@ -151,6 +156,7 @@ def _record(log: EventLog, draws: np.ndarray, n: int, starts: np.ndarray, times:
                 g = Gradient(len(log.gradients), w, i, i, i, start, start + float(draws[row, w]), APPLIED, i + 1, 0)
                 gs.append(g)
             else:
-                g = Gradient(len(log.gradients), w, i, i, i, start, end, CANCELLED)
+                # abandoned at the update: computing until then, or done and still pushing
+                g = Gradient(len(log.gradients), w, i, i, i, start, min(start + float(draws[row, w]), end), CANCELLED)
             log.gradients.append(g)
         log.updates.append(Update(i + 1, end, tuple(gs)))
