@@ -123,13 +123,15 @@ def analyse(trace: OpTrace, *, progress=NULL_PROGRESS) -> tuple[dict, dict]:
 
 def replica_times(replay, trace: OpTrace) -> np.ndarray:
     """[step, dp_rank] seconds from the step's start until the replica's gradients are ready: the
-    latest start of its first gradient collective over its stages (the optimizer's where none) in
-    ``replay`` (the no-delay replay of the measured durations: the recorded starts include waiting
-    for other replicas)."""
+    latest start of its first gradient collective over its stages (the optimizer's where none; the
+    latest end of its ops where the trace has neither) in ``replay`` (the no-delay replay of the
+    measured durations: the recorded starts include waiting for other replicas)."""
     slots = trace.slots
     first = slots[slots.optype.isin(llm_model.GRADIENT_COLLECTIVES)].groupby("stage").head(1).index.to_numpy()
     if len(first) == 0:
         first = slots[slots.optype == "optimizer"].index.to_numpy()
+    if len(first) == 0:
+        return replay.end.max(axis=0)
     return replay.start[first].max(axis=0)
 
 
