@@ -52,6 +52,10 @@ TRAINER_TESTS = [
     "tests/test_trainer.py::test_history_keeps_only_versions_that_can_still_be_applied",
     "tests/test_trainer.py::test_sync_updates_average_exactly_n_minibatches",
 ]
+WORKER_TESTS = ["tests/test_reference_model.py", "tests/test_engine.py", "tests/test_faults.py", "tests/test_worker.py"]
+THEORY_TESTS = ["tests/test_theory.py", "tests/test_theory_branches.py"]
+STUDY_TESTS = ["tests/test_study_tables.py", "tests/test_aggregation.py", "tests/test_comparison.py"]
+WHATIF_TESTS = ["tests/test_whatif_corners.py", "tests/test_whatif.py", "tests/test_whatif_properties.py"]
 # module -> (file, functions to mutate (None: the whole module), tests that guard it)
 TARGETS = {
     "engine": ("simulator/engine.py", None, ENGINE_TESTS),
@@ -66,7 +70,20 @@ TARGETS = {
     ),
     "steps": ("simulator/steps.py", {"build_steps"}, TRAINER_TESTS),
     "versions": ("simulator/versions.py", None, TRAINER_TESTS),
+    # the corners (issue 26): the worker loop, the fast path, the theory, the study tables, the what-if replay
+    "worker": ("simulator/worker.py", None, WORKER_TESTS),
+    "fastpath": ("simulator/fastpath.py", None, ["tests/test_reference_model.py", "tests/test_fastpath.py"]),
+    "theory": ("simulator/theory.py", None, THEORY_TESTS),
+    "aggregation": ("simulator/aggregation.py", None, STUDY_TESTS),
+    "comparison": ("simulator/comparison.py", None, STUDY_TESTS),
+    "llm_replay": ("simulator/llm_replay.py", None, WHATIF_TESTS),
+    "whatif": ("simulator/whatif.py", None, WHATIF_TESTS),
 }
+# The operator classes: the classic ones, and those that make corner bugs (--kinds corner).
+CLASSIC = ("comparison", "arithmetic", "boolean", "remove not", "constant", "min/max", "delete statement")
+CORNER = ("floor/ceil", "off by one", "swapped arguments", "time base")
+TIME_WORDS = {"now", "start", "end", "time", "t0", "clock", "step_started", "started", "began"}
+NOT_COMMUTATIVE = (ast.Sub, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
 
 SWAP = {
     ast.Eq: ast.NotEq,
@@ -125,6 +142,13 @@ def mutants_of(module: str, path: Path, functions: set[str] | None) -> list[tupl
             if isinstance(n, ast.FunctionDef):
                 scopes.append(n)
     roots = scopes if functions is not None else [tree]
+    # the time-like local names of each function, by node: candidates for a changed time base
+    scope_names: dict[int, set[str]] = {}
+    for fn in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
+        names = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and n.id in TIME_WORDS}
+        names |= {a.arg for a in fn.args.args + fn.args.kwonlyargs if a.arg in TIME_WORDS}
+        for n in ast.walk(fn):
+            scope_names[id(n)] = names
     seen: set[int] = set()
     out: list[tuple[Mutant, str]] = []
 
@@ -181,6 +205,7 @@ def mutants_of(module: str, path: Path, functions: set[str] | None) -> list[tupl
                 new = copy.deepcopy(node)
                 new.func.id = "max" if node.func.id == "min" else "min"
                 replace(node, new, "min/max")
+            _corners(node, replace, scope_names.get(id(node), set()))
             if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__slots__" for t in node.targets):
                 continue  # memory layout only
             if isinstance(node, ast.Assign | ast.AugAssign) or (
@@ -189,6 +214,43 @@ def mutants_of(module: str, path: Path, functions: set[str] | None) -> list[tupl
                 replace(node, "pass", "delete statement")
     out.sort(key=lambda m: (m[0].line, m[0].kind, m[0].after))
     return out
+
+
+def _corners(node: ast.AST, replace, time_names: set[str]) -> None:
+    """The corner mutants of one node: floor against ceiling division, off-by-one in ranges,
+    indices and slices, swapped arguments and operands, and a changed time base."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv):  # a // b -> ceil(a / b)
+        ceil = ast.UnaryOp(ast.USub(), ast.BinOp(ast.UnaryOp(ast.USub(), node.left), ast.FloorDiv(), node.right))
+        replace(node, ceil, "floor/ceil")
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("floor", "ceil"):
+        new = copy.deepcopy(node)
+        new.func.attr = "ceil" if node.func.attr == "floor" else "floor"
+        replace(node, new, "floor/ceil")
+    two = node.args[:2] if isinstance(node, ast.Call) else []
+    if len(two) == 2 and not any(isinstance(a, ast.Starred) for a in two) and _swappable(node):
+        new = copy.deepcopy(node)
+        new.args[0], new.args[1] = new.args[1], new.args[0]
+        replace(node, new, "swapped arguments")
+    if isinstance(node, ast.BinOp) and isinstance(node.op, NOT_COMMUTATIVE):
+        replace(node, ast.BinOp(node.right, node.op, node.left), "swapped arguments")
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in (ast.Lt, ast.LtE, ast.Gt, ast.GtE):
+        replace(node, ast.Compare(node.comparators[0], node.ops, [node.left]), "swapped arguments")
+    word = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+    if word in TIME_WORDS and isinstance(getattr(node, "ctx", None), ast.Load):
+        for other in sorted(time_names - {word}):
+            replace(node, ast.Name(other, ast.Load()), "time base")
+
+
+def _swappable(call: ast.Call) -> bool:
+    """Calls whose first two arguments mean different things (not type checks, messages or
+    symmetric functions, where a swap breaks at once or changes nothing)."""
+    name = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", "")
+    if name in ("isinstance", "getattr", "setattr", "hasattr", "min", "max", "print", "zip", "format", "join"):
+        return False
+    return not any(
+        isinstance(a, ast.JoinedStr) or (isinstance(a, ast.Constant) and isinstance(a.value, str))
+        for a in call.args[:2]
+    )
 
 
 def run_one(mutant: Mutant, text: str, file: str, tests: list[str], workdir: Path, timeout: float) -> None:
@@ -228,6 +290,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds per mutant")
     parser.add_argument("--limit", type=int, default=0, help="at most this many mutants per module")
     parser.add_argument("--list", action="store_true")
+    parser.add_argument(
+        "--kinds", choices=("all", "classic", "corner"), default="all", help="operator classes (corner: issue 26's)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "mutation-results.json")
     parser.add_argument(
         "--retest",
@@ -249,6 +314,9 @@ def main() -> None:
     for module in args.module or list(TARGETS):
         file, functions, tests = TARGETS[module]
         found = mutants_of(module, ROOT / file, functions)
+        if args.kinds != "all":
+            wanted = CORNER if args.kinds == "corner" else CLASSIC
+            found = [(m, t) for m, t in found if m.kind in wanted]
         if survivors is not None:
             found = [(m, t) for m, t in found if (m.module, m.line, m.kind, m.before, m.after) in survivors]
             tests = args.tests
