@@ -11,7 +11,9 @@ References:
 from __future__ import annotations
 
 import math
+import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +34,10 @@ def harmonic(n: int) -> float:
 def exponential_order_mean(k: int, n: int, rate: float, shift: float = 0.0) -> float:
     """E[X_{k:n}] for X ~ shift + Exp(rate): shift + (H_n - H_{n-k}) / rate (seconds)."""
     _check(k, n)
-    return shift + (harmonic(n) - harmonic(n - k)) / rate
+    if k > EXACT_TERMS:
+        return shift + (harmonic(n) - harmonic(n - k)) / rate
+    # Σ_{i=n-k+1}^{n} 1/i term by term: H_n - H_{n-k} cancels all but k/n of H_n ≈ ln n (0.2% off at k=1, n=1e12)
+    return shift + math.fsum(1.0 / i for i in range(n - k + 1, n + 1)) / rate
 
 
 def exponential_order_var(k: int, n: int, rate: float) -> float:
@@ -74,6 +79,9 @@ class OrderMoments:
 
 LARGE_ERROR = 1e-4  # relative error estimate above which a quadrature result says so
 LN10 = math.log(10.0)
+LOG_MAX = math.log(sys.float_info.max)  # exp of more overflows
+SPIKE = (1e-40, 1e-10, 1e-3, 0.1, 0.5)  # tail masses of the Beta weight: split points past SPIKE_N draws
+SPIKE_N = 1_000  # up to here quad finds the Beta weight in the halves by itself (to 1e-12 for Exp)
 
 
 def order_moments(model: LatencyModel, k: int, n: int, *, with_std: bool = True) -> OrderMoments:
@@ -108,13 +116,13 @@ def order_moments(model: LatencyModel, k: int, n: int, *, with_std: bool = True)
     if isinstance(model, ScipyLatency) and model.spec.family == "pareto":
         scale = model.spec.params["scale"]
         mean = pareto_order_moment(k, n, alpha, scale, 1) if mean_ok else math.inf
-        if second_ok:
-            std = math.sqrt(max(0.0, pareto_order_moment(k, n, alpha, scale, 2) - mean**2))
-        else:
-            std = math.inf
-        return OrderMoments(
-            mean, std, 0.0 if mean_ok else math.nan, 0.0 if second_ok else math.nan, "closed form", tuple(notes)
-        )
+        std = mean * math.sqrt(_pareto_relative_variance(k, n, alpha)) if second_ok else math.inf
+        std = math.nan if second_ok and math.isinf(std) else std  # a finite product past the doubles
+        for name, value in (("mean", mean), ("std", std)):
+            if math.isnan(value):
+                notes.append(f"the {name} of {what} is finite but could not be computed in double precision")
+        errors = [0.0 if math.isfinite(value) else math.nan for value in (mean, std)]
+        return OrderMoments(mean, std, *errors, "closed form", tuple(notes))
     if isinstance(model, Empirical):
         mean, var = _discrete_order_moments(model.sorted, k, n)
         return OrderMoments(mean, math.sqrt(var), 0.0, 0.0, "closed form")
@@ -151,7 +159,8 @@ def _discrete_order_moments(values: np.ndarray, k: int, n: int) -> tuple[float, 
 
 
 def pareto_order_moment(k: int, n: int, alpha: float, scale: float, power: int) -> float:
-    """E[X_{k:n}^p] for X ~ Pareto(alpha, scale), finite when (n-k+1)·alpha > p:
+    """E[X_{k:n}^p] for X ~ Pareto(alpha, scale), finite when (n-k+1)·alpha > p (``nan``: finite, but
+    beyond the largest double):
 
     scale^p · Γ(n+1) Γ(n-k+1-p/α) / (Γ(n-k+1) Γ(n+1-p/α)) = scale^p · Π_{j=n-k+1}^{n} j / (j - p/α).
     """
@@ -159,10 +168,49 @@ def pareto_order_moment(k: int, n: int, alpha: float, scale: float, power: int) 
     if (n - k + 1) * alpha <= power:
         return math.inf
     r = power / alpha
-    if k > EXACT_TERMS:  # Pochhammer symbols (a)_r = Γ(a + r) / Γ(a), accurate for large a
-        return scale**power * float(special.poch(n + 1 - r, r) / special.poch(n - k + 1 - r, r))
-    log = math.fsum(math.log(j) - math.log(j - r) for j in range(n - k + 1, n + 1))
-    return scale**power * math.exp(log)
+    if k > EXACT_TERMS:  # Pochhammer symbols (a)_r = Γ(a + r) / Γ(a), accurate for large a, while they fit
+        with np.errstate(over="ignore", invalid="ignore"):
+            ratio = float(special.poch(n + 1 - r, r) / special.poch(n - k + 1 - r, r))
+        if math.isfinite(ratio):
+            return scale**power * ratio
+    log = _log_product(n - k + 1, n, r, lambda j: -math.log1p(-r / j), lambda i: 1 / i)
+    return scale**power * math.exp(log) if log < LOG_MAX else math.nan
+
+
+def _pareto_relative_variance(k: int, n: int, alpha: float) -> float:
+    """Var[X_{k:n}] / E[X_{k:n}]² for X ~ Pareto(alpha), finite when (n-k+1)·alpha > 2: with r = 1/alpha,
+
+    Π_{j=n-k+1}^{n} (j-r)² / (j(j-2r)) - 1 = expm1(Σ_j log1p(r² / (j(j-2r)))),
+
+    not E[X²] / E[X]² - 1, whose subtraction keeps only ~r² k / (n (n-k+1)) of the digits (none of
+    them for k = 1, n = 1e8).
+    """
+    r = 1.0 / alpha
+    log = _log_product(n - k + 1, n, r, lambda j: math.log1p(r * r / (j * (j - 2 * r))), lambda i: (2.0**i - 2) / i)
+    return math.expm1(log) if log < LOG_MAX else math.nan
+
+
+def _log_product(a: int, n: int, r: float, term: Callable[[int], float], coefficient: Callable[[int], float]) -> float:
+    """Σ_{j=a}^{n} term(j), for a term(j) = Σ_{i≥1} coefficient(i) (r/j)^i (j > 2r): one by one up to
+    EXACT_TERMS terms; past that, those from m = max(a, 40r) on by the series, summed over j in
+    ψ(n+1) - ψ(m) (i = 1) and Hurwitz zeta functions ζ(i, m) - ζ(i, n+1). ``nan`` where more than
+    EXACT_TERMS terms lie below 40r (a tail index below ~1e-4, whose moments exceed the doubles).
+    """
+    if n - a < EXACT_TERMS:
+        return math.fsum(term(j) for j in range(a, n + 1))
+    m = min(max(a, math.ceil(40 * r)), n + 1)
+    if m - a > EXACT_TERMS:
+        return math.nan
+    parts = [term(j) for j in range(a, m)]
+    for i in range(1, 60):  # each (r/j)^i at most 1/40 of the one before
+        c = coefficient(i)
+        sum_j = special.digamma(n + 1) - special.digamma(m) if i == 1 else special.zeta(i, m) - special.zeta(i, n + 1)
+        if c == 0 or sum_j <= 0:  # no such power, or no j left (m = n + 1)
+            continue
+        parts.append(c * math.exp(i * math.log(r) + math.log(float(sum_j))))  # (r^i overflows past r ~ 1e19)
+        if abs(parts[-1]) <= 1e-18 * abs(parts[m - a]):  # the first of the series
+            break
+    return math.fsum(parts)
 
 
 def _order_statistic_words(model: LatencyModel, k: int, n: int) -> str:
@@ -196,16 +244,24 @@ def _quantile_moment(model: LatencyModel, k: int, n: int, power: int, center: fl
         if x == 0:
             return 0.0
         sign = -1.0 if x < 0 and power % 2 else 1.0
-        return sign * math.exp(power * math.log(abs(x)) + float(upper_beta.logpdf(s)) + math.log(s) + math.log(LN10))
+        weight = float(upper_beta.pdf(s))  # its logpdf is off by ~1e-9 for n ~ 1e6: only where pdf underflows
+        log_weight = math.log(weight) if 0 < weight < math.inf else float(upper_beta.logpdf(s))
+        return sign * math.exp(power * math.log(abs(x)) + log_weight + math.log(s) + math.log(LN10))
 
     mode = (k - 1) / (n - 1) if n > 1 else 0.5
     # The lower half in u, split at the Beta mode; the upper half in t = -log10(1 - u), from
     # u = 1/2 down to 1 - u = 1e-300 where ``isf`` is exact, else 1e-15 (1 - u still exact).
+    # Above SPIKE_N both are also split at quantiles of the Beta weight: for large n it is a
+    # spike far narrower than a half, which quad's first nodes would step over (0 ± 0).
     deepest = 300 if type(model).isf is not LatencyModel.isf else 15
-    pieces = [(lower, sorted({0.0, 0.5, *([mode] if 0 < mode < 0.5 else [])}))]
+    masses = SPIKE if n > SPIKE_N else ()
+    weight = stats.beta(k, n - k + 1)
+    spike = [float(u) for u in (*weight.ppf(masses), *weight.isf(masses)) if 0 < u < 0.5]
+    pieces = [(lower, sorted({0.0, 0.5, *([mode] if 0 < mode < 0.5 else []), *spike}))]
     cut = -math.log10(1 - mode) if 0.5 < mode < 1 else None
     decades = [t for t in (math.log10(2), 2, 5, 10, 15, 30, 100, 300) if t <= deepest]
-    pieces.append((upper, sorted({*decades, *([cut] if cut and cut < deepest else [])})))
+    spike = [-math.log10(s) for s in (*upper_beta.ppf(masses), *upper_beta.isf(masses)) if 10.0**-deepest < s < 0.5]
+    pieces.append((upper, sorted({*decades, *([cut] if cut and cut < deepest else []), *spike})))
     total, error = 0.0, 0.0
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", integrate.IntegrationWarning)
@@ -217,9 +273,12 @@ def _quantile_moment(model: LatencyModel, k: int, n: int, power: int, center: fl
                     value, abserr = math.inf, math.inf
                 total += value
                 error += abserr
-        if deepest < 300:  # what lies beyond: at least the integrand's last value times the mass left
-            s = 10.0**-deepest
-            error += abs(float(model.isf(s)) - center) ** power * float(upper_beta.cdf(s))
+        if deepest < 300:  # what lies beyond: the integrand's last value times the mass left, and for a
+            # tail of index α, whose quantiles climb like s^(-1/α), times aα / (aα - p) (a = n-k+1)
+            s, a, alpha = 10.0**-deepest, n - k + 1, model.tail_index
+            beyond = abs(float(model.isf(s)) - center) ** power * float(upper_beta.cdf(s))
+            climb = 1.0 if math.isinf(alpha) else a * alpha / (a * alpha - power) if a * alpha > power else math.inf
+            error += beyond * climb
     return total, error
 
 
