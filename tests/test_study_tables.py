@@ -552,7 +552,7 @@ def test_aggregate_by_hand():
 
 @pytest.mark.slow
 @given(study=studies(), choice=CHOICE, pick=PICK, as_json=st.booleans())
-@settings(max_examples=1500, **DEFAULT)
+@settings(max_examples=400, **DEFAULT)
 def test_many_more_studies(study, choice, pick, as_json):
     """The two in-memory properties above over many more drawn studies."""
     records = records_of(study, as_json=as_json)
@@ -564,7 +564,7 @@ def test_many_more_studies(study, choice, pick, as_json):
 
 @pytest.mark.slow
 @given(study=studies(), choice=CHOICE)
-@settings(max_examples=300, **DEFAULT)
+@settings(max_examples=100, **DEFAULT)
 def test_many_more_run_folders(study, choice):
     """The run-folder property above over more drawn studies."""
     check_run_folders(study, choice)

@@ -132,12 +132,16 @@ def stragglersim(*argv, limit_bytes: int | None = None, cwd=None, timeout=120) -
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
+    env = dict(os.environ)
+    if limit_bytes:  # coverage.py (.ci/run) could not save its data under the cap: the child runs unmeasured
+        env.pop("COVERAGE_PROCESS_CONFIG", None)
     return subprocess.run(
         [sys.executable, "-m", "stragglersim", *map(str, argv)],
         capture_output=True,
         text=True,
         cwd=cwd,
         timeout=timeout,
+        env=env,
         preexec_fn=cap if limit_bytes else None,
     )
 
