@@ -316,6 +316,8 @@ def test_many_workers_against_the_reference(fields):
     run = inputs(config)
     if config.log_gradients == "all":
         assert_same_log(config, simulate(run), ref)
+        if applies(run):
+            assert_same_log(config, fast_simulate(run, records=True), ref, ordered=False)
     quiet = dataclasses.replace(run, config=dataclasses.replace(config, log_gradients="none"))
     assert applies(quiet)
     assert_same_counts(quiet.config, fast_simulate(quiet, records=False), ref)

@@ -714,10 +714,9 @@ def test_quadrature_of_weibull_extremes_against_closed_forms(k, n):
 QUADRATURE_SLOW = [
     (spec, k, n)
     for spec in list(FAMILIES)[:4]
-    for k, n in [(1, 1), (1, 2), (2, 2), (30, 100), (70, 100)]
-    + [(1, SPIKE_N), (SPIKE_N // 2, SPIKE_N), (SPIKE_N, SPIKE_N), (1, SPIKE_N + 1), (SPIKE_N // 2, SPIKE_N + 1)]
-    + [(SPIKE_N + 1, SPIKE_N + 1), (1, 10**4), (5000, 10**4), (10**4, 10**4), (10**6, 2 * 10**6), (10**6, 10**6)]
-    + [(1, 10**12), (10**11, 10**12), (5 * 10**11, 10**12), (10**12, 10**12)]
+    # both sides of SPIKE_N and far beyond (CI's time: the default run checks one point of each side)
+    for k, n in [(1, 2), (70, 100), (SPIKE_N // 2, SPIKE_N), (1, SPIKE_N + 1), (SPIKE_N + 1, SPIKE_N + 1)]
+    + [(5000, 10**4), (10**6, 2 * 10**6), (1, 10**12), (10**12, 10**12)]
     + [(10**12 - 10**6, 10**12)]  # lognormal σ = 2 was 50% off here
 ]
 

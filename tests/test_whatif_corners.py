@@ -519,7 +519,7 @@ def test_one_stage_replay_matches_its_closed_form(one_stage_traces, data, dp):
 
 
 @pytest.mark.slow
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(data=st.data(), dp=st.integers(1, 4))
 def test_one_stage_replay_matches_its_closed_form_long(one_stage_traces, data, dp):
     """The closed-form check above with many more draws."""
