@@ -321,3 +321,24 @@ def test_many_workers_against_the_reference(fields):
     quiet = dataclasses.replace(run, config=dataclasses.replace(config, log_gradients="none"))
     assert applies(quiet)
     assert_same_counts(quiet.config, fast_simulate(quiet, records=False), ref)
+
+
+@pytest.mark.parametrize("latency", ["constant:value=1", "empirical:" + "{trace}"])
+def test_a_tie_at_the_nth_place_follows_the_engines_events(latency, tmp_path):
+    """Every draw equal (or drawn from two values): the N-th and (N+1)-th arrivals tie, and which of
+    them the PS takes is the order of events, not the lower worker. The fast path's per-gradient
+    records must name the contributors the reference names (it hands such a run to the engine)."""
+    trace = tmp_path / "two-values.csv"
+    trace.write_text("worker,step,duration\n" + "".join(f"0,{s},{1 + s % 2}\n" for s in range(8)))
+    config = RunConfig(
+        strategy="backup",
+        semantics="cancel",
+        workers=2,
+        backups=1,
+        steps=6,
+        timing_only=True,
+        latency=latency.format(trace=trace),
+    )
+    run = inputs(config)
+    assert applies(run)
+    assert_same_log(config, fast_simulate(run, records=True), reference(config), ordered=False)
