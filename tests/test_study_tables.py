@@ -552,7 +552,7 @@ def test_aggregate_by_hand():
 
 @pytest.mark.slow
 @given(study=studies(), choice=CHOICE, pick=PICK, as_json=st.booleans())
-@settings(max_examples=400, **DEFAULT)
+@settings(max_examples=200, **DEFAULT)
 def test_many_more_studies(study, choice, pick, as_json):
     """The two in-memory properties above over many more drawn studies."""
     records = records_of(study, as_json=as_json)

@@ -716,8 +716,7 @@ QUADRATURE_SLOW = [
     (spec, k, n)
     for spec in list(FAMILIES)[:4]
     # both sides of SPIKE_N and far beyond (CI's time: the default run checks one point of each side)
-    for k, n in [(1, 2), (70, 100), (SPIKE_N // 2, SPIKE_N), (1, SPIKE_N + 1), (SPIKE_N + 1, SPIKE_N + 1)]
-    + [(5000, 10**4), (10**6, 2 * 10**6), (1, 10**12), (10**12, 10**12)]
+    for k, n in [(70, 100), (SPIKE_N // 2, SPIKE_N), (1, SPIKE_N + 1), (10**6, 2 * 10**6), (10**12, 10**12)]
     + [(10**12 - 10**6, 10**12)]  # lognormal σ = 2 was 50% off here
 ]
 
