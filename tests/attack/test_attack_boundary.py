@@ -133,7 +133,7 @@ def stragglersim(*argv, limit_bytes: int | None = None, cwd=None, timeout=120) -
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
     env = dict(os.environ)
-    if limit_bytes:  # coverage.py (.ci/run) could not save its data under the cap: the child runs unmeasured
+    if limit_bytes:  # coverage.py measuring children could not save its data under the cap: run it unmeasured
         env.pop("COVERAGE_PROCESS_CONFIG", None)
     return subprocess.run(
         [sys.executable, "-m", "stragglersim", *map(str, argv)],
