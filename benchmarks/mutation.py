@@ -38,6 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE_TESTS = [
+    "tests/test_reference_model.py",
     "tests/test_engine.py",
     "tests/test_strategies.py",
     "tests/test_golden.py",
