@@ -164,6 +164,7 @@ class Reference:
         self.revival: list[Event | None] = [None] * self.P
         self.bounds = [[0.0] for _ in range(self.P)]  # fail-slow period starts
         self.periods = [fail_slow(w) for w in range(self.P)] if fail_slow else None
+        self.slow_factor = float(dict(p.split("=") for p in c.fail_slow.split(","))["factor"]) if fail_slow else 1.0
         # the PS
         self.version, self.pending, self.finished = 0, [], False
         self.updated = Event(self.k)
@@ -197,7 +198,7 @@ class Reference:
 
     def _stretch(self, w: int, t0: float, work: float) -> float:
         """Elapsed time of ``work`` normal-speed seconds from ``t0`` through normal/slow periods."""
-        bounds, factor = self.bounds[w], self.c_fail_factor
+        bounds, factor = self.bounds[w], self.slow_factor
         while bounds[-1] <= t0:
             bounds.append(bounds[-1] + next(self.periods[w]))
         i = max(j for j in range(len(bounds)) if bounds[j] <= t0)
@@ -456,9 +457,7 @@ class Reference:
     # --- running --------------------------------------------------------------------------------
 
     def run(self) -> Reference:
-        c, k = self.c, self.k
-        if c.fail_slow.strip():
-            self.c_fail_factor = float(dict(p.split("=") for p in c.fail_slow.split(","))["factor"])
+        k = self.k
         for w in range(self.P):
             spans = self.spans.get(w)
             if spans is not None:

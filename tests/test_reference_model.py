@@ -302,8 +302,8 @@ def test_engine_equals_the_reference_at_length(strategy, semantics, data, tmp_pa
         dict(strategy="backup", semantics="cancel", workers=180, backups=20, steps=15),
         dict(strategy="k-sync", workers=41, k=29),
         dict(strategy="sync", workers=40),
-        dict(strategy="backup", semantics="drop", workers=30, backups=9, log_gradients="none"),
-        dict(strategy="async", workers=45, log_gradients="none"),
+        dict(strategy="backup", semantics="drop", workers=30, backups=9),
+        dict(strategy="async", workers=45),
     ],
     ids=lambda f: f["strategy"],
 )
@@ -312,15 +312,8 @@ def test_many_workers_against_the_reference(fields):
     path's order statistic and the engine at 30-200 workers."""
     common = dict(timing_only=True, steps=60, latency="lognormal:mu=0,sigma=0.5", comm_latency=0.25, seed=5)
     config = RunConfig(**{**common, **fields})
-    ref = reference(config)
-    run = inputs(config)
-    if config.log_gradients == "all":
-        assert_same_log(config, simulate(run), ref)
-        if applies(run):
-            assert_same_log(config, fast_simulate(run, records=True), ref, ordered=False)
-    quiet = dataclasses.replace(run, config=dataclasses.replace(config, log_gradients="none"))
-    assert applies(quiet)
-    assert_same_counts(quiet.config, fast_simulate(quiet, records=False), ref)
+    assert applies(dataclasses.replace(config, log_gradients="none"))  # check compares the fast path's counts
+    check(config)
 
 
 @pytest.mark.parametrize("latency", ["constant:value=1", "empirical:" + "{trace}"])
@@ -339,6 +332,5 @@ def test_a_tie_at_the_nth_place_follows_the_engines_events(latency, tmp_path):
         timing_only=True,
         latency=latency.format(trace=trace),
     )
-    run = inputs(config)
-    assert applies(run)
-    assert_same_log(config, fast_simulate(run, records=True), reference(config), ordered=False)
+    assert applies(config)  # check compares the fast path's per-gradient records
+    check(config)
