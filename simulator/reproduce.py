@@ -21,7 +21,7 @@ from .grids import digest
 from .latency import Empirical, parse_latency
 from .results import by_workers, read_csv, write_json
 from .sweeps import run_sweep
-from .theory import order_mean, order_moments
+from .theory import order_means, order_moments
 from .traces import read_trace, shipped_trace
 
 TRACE = shipped_trace("measured-cpu-4x-cnn-digits.csv")
@@ -258,8 +258,9 @@ def _kth_gradient(empirical, model, scale: Scale, path: Path) -> None:
     rng = np.random.default_rng(0)
     boot = np.sort(empirical.sample(rng, r * n).reshape(r, n), axis=1)
     modelled = np.sort(model.sample(rng, r * n).reshape(r, n), axis=1)
+    means = order_means(model, n)
     rows = [
-        (k, boot[:, k - 1].mean(), np.median(boot[:, k - 1]), order_mean(model, k, n), np.median(modelled[:, k - 1]))
+        (k, boot[:, k - 1].mean(), np.median(boot[:, k - 1]), means[k - 1], np.median(modelled[:, k - 1]))
         for k in range(1, n + 1)
     ]
     _write_rows(path, ("k", "trace_mean", "trace_median", "model_mean", "model_median"), rows)
@@ -273,7 +274,8 @@ def time_to_target_table(results: Path, *, total: int, model) -> dict:
     times, updates = by_workers(rows, "time_to_target"), by_workers(rows, "updates_to_target")
     n = np.array(list(times))
     simulated = np.array([np.nanmean(v) for v in times.values()])
-    estimated = np.array([np.nanmean(updates[k]) * order_mean(model, k, total) for k in times])
+    means = order_means(model, total)
+    estimated = np.array([np.nanmean(updates[k]) * means[k - 1] for k in times])
     return {
         "backups": total - n,
         "simulated": simulated,

@@ -168,6 +168,9 @@ class Straggler(LatencyModel):
 
     def cdf(self, x):
         x = np.asarray(x, dtype=float)
+        if self.delay is None:  # both parts in one call of the base's CDF
+            fast, slow = self.base.cdf(np.stack([x, x / self.factor]))
+            return (1 - self.p) * fast + self.p * slow
         return (1 - self.p) * self.base.cdf(x) + self.p * self._slow_cdf(x)
 
     def _slow_cdf(self, x: np.ndarray) -> np.ndarray:
@@ -191,10 +194,17 @@ class Straggler(LatencyModel):
         return _invert_cdf(self.cdf, q)
 
 
+QUANTILE_RTOL = 1e-14  # relative width of the last bracket of a numerical quantile
+
+
 def _invert_cdf(cdf: Callable, q):
-    """Numerical quantiles inf{x >= 0: F(x) >= q} of a non-negative distribution, by
-    vectorised bisection (not a root finder: mixtures with a constant part have atoms, where
-    F jumps over q and has no root)."""
+    """Numerical quantiles inf{x >= 0: F(x) >= q} of a non-negative distribution, to a relative
+    QUANTILE_RTOL, vectorised. Each stays bracketed, F(lo) < q <= F(hi), and ``hi`` is returned: a
+    bracket found by doubling or halving from 1, then shrunk by false position with the Illinois rule
+    (the end kept twice in a row has its F - q halved) and a bisection every third step, each
+    probing a pair of points closer than the tolerance (a sign change between them ends it). Not a plain root finder:
+    mixtures with a constant part have atoms, where F jumps over q and has no root; the bisections
+    close in on the jump however false position fares there."""
     q = np.asarray(q, dtype=float)
     flat = q.reshape(-1)
     out = np.full(flat.shape, np.inf)
@@ -202,17 +212,51 @@ def _invert_cdf(cdf: Callable, q):
     inner = (flat > 0) & (flat < 1)
     target = flat[inner]
     if target.size:
-        lo, hi = np.zeros_like(target), np.ones_like(target)
-        for _ in range(1100):  # doubling until F(hi) >= q
-            short = cdf(hi) < target
-            if not short.any():
+        # the bracket: from 1, doubling while F < q or halving while F >= q (to 0 at the least)
+        ones = np.ones_like(target)
+        f_one = cdf(ones) - target
+        lo, hi, f_lo, f_hi = ones, ones.copy(), f_one, f_one.copy()
+        up = f_one < 0
+        for _ in range(1100):
+            short, over = up & (f_hi < 0), ~up & (f_lo >= 0)
+            if not (short.any() or over.any()):
                 break
-            lo, hi = np.where(short, hi, lo), np.where(short, hi * 2.0, hi)
-        for _ in range(200):
-            if np.all(hi - lo <= 1e-12 * np.maximum(1.0, hi)):
-                break
-            mid = 0.5 * (lo + hi)
-            above = cdf(mid) >= target
-            lo, hi = np.where(above, lo, mid), np.where(above, mid, hi)
+            probe = np.where(short, 2.0 * hi, np.where(over, 0.5 * lo, hi))
+            f_probe = cdf(probe) - target
+            lo, f_lo, hi, f_hi = (
+                np.where(short, hi, np.where(over, probe, lo)),
+                np.where(short, f_hi, np.where(over, f_probe, f_lo)),
+                np.where(short, probe, np.where(over, lo, hi)),
+                np.where(short, f_probe, np.where(over, f_lo, f_hi)),
+            )
+        kept = np.zeros(target.shape, dtype=int)  # -1: lo was kept last step, +1: hi was, 0: neither
+        with np.errstate(all="ignore"):
+            for step in range(400):
+                open_ = hi - lo > QUANTILE_RTOL * hi
+                if not open_.any():
+                    break
+                # F - q is 0 over a few ulps of x where F rounds to q: there a secant step of 0 would
+                # stall, so F - q counts as at least a rounding error at hi
+                f_top = np.maximum(f_hi, np.spacing(target))
+                x = hi - f_top * (hi - lo) / (f_top - f_lo)
+                x = np.where((step % 3 == 2) | ~(x > lo) | ~(x < hi), 0.5 * (lo + hi), x)
+                # a pair of points around x, closer than the tolerance: where F - q changes sign between
+                # them the bracket closes at once, else the nearer one replaces an end
+                delta = 0.25 * QUANTILE_RTOL * x
+                left, right = np.maximum(x - delta, lo), np.minimum(x + delta, hi)
+                f_left, f_right = cdf(np.stack([left, right])) - target
+                above, below = open_ & (f_left >= 0), open_ & (f_right < 0)
+                between = open_ & ~above & ~below
+                f_lo = np.where(above & (kept == -1), 0.5 * f_lo, f_lo)  # lo kept a second time
+                f_hi = np.where(below & (kept == 1), 0.5 * f_hi, f_hi)
+                lo, f_lo = (
+                    np.where(below | between, np.where(below, right, left), lo),
+                    np.where(below | between, np.where(below, f_right, f_left), f_lo),
+                )
+                hi, f_hi = (
+                    np.where(above | between, np.where(above, left, right), hi),
+                    np.where(above | between, np.where(above, f_left, f_right), f_hi),
+                )
+                kept = np.where(above, -1, np.where(below, 1, kept))
         out[inner] = hi
     return out.reshape(q.shape) if q.ndim else float(out[0])
