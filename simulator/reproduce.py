@@ -20,8 +20,9 @@ from .fitting import fit_durations
 from .grids import digest
 from .latency import Empirical, parse_latency
 from .results import by_workers, read_csv, write_json
+from .survival import order_means
 from .sweeps import run_sweep
-from .theory import order_means, order_moments
+from .theory import order_moments
 from .traces import read_trace, shipped_trace
 
 TRACE = shipped_trace("measured-cpu-4x-cnn-digits.csv")

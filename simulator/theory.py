@@ -57,37 +57,6 @@ def order_mean(model: LatencyModel, k: int, n: int) -> float:
     return order_moments(model, k, n, with_std=False).mean
 
 
-def order_means(model: LatencyModel, n: int) -> np.ndarray:
-    """E[X_{k:n}] for k = 1, ..., n at once (seconds): ``order_mean`` for each k, but for a model
-    with no closed form and a light tail, one adaptive quadrature of a vector of survival functions
-    over x instead of n over quantiles (hundreds of times faster for a mixture, whose quantiles are
-    found by search). For X >= 0,
-
-        E[X_{k:n}] = ∫_0^∞ P(X_{k:n} > x) dx,  P(X_{k:n} > x) = 1 - I_{F(x)}(k, n-k+1)
-
-    (David & Nagaraja eq. 2.1.5), so each value of F serves every k. The relative error is within
-    1e-9 on the whole range; tests compare it with ``order_mean``, an independent computation.
-    """
-    _check(1, n)
-    closed = isinstance(model, Constant | Empirical) or _exponential_params(model) is not None
-    pareto = isinstance(model, ScipyLatency) and model.spec.family == "pareto"
-    if closed or pareto or math.isfinite(model.tail_index) or n == 1:
-        return np.array([order_mean(model, k, n) for k in range(1, n + 1)])
-    k = np.arange(1, n + 1)
-
-    def survival(x: float) -> np.ndarray:
-        return special.betaincc(k, n - k + 1, float(model.cdf(x)))
-
-    # breakpoints at quantiles, where the survival functions of the small and the large k fall
-    cuts = sorted({float(model.ppf(q)) for q in (1e-6, 0.01, 0.1, 0.5, 0.9, 0.99)} - {0.0})
-    top = float(model.isf(1e-6 / n))  # past it P(X_{n:n} > x) <= n (1 - F(x)) < 1e-6: the rest by itself
-    with np.errstate(all="ignore"):
-        body, _ = integrate.quad_vec(survival, 0.0, top, epsrel=1e-11, norm="max", points=[c for c in cuts if c < top])
-        # the tail's own values are a few ulps of 1 - F: an absolute tolerance, from the body
-        tail, _ = integrate.quad_vec(survival, top, math.inf, epsabs=1e-12 * float(body.max()), norm="max")
-    return body + tail
-
-
 @dataclass(frozen=True)
 class OrderMoments:
     """Mean and standard deviation of X_{k:n} (seconds), with what is known of their accuracy.

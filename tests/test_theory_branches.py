@@ -45,6 +45,7 @@ from stragglersim.errors import InputError
 from stragglersim.latency import Empirical, LatencyModel, parse_latency
 from stragglersim.limits import MAX_PREDICT
 from stragglersim.reports import predict as report_predict
+from stragglersim.survival import order_means
 from stragglersim.theory import (
     EXACT_TERMS,
     LARGE_ERROR,
@@ -1058,7 +1059,7 @@ def _mixture_survival_mean(k: int, n: int) -> mp.mpf:
 def test_order_means_of_a_mixture_against_mpmath(n):
     """The fitted straggler mixture, which has no closed form and quantiles found by search: every
     k against mpmath to 1e-12."""
-    means = theory.order_means(parse_latency(MIXTURE), n)
+    means = order_means(parse_latency(MIXTURE), n)
     assert means.shape == (n,)
     for k in range(1, n + 1):
         assert means[k - 1] == pytest.approx(float(_mixture_survival_mean(k, n)), rel=1e-12)
@@ -1067,10 +1068,10 @@ def test_order_means_of_a_mixture_against_mpmath(n):
 @pytest.mark.slow
 def test_order_means_of_a_mixture_against_mpmath_slow():
     """n = 100 (the k-th gradient figure's), and n = 1, which takes ``order_mean``'s quadrature."""
-    means = theory.order_means(parse_latency(MIXTURE), 100)
+    means = order_means(parse_latency(MIXTURE), 100)
     for k in (1, 2, 50, 99, 100):
         assert means[k - 1] == pytest.approx(float(_mixture_survival_mean(k, 100)), rel=1e-12)
-    single = theory.order_means(parse_latency(MIXTURE), 1)[0]
+    single = order_means(parse_latency(MIXTURE), 1)[0]
     assert single == pytest.approx(float(_mixture_survival_mean(1, 1)), rel=1e-9)
 
 
@@ -1086,7 +1087,7 @@ def test_order_means_agree_with_the_quantile_quadrature(spec):
     """Two independent computations of E[X_{k:n}]: the survival functions over x (``order_means``)
     and the quantile quadrature over u (``order_mean``), within ``order_mean``'s error estimate."""
     model = parse_latency(spec)
-    means = theory.order_means(model, 5)
+    means = order_means(model, 5)
     for k in (1, 5):
         m = order_moments(model, k, 5, with_std=False)
         assert abs(means[k - 1] - m.mean) <= m.mean_error + 1e-10 * m.mean
@@ -1096,7 +1097,7 @@ def test_order_means_of_two_atoms_are_exact():
     """1 s with probability 0.9, else 3 s: X_{k:5} = 1 + 2·P(at least 6 - k of the 5 are 3 s), an exact
     binomial sum. (``order_mean``'s quantile quadrature is 1.2e-8 off at k = 3, past its own error
     estimate of 8.5e-9: quad cannot see the jump of the quantile function at u = 0.9.)"""
-    means = theory.order_means(parse_latency("straggler:base=constant(value=1),p=0.1,factor=3"), 5)
+    means = order_means(parse_latency("straggler:base=constant(value=1),p=0.1,factor=3"), 5)
     p = Fraction(1, 10)
     for k in range(1, 6):
         slow = sum(math.comb(5, j) * p**j * (1 - p) ** (5 - j) for j in range(6 - k, 6))
@@ -1106,7 +1107,7 @@ def test_order_means_of_two_atoms_are_exact():
 def test_order_means_of_an_exponential_known_only_as_a_mixture():
     """A straggler mixture with p = 0 is Exp(2) in disguise (the closed forms do not see it): every
     k of 12 equals (H_12 - H_{12-k}) / 2, exact sums."""
-    means = theory.order_means(parse_latency("straggler:base=exponential(rate=2),p=0,factor=3"), 12)
+    means = order_means(parse_latency("straggler:base=exponential(rate=2),p=0,factor=3"), 12)
     for k in range(1, 13):
         exact = sum(Fraction(1, i) for i in range(12 - k + 1, 13)) / 2
         assert means[k - 1] == pytest.approx(float(exact), rel=1e-12)
@@ -1122,6 +1123,6 @@ def test_order_means_of_an_exponential_known_only_as_a_mixture():
 )
 def test_order_means_take_order_mean_where_it_has_closed_forms_or_heavy_tails(spec):
     model = parse_latency(spec)
-    means = theory.order_means(model, 2)
+    means = order_means(model, 2)
     expected = [order_mean(model, k, 2) for k in (1, 2)]
     assert [float(m) for m in means] == expected or np.allclose(means, expected, rtol=0, atol=0, equal_nan=True)
