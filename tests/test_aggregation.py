@@ -105,3 +105,27 @@ def test_a_folder_without_runs_is_a_one_line_error(tmp_path):
         collect([tmp_path / "empty"])
     with pytest.raises(InputError, match="no such folder"):
         collect([tmp_path / "missing"])
+
+
+def test_a_run_with_an_unreadable_file_is_an_error_naming_that_file(tmp_path):
+    """A sweep has many runs: the error names the broken file itself, and a missing file names the run."""
+    run = make_run(tmp_path, backups=0, seed=0, steps=5)
+    (run / "summary.json").write_text("{not json")
+    with pytest.raises(InputError) as err:
+        collect([tmp_path])
+    assert str(err.value).startswith(f"{run / 'summary.json'}: cannot read")
+    (run / "summary.json").write_text("{}")
+    (run / "config.toml").unlink()
+    with pytest.raises(InputError) as err:
+        collect([run])
+    assert str(err.value) == f"{run}: not a complete run folder (no config.toml)"
+
+
+def test_a_folder_of_runs_skips_what_is_not_a_complete_run(tmp_path):
+    """A sweep's runs/ holds runs still being written (no summary.json yet) and stray files: only
+    complete runs are collected."""
+    make_run(tmp_path, backups=0, seed=0, steps=5)
+    (tmp_path / "half-written").mkdir()
+    (tmp_path / "half-written" / "config.toml").write_text("strategy = 'sync'\n")
+    (tmp_path / "notes.txt").write_text("a stray file\n")
+    assert [r.path.name for r in collect([tmp_path])] == ["b0-s0"]

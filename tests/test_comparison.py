@@ -55,7 +55,9 @@ def test_aggregate_prints_a_table_and_writes_the_sweeps_aggregate_csv(sweep, cap
         "samples_per_second",
     ]
     mean = per_seed(sweep, 2, "time_per_update").mean()
-    assert lines[3].split()[:4] == ["backup", "2", "6", f"{mean:.4g}"] and "±" in lines[3]
+    values = per_seed(sweep, 2, "time_per_update")
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    assert lines[3].split()[:6] == ["backup", "2", "6", f"{mean:.4g}", "±", f"{half:.2g}"]  # the half-width, > 0
     rows = read_csv(sweep / "aggregate.csv")
     assert [(r["backups"], r["n_seeds"]) for r in rows] == [("0", "6"), ("2", "6")]
     assert float(rows[1]["time_per_update_mean"]) == pytest.approx(mean, rel=1e-12)
@@ -110,6 +112,7 @@ def test_compare_prints_paired_differences_and_writes_csv_and_forest_plot(sweep,
         ("strategy=backup", "--baseline strategy=backup: matches 2 points; the points: "),
         ("colour=red", "--baseline colour: not a configuration field"),
         ("backups", "--baseline backups: give KEY=VALUE"),
+        ("backups=two", "--baseline backups=two: matches no point; the points: strategy=backup backups=0;"),
     ],
 )
 def test_a_bad_baseline_exits_2_with_one_line_naming_the_points(sweep, capsys, option, message):
@@ -170,3 +173,23 @@ def test_a_baseline_value_may_hold_commas():
 
     wanted = parse_baseline("latency=shifted-exponential:shift=1,rate=2,backups=0,semantics=drop")
     assert wanted == {"latency": "shifted-exponential:shift=1,rate=2", "backups": "0", "semantics": "drop"}
+
+
+def test_aggregate_of_one_run_folder_writes_no_file_and_says_why(sweep, capsys):
+    run = sweep / "runs" / "b0-s0"
+    assert main(["aggregate", str(run)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("1 runs, 1 configurations")
+    assert lines[-2:] == [
+        "  a configuration with one seed has no interval: run more seeds",
+        "  aggregate.csv not written: several folders or a run folder; give --out FILE",
+    ]
+    assert not (run / "aggregate.csv").exists()
+
+
+def test_a_run_folder_without_its_config_exits_2(tmp_path, capsys):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "summary.json").write_text("{}")
+    assert main(["aggregate", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'r'}: not a complete run folder (no config.toml)" in err
