@@ -3,6 +3,7 @@ would write reads back as itself, ranks come from the files, and bad files are o
 
 import gzip
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -190,6 +191,7 @@ def _first_range(change):
     return apply
 
 
+EXTRA_STEP = {"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#9", "pid": 1, "tid": 1, "ts": 5e6, "dur": 10.0}
 P2P = {"ph": "X", "cat": "kernel", "name": "ncclDevKernel_SendRecv(x)", "pid": 0, "tid": 7, "ts": 10_500.0, "dur": 5.0}
 BROKEN = {  # what is done to rank1.json -> a word of the message
     "invalid JSON": (lambda p: p.write_text('{"traceEvents": ['), "malformed JSON"),
@@ -210,6 +212,9 @@ BROKEN = {  # what is done to rank1.json -> a word of the message
     "same rank": (lambda p: rewrite(p, lambda d: d["distributedInfo"].update(rank=0)), "rank 0 again"),
     "p2p outside": (lambda p: rewrite(p, _add_event(P2P)), "direction is unknown"),
     "no rank": (lambda p: rewrite(p, lambda d: d.pop("distributedInfo")) or p.rename(p.with_name("x.json")), "no rank"),
+    "rank a string": (lambda p: rewrite(p, lambda d: d["distributedInfo"].update(rank="1")), "got '1'"),
+    "infinite ts": (lambda p: rewrite(p, _first_range(lambda e: e.update(ts="inf"))), "must be finite"),
+    "extra step": (lambda p: rewrite(p, _add_event(EXTRA_STEP)), "steps [9] are missing from other ranks' files"),
 }
 
 
@@ -226,6 +231,65 @@ def test_a_bad_file_is_a_one_line_error_naming_it(tmp_path, case):
     assert ("x.json" if case == "no rank" else "rank1.json") in message, message
     if case == "p2p outside":
         assert "SendRecv" in message and "10500.0" in message
+
+
+def test_bad_sizes_and_a_missing_file_are_one_line_errors(tmp_path):
+    with pytest.raises(InputError, match=r"^--pp must be an integer >= 1, got 0$"):
+        convert_profiles([], dp_size=2, pp_size=0)
+    with pytest.raises(InputError, match=r"^--dp must be an integer >= 1, got True$"):
+        convert_profiles([], dp_size=True, pp_size=1)
+    missing = tmp_path / "rank0.json"
+    with pytest.raises(InputError, match=f"^{re.escape(str(missing))}: cannot read trace: No such file or directory$"):
+        convert_profiles([missing], dp_size=1, pp_size=1)
+
+
+def _skipped(doc):  # not complete events with a name: metadata, an instant, a number, a nameless range
+    doc["traceEvents"] += [5, {"ph": "M", "name": "process_name", "pid": 0, "args": {"name": "GPU 0"}}]
+    doc["traceEvents"] += [{"ph": "i", "cat": "user_annotation", "name": "ProfilerStep#9", "ts": 5.0, "s": "t"}]
+    doc["traceEvents"] += [{"ph": "X", "cat": "user_annotation", "name": 7, "ts": 0.0, "dur": 1.0}]
+
+
+def _nested_host_steps(doc):  # a shorter ProfilerStep inside each (a cpu_op): the outermost span counts
+    steps = [e for e in doc["traceEvents"] if e["name"].startswith("ProfilerStep#")]
+    doc["traceEvents"] += [{**e, "cat": "cpu_op", "ts": e["ts"] + e["dur"] / 2, "dur": e["dur"] / 4} for e in steps]
+
+
+def _split_gpu_steps(doc):  # each GPU-side step as two ranges on two streams, the later one first
+    for e in [e for e in doc["traceEvents"] if e["cat"] == "gpu_user_annotation" and "#" in e["name"]]:
+        half = e["dur"] / 2
+        doc["traceEvents"].remove(e)
+        doc["traceEvents"] += [{**e, "tid": 8, "ts": e["ts"] + half, "dur": half}, {**e, "dur": half}]
+
+
+def _gpu_gc(doc):  # gc also as a GPU range: that one counts, the host range (another duration) is ignored
+    for e in [e for e in doc["traceEvents"] if e["name"] == "gc"]:
+        doc["traceEvents"].append({**e, "cat": "gpu_user_annotation", "pid": 0, "tid": 7})
+        e["dur"] = 999.0
+
+
+def _broadcast(doc):  # an NCCL kernel of no classified collective, outside every range: not an op
+    doc["traceEvents"].append({**P2P, "name": "ncclDevKernel_Broadcast_RING_LL(x)"})
+
+
+@pytest.mark.parametrize(
+    "change, gpu_steps",
+    [(_skipped, False), (_nested_host_steps, False), (_split_gpu_steps, True), (_gpu_gc, False), (_broadcast, False)],
+)
+def test_events_that_are_not_ops_or_repeat_a_step_leave_the_table_as_it_was(tmp_path, change, gpu_steps):
+    want = table(dp=1, pp=1)
+    files = write_profile(want, tmp_path, dp_size=1, pp_size=1, gpu_steps=gpu_steps)
+    rewrite(files[0], change)
+    same(convert_profiles(files, dp_size=1, pp_size=1), want)
+
+
+def test_write_profile_refuses_an_unknown_bare_kernel_and_steps_that_interleave(tmp_path):
+    with pytest.raises(ValueError, match=r"no bare kernel for \['optimizer'\]; choose from"):
+        write_profile(table(), tmp_path / "a", dp_size=2, pp_size=2, kernels=["optimizer", "params-all-gather"])
+    mixed = table()
+    mixed.loc[mixed.step == 4, "start_ts"] -= 0.95  # step 4 begins inside step 3
+    with pytest.raises(ValueError, match=r"^rank 0: steps interleave in time"):
+        write_profile(mixed, tmp_path / "b", dp_size=2, pp_size=2)
+    assert not (tmp_path / "a").exists() and not any((tmp_path / "b").iterdir())
 
 
 def test_a_missing_representative_is_an_error_naming_its_rank(tmp_path):

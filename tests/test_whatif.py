@@ -173,6 +173,36 @@ def _table_error(tmp_path, capsys, edit, meta="dp_size: 2\npp_size: 2\n") -> str
         (lambda t: t, "dp_size: 1\npp_size: 2\n", "dp_rank 1 is outside 0..0"),
         (lambda t: t, "dp_size: 2\npp_size: 2\nworld_size: 8\n", "world_size 8 is not"),
         (lambda t: t, "dp_size: 2\npp_size: 2\nvpp_size: 2\n", "vpp_size 2"),
+        (lambda t: t.iloc[:0], None, "t.csv: no ops"),
+        (lambda t: pd.concat([t, t.loc[[2]]]), None, "step 7 DP rank 0 stage 0 has forward-compute seq_id 0 twice"),
+        (
+            lambda t: t.assign(seq_id=t.seq_id.where(t.index != 3, 1)),
+            None,
+            "line 5: forward-compute seq_id 1 on stage 0 (step 7, DP rank 1) is not in the schedule of step 7, DP rank",
+        ),
+        (  # DP rank 1's forward-send replaced by a second forward-compute: as many rows as DP rank 0
+            lambda t: pd.concat([t.drop(index=5), t.loc[[3]]]),
+            None,
+            "a second forward-compute seq_id 0 in step 7 on DP rank 1, stage 0",
+        ),
+        (lambda t: t.assign(rank=t["rank"].where(t.index != 0, 9)), None, "DP rank 0, stage 0 was recorded on two"),
+        (lambda t: t, "dp_size: 3\npp_size: 2\n", "no ops of DP rank 2, stage 0 (the meta says dp_size 3, pp_size 2)"),
+        (lambda t: t[~((t.stage == 1) & t.optype.str.endswith("-compute"))], None, "stage 1 has no forward or"),
+        (
+            lambda t: pd.concat([t, t.loc[[4, 5]].assign(seq_id=1, start_ts=t.start_ts + 0.25)]),
+            None,
+            "stage 0 has 2 forward-send ops for 1 forward-compute ops (one each, or none)",
+        ),
+        (
+            lambda t: pd.concat([t, t.loc[[2, 3]].assign(optype="forward-recv")]),
+            None,
+            "stage 0 has forward-recv ops but no stage sends to it",
+        ),
+        (  # stage 0 records its backward before its forward: each waits for the other through stage 1
+            lambda t: t.assign(start_ts=t.start_ts.where((t.stage != 0) | (t.optype != "forward-compute"), 120.0)),
+            None,
+            "the ops cannot be ordered (a dependency cycle through",
+        ),
     ],
 )
 def test_bad_trace_is_one_line(tmp_path, capsys, edit, meta, expected):
@@ -192,6 +222,28 @@ def test_bad_trace_is_one_line(tmp_path, capsys, edit, meta, expected):
 def test_bad_meta_is_one_line(tmp_path, capsys, meta, expected):
     err = _table_error(tmp_path, capsys, lambda t: t, meta)
     assert f"{tmp_path / 'm.yaml'}: " in err and expected in err
+
+
+def test_a_missing_trace_or_meta_is_one_line(tmp_path, capsys):
+    hand_table().to_csv(tmp_path / "trace-x.csv", index=False)
+    out = str(tmp_path / "o")
+    for argv, expected in [
+        ([str(tmp_path / "trace-none.csv")], f"{tmp_path / 'trace-none.csv'}: no such file"),
+        ([str(tmp_path / "trace-x.csv")], "trace-x.csv: give --meta META.yaml (no meta-x.yaml beside the trace)"),
+        ([str(tmp_path / "trace-x.csv"), "--meta", str(tmp_path / "m.yaml")], f"--meta {tmp_path / 'm.yaml'}: no such"),
+    ]:
+        assert cli.main(["whatif", *argv, "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expected in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trace-x.csv"]
+
+
+@pytest.mark.parametrize("name", ["d.csv", "d.parquet"])
+def test_a_folder_given_to_read_ops_is_the_os_error_never_an_empty_table(tmp_path, name):
+    """pyarrow would read a folder as an empty parquet dataset; the OS error is passed on instead."""
+    (tmp_path / name).mkdir()
+    with pytest.raises(OSError, match="directory"):
+        llm_trace.read_ops(tmp_path / name)
 
 
 def test_corrupt_parquet_is_one_line(tmp_path, capsys):

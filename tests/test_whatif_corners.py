@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from stragglersim import llm_model, llm_trace, whatif
+from stragglersim import llm_model, llm_trace, whatif, whatif_report
 from stragglersim.llm_replay import Durations, ideal, measured, no_delay, replay
 
 SHIPPED = Path(__file__).resolve().parent.parent / "traces" / "llm-whatif"
@@ -440,6 +440,27 @@ def test_no_gap_no_collectives_no_optimizer(tmp_path):
     assert [b["mean_step_time"] for b in r["backups"]] == [3.0, 3.0]
     # without a gradient collective or an optimizer, a replica's gradients are ready when its last op ends
     assert whatif.replica_times(drawn["original"], trace).tolist() == [[3.0, 3.0]]
+    note = "note: the trace has no data-parallel gradient collective: backup replicas do not apply"
+    assert note in whatif_report.summary_lines(r)
+
+
+def test_a_separate_all_reduce_waits_for_the_reduce_scatters_which_wait_for_the_last_compute(tmp_path):
+    """With a separate all-reduce the reduce-scatters leave the compute stream's tail: the first waits
+    for the last compute, the all-reduce for the last scatter (and the compute stream), clip for it."""
+    sep = "separate-grads-all-reduce"
+    schedule = {
+        (0, FWD): {1: [(0, 1)] * 2},
+        (0, BWD): {1: [(1, 3)] * 2},
+        (0, RS): {1: [(3, 4)] * 2},
+        (0, sep): {1: [(4, 5)] * 2},
+        (0, CLIP): {1: [(5, 6)] * 2},
+    }
+    trace, model = _load(tmp_path, schedule, dp=2, pp=1)
+    slot = {optype: i for i, optype in enumerate(trace.slots.optype)}
+    assert model.deps[slot[RS]].tolist() == [slot[BWD]]
+    assert sorted(model.deps[slot[sep]].tolist()) == sorted([slot[BWD], slot[RS]])
+    assert model.deps[slot[CLIP]].tolist() == [slot[sep]]
+    assert [g.members for g in model.groups if g.gradient] == [(slot[RS],), (slot[sep],)]
 
 
 @pytest.mark.parametrize("dp, top", [(33, [5]), (34, [5, 9])])

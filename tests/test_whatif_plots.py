@@ -183,3 +183,29 @@ def test_the_timeline_has_a_named_process_per_worker_and_steps_end_to_end(tmp_pa
         assert e["dur"] == pytest.approx(measured[(*worker[e["pid"]], e["args"]["step"], e["name"])])  # microseconds
         assert e["args"]["seq_id"] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # written atomically: no temporary left
+
+
+def test_a_heatmap_of_more_than_400_workers_leaves_its_cells_unannotated():
+    big = {**result(score=np.ones((21, 20)).tolist()), "dp_size": 21, "pp_size": 20}
+    fig = heatmap_figure(big)
+    ax = fig.axes[0]
+    assert np.asarray(ax.images[0].get_array()).shape == (21, 20)
+    assert len(ax.texts) == 0  # 420 numbers would not fit their cells
+    assert {t.get_fontsize() for t in ax.get_xticklabels() + ax.get_yticklabels()} == {6}
+
+
+def test_a_result_without_the_ideal_series_draws_the_others():
+    partial = result()
+    del partial["step_time"]["ideal"]
+    partial["backups"] = [{k: v for k, v in row.items() if not k.startswith("ideal_")} for row in partial["backups"]]
+    ax = step_times_figure(partial).axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["measured", "replayed (own durations)", "no launch delay"]
+    left, right = backups_figure(partial).axes
+    assert [line.get_label() for line in left.get_lines()] == ["measured durations"]
+    assert [line.get_label() for line in right.get_lines()] == ["measured durations"]
+
+
+def test_a_timeline_of_an_op_table_without_end_times_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"op table lacks columns \['end'\]"):
+        write_timeline(ops_table().drop(columns="end"), tmp_path / "t.json", title="t")
+    assert not any(tmp_path.iterdir())
