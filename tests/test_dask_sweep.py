@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from stragglersim.cli import main
 from stragglersim.config import RunConfig
-from stragglersim.errors import InputError
+from stragglersim.errors import InputError, RunsFailed
 from stragglersim.progress import RunCounter
 from stragglersim.sweeps import grid, run_sweep
 
@@ -160,7 +160,7 @@ def test_a_dask_worker_killed_mid_sweep_costs_only_its_runs(cluster, tmp_path):
     assert len((out / "results.csv").read_text().splitlines()) == 1 + 8
 
 
-def test_a_local_dask_cluster_gives_the_local_results(tmp_path):
+def test_a_local_dask_cluster_gives_the_local_results_and_failures(tmp_path):
     configs = grid(
         RunConfig(strategy="backup", steps=300, timing_only=True),
         strategies=["backup"],
@@ -168,9 +168,16 @@ def test_a_local_dask_cluster_gives_the_local_results(tmp_path):
         backups=[0, 1],
         seeds=[0],
     )
+    (tmp_path / "t.csv").write_text("worker,step,duration\n0,0,1\n1,0,10\n")  # used up before the first update
+    trace = f"trace:{tmp_path / 't.csv'}"
+    used_up = RunConfig(strategy="k-batch-sync", workers=2, k=2, latency=trace, timing_only=True)
     messages = []
-    dask = run_sweep(configs, tmp_path / "dask", scheduler="local:2", log=messages.append)
+    for folder, options in (("dask", {"scheduler": "local:2", "log": messages.append}), ("local", {"jobs": 1})):
+        with pytest.raises(RunsFailed, match=r"1 of 5 runs failed, e\.g\. \S+: \S*InputError: --latency trace:"):
+            run_sweep([*configs, used_up], tmp_path / folder, **options)
+        assert "the trace was used up before the first update" in (tmp_path / folder / "failures.txt").read_text()
     assert messages[0].startswith("Dask scheduler tcp://127.0.0.1:") and "2 workers, 2 threads" in messages[0]
+    dask = run_sweep(configs, tmp_path / "dask", scheduler="local:2")  # every run is complete: no cluster starts
     assert dask == run_sweep(configs, tmp_path / "local", jobs=1)
 
 
@@ -251,3 +258,14 @@ def test_workers_with_another_stragglersim_version_are_refused(monkeypatch):
     with pytest.raises(InputError, match=r"worker tcp://127.0.0.1:\d+ has stragglersim .*, this client 0.0.0-client"):
         with dask_sweep.connect("local:1"):
             pass
+
+
+def test_a_file_a_worker_sends_from_outside_its_run_folder_is_refused_and_nothing_written(tmp_path):
+    from stragglersim.dask_sweep import write_files
+
+    for name in ("../escape.csv", "/etc/escape.csv"):
+        with pytest.raises(ValueError, match=f"a worker sent a file outside its run folder: {name}"):
+            write_files(tmp_path / "run", {"summary.json": b"{}", name: b"x"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    write_files(tmp_path / "run", {"summary.json": b"{}", "sub/x.csv": b"a\n"})
+    assert (tmp_path / "run" / "sub" / "x.csv").read_bytes() == b"a\n"

@@ -125,3 +125,31 @@ def test_oldest_live_version_covers_every_gradient_not_yet_applied(options):
             wk.current.version for wk in sim.ps.workers if wk.current is not None and wk.current.fate == "unfinished"
         ]
         assert sim.oldest_live_version() == min([*live, sim.ps.version])
+
+
+def test_a_consumer_that_stops_early_forgets_the_updates_after_it():
+    """``finish(consumed)``: the updates simulated past ``consumed`` were never applied, so they
+    go from the log and their gradients end unfinished (the trainer stopping at its target)."""
+    sim = Simulation(RunConfig(strategy="sync", workers=3, steps=50, timing_only=True, seed=1))
+    for _, _ in zip(range(4), sim.updates(), strict=False):
+        pass
+    forgotten = [g for u in sim.log.updates[1:] for g in u.gradients]
+    assert len(sim.log.updates) >= 4 and len(forgotten) >= 9
+    sim.finish(1)
+    assert [u.index for u in sim.log.updates] == [1]
+    assert all(g.fate == "unfinished" and g.update is None and g.staleness is None for g in forgotten)
+    assert sim.ps.pending == []
+
+
+def test_the_parameter_servers_invariants_stop_a_broken_update():
+    """Time never goes backwards between updates, and a gradient is applied at most once."""
+    sim = Simulation(RunConfig(strategy="sync", workers=2, steps=10, timing_only=True))
+    for _, _ in zip(range(2), sim.updates(), strict=False):
+        pass
+    applied = sim.log.updates[-1].gradients[0]
+    sim.ps.pending = [applied]
+    with pytest.raises(RuntimeError, match=rf"invariant broken: gradient {applied.id} applied with fate applied"):
+        sim.ps.apply()
+    sim.env._now = 0.0
+    with pytest.raises(RuntimeError, match=r"invariant broken: update at t=0.0 before the previous one"):
+        sim.ps.apply()

@@ -199,3 +199,33 @@ def test_a_grid_file_with_seed_and_seeds_is_refused(tmp_path):
     both.write_text("backup = [0, 1]\n")
     with pytest.raises(InputError, match="did you mean 'backups'"):
         Grid.load(both)
+
+
+def test_grid_errors_name_the_option_and_the_run(tmp_path):
+    from stragglersim.grids import Union, grid_from_options, parse_int_list, parse_values
+
+    with pytest.raises(InputError, match=r"--total-workers ',': no values"):
+        parse_int_list(",", "--total-workers")
+    with pytest.raises(InputError, match=r"grid: unknown option 'nope'"):
+        Grid({"nope": [1]})
+    with pytest.raises(InputError, match=r"--checkpoint-every: checkpoints belong to single runs"):
+        Grid({"checkpoint_every": [10]})
+    with pytest.raises(InputError, match=r"--k must be .*got 5 \(in the grid's run --strategy k-sync --workers 2 "):
+        Grid.from_mapping({"strategy": "k-sync", "workers": 2, "k": 5, "timing_only": True}, source="t").configs()
+    (tmp_path / "g.toml").write_text("workers = 2\n[[grid]]\nworkers = 3\n")
+    with pytest.raises(InputError, match=r"g.toml: either flat keys or \[\[grid\]\] tables, not both"):
+        Grid.load(tmp_path / "g.toml")
+    with pytest.raises(InputError, match=r"a sweep folder's record \(grid.toml\); give no other grid options"):
+        Union([Grid({"workers": [2]})]).merged(Grid({"workers": [3]}))
+    record = Union([Grid({"workers": [2]})])
+    assert record.merged(Grid()) is record
+    # a SPEC holds commas itself: one value; the trace options are one value each, kept when not the default
+    assert parse_values("latency", "lognormal:mu=0,sigma=1") == ["lognormal:mu=0,sigma=1"]
+    options = {"trace_format": "pai", "time_scale": 0.001, "latency": "trace:t.csv", "timing_only": True}
+    assert grid_from_options(options).axes == {
+        "latency": ["trace:t.csv"],
+        "timing_only": [True],
+        "trace_format": ["pai"],
+        "time_scale": [0.001],
+    }
+    assert grid_from_options({"trace_format": "csv", "time_scale": 1.0}).axes == {}

@@ -156,6 +156,7 @@ def test_empirical_bootstrap_pooled_and_per_worker(tmp_path):
         ("worker,step,duration\n0,0,1\n0,1\n", "t.csv:3: wrong number of fields (the header has 3)"),
         ("worker,step,duration\n0.5,0,1\n", "t.csv:2: worker must be an integer >= 0, got 0.5"),
         ("worker,step,duration\n0,0,1\n\n0,-1,1\n", "t.csv:4: step must be an integer >= 0, got -1"),
+        ("worker,step,duration,start\n0,0,1,0\n0,1,1,inf\n", "t.csv:3: start must be a finite number, got inf"),
     ],
 )
 def test_bad_canonical_traces(tmp_path, capsys, content, message):
@@ -177,6 +178,7 @@ def test_bad_canonical_traces(tmp_path, capsys, content, message):
         ('[{"ph": "X", "name": "ProfilerStep#1", "ts": 0}]', "record 0 (ProfilerStep#1): needs numeric 'ts' and 'dur'"),
         ('[{"ph": "X", "name": "ProfilerStep#1", "ts": 0, "dur": -5}]', "record 0 (ProfilerStep#1): duration must be"),
         ('[{"ph": "X", "name": "other", "ts": 0, "dur": 5}]', "no step events"),
+        ('[{"ph": "X", "name": "t", "ts": 0, "dur": 5, "args": {"step_num": "one"}}]', "step_num is not an integer"),
     ],
 )
 def test_bad_chrome_traces(tmp_path, capsys, content, message):
@@ -185,6 +187,16 @@ def test_bad_chrome_traces(tmp_path, capsys, content, message):
     printed = capsys.readouterr().err
     assert rc == 2 and message in printed and str(tmp_path / "t.json") in printed and printed.count("\n") == 1
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_a_trace_used_up_before_the_first_update_is_an_input_error(tmp_path):
+    """k-batch-sync with K = 2: worker 0 asks for its second duration before worker 1's first ends."""
+    from stragglersim.runner import execute
+
+    (tmp_path / "t.csv").write_text("worker,step,duration\n0,0,1\n1,0,10\n")
+    config = RunConfig(strategy="k-batch-sync", workers=2, k=2, latency=f"trace:{tmp_path / 't.csv'}", timing_only=True)
+    with pytest.raises(InputError, match=r"--latency trace:.*t.csv: the trace was used up before the first update"):
+        execute(config)
 
 
 def test_errors_for_missing_files_and_too_few_workers(tmp_path, capsys):
@@ -197,6 +209,16 @@ def test_errors_for_missing_files_and_too_few_workers(tmp_path, capsys):
     assert "--time-scale must be a finite number > 0" in capsys.readouterr().err
     assert main(["import", PAI, "--format", "xml", "--out", str(tmp_path / "x.csv")]) == 2
     assert "unknown trace format 'xml'" in capsys.readouterr().err
+
+
+def test_a_pai_file_without_its_columns_and_a_long_line_are_named(tmp_path):
+    (tmp_path / "p.csv").write_text(",worker,gpu,time\n0,0,20,1\n")
+    with pytest.raises(InputError, match=r"p.csv:1: missing column 'batch_time_norm' \(PAI layout: ,worker,gpu"):
+        read_trace(tmp_path / "p.csv", "pai")
+    # a line a little over 1 MiB that ends in the next block read: refused at its end, line 2
+    (tmp_path / "t.csv").write_text("worker,step,duration\n" + "1" * ((1 << 20) + 100) + "\n0,1,1\n")
+    with pytest.raises(InputError, match=r"t.csv:2: a line longer than 1,048,576 bytes"):
+        read_trace(tmp_path / "t.csv")
 
 
 def test_pai_exact_repeats_are_read_once_but_conflicts_are_errors(tmp_path):
@@ -216,6 +238,56 @@ def test_measure_records_real_concurrent_jax_steps(tmp_path, capsys):
     assert "2 workers x 15 steps of logreg on digits" in capsys.readouterr().out
     assert main(["measure", "--workers", "2", "--steps", "15", "--out", str(out)]) == 2  # exists: refuses
     assert "pass --overwrite" in capsys.readouterr().err
+
+
+def test_measure_shuts_down_children_never_started_from_any_thread():
+    """An interrupted start leaves Process objects never started: they are dropped, not joined;
+    off the main thread (where no signal handler may be set) SIGTERM is left as it is."""
+    import multiprocessing as mp
+    import signal
+    import threading
+
+    from stragglersim.measure import _shut_down
+
+    before = signal.getsignal(signal.SIGTERM)
+    procs = [mp.get_context("spawn").Process(target=print)]
+    _shut_down(procs, wait=0)
+    assert procs == [] and signal.getsignal(signal.SIGTERM) is before
+    procs, errors = [mp.get_context("spawn").Process(target=print)], []
+
+    def off_main():
+        try:
+            _shut_down(procs, wait=0)
+        except Exception as err:  # ValueError: signal only works in main thread
+            errors.append(err)
+
+    thread = threading.Thread(target=off_main)
+    thread.start()
+    thread.join()
+    assert errors == [] and procs == []
+
+
+def test_measure_kills_a_child_that_outlives_sigterm():
+    from stragglersim.measure import _shut_down
+
+    class Stubborn:  # started, and deaf to SIGTERM
+        pid, signals = 1, []
+
+        def join(self, timeout=None):
+            pass
+
+        def is_alive(self):
+            return "kill" not in self.signals
+
+        def terminate(self):
+            self.signals.append("term")
+
+        def kill(self):
+            self.signals.append("kill")
+
+    child = Stubborn()
+    _shut_down([child], wait=0)
+    assert child.signals == ["term", "kill"]
 
 
 def test_the_readme_paths_name_the_shipped_traces_from_any_folder_but_a_users_file_comes_first(

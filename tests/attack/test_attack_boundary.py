@@ -350,3 +350,43 @@ def test_file_size_limit_in_a_training_checkpoint(here):
     assert done.returncode == 1, done.stderr
     assert_one_line(done.stderr, "disk full", "run.checkpoint")
     assert sorted(p.name for p in here.iterdir()) == ["file"]
+
+
+def test_a_write_error_without_a_file_name_names_the_file_being_written(tmp_path):
+    """A full disk fails in ``f.write``, whose OSError holds no name: the line names the open file
+    of the innermost frame, or the frame's ``path``; with neither, 'a file'. Other errors: None."""
+    from stragglersim.boundary import explain
+
+    def write(target):
+        with open(target, "w") as f:
+            f.write("x")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def save(path):
+        raise OSError(errno.EDQUOT, "Disk quota exceeded")
+
+    for call, argument, named in ((write, tmp_path / "r.csv", tmp_path / "r.csv"), (save, tmp_path / "s.json", None)):
+        try:
+            call(argument)
+        except OSError as err:
+            status, line = explain(err)
+        assert status == 1 and line.startswith(f"{named or argument}: ") and "(disk full)" in line
+    unnamed = OSError(errno.ENOSPC, "No space left on device")  # raised nowhere: no frame to look in
+    assert explain(unnamed) == (1, "a file: no space left on the device (disk full)")
+    assert explain(ValueError("a bug")) is None
+
+
+def test_a_path_longer_than_the_file_system_allows_is_refused_before_any_work(tmp_path):
+    from stragglersim.boundary import check_out_writable
+
+    out = tmp_path.joinpath(*["d" * 200] * 21)  # every name fits, the whole path (4,200 bytes) does not
+    with pytest.raises(InputError, match="the path is longer than the file system allows"):
+        check_out_writable(out)
+
+
+def test_a_missing_input_file_is_left_to_its_reader(tmp_path):
+    from stragglersim.boundary import check_input_file
+
+    assert check_input_file(tmp_path / "missing.csv", "--config ") is None  # the reader says it is missing
+    with pytest.raises(InputError, match=r"is not a regular file \(a folder\)"):
+        check_input_file(tmp_path, "--config ")

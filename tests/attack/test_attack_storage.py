@@ -329,3 +329,51 @@ def test_twenty_random_sigkills_of_a_checkpointing_run_all_resume_byte_identical
             assert kills[hits] != "write" and chain < 100, "a fresh run holds a dozen checkpoint writes"
             kills[hits] /= 2
         hits += got
+
+
+def test_recover_leaves_a_held_lock_this_process_temporaries_and_missing_folders_alone(tmp_path):
+    """recover_all of a folder that is not there -> nothing made; a lock a live writer holds and the
+    temporaries of this very process -> kept; recover beside a missing folder -> nothing to do."""
+    from stragglersim.storage import recover_all
+
+    recover_all(tmp_path / "missing")
+    recover(tmp_path / "absent" / "run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    mine = folder(tmp_path / f".mine.tmp-{os.getpid()}", a="being written")
+    with FolderLock(tmp_path / "busy"):
+        recover_all(tmp_path)  # flock on another open file of the held lock fails: it is kept
+        assert hidden(tmp_path) == [".busy.lock", mine.name]
+    assert hidden(tmp_path) == [mine.name] and not (tmp_path / "mine").exists()
+
+
+def test_a_lock_file_its_last_holder_unlinks_before_our_flock_is_opened_afresh(tmp_path, monkeypatch):
+    """The holder releases and unlinks .out.lock between our open and our flock: the lock we got is
+    on a file no other writer sees, so FolderLock opens the new name and locks that instead."""
+    import fcntl
+
+    real, calls = fcntl.flock, []
+
+    def flock(fd, op):
+        if not calls:
+            (tmp_path / ".out.lock").unlink()
+        calls.append(op)
+        return real(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with FolderLock(tmp_path / "out"):
+        assert len(calls) == 2
+        assert (tmp_path / ".out.lock").read_text() == f"{os.getpid()}\n"
+    assert hidden(tmp_path) == []
+
+
+def test_the_refusal_names_the_holders_pid_once_it_is_written_and_none_it_cannot_read(tmp_path, monkeypatch):
+    from stragglersim import storage
+
+    lock = tmp_path / ".out.lock"
+    assert storage._holder(lock) == ""  # gone meanwhile
+    lock.write_text("")  # the holder has created it but not yet written its PID
+    monkeypatch.setattr(storage.time, "sleep", lambda seconds: lock.write_text("4242\n"))
+    assert storage._holder(lock) == " (PID 4242)"
+    lock.write_text("garbage")
+    monkeypatch.setattr(storage.time, "sleep", lambda seconds: None)
+    assert storage._holder(lock) == ""

@@ -1,0 +1,20 @@
+"""A run's timeline: what cannot be drawn is a clear error."""
+
+import pytest
+from stragglersim.errors import InputError
+from stragglersim.records import Gradient
+from stragglersim.timeline import read_run, select
+
+GRADIENTS = ",".join(Gradient.FIELDS) + "\n"
+
+
+def test_a_run_without_updates_and_a_window_past_its_end_are_refused(tmp_path):
+    (tmp_path / "gradients.csv").write_text(GRADIENTS + "0,0,0,0,0,0,1,unfinished,,\n")
+    (tmp_path / "updates.csv").write_text("update,time,gradients\n")
+    with pytest.raises(InputError, match=r"the run applied no update: no timeline to draw"):
+        read_run(tmp_path)
+    (tmp_path / "updates.csv").write_text("update,time,gradients\n1,1.0,1\n2,2.0,1\n")
+    gradients, updates = read_run(tmp_path)
+    with pytest.raises(InputError, match=r"--updates 3:5: the run has 2 updates"):
+        select(gradients, updates, 3, 5)
+    assert select(gradients, updates, 2, 9)[1:] == (updates[1:], (1.0, 2.0))  # clipped to the run
