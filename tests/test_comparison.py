@@ -88,6 +88,7 @@ def test_compare_prints_paired_differences_and_writes_csv_and_forest_plot(sweep,
     diff = (per_seed(sweep, 2, "time_per_update") - per_seed(sweep, 0, "time_per_update")).mean()
     assert block[2].split()[3:5] == [f"{per_seed(sweep, 2, 'time_per_update').mean():.4g}", f"{diff:.4g}"]
     assert sorted(p.name for p in out.iterdir()) == ["compare.csv", "compare.pdf", "compare.png"]
+    assert lines[-1] == f"results: {out / 'compare.csv'}, {out / 'compare.png'}"  # where they are
     rows = read_csv(out / "compare.csv")
     assert [(r["backups"], r["metric"]) for r in rows][:3] == [
         ("0", "time_per_update"),
