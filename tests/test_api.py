@@ -139,3 +139,28 @@ def test_numpy_values_and_numbers_for_text_options_are_taken_as_the_command_line
     assert list(table["backups"]) == [0, 1, 2]
     with pytest.raises(InputError, match="strategy: no values"):
         stragglersim.sweep(tmp_path / "s", strategy=[], timing_only=True)
+
+
+def test_a_grid_file_with_keywords_that_win(tmp_path):
+    grid = tmp_path / "grid.toml"
+    grid.write_text('strategy = "sync"\nworkers = [2, 3]\nsteps = 50\ntiming_only = true\nseeds = [0, 1]\n')
+    table = stragglersim.sweep(tmp_path / "sweep", grid=grid, workers=4, steps=5, jobs=1)
+    assert len(table) == 2 and set(table.workers) == {4} and set(table.updates) == {5} and set(table.seed) == {0, 1}
+
+
+def test_run_folders_that_are_not_whole_and_calls_without_folders(tmp_path):
+    with pytest.raises(InputError, match="keeps no checkpoints; use `stragglersim simulate --out DIR`"):
+        stragglersim.simulate(steps=100, checkpoint_every="50")
+    with pytest.raises(InputError, match="aggregate: give at least one run or sweep folder"):
+        stragglersim.aggregate()
+    with pytest.raises(InputError, match="compare: give at least one run or sweep folder"):
+        stragglersim.compare()
+    run = stragglersim.simulate(strategy="backup", workers=4, backups=1, steps=5, timing_only=True)
+    assert repr(run) == f"<Run backup N=4 B=1: 5 updates, {run.summary['sim_time']:.6g} s simulated>"
+    folder = run.save(tmp_path / "run")
+    (folder / "updates.csv").unlink()
+    with pytest.raises(InputError, match=r"not a complete run folder \(no updates.csv\)"):
+        stragglersim.load_run(folder)
+    (folder / "summary.json").write_text('{"updates": 5,')  # cut short
+    with pytest.raises(InputError, match=r"summary.json: cannot read: "):
+        stragglersim.load_run(folder)

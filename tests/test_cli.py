@@ -196,3 +196,113 @@ def test_overwrite_never_deletes_a_folder_that_is_not_earlier_results(tmp_path, 
     (tmp_path / "r" / "updates.csv").write_text("")
     assert main(["plot", str(tmp_path / "r"), "--out", str(tmp_path / "figs")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_runs_failed_and_sigterm_give_their_exit_status_and_one_line(tmp_path, monkeypatch, capsys):
+    import signal
+
+    from stragglersim import commands
+    from stragglersim.errors import RunsFailed, Stopped
+
+    def failed(args):
+        """run a sweep"""
+        raise RunsFailed("1 of 4 runs failed, e.g. sync-N4-B0-s0: RuntimeError: boom (see failures.txt)")
+
+    def stopped(args):
+        """simulate one run"""
+        raise Stopped(signal.SIGTERM)
+
+    monkeypatch.setattr(commands, "cmd_sweep", failed)
+    monkeypatch.setattr(commands, "cmd_simulate", stopped)
+    assert main(["sweep", "--timing-only", "--out", str(tmp_path / "sw")]) == 1
+    assert capsys.readouterr().err == "stragglersim sweep: error: 1 of 4 runs failed, e.g. sync-N4-B0-s0: " + (
+        "RuntimeError: boom (see failures.txt)\n"
+    )
+    assert simulate(tmp_path / "run") == 128 + signal.SIGTERM
+    assert capsys.readouterr().err == "stragglersim simulate: stopped by SIGTERM; nothing was written\n"
+
+
+def test_a_full_disk_with_a_checkpoint_kept_says_how_to_go_on(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from stragglersim import commands
+
+    out = tmp_path / "run"
+
+    def disk_full(args):
+        """simulate one run"""
+        (tmp_path / "run.checkpoint").mkdir()
+        (tmp_path / "run.checkpoint" / "state.json").write_text("{}")
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / "metrics.csv"))
+
+    monkeypatch.setattr(commands, "cmd_simulate", disk_full)
+    assert simulate(out) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"stragglersim simulate: error: {out / 'metrics.csv'}: no space left on the device (disk full)",
+        f"stragglersim simulate: the checkpoint {out}.checkpoint is kept; "
+        f"`stragglersim simulate --resume {out}.checkpoint --out {out}` continues",
+    ]
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    from stragglersim import commands
+
+    def bug(args):
+        """simulate one run"""
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(commands, "cmd_simulate", bug)
+    with pytest.raises(ZeroDivisionError, match="a bug"):
+        simulate(tmp_path / "run")
+
+
+def test_main_runs_off_the_main_thread(tmp_path):
+    """A thread (a notebook's, a server's) cannot set a signal handler: main then leaves SIGTERM alone."""
+    import threading
+
+    status = []
+    thread = threading.Thread(target=lambda: status.append(simulate(tmp_path / "run", "--steps", "5")))
+    thread.start()
+    thread.join()
+    assert status == [0] and (tmp_path / "run" / "summary.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["predict", "--latency", "exponential:rate=1", "--workers", "0"], "--workers must be >= 1 and --backups >= 0"),
+        (["measure", "--workers", "2", "--steps", "0"], "--workers, --steps and --batch-size must be integers >= 1"),
+        (["measure", "--workers", "2", "--steps", "3", "--model", "resnet"], "--model: unknown model 'resnet'"),
+        (["measure", "--workers", "2", "--steps", "3", "--dataset", "mnist"], "measure uses a bundled or generated"),
+    ],
+)
+def test_predict_and_measure_refuse_bad_sizes_before_any_work(tmp_path, capsys, argv, message):
+    if argv[0] == "measure":
+        argv = [*argv, "--out", str(tmp_path / "t.csv")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_the_printed_account_of_a_training_run(tmp_path):
+    import stragglersim
+    from stragglersim.reports import describe_run
+
+    s = stragglersim.simulate(strategy="async", workers=3, steps=5, timing_only=True).summary
+    assert f"  staleness: mean {s['mean_staleness']:.4g}, max {s['max_staleness']}" in describe_run(s, tmp_path)
+    trained = {**s, "model": "mlp", "dataset": "digits", "device": "cpu", "final_test_loss": 0.25}
+    trained |= {"final_test_accuracy": 0.9, "gradients_per_update": 2.5, "effective_batch_size": 80.0}
+    trained |= {"target_accuracy": 0.8, "target_loss": None, "updates_to_target": 4, "time_to_target": 12.5}
+    lines = describe_run(trained, tmp_path).splitlines()
+    assert lines[-4:] == [
+        "  mlp on digits (cpu): test loss 0.25, test accuracy 0.9000",
+        "  gradients averaged per update: mean 2.5 (effective batch 80 examples)",
+        "  target: reached after 4 updates, 12.5 s simulated",
+        f"  results: {tmp_path / 'summary.json'}",
+    ]
+    unreached = {**trained, "final_test_accuracy": None, "time_to_target": None, "gradients_per_update": 3}
+    assert describe_run(unreached, tmp_path).splitlines()[-3:-1] == [
+        "  mlp on digits (cpu): test loss 0.25",
+        "  target: not reached",
+    ]

@@ -51,6 +51,9 @@ def test_backup_defaults_to_tf_semantics_and_others_have_none():
         ({"target_loss": -1.0}, "--target-loss must be a finite number > 0"),
         ({"data_partition": "random"}, "--data-partition: unknown 'random'"),
         ({"hidden": "128,x"}, "--hidden '128,x'"),
+        ({"hidden": "64,0"}, "--hidden '64,0': expected at least one width >= 1"),
+        ({"hidden": " , "}, "--hidden ' , ': expected at least one width >= 1"),
+        ({"checkpoint_every": "often"}, "--checkpoint-every 'often': must be a finite number > 0 of updates"),
     ],
 )
 def test_validate_names_the_field(kwargs, message):
@@ -88,6 +91,9 @@ def test_loading_bad_toml_is_a_clear_error(tmp_path):
     (tmp_path / "bad.toml").write_text("workers = [1,\n")
     with pytest.raises(InputError, match="not valid TOML"):
         RunConfig.load(tmp_path / "bad.toml")
+    (tmp_path / "latin1.toml").write_bytes('latency = "caf\xe9"\n'.encode("latin-1"))
+    with pytest.raises(InputError, match=r"latin1.toml: cannot read: 'utf-8' codec can't decode"):
+        RunConfig.load(tmp_path / "latin1.toml")
     (tmp_path / "extra.toml").write_text("workerz = 3\n")
     with pytest.raises(InputError, match="unknown field 'workerz'"):
         RunConfig.load(tmp_path / "extra.toml")

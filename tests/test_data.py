@@ -34,3 +34,22 @@ def test_many_batches_at_once_are_the_batches_one_by_one():
         assert many.shape == (5, 4, 8) and many.dtype == np.int32
         for i, j in np.ndindex(5, 4):
             np.testing.assert_array_equal(many[i, j], b.indices(int(workers[i, j]), int(ds[i, j])))
+
+
+def test_sharding_refuses_too_few_examples_and_by_work_without_work():
+    import pytest
+
+    with pytest.raises(ValueError, match="8 workers need at least 8 training examples to shard"):
+        WorkerBatches(5, 2, 8, "sharded", seed=0)
+    with pytest.raises(ValueError, match="by-work needs the examples' work"):
+        WorkerBatches(100, 2, 4, "by-work", seed=0)
+
+
+def test_the_bounded_block_cache_redraws_the_same_batches():
+    b = WorkerBatches(4, 4, 1, "sharded", seed=3)  # a shard of 4, a batch of 4: one epoch (block) per batch
+    first = [b.indices(0, d) for d in range(3)]
+    for d in range(3, 4100):  # past the cache's 4096 blocks: it is cleared
+        b.indices(0, d)
+    assert len(b._blocks) < 4096
+    for d in range(3):
+        np.testing.assert_array_equal(b.indices(0, d), first[d])

@@ -112,3 +112,50 @@ def test_generated_datasets_are_fixed_and_sized():
     np.testing.assert_array_equal(load_dataset("mnist1d", size=1000).x_test, m.x_test)  # from the cache
     d = load_dataset("digits")
     assert len(d.x_train) + len(d.x_test) == 1797 and d.x_train.max() <= 1.0
+
+
+def test_dataset_checks_its_arrays():
+    from stragglersim.models.datasets import Dataset
+
+    x, y = np.zeros((3, 2), np.float32), np.zeros(3, np.int32)
+    with pytest.raises(InputError, match="dataset d: inputs and labels differ in length"):
+        Dataset("d", "classification", x, y[:2], x, y)
+    with pytest.raises(InputError, match="dataset d: empty training or test set"):
+        Dataset("d", "classification", x, y, x[:0], y[:0])
+    with pytest.raises(InputError, match=r"unknown dataset 'imagenet' \(known: .*mnist"):
+        load_dataset("imagenet")
+
+
+def test_mnist_bad_shapes_and_formats(tmp_path):
+    rng = np.random.default_rng(3)
+    (xtr, ytr), (xte, yte) = fake_mnist(rng, 4), fake_mnist(rng, 2)
+    np.savez(tmp_path / "partial.npz", x_train=xtr, y_train=ytr, x_test=xte)
+    with pytest.raises(InputError, match="missing array 'y_test'"):
+        load_dataset("mnist", path=str(tmp_path / "partial.npz"))
+    np.savez(tmp_path / "flat.npz", x_train=xtr.reshape(4, -1), y_train=ytr, x_test=xte, y_test=yte)
+    with pytest.raises(InputError, match=r"training images must be \(n, H, W\) and labels \(n,\), got \(4, 784\)"):
+        load_dataset("mnist", path=str(tmp_path / "flat.npz"))
+    (tmp_path / "mnist.csv").write_text("1,2\n")
+    with pytest.raises(InputError, match="expected an .npz file or a folder"):
+        load_dataset("mnist", path=str(tmp_path / "mnist.csv"))
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    (idx / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x0d\x03")  # floats, not unsigned bytes
+    with pytest.raises(InputError, match="bad magic number"):
+        load_dataset("mnist", path=str(idx))
+    (idx / "train-images-idx3-ubyte").unlink()
+    (idx / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(InputError, match=r"train-images-idx3-ubyte.gz: cannot read"):
+        load_dataset("mnist", path=str(idx))
+
+
+def test_cifar10_bad_folders_and_shapes(tmp_path):
+    with pytest.raises(InputError, match="expected the folder of CIFAR-10 python batches"):
+        load_dataset("cifar10", path=str(tmp_path / "nowhere"))
+    batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]}
+    (tmp_path / "data_batch_1").write_bytes(pickle.dumps(batch))
+    with pytest.raises(InputError, match="missing test_batch"):
+        load_dataset("cifar10", path=str(tmp_path))
+    (tmp_path / "test_batch").write_bytes(pickle.dumps({b"data": np.zeros((2, 1024), np.uint8), b"labels": [0, 1]}))
+    with pytest.raises(InputError, match=r"test_batch: data must be \(n, 3072\) with n labels, got \(2, 1024\)"):
+        load_dataset("cifar10", path=str(tmp_path))

@@ -153,3 +153,21 @@ def test_the_parameter_servers_invariants_stop_a_broken_update():
     sim.env._now = 0.0
     with pytest.raises(RuntimeError, match=r"invariant broken: update at t=0.0 before the previous one"):
         sim.ps.apply()
+
+
+def test_gc_paused_restores_the_collectors_previous_state():
+    import gc
+
+    from stragglersim.gcpause import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()  # a caller that runs with the collector off keeps it off
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -179,3 +179,14 @@ def test_compact_log_has_the_same_summary_and_updates(strategy, seed, effect):
     a, b = full.summary(config), compact.summary(config)
     assert a == b
     assert list(full.update_lines()) == list(compact.update_lines())
+
+
+def test_a_fast_path_logs_updates_index_and_slice_like_a_list():
+    from stragglersim.recursions import CountsLog
+
+    ups = CountsLog(np.array([1.0, 2.5, 4.0]), {}, per_update=2).updates
+    assert len(ups) == 3 and (ups[-1].index, ups[-1].time) == (3, 4.0)
+    assert [(u.index, u.time) for u in ups[1:]] == [(2, 2.5), (3, 4.0)]
+    assert [u.index for u in ups[::2]] == [1, 3] and ups[5:] == []
+    with pytest.raises(IndexError):
+        ups[3]

@@ -127,3 +127,18 @@ def test_a_trace_of_equal_durations_fits_the_constant_family(tmp_path, capsys):
     report = json.loads((tmp_path / "fit" / "fit.json").read_text())
     assert [c["family"] for c in report["candidates"]] == ["constant"] and report["best"]["ks"] == 0.0
     assert parse_latency(report["best"]["spec"]).mean == 0.25
+
+
+def test_durations_fitting_refuses_and_skips():
+    from stragglersim.errors import InputError
+    from stragglersim.fitting import fit_single
+
+    for bad in (np.nan, 0.0, -1.0, np.inf):
+        with pytest.raises(InputError, match="fitting needs finite durations > 0"):
+            fit_durations(np.array([1.0] * 11 + [bad]))
+    # at the bottom of the float range the exponential's rate overflows and the shifted exponential's
+    # divides by zero: those families are left out, the others still ranked
+    fits = fit_single(np.array([5e-324] * 19 + [1e-323]))
+    assert {f.family for f in fits} == {"pareto", "lognormal", "weibull"}
+    assert [f.aic for f in fits] == sorted(f.aic for f in fits)
+    assert str(fits[0].model()) == fits[0].spec

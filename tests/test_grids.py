@@ -229,3 +229,23 @@ def test_grid_errors_name_the_option_and_the_run(tmp_path):
         "time_scale": [0.001],
     }
     assert grid_from_options({"trace_format": "csv", "time_scale": 1.0}).axes == {}
+
+
+def test_results_csv_leaves_non_finite_and_missing_values_empty(tmp_path):
+    from stragglersim.results import write_results
+
+    rows = [
+        {"workers": 4, "time_to_target": None, "mean_staleness": float("inf"), "ratio": "nan", "updates": 7},
+        {"workers": 8, "time_to_target": 2.5, "mean_staleness": float("nan"), "ratio": 0.5, "updates": 9, "extra": 1},
+    ]
+    write_results(rows, tmp_path / "results.csv")
+    back = read_csv(tmp_path / "results.csv")
+    assert back[0] == {
+        "workers": "4",
+        "time_to_target": "",
+        "mean_staleness": "",
+        "ratio": "",
+        "updates": "7",
+        "extra": "",
+    }
+    assert back[1]["time_to_target"] == "2.5" and back[1]["mean_staleness"] == "" and back[1]["extra"] == "1"

@@ -111,6 +111,9 @@ def test_pareto_heavy_tail_has_infinite_mean():
         ("straggler:base=exponential(rate=1,p=0.1", "unbalanced '('"),
         ("exponential:rate=exponential(rate=1)", "'rate' must be a number"),
         ("expo(rate=1)", "unknown latency family 'expo(rate=1)'"),
+        ("straggler:base=(rate=1),p=0.1,factor=2", "parameter 'base' has a nested spec without a family"),
+        ("straggler:base=expo(rate=1),p=0.1,factor=2", "unknown latency family 'expo' (known: constant, exponential"),
+        ("empirical:", "give the trace file after 'empirical:'"),
     ],
 )
 def test_bad_specs_name_the_problem(spec, message):
@@ -120,3 +123,11 @@ def test_bad_specs_name_the_problem(spec, message):
     assert message in text
     assert spec.strip() in text  # the message quotes what the user typed
     assert "\n" not in text
+
+
+def test_straggler_cdf_with_a_random_delay_is_the_hypoexponential_mixture():
+    """A straggling computation 2X + D, X and D exponential(1): P(2X + D > x) = 2 exp(-x/2) - exp(-x)."""
+    model = parse_latency("straggler:base=exponential(rate=1),p=0.1,factor=2,delay=exponential(rate=1)")
+    x = np.array([0.0, 0.5, 2.0, 5.0])
+    slow = 1 - 2 * np.exp(-x / 2) + np.exp(-x)
+    np.testing.assert_allclose(model.cdf(x), 0.9 * (1 - np.exp(-x)) + 0.1 * slow, rtol=1e-8, atol=1e-12)

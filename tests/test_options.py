@@ -2,6 +2,7 @@
 
 from dataclasses import fields
 
+import pytest
 from stragglersim.cli import build_parser
 from stragglersim.config import RunConfig
 from stragglersim.options import OPTIONS, TRACE_FIELDS, config_from_namespace
@@ -39,6 +40,39 @@ def test_the_optimizer_names_config_accepts_are_the_ones_optim_builds():
     assert tuple(optim.OPTIMIZERS) == config.OPTIMIZERS
     for name in config.OPTIMIZERS:
         assert optim.make_optimizer(RunConfig(optimizer=name), 4) is not None
+    with pytest.raises(ValueError, match=r"unknown optimizer 'lbfgs' \(choose from sgd, momentum"):
+        optim.make_optimizer(RunConfig(optimizer="lbfgs"), 4)  # never a silent default
+
+
+def test_exponential_schedule_decays_in_steps_after_scaling():
+    from stragglersim.optim import learning_rate
+
+    config = RunConfig(lr=0.1, lr_scaling="linear", lr_schedule="exponential", lr_decay_rate=0.5, lr_decay_steps=10)
+    schedule = learning_rate(config, 4)
+    assert [float(schedule(t)) for t in (0, 9, 10, 25)] == pytest.approx([0.4, 0.4, 0.2, 0.1])
+
+
+def test_counted_rmsprop_scales_each_update_with_the_gradients_it_averaged():
+    """deadline with --lr-scaling linear: the first rmsprop step (decay 0.9, eps 1.0) is
+    -lr * n * g / sqrt(0.1 g^2 + 1) for an update averaging n gradients."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from stragglersim.optim import make_optimizer
+
+    opt = make_optimizer(
+        RunConfig(optimizer="rmsprop", lr=0.01, lr_scaling="linear", strategy="deadline"), 4, counted=True
+    )
+    g = np.array([1.0, -2.0, 0.5], np.float32)
+
+    @jax.jit  # one compilation, not one per optax operation
+    def first_steps(grads, params):
+        state = opt.init(params)
+        return [opt.update(grads, state, params, gradients=n)[0]["w"] for n in (2, 4)]
+
+    two, four = first_steps({"w": jnp.asarray(g)}, {"w": jnp.zeros(3)})
+    np.testing.assert_allclose(two, -0.01 * 2 * g / np.sqrt(0.1 * g**2 + 1), rtol=1e-5)
+    np.testing.assert_allclose(four, 2 * np.asarray(two), rtol=1e-6)
 
 
 def test_config_file_given_as_config_equals_file_and_twice(tmp_path, capsys):

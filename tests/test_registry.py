@@ -152,3 +152,47 @@ def test_option_specs_describe_config_fields_for_the_command_line():
     stale = {o.field: o.strategies for o in specs}["staleness_lr"]
     assert stale == tuple(n for n in strategies.names() if strategies.get(n).stale)
     assert tuple(strategies.sync.BY_SEMANTICS) == strategies.SEMANTICS
+
+
+@pytest.fixture
+def bare():
+    """A strategy with the base class's defaults: every worker's gradient per update, no admission rule."""
+    from stragglersim.strategies.base import wait_for_update
+
+    class Everyone(Strategy):
+        name = "everyone"
+        worker = staticmethod(wait_for_update)
+
+    class NoLoop(Strategy):
+        name = "no-loop"
+
+    register(Everyone)
+    register(NoLoop)
+    yield
+    strategies.unregister("everyone")
+    strategies.unregister("no-loop")
+
+
+def test_the_base_class_defaults_wait_for_every_worker(bare):
+    config = RunConfig(
+        strategy="everyone",
+        workers=3,
+        latency="constant:value=1",
+        speed_factors="1,3,2",
+        comm_latency=0.0,
+        steps=3,
+        timing_only=True,
+    )
+    sim = Simulation(config.validate())
+    log = sim.run()
+    assert [u.time for u in log.updates] == [3.0, 6.0, 9.0] and sim.strategy.per_update == 3
+    with pytest.raises(NotImplementedError, match="NoLoop needs a worker loop, e.g. restart_at_once"):
+        Simulation(RunConfig(strategy="no-loop", workers=2, steps=2, timing_only=True).validate()).run()
+
+
+def test_a_strategy_needs_a_name():
+    class Nameless(Strategy):
+        pass
+
+    with pytest.raises(ValueError, match="Nameless has no name"):
+        register(Nameless)

@@ -136,6 +136,8 @@ def test_empirical_bootstrap_pooled_and_per_worker(tmp_path):
     path = write_trace(tmp_path / "t.csv", d)
     pooled = parse_latency(f"empirical:{path}")
     assert pooled.mean == pytest.approx(11.0) and set(pooled.sample(np.random.default_rng(0), 200)) == set(d.ravel())
+    assert pooled.var == pytest.approx(np.var(d))  # of the recorded sample: population variance
+    np.testing.assert_array_equal(pooled.cdf([0.5, 2.0, 2.5, 30.0]), [0.0, 2 / 6, 2 / 6, 1.0])
     _, log = run(strategy="sync", workers=2, latency=f"empirical-per-worker:{path}", steps=50)
     for g in log.gradients:
         assert g.end - g.start in set(d[g.worker])
@@ -308,3 +310,28 @@ def test_the_readme_paths_name_the_shipped_traces_from_any_folder_but_a_users_fi
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["sim_time"] == 2.5
     assert main(["replay", "traces/nothing.csv", "--workers", "2", "--timing-only", "--out", "r2"]) == 2
     assert "traces/nothing.csv: cannot read trace" in capsys.readouterr().err
+
+
+def test_replay_stream_gives_a_workers_durations_in_order_then_is_used_up(tmp_path):
+    from stragglersim.errors import TraceExhausted
+
+    path = write_trace(tmp_path / "t.csv", np.array([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0]]))
+    draw = parse_latency(f"trace:{path}").stream_for(1, None, 2.0)
+    assert [draw(), draw(), draw()] == [20.0, 40.0, 60.0] and draw.drawn == 3
+    with pytest.raises(TraceExhausted, match="worker's trace used up after 3 computations"):
+        draw()
+
+
+def test_replay_takes_a_config_file_but_not_its_latency(tmp_path, capsys):
+    path = write_trace(tmp_path / "t.csv", np.full((2, 10), 2.0))
+    RunConfig(strategy="sync", workers=2, steps=3, latency="exponential:rate=1", timing_only=True).save(
+        tmp_path / "c.toml"
+    )
+    out = tmp_path / "r"
+    assert main(["replay", str(path), "--config", str(tmp_path / "c.toml"), "--quiet", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["updates"] == 3 and summary["sim_time"] == 6.0  # the trace's 2 s per computation
+    assert RunConfig.load(out / "config.toml").latency == f"trace:{path}"
+    argv = ["replay", str(path), "--workers", "2", "--resume", "x.checkpoint", "--out", str(tmp_path / "r2")]
+    assert main(argv) == 2
+    assert "--resume: resume a replay with simulate --resume CHECKPOINT" in capsys.readouterr().err

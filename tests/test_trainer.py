@@ -259,3 +259,11 @@ def test_the_version_ring_refuses_versions_it_no_longer_keeps():
     np.testing.assert_array_equal(ring.get(4)["w"], [4.0, 4.0])
     with pytest.raises(RuntimeError, match="version 2 were needed but not kept"):
         ring.slots(np.array([4, 2]))
+
+
+def test_build_model_refuses_unknown_models_and_pixelcnn_on_other_data():
+    dataset = load_dataset("teacher-student", size=100)
+    with pytest.raises(ValueError, match="pixelcnn models binarised grey-scale images .* not teacher-student"):
+        build_model("pixelcnn", dataset)
+    with pytest.raises(ValueError, match=r"unknown model 'resnet' \(known: .*mlp"):
+        build_model("resnet", dataset)

@@ -314,3 +314,19 @@ def test_a_checkpoint_period_of_zero_says_it_must_be_positive(tmp_path, capsys):
     """--checkpoint-every 0 --steps 10 -> exit 2, '--checkpoint-every '0': must be a finite number > 0'"""
     assert main(["simulate", "--steps", "10", "--checkpoint-every", "0", "--out", str(tmp_path / "o")]) == 2
     assert "--checkpoint-every '0': must be a finite number > 0" in capsys.readouterr().err
+
+
+def test_periods_of_an_async_run_count_its_updates_as_p_per_computation():
+    """async, 4 workers, 100 updates of about 1/4 s -> --eval-every 1e-9s is 2.5e10 evaluations: refused"""
+    config = RunConfig(strategy="async", workers=4, steps=100, eval_every="1e-9s")
+    with pytest.raises(ValueError, match=r"--eval-every 1e-9s: about 2\.5e\+10 evaluations in a run of about 25 simu"):
+        check(config)
+    check(replace(config, eval_every="0.5s"))
+
+
+def test_a_straggler_mixture_that_never_straggles_is_not_refused_for_its_factor():
+    """straggler p=0 factor=1e300 -> accepted (no draw is ever slowed); p=1e-9 -> refused"""
+    latency = "straggler:base=exponential(rate=1),p={p},factor=1e300"
+    check(RunConfig(workers=4, steps=10, timing_only=True, latency=latency.format(p=0)))
+    with pytest.raises(ValueError, match="beyond what the simulated clock holds"):
+        check(RunConfig(workers=4, steps=10, timing_only=True, latency=latency.format(p=1e-9)))
