@@ -75,6 +75,7 @@ TARGETS = {
     "worker": ("simulator/worker.py", None, WORKER_TESTS),
     "fastpath": ("simulator/fastpath.py", None, ["tests/test_reference_model.py", "tests/test_fastpath.py"]),
     "theory": ("simulator/theory.py", None, THEORY_TESTS),
+    "survival": ("simulator/survival.py", None, THEORY_TESTS),
     "aggregation": ("simulator/aggregation.py", None, STUDY_TESTS),
     "comparison": ("simulator/comparison.py", None, STUDY_TESTS),
     "llm_replay": ("simulator/llm_replay.py", None, WHATIF_TESTS),

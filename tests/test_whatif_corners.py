@@ -506,10 +506,11 @@ def test_top_three_percent_of_workers_is_rounded_up(tmp_path, dp, top):
 
 @pytest.fixture(scope="module")
 def one_stage_traces(tmp_path_factory):
-    """One-stage, one-step traces of DP 1..4 and 7 (the schedule of PP1's step 3 on every replica);
-    7: NumPy's partition sorts arrays of 4 outright, so only a larger DP sees a cutoff at the wrong index."""
+    """One-stage, one-step traces of DP 1..4, 7 and 100 (the schedule of PP1's step 3 on every replica).
+    NumPy's partition sorts small arrays outright: only DP 7 sees a cutoff read at the wrong index, and
+    only DP 100 a partition about the wrong element."""
     out = {}
-    for dp in (*range(1, 5), 7):
+    for dp in (*range(1, 5), 7, 100):
         schedule = {key: {3: by_step[3][:1] * dp} for key, by_step in PP1.items()}
         out[dp] = _load(tmp_path_factory.mktemp(f"dp{dp}"), schedule, dp=dp, pp=1)
     return out
@@ -555,6 +556,19 @@ def test_one_stage_replay_matches_its_closed_form(one_stage_traces, data, dp):
     """Any durations, transfer times and launch delays (zeros and exact ties frequent), any B in
     0..dp-1: the update time and dropped fraction are the closed form's; a tie at the cutoff is not late."""
     _check_closed_form(one_stage_traces, data, dp)
+
+
+@pytest.mark.parametrize("backups", [0, 1, 37, 99])
+def test_one_stage_replay_at_dp_100_matches_its_closed_form(one_stage_traces, backups):
+    """100 replicas, distinct durations and delays: the N-th ready replica sets the cutoff."""
+    trace, model = one_stage_traces[100]
+    ops = list(trace.slots.optype)
+    rng = np.random.default_rng(backups)
+    d, launch = ({o: list(rng.random(100)) for o in ops} for _ in range(2))
+    array = lambda v: np.array([[v[o]] for o in ops])  # noqa: E731  [slot, step, dp]
+    got = replay(trace, model, Durations(array(d), array(d), array(launch)), backups=backups)
+    update, dropped = _closed_form(d, launch, 100, backups)
+    assert got.update.tolist() == [update] and got.dropped == dropped
 
 
 @pytest.mark.slow
