@@ -306,3 +306,8 @@ def test_the_printed_account_of_a_training_run(tmp_path):
         "  mlp on digits (cpu): test loss 0.25",
         "  target: not reached",
     ]
+    untargeted = {**trained, "target_accuracy": None, "target_loss": None}  # no target: no target line
+    assert describe_run(untargeted, tmp_path).splitlines()[-2:] == [
+        "  gradients averaged per update: mean 2.5 (effective batch 80 examples)",
+        f"  results: {tmp_path / 'summary.json'}",
+    ]

@@ -18,3 +18,14 @@ def test_a_run_without_updates_and_a_window_past_its_end_are_refused(tmp_path):
     with pytest.raises(InputError, match=r"--updates 3:5: the run has 2 updates"):
         select(gradients, updates, 3, 5)
     assert select(gradients, updates, 2, 9)[1:] == (updates[1:], (1.0, 2.0))  # clipped to the run
+
+
+def test_a_folder_that_is_not_a_run_and_a_bad_window_are_one_line_errors(tmp_path):
+    from stragglersim.timeline import parse_window
+
+    with pytest.raises(InputError, match=r": not a run folder \(No such file or directory: .*gradients.csv\)"):
+        read_run(tmp_path)
+    assert parse_window("5") == (1, 5) and parse_window("3:7") == (3, 7)
+    for text in ("x", "2:y", "1.5"):
+        with pytest.raises(InputError, match=rf"--updates {text}: give K \(the first K updates\) or A:B"):
+            parse_window(text)

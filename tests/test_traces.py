@@ -335,3 +335,13 @@ def test_replay_takes_a_config_file_but_not_its_latency(tmp_path, capsys):
     argv = ["replay", str(path), "--workers", "2", "--resume", "x.checkpoint", "--out", str(tmp_path / "r2")]
     assert main(argv) == 2
     assert "--resume: resume a replay with simulate --resume CHECKPOINT" in capsys.readouterr().err
+
+
+def test_read_trace_names_a_missing_file_and_a_folder(tmp_path):
+    """The library call, not only the command: a missing trace or a folder is a one-line error naming it."""
+    from stragglersim.traces import read_trace
+
+    with pytest.raises(InputError, match=r"nowhere/t\.csv: cannot read trace: No such file or directory"):
+        read_trace("/nowhere/t.csv")
+    with pytest.raises(InputError, match=rf"{tmp_path}: is a directory, not a trace file"):
+        read_trace(tmp_path)
