@@ -1126,3 +1126,22 @@ def test_order_means_take_order_mean_where_it_has_closed_forms_or_heavy_tails(sp
     means = order_means(model, 2)
     expected = [order_mean(model, k, 2) for k in (1, 2)]
     assert [float(m) for m in means] == expected or np.allclose(means, expected, rtol=0, atol=0, equal_nan=True)
+
+
+def test_the_error_note_states_the_estimate_and_its_share_of_the_value():
+    """Pareto(1.2) known only by its quantiles: the note reads ±(the error estimate) s and its share of
+    the mean in percent, both as the result reports them."""
+    m = order_moments(ParetoByQuantiles(1.2), 1, 1, with_std=False)
+    note = next(note for note in m.notes if "error estimate of the mean" in note)
+    assert note.endswith(f"is ±{m.mean_error:.3g} s ({100 * m.mean_error / m.mean:.2g}%)")
+    assert 0.01 < 100 * m.mean_error / m.mean < 10  # a share in percent, not its inverse
+
+
+def test_empirical_weights_at_the_bottom_keep_their_digits():
+    """The mirror of the upper tail's case: the maximum of 14 draws over 1, 2, 2, 2, 2 is 1 only if all
+    14 are (p = 0.2^14); E = 2 - p and Var = p(1 - p), exact fractions. A bottom weight taken as a
+    difference of survival values near 1 (1 - (1 - p)) keeps ~6 of its digits: the std 5e-8 off."""
+    p = Fraction(1, 5) ** 14
+    m = order_moments(Empirical(np.array([1.0, 2.0, 2.0, 2.0, 2.0]), "empirical:test"), 14, 14)
+    assert m.mean == pytest.approx(float(2 - p), rel=1e-15)
+    assert m.std == pytest.approx(math.sqrt(p * (1 - p)), rel=1e-12)
