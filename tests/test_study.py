@@ -190,12 +190,12 @@ def test_reproduce_draws_every_figure_and_the_report(tmp_path):
         total=4,
         ns=(2, 4),
         seeds=(0,),
-        train_steps=120,
+        train_steps=80,
         target=0.6,
         study_target=0.6,
         compare_workers=4,
         staleness_workers=(1, 4),
-        convex_steps=150,
+        convex_steps=100,
     )
     report = reproduce(tmp_path, scale=tiny, jobs=1, log=lambda m: None).read_text()  # in-process: no spawn cost
     _check_study(tmp_path, report, total=4, timing_runs=9)
