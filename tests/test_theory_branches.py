@@ -1145,3 +1145,9 @@ def test_empirical_weights_at_the_bottom_keep_their_digits():
     m = order_moments(Empirical(np.array([1.0, 2.0, 2.0, 2.0, 2.0]), "empirical:test"), 14, 14)
     assert m.mean == pytest.approx(float(2 - p), rel=1e-15)
     assert m.std == pytest.approx(math.sqrt(p * (1 - p)), rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.0, True])
+def test_order_means_refuses_what_is_not_a_count_of_draws(n):
+    with pytest.raises(ValueError, match=rf"need a whole number of draws n >= 1, got n={n!r}"):
+        order_means(parse_latency("lognormal:mu=0,sigma=1"), n)
