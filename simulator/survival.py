@@ -12,7 +12,7 @@ import math
 import numpy as np
 from scipy import integrate, special
 
-from .latency import Constant, Empirical, LatencyModel, ScipyLatency
+from .latency import Constant, Empirical, LatencyModel
 from .theory import _exponential_params, order_mean
 
 
@@ -25,8 +25,7 @@ def order_means(model: LatencyModel, n: int) -> np.ndarray:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"need a whole number of draws n >= 1, got n={n!r}")
     closed = isinstance(model, Constant | Empirical) or _exponential_params(model) is not None
-    pareto = isinstance(model, ScipyLatency) and model.spec.family == "pareto"
-    if closed or pareto or math.isfinite(model.tail_index) or n == 1:
+    if closed or math.isfinite(model.tail_index) or n == 1:  # a power tail: Pareto, or a mixture with one
         return np.array([order_mean(model, k, n) for k in range(1, n + 1)])
     k = np.arange(1, n + 1)
 

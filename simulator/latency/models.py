@@ -174,9 +174,8 @@ class Straggler(LatencyModel):
         return (1 - self.p) * self.base.cdf(x) + self.p * self._slow_cdf(x)
 
     def _slow_cdf(self, x: np.ndarray) -> np.ndarray:
-        """P(factor * X + D <= x) = E_D[F_X((x - D) / factor)], elementwise."""
-        if self.delay is None:
-            return self.base.cdf(x / self.factor)
+        """P(factor * X + D <= x) = E_D[F_X((x - D) / factor)], elementwise, for a delay D (``cdf``
+        takes the case without one)."""
         if isinstance(self.delay, Constant):
             return self.base.cdf((x - self.delay.value) / self.factor)
         if isinstance(self.base, Constant):
