@@ -16,6 +16,11 @@ from .latency import Constant, Empirical, LatencyModel
 from .theory import _exponential_params, order_mean
 
 
+# quantile levels of the breakpoints: 1e-12 ... 0.1, 1/2, 0.9 ... 1 - 1e-12, so no part's mass ends
+# inside an interval, where quad's nodes, none nearer an end than 0.2% of its width, would not see it
+LEVELS = np.array([*(10.0**-j for j in range(12, 0, -1)), 0.5, *(1 - 10.0**-j for j in range(1, 13))])
+
+
 def order_means(model: LatencyModel, n: int) -> np.ndarray:
     """E[X_{k:n}] for k = 1, ..., n (seconds): ``theory.order_mean`` for each k where it has a closed
     form, a power tail (infinite moments, and mixtures with a power-tailed part: as slow as n calls of
@@ -32,8 +37,8 @@ def order_means(model: LatencyModel, n: int) -> np.ndarray:
     def survival(x: float) -> np.ndarray:
         return special.betaincc(k, n - k + 1, float(model.cdf(x)))
 
-    # breakpoints at quantiles, where the survival functions of the small and the large k fall
-    cuts = sorted({float(model.ppf(q)) for q in (1e-6, 0.01, 0.1, 0.5, 0.9, 0.99)} - {0.0})
+    # breakpoints at quantiles (of each part of a mixture), where the survival functions fall
+    cuts = sorted({float(c) for c in model.landmarks(LEVELS)} - {0.0})
     top = float(model.isf(1e-6 / n))  # past it P(X_{n:n} > x) <= n (1 - F(x)) < 1e-6: the rest by itself
     with np.errstate(all="ignore"):
         body, _ = integrate.quad_vec(survival, 0.0, top, epsrel=1e-11, norm="max", points=[c for c in cuts if c < top])

@@ -64,6 +64,11 @@ class LatencyModel(ABC):
         """The (1 - q)-quantile, elementwise; exact for tiny q where the family allows."""
         return self.ppf(1.0 - np.asarray(q, dtype=float))
 
+    def landmarks(self, q) -> np.ndarray:
+        """Points where the mass lies, for a quadrature's breakpoints: the q-quantiles (those of each
+        part, for a mixture: a rare part's mass sits between the mixture's own quantiles)."""
+        return np.asarray(self.ppf(q), dtype=float)
+
     def __str__(self) -> str:
         return str(self.spec)
 
@@ -191,6 +196,12 @@ class Straggler(LatencyModel):
 
     def ppf(self, q):
         return _invert_cdf(self.cdf, q)
+
+    def landmarks(self, q) -> np.ndarray:
+        """The base's landmarks and the straggling part's: factor times them, plus the delay's."""
+        base = self.base.landmarks(q)
+        slow = self.factor * base + (self.delay.landmarks(q) if self.delay else 0.0)
+        return np.concatenate([base, slow])
 
 
 QUANTILE_RTOL = 1e-14  # relative width of the last bracket of a numerical quantile
