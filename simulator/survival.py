@@ -15,7 +15,6 @@ from scipy import integrate, special
 from .latency import Constant, Empirical, LatencyModel
 from .theory import _exponential_params, order_mean
 
-
 # quantile levels of the breakpoints: 1e-12 ... 0.1, 1/2, 0.9 ... 1 - 1e-12, so no part's mass ends
 # inside an interval, where quad's nodes, none nearer an end than 0.2% of its width, would not see it
 LEVELS = np.array([*(10.0**-j for j in range(12, 0, -1)), 0.5, *(1 - 10.0**-j for j in range(1, 13))])
