@@ -211,7 +211,7 @@ def test_every_model_learns(model, dataset, optimizer, lr):
 
 
 def test_pixelcnn_reports_bits_per_dimension():
-    _, _, result = train(RunConfig(strategy="sync", workers=2, steps=40, model="pixelcnn", optimizer="adam", lr=0.01))
+    _, _, result = train(RunConfig(strategy="sync", workers=2, steps=20, model="pixelcnn", optimizer="adam", lr=0.01))
     assert result.metrics[0][3] == pytest.approx(1.0, abs=0.3)  # about one bit per binary pixel at init
     assert result.metrics[-1][3] < 0.7
     assert result.summary["final_test_accuracy"] is None
