@@ -89,11 +89,9 @@ def sweep(out, *options):
 
 TRAINING = [
     "--strategy",
-    "sync,backup,async",
+    "sync,async",
     "--workers",
     "3",
-    "--backups",
-    "0-1",
     "--steps",
     "40",
     "--eval-every",
@@ -120,7 +118,7 @@ def test_a_sweep_through_a_dask_scheduler_gives_the_local_results(cluster, tmp_p
     subprocess.run(sweep(tmp_path / "local", *TRAINING, "--jobs", "2"), check=True)
     results = (tmp_path / "dask" / "results.csv").read_bytes()
     assert results == (tmp_path / "local" / "results.csv").read_bytes()
-    assert results.count(b"\n") == 1 + 4  # sync, backup B=0 and B=1, async: real JAX training runs
+    assert results.count(b"\n") == 1 + 2  # sync and async: real JAX training runs
     for run in (tmp_path / "local" / "runs").iterdir():  # every file of every run, byte for byte
         for file in run.iterdir():
             assert file.read_bytes() == (tmp_path / "dask" / "runs" / run.name / file.name).read_bytes()
@@ -131,7 +129,7 @@ def test_a_sweep_through_a_dask_scheduler_gives_the_local_results(cluster, tmp_p
     again = [a for a in sweep(tmp_path / "dask", *TRAINING, "--scheduler", address) if a != "--quiet"]
     done = subprocess.run(again, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "3 of 4 runs are complete already; 1 to run" in done.stderr
+    assert "1 of 2 runs are complete already; 1 to run" in done.stderr
     assert "sweep: 1 of 1 finished, 0 running, 0 failed" in done.stderr
     assert (tmp_path / "dask" / "results.csv").read_bytes() == results
     assert not list(runs.glob(".*"))
