@@ -24,7 +24,8 @@ from pathlib import Path
 
 os.environ["SOURCE_DATE_EPOCH"] = "0"  # before matplotlib loads: PDFs without a creation date
 TRACE = "trace:traces/pai-mini-batch-time/{}.csv"
-SHIPPED = "traces/mini-batch-times.csv"
+SHIPPED = "traces/measured-cpu-4x-cnn-digits.csv"
+PAI = "traces/pai-mini-batch-time/job_1_norm.csv"
 
 STRATEGIES = [
     ["--strategy", "sync", "--workers", "4"],
@@ -41,7 +42,7 @@ STRATEGIES = [
     ["--strategy", "k-batch-async", "--workers", "7", "--k", "3"],
     ["--strategy", "ssp", "--workers", "4", "--ssp-bound", "2"],
     ["--strategy", "deadline", "--workers", "4", "--deadline", "1.5"],
-    ["--strategy", "adaptive-backup", "--workers", "6", "--backups", "3", "--adapt-every", "5"],
+    ["--strategy", "adaptive-backup", "--workers", "6", "--adapt-every", "5"],
     ["--strategy", "sync", "--workers", "1"],
 ]
 LATENCIES = [
@@ -55,7 +56,7 @@ EFFECTS = [
     ["--fail-slow", "normal=20,slow=5,factor=4", "--comm-latency", "0.05"],
     ["--failures", "rate=0.01,downtime=3"],
     ["--fail-at", "1@2-6"],
-    ["--speed-factors", "1,1,2,1,3,1"],
+    ["--speed-factors", "lognormal:mu=0,sigma=0.5"],
     ["--ps-bandwidth", "1e6", "--param-bytes", "50000"],
 ]
 
@@ -167,11 +168,11 @@ def commands() -> list[tuple[str, list[str]]]:
             )
     out += [
         ("fit", ["fit", SHIPPED, "--out", "{out}/fit"]),
-        ("fit-pai", ["fit", "traces/pai-mini-batch-time", "--format", "pai", "--out", "{out}/fit"]),
-        ("import", ["import", "traces/pai-mini-batch-time", "--format", "pai", "--out", "{out}/t.csv"]),
+        ("fit-pai", ["fit", PAI, "--format", "pai", "--time-scale", "0.5", "--out", "{out}/fit"]),
+        ("import", ["import", PAI, "--format", "pai", "--time-scale", "0.5", "--out", "{out}/t.csv"]),
         ("replay", ["replay", SHIPPED, "--workers", "4", "--backups", "1", "--out", "{out}/run"]),
-        ("validate", ["validate", SHIPPED, "--workers", "4", "--backups", "1", "--steps", "50"]),
-        ("compare-backups", ["compare-backups", "--workers", "4", "--backups", "3", "--steps", "200"]),
+        ("validate", ["validate", SHIPPED, "--workers", "4", "--backups", "1"]),
+        ("compare-backups", ["compare-backups", "--workers", "4", "--steps", "200", "--out", "{out}/cb"]),
         (
             "sweep",
             [
@@ -195,10 +196,10 @@ def commands() -> list[tuple[str, list[str]]]:
             ],
         ),
         ("sweep-aggregate", ["aggregate", "{tmp}/sweep/sw"]),
-        ("sweep-compare", ["compare", "{tmp}/sweep/sw", "--baseline", "strategy=sync"]),
+        ("sweep-compare", ["compare", "{tmp}/sweep/sw", "--baseline", "strategy=sync,workers=3"]),
         ("sweep-plot", ["plot", "{tmp}/sweep/sw", "--out", "{out}/figs"]),
         ("timeline", ["timeline", "{tmp}/timing-1-0/run", "--out", "{out}/tl.json"]),
-        ("whatif", ["whatif", "--out", "{out}/w"]),
+        ("whatif", ["whatif", "traces/llm-whatif/trace-AR.parquet", "--quiet", "--out", "{out}/w"]),
     ]
     bad = [
         ["simulate", "--workers", "0", "--out", "{out}/x"],
