@@ -25,10 +25,10 @@ import time
 
 import numpy as np
 import simpy
-from stragglersim.config import RunConfig
-from stragglersim.engine import Simulation
+from stragglersim.core.config import RunConfig
+from stragglersim.core.engine import Simulation
+from stragglersim.core.streams import Stream, stream
 from stragglersim.latency import parse_latency
-from stragglersim.streams import Stream, stream
 
 CANCEL = RunConfig(  # the engine_vs_minimal_simpy run
     strategy="backup",

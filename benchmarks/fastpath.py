@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from stragglersim.assemble import assemble
-from stragglersim.config import RunConfig
-from stragglersim.fastpath import fast_simulate
+from stragglersim.core.assemble import assemble
+from stragglersim.core.config import RunConfig
+from stragglersim.core.fastpath import fast_simulate
 
 SMALL = dict(strategy="backup", semantics="cancel", workers=100, backups=6, latency="exponential:rate=1")
 BIG = RunConfig(
@@ -59,7 +59,7 @@ def _best(fn, repeats: int) -> float:
 
 def _served() -> list[str]:
     try:
-        from stragglersim.fastpath import SERVED
+        from stragglersim.core.fastpath import SERVED
     except ImportError:  # before the fast path listed what it serves
         return ["sync", "backup/cancel", "k-sync"]
     return list(SERVED)
@@ -69,7 +69,7 @@ def _peak_rss_mb() -> float:
     """Peak RSS (MB) of a fresh interpreter that runs only the 100k-worker run."""
     code = (
         "import sys\nsys.path.insert(0, sys.argv[1])\nfrom fastpath import BIG\n"
-        "from stragglersim.fastpath import fast_simulate\nfrom stragglersim.assemble import assemble\n"
+        "from stragglersim.core.fastpath import fast_simulate\nfrom stragglersim.core.assemble import assemble\n"
         "fast_simulate(assemble(BIG), records=False)\n"
         "import resource\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )  # its own peak: RUSAGE_CHILDREN would also count the caller's other children (run.py's training runs)

@@ -231,7 +231,7 @@ def digest(path: Path) -> str:
 
 
 def run_all() -> dict:
-    from stragglersim.cli import main
+    from stragglersim.cli.main import main
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -59,27 +59,27 @@ STUDY_TESTS = ["tests/test_study_tables.py", "tests/test_aggregation.py", "tests
 WHATIF_TESTS = ["tests/test_whatif_corners.py", "tests/test_whatif.py", "tests/test_whatif_properties.py"]
 # module -> (file, functions to mutate (None: the whole module), tests that guard it)
 TARGETS = {
-    "engine": ("simulator/engine.py", None, ENGINE_TESTS),
+    "engine": ("simulator/core/engine.py", None, ENGINE_TESTS),
     **{
         f"strategies.{family}": (f"simulator/strategies/{family}.py", None, ENGINE_TESTS)
         for family in ("base", "sync", "asynchronous", "softsync", "dutta", "ssp", "deadline")
     },
     "trainer": (
-        "simulator/trainer.py",
+        "simulator/training/trainer.py",
         {"_apply_update", "_flush_stale", "_flush", "_indices", "_gradient", "_prune"},
         TRAINER_TESTS,
     ),
-    "steps": ("simulator/steps.py", {"build_steps"}, TRAINER_TESTS),
-    "versions": ("simulator/versions.py", None, TRAINER_TESTS),
+    "steps": ("simulator/training/steps.py", {"build_steps"}, TRAINER_TESTS),
+    "versions": ("simulator/training/versions.py", None, TRAINER_TESTS),
     # the corners (issue 26): the worker loop, the fast path, the theory, the study tables, the what-if replay
-    "worker": ("simulator/worker.py", None, WORKER_TESTS),
-    "fastpath": ("simulator/fastpath.py", None, ["tests/test_reference_model.py", "tests/test_fastpath.py"]),
-    "theory": ("simulator/theory.py", None, THEORY_TESTS),
-    "survival": ("simulator/survival.py", None, THEORY_TESTS),
-    "aggregation": ("simulator/aggregation.py", None, STUDY_TESTS),
-    "comparison": ("simulator/comparison.py", None, STUDY_TESTS),
-    "llm_replay": ("simulator/llm_replay.py", None, WHATIF_TESTS),
-    "whatif": ("simulator/whatif.py", None, WHATIF_TESTS),
+    "worker": ("simulator/core/worker.py", None, WORKER_TESTS),
+    "fastpath": ("simulator/core/fastpath.py", None, ["tests/test_reference_model.py", "tests/test_fastpath.py"]),
+    "theory": ("simulator/studies/theory.py", None, THEORY_TESTS),
+    "survival": ("simulator/studies/survival.py", None, THEORY_TESTS),
+    "aggregation": ("simulator/studies/aggregation.py", None, STUDY_TESTS),
+    "comparison": ("simulator/studies/comparison.py", None, STUDY_TESTS),
+    "llm_replay": ("simulator/llm/replay.py", None, WHATIF_TESTS),
+    "whatif": ("simulator/llm/whatif.py", None, WHATIF_TESTS),
 }
 # The operator classes: the classic ones, and those that make corner bugs (--kinds corner).
 CLASSIC = ("comparison", "arithmetic", "boolean", "remove not", "constant", "min/max", "delete statement")

@@ -31,10 +31,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from stragglersim.config import RunConfig
-from stragglersim.engine import Simulation
-from stragglersim.evaluation import describe_device
-from stragglersim.fastpath import fast_simulate
+from stragglersim.core.config import RunConfig
+from stragglersim.core.engine import Simulation
+from stragglersim.core.fastpath import fast_simulate
+from stragglersim.training.evaluation import describe_device
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the sibling benchmark scripts

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from stragglersim.config import RunConfig
-from stragglersim.sweeps import grid, run_sweep
+from stragglersim.core.config import RunConfig
+from stragglersim.studies.sweeps import grid, run_sweep
 
 
 def configs(runs: int, timing_only: bool) -> list[RunConfig]:

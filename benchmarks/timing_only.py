@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import simpy
-from stragglersim.config import RunConfig
-from stragglersim.engine import Simulation
-from stragglersim.results import write_run
+from stragglersim.core.config import RunConfig
+from stragglersim.core.engine import Simulation
+from stragglersim.io.results import write_run
 
 
 def bare_simpy(workers: int, computations: int) -> float:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from stragglersim.traces import Trace, read_trace
+from stragglersim.latency.traces import Trace, read_trace
 
 
 def main() -> None:

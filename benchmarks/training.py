@@ -20,12 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from stragglersim.config import RunConfig
-from stragglersim.evaluation import describe_device
+from stragglersim.core.config import RunConfig
 from stragglersim.models.datasets import load_dataset
 from stragglersim.models.zoo import build_model
-from stragglersim.optim import make_optimizer
-from stragglersim.trainer import train
+from stragglersim.training.evaluation import describe_device
+from stragglersim.training.optim import make_optimizer
+from stragglersim.training.trainer import train
 
 
 def trainer_seconds(config: RunConfig) -> float:

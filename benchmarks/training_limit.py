@@ -9,7 +9,7 @@ the same gradients on the same mini-batches with the same model and optimizer:
 - async: each update is one worker's gradient at the parameter version that worker read
   (stale), kept in a ring of past versions inside the scan, as the trainer does.
 
-The trainer side is :func:`stragglersim.trainer.train` (engine, batch look-up, version
+The trainer side is :func:`stragglersim.training.trainer.train` (engine, batch look-up, version
 bookkeeping, evaluation at the start and the end). Both sides are timed in steady state:
 compiled first, then runs of 3n updates minus runs of n, the best of five each, on the device
 ``jax.devices()`` gives. The simulation's cost per update is the difference of the two.
@@ -27,13 +27,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from stragglersim.assemble import assemble
-from stragglersim.config import RunConfig
-from stragglersim.data import WorkerBatches
-from stragglersim.engine import Simulation
-from stragglersim.evaluation import describe_device
-from stragglersim.optim import make_optimizer
-from stragglersim.trainer import train
+from stragglersim.core.assemble import assemble
+from stragglersim.core.config import RunConfig
+from stragglersim.core.data import WorkerBatches
+from stragglersim.core.engine import Simulation
+from stragglersim.training.evaluation import describe_device
+from stragglersim.training.optim import make_optimizer
+from stragglersim.training.trainer import train
 
 REPEATS = 5
 

@@ -15,7 +15,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from stragglersim import cli, llm_model, llm_replay, llm_trace, whatif
+from stragglersim.cli import main as cli
+from stragglersim.llm import model as llm_model
+from stragglersim.llm import replay as llm_replay
+from stragglersim.llm import trace as llm_trace
+from stragglersim.llm import whatif
 
 ROOT = Path(__file__).resolve().parent.parent
 

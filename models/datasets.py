@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..boundary import check_input_file
-from ..errors import InputError
+from ..io.boundary import check_input_file
+from ..io.errors import InputError
 from .catalog import DATASETS
 
 _GENERATING = threading.Lock()

@@ -8,7 +8,7 @@ The Python API (see the README's "Python API")::
     run.summary, run.updates  # summary.json as a dict, updates.csv as a pandas DataFrame
 """
 
-from ._version import __version__
 from .api import Run, aggregate, compare, load_run, predict, simulate, sweep
+from .io.version import __version__
 
 __all__ = ["Run", "__version__", "aggregate", "compare", "load_run", "predict", "simulate", "sweep"]

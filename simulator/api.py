@@ -6,7 +6,7 @@
     run.summary["mean_iteration_time"], run.updates["iteration_time"].median()
 
 Option names are the command line's long options with underscores (``--log-gradients`` is
-``log_gradients``): the fields of :class:`~stragglersim.config.RunConfig`, with the same defaults.
+``log_gradients``): the fields of :class:`~stragglersim.core.config.RunConfig`, with the same defaults.
 Every result is what the command line writes: ``run.summary`` is ``summary.json`` and
 ``run.updates`` is ``updates.csv`` read with pandas, value for value.
 
@@ -20,8 +20,8 @@ import io
 import json
 from pathlib import Path
 
-from ._version import __version__
-from .errors import InputError
+from .io.errors import InputError
+from .io.version import __version__
 
 # A run's tables. Each is kept as (CSV header, function giving its lines) until asked for, so a run
 # pays for pandas only when a table is used, and a DataFrame is parsed from the file's very text.
@@ -32,7 +32,7 @@ class Run:
     """One run's results: what ``stragglersim simulate --out DIR`` writes to ``DIR``.
 
     Attributes:
-        config: the resolved :class:`~stragglersim.config.RunConfig` (``config.toml``).
+        config: the resolved :class:`~stragglersim.core.config.RunConfig` (``config.toml``).
         summary: the headline numbers, exactly the dict of ``summary.json`` (with ``version``).
         params: with training, the final parameters (a pytree of arrays); None otherwise and for
             runs read back with :func:`load_run`.
@@ -71,7 +71,7 @@ class Run:
         Raises:
             InputError: ``out`` is a file, or holds something and ``overwrite`` is off.
         """
-        from .results import write_run
+        from .io.results import write_run
 
         out = Path(out)
         extra = {name: (header, lines()) for name, (header, lines) in self._tables.items() if name in TABLES[2:]}
@@ -125,10 +125,10 @@ def simulate(*, progress: bool = False, **options) -> Run:
     Raises:
         InputError: an unknown option, or a bad value (one line naming it).
     """
-    from .config import RunConfig
-    from .progress import NULL_PROGRESS, progress_bar
-    from .records import Gradient, Update
-    from .runner import execute
+    from .core.config import RunConfig
+    from .io.progress import NULL_PROGRESS, progress_bar
+    from .io.records import Gradient, Update
+    from .training.runner import execute
 
     config = RunConfig(**_run_options(options, "simulate")).validate()
     if config.checkpoint_every:
@@ -158,7 +158,7 @@ def load_run(directory) -> Run:
     Raises:
         InputError: ``directory`` is not such a folder.
     """
-    from .config import RunConfig
+    from .core.config import RunConfig
 
     d = Path(directory)
     if not d.is_dir():
@@ -219,9 +219,9 @@ def sweep(
     """
     import pandas as pd
 
-    from .grids import Grid
-    from .progress import RunCounter
-    from .sweeps import run_sweep
+    from .io.progress import RunCounter
+    from .studies.grids import Grid
+    from .studies.sweeps import run_sweep
 
     if "seed" in options:
         raise InputError("sweep: give seeds=[...] (a list, as the CLI's --seeds), not seed")
@@ -244,7 +244,7 @@ def sweep(
 
 
 def _declared(name: str) -> str:
-    from .config import RunConfig
+    from .core.config import RunConfig
 
     return str(RunConfig.__dataclass_fields__[name].type)
 
@@ -264,7 +264,7 @@ def predict(latency: str, workers: int, backups=(0,), trace_format: str = "csv",
     import pandas as pd
 
     from .latency import parse_latency
-    from .theory import predict_backups
+    from .studies.theory import predict_backups
 
     bs = list(dict.fromkeys(_as_list(backups)))  # each B once, in order
     workers = _python(workers)
@@ -287,8 +287,8 @@ def aggregate(*paths):
     """
     import pandas as pd
 
-    from .aggregation import aggregate as rows_of
-    from .aggregation import collect
+    from .studies.aggregation import aggregate as rows_of
+    from .studies.aggregation import collect
 
     return pd.DataFrame(rows_of(collect(_paths(paths, "aggregate"))))
 
@@ -309,8 +309,8 @@ def compare(*paths, baseline=None, metrics=None):
     """
     import pandas as pd
 
-    from .aggregation import collect
-    from .comparison import paired
+    from .studies.aggregation import collect
+    from .studies.comparison import paired
 
     metrics = [metrics] if isinstance(metrics, str) else metrics
     rows, _ = paired(collect(_paths(paths, "compare")), baseline=baseline, metrics=metrics)
@@ -327,7 +327,7 @@ def _run_options(options: dict, what: str) -> dict:
     """``options`` if every name is a RunConfig field; else an error naming the first that is not."""
     from dataclasses import fields
 
-    from .config import RunConfig
+    from .core.config import RunConfig
 
     declared = {f.name: str(f.type) for f in fields(RunConfig)}
     for name in options:

@@ -42,8 +42,8 @@ if "PYTEST_XDIST_WORKER" not in os.environ:
     _drop_torn_entries(os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 # after the cache settings: they must be in place before JAX loads
-from stragglersim.config import RunConfig  # noqa: E402
-from stragglersim.engine import simulate  # noqa: E402
+from stragglersim.core.config import RunConfig  # noqa: E402
+from stragglersim.core.engine import simulate  # noqa: E402
 
 
 def run(**kwargs):

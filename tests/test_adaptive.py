@@ -4,12 +4,12 @@ import json
 
 import numpy as np
 import pytest
-from stragglersim.cli import main
-from stragglersim.compare_backups import compare_with_fixed
-from stragglersim.config import RunConfig
-from stragglersim.engine import Simulation
+from stragglersim.cli.main import main
+from stragglersim.core.config import RunConfig
+from stragglersim.core.engine import Simulation
 from stragglersim.strategies.adaptive import AdaptiveBackup, expected_order_statistic, progress
-from stragglersim.theory import exponential_order_mean
+from stragglersim.studies.compare_backups import compare_with_fixed
+from stragglersim.studies.theory import exponential_order_mean
 
 
 def test_order_statistic_of_a_step_cdf_matches_the_exponential_closed_form():

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import stragglersim
 from scipy import stats
-from stragglersim.aggregation import aggregate, collect, metric_names, varying, write_aggregate
-from stragglersim.errors import InputError
+from stragglersim.io.errors import InputError
+from stragglersim.studies.aggregation import aggregate, collect, metric_names, varying, write_aggregate
 
 SEEDS = (0, 1, 2, 3, 4, 10)  # 10: seeds sort as numbers, not as text
 

@@ -7,9 +7,9 @@ import sys
 import pandas as pd
 import pytest
 import stragglersim
-from stragglersim.cli import main
-from stragglersim.errors import InputError
-from stragglersim.theory import harmonic
+from stragglersim.cli.main import main
+from stragglersim.io.errors import InputError
+from stragglersim.studies.theory import harmonic
 
 OPTIONS = dict(
     strategy="backup", workers=8, backups=2, latency="exponential:rate=1", steps=200, timing_only=True, seed=0
@@ -120,7 +120,7 @@ def test_import_is_light_and_timing_only_never_imports_jax():
     assert done.returncode == 0, done.stderr
     # No submodule shares a name with an API function (Python would bind the module over it).
     code = (
-        "import stragglersim, stragglersim.sweeps, stragglersim.cli, stragglersim.reproduce; "
+        "import stragglersim, stragglersim.studies.sweeps, stragglersim.cli.main, stragglersim.studies.reproduce; "
         "assert stragglersim.sweep is stragglersim.api.sweep and stragglersim.simulate is stragglersim.api.simulate; "
         "assert stragglersim.predict is stragglersim.api.predict and stragglersim.load_run is stragglersim.api.load_run"
     )
@@ -130,7 +130,7 @@ def test_import_is_light_and_timing_only_never_imports_jax():
 
 def test_numpy_values_and_numbers_for_text_options_are_taken_as_the_command_line_would(tmp_path):
     import numpy as np
-    from stragglersim.errors import InputError
+    from stragglersim.io.errors import InputError
 
     plain = stragglersim.simulate(workers=4, steps=20, timing_only=True, eval_every="5").summary
     numpy = stragglersim.simulate(workers=np.int64(4), steps=np.int64(20), timing_only=True, eval_every=5).summary

@@ -14,8 +14,8 @@ spec.loader.exec_module(module_map)
 
 def test_the_import_graph_has_no_cycles():
     known, edges = module_map.graph(ROOT)
-    assert "stragglersim.engine" in known and "stragglersim.models.zoo" in known
-    assert "stragglersim.records" in edges["stragglersim.engine"]  # the graph sees imports
+    assert "stragglersim.core.engine" in known and "stragglersim.models.zoo" in known
+    assert "stragglersim.io.records" in edges["stragglersim.core.engine"]  # the graph sees imports
     found = module_map.cycles({n: e - module_map.parents_of(n) for n, e in edges.items()})
     assert found == []
 
@@ -70,7 +70,7 @@ def test_the_wheel_holds_one_package_named_stragglersim(tmp_path):
     examples = {f"stragglersim/shipped_examples/{p.name}" for p in ROOT.glob("examples/*.toml")}
     assert len(examples) >= 5 and {n for n in names if n.startswith("stragglersim/shipped_examples/")} == examples
     entry = zipfile.ZipFile(wheel).read(info + "/entry_points.txt").decode()
-    assert "stragglersim = stragglersim.cli:main" in entry
+    assert "stragglersim = stragglersim.cli.main:main" in entry
 
 
 def test_the_command_line_starts_without_scipy_or_jax():
@@ -79,7 +79,7 @@ def test_the_command_line_starts_without_scipy_or_jax():
     import subprocess
     import sys
 
-    code = "import sys, stragglersim.cli; heavy = {'scipy', 'jax', 'pandas', 'matplotlib'}; "
+    code = "import sys, stragglersim.cli.main; heavy = {'scipy', 'jax', 'pandas', 'matplotlib'}; "
     code += "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-from stragglersim.cli import main
-from stragglersim.config import RunConfig
+from stragglersim.cli.main import main
+from stragglersim.core.config import RunConfig
 
 
 def simulate(out, *extra):
@@ -100,7 +100,7 @@ def test_refuses_to_overwrite_results_unless_asked(tmp_out, capsys):
 
 
 def test_failed_write_leaves_nothing_behind(tmp_out, monkeypatch, capsys):
-    import stragglersim.results as results
+    import stragglersim.io.results as results
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
@@ -132,7 +132,7 @@ def test_console_entry_points_and_no_jax_import(tmp_path):
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "unknown latency family 'nope'" in bad.stderr
     code = (
-        "import sys; from stragglersim.cli import main; "
+        "import sys; from stragglersim.cli.main import main; "
         f"rc = main(['simulate', '--timing-only', '--quiet', '--steps', '20', '--out', {str(tmp_path / 'ok')!r}]); "
         "assert rc == 0; assert not any(m == 'jax' or m.startswith('jax.') for m in sys.modules), 'jax imported'"
     )
@@ -201,8 +201,8 @@ def test_overwrite_never_deletes_a_folder_that_is_not_earlier_results(tmp_path, 
 def test_runs_failed_and_sigterm_give_their_exit_status_and_one_line(tmp_path, monkeypatch, capsys):
     import signal
 
-    from stragglersim import commands
-    from stragglersim.errors import RunsFailed, Stopped
+    from stragglersim.cli import commands
+    from stragglersim.io.errors import RunsFailed, Stopped
 
     def failed(args):
         """run a sweep"""
@@ -225,7 +225,7 @@ def test_runs_failed_and_sigterm_give_their_exit_status_and_one_line(tmp_path, m
 def test_a_full_disk_with_a_checkpoint_kept_says_how_to_go_on(tmp_path, monkeypatch, capsys):
     import errno
 
-    from stragglersim import commands
+    from stragglersim.cli import commands
 
     out = tmp_path / "run"
 
@@ -245,7 +245,7 @@ def test_a_full_disk_with_a_checkpoint_kept_says_how_to_go_on(tmp_path, monkeypa
 
 
 def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
-    from stragglersim import commands
+    from stragglersim.cli import commands
 
     def bug(args):
         """simulate one run"""
@@ -287,7 +287,7 @@ def test_predict_and_measure_refuse_bad_sizes_before_any_work(tmp_path, capsys, 
 
 def test_the_printed_account_of_a_training_run(tmp_path):
     import stragglersim
-    from stragglersim.reports import describe_run
+    from stragglersim.studies.reports import describe_run
 
     s = stragglersim.simulate(strategy="async", workers=3, steps=5, timing_only=True).summary
     assert f"  staleness: mean {s['mean_staleness']:.4g}, max {s['max_staleness']}" in describe_run(s, tmp_path)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from stragglersim.cli import build_parser, main
+from stragglersim.cli.main import build_parser, main
 
 SKIPPED_COMMANDS = ("reproduce", "measure")
 SKIPPED_OPTIONS = {"-h", "--help", "--version", "--scheduler", "--jobs", "--steps", "--out", "--timing-only", "--quiet"}

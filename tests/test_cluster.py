@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 import pytest
-from stragglersim.cluster import DurationStream, Link, parse_speed_factors
-from stragglersim.errors import InputError
+from stragglersim.core.cluster import DurationStream, Link, parse_speed_factors
+from stragglersim.core.streams import stream
+from stragglersim.io.errors import InputError
 from stragglersim.latency import parse_latency
-from stragglersim.streams import stream
 
 
 def test_duration_stream_does_not_depend_on_block_size():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import stragglersim
 from scipy import stats
-from stragglersim.cli import main
+from stragglersim.cli.main import main
 
 SEEDS = range(6)
 
@@ -155,8 +155,8 @@ def test_a_configuration_without_a_common_seed_says_so(sweep, tmp_path, capsys):
 
 
 def test_the_api_returns_the_csv_tables_and_keeps_its_names(sweep, tmp_path):
-    import stragglersim.aggregation  # noqa: F401  the submodules must not shadow the functions
-    import stragglersim.compare_backups  # noqa: F401
+    import stragglersim.studies.aggregation  # noqa: F401  the submodules must not shadow the functions
+    import stragglersim.studies.compare_backups  # noqa: F401
 
     frame = stragglersim.aggregate(sweep)
     assert list(frame.backups) == [0, 2] and list(frame.n_seeds) == [6, 6]
@@ -170,7 +170,7 @@ def test_the_api_returns_the_csv_tables_and_keeps_its_names(sweep, tmp_path):
 
 
 def test_a_baseline_value_may_hold_commas():
-    from stragglersim.comparison import parse_baseline
+    from stragglersim.studies.comparison import parse_baseline
 
     wanted = parse_baseline("latency=shifted-exponential:shift=1,rate=2,backups=0,semantics=drop")
     assert wanted == {"latency": "shifted-exponential:shift=1,rate=2", "backups": "0", "semantics": "drop"}

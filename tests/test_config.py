@@ -4,9 +4,9 @@ import math
 import re
 
 import pytest
-from stragglersim.assemble import check
-from stragglersim.config import RunConfig
-from stragglersim.errors import InputError
+from stragglersim.core.assemble import check
+from stragglersim.core.config import RunConfig
+from stragglersim.io.errors import InputError
 
 
 def test_backup_defaults_to_tf_semantics_and_others_have_none():

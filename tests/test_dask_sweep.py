@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from stragglersim.cli import main
-from stragglersim.config import RunConfig
-from stragglersim.errors import InputError, RunsFailed
-from stragglersim.progress import RunCounter
-from stragglersim.sweeps import grid, run_sweep
+from stragglersim.cli.main import main
+from stragglersim.core.config import RunConfig
+from stragglersim.io.errors import InputError, RunsFailed
+from stragglersim.io.progress import RunCounter
+from stragglersim.studies.sweeps import grid, run_sweep
 
 pytest.importorskip("distributed")
 
@@ -198,7 +198,7 @@ def test_scheduler_errors_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch)
 
 
 def test_an_unreachable_scheduler_is_a_clear_error(tmp_path):
-    from stragglersim.dask_sweep import connect
+    from stragglersim.studies.dask_sweep import connect
 
     with pytest.raises(InputError, match=r"--scheduler tcp://127.0.0.1:9: no Dask scheduler answered within 1 s"):
         with connect("tcp://127.0.0.1:9", timeout=1):
@@ -206,7 +206,7 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path):
 
 
 def test_failed_runs_are_reported_the_rest_kept_and_retried_by_the_same_command(tmp_path, monkeypatch):
-    import stragglersim.sweeps as sweep_module
+    import stragglersim.studies.sweeps as sweep_module
 
     configs = grid(
         RunConfig(steps=50, timing_only=True), strategies=["sync"], workers=[2, 3, 4], backups=[0], seeds=[0]
@@ -250,7 +250,7 @@ class Stream:
 
 
 def test_workers_with_another_stragglersim_version_are_refused(monkeypatch):
-    import stragglersim.dask_sweep as dask_sweep
+    import stragglersim.studies.dask_sweep as dask_sweep
 
     monkeypatch.setattr(dask_sweep, "__version__", "0.0.0-client")
     with pytest.raises(InputError, match=r"worker tcp://127.0.0.1:\d+ has stragglersim .*, this client 0.0.0-client"):
@@ -259,7 +259,7 @@ def test_workers_with_another_stragglersim_version_are_refused(monkeypatch):
 
 
 def test_a_file_a_worker_sends_from_outside_its_run_folder_is_refused_and_nothing_written(tmp_path):
-    from stragglersim.dask_sweep import write_files
+    from stragglersim.studies.dask_sweep import write_files
 
     for name in ("../escape.csv", "/etc/escape.csv"):
         with pytest.raises(ValueError, match=f"a worker sent a file outside its run folder: {name}"):

@@ -1,7 +1,7 @@
 """Per-worker mini-batch streams."""
 
 import numpy as np
-from stragglersim.data import WorkerBatches
+from stragglersim.core.data import WorkerBatches
 
 
 def test_batches_depend_only_on_seed_worker_and_index():

@@ -7,7 +7,7 @@ import struct
 
 import numpy as np
 import pytest
-from stragglersim.errors import InputError
+from stragglersim.io.errors import InputError
 from stragglersim.models.datasets import load_dataset
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 from conftest import run
-from stragglersim.config import RunConfig
-from stragglersim.engine import Simulation
+from stragglersim.core.config import RunConfig
+from stragglersim.core.engine import Simulation
 
 
 def test_updates_are_produced_lazily():
@@ -74,7 +74,7 @@ def test_summary_keys_cover_the_design_contract():
 
 def test_the_engine_refuses_an_invalid_config():
     """A library user who builds a Simulation directly gets the same one-line error as the CLI."""
-    from stragglersim.errors import InputError
+    from stragglersim.io.errors import InputError
 
     with pytest.raises(InputError, match="workers"):
         Simulation(RunConfig(strategy="sync", workers=0, timing_only=True))
@@ -158,7 +158,7 @@ def test_the_parameter_servers_invariants_stop_a_broken_update():
 def test_gc_paused_restores_the_collectors_previous_state():
     import gc
 
-    from stragglersim.gcpause import gc_paused
+    from stragglersim.io.gcpause import gc_paused
 
     assert gc.isenabled()
     with gc_paused():

@@ -6,8 +6,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from stragglersim.cli import main
-from stragglersim.config import RunConfig
+from stragglersim.cli.main import main
+from stragglersim.core.config import RunConfig
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 RUNS = ("paper-run", "async-staleness", "trace-replay")

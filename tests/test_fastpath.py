@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from stragglersim.cli import main
-from stragglersim.config import RunConfig
-from stragglersim.engine import simulate
-from stragglersim.fastpath import applies, fast_simulate
+from stragglersim.cli.main import main
+from stragglersim.core.config import RunConfig
+from stragglersim.core.engine import simulate
+from stragglersim.core.fastpath import applies, fast_simulate
 
 
 @settings(max_examples=40, deadline=None)
@@ -91,8 +91,8 @@ def test_atoms_and_gradient_logs_go_to_the_engine():
 
 def test_the_runner_takes_the_fast_path_for_every_run_it_can_serve(monkeypatch):
     """sync, cancel, drop, k-batch-sync and async without gradient logs: no engine at all."""
-    from stragglersim import engine
-    from stragglersim.runner import execute
+    from stragglersim.core import engine
+    from stragglersim.training.runner import execute
 
     monkeypatch.setattr(engine.Simulation, "run", lambda self: pytest.fail("the engine ran"))
     for kwargs in (
@@ -156,8 +156,8 @@ def test_log_gradients_none_writes_no_gradient_log(tmp_path):
 )
 def test_compact_log_has_the_same_summary_and_updates(strategy, seed, effect):
     """--log-gradients none keeps no finished gradient records, and loses no number."""
-    from stragglersim.engine import Simulation
-    from stragglersim.records import CompactLog
+    from stragglersim.core.engine import Simulation
+    from stragglersim.io.records import CompactLog
 
     kwargs = {
         "backup": {"backups": 2},
@@ -182,7 +182,7 @@ def test_compact_log_has_the_same_summary_and_updates(strategy, seed, effect):
 
 
 def test_a_fast_path_logs_updates_index_and_slice_like_a_list():
-    from stragglersim.recursions import CountsLog
+    from stragglersim.core.recursions import CountsLog
 
     ups = CountsLog(np.array([1.0, 2.5, 4.0]), {}, per_update=2).updates
     assert len(ups) == 3 and (ups[-1].index, ups[-1].time) == (3, 4.0)

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from stragglersim import fastqueues
-from stragglersim.assemble import assemble
-from stragglersim.config import RunConfig
-from stragglersim.engine import simulate
-from stragglersim.fastpath import applies, fast_simulate
-from stragglersim.recursions import Tie
+from stragglersim.core import fastqueues
+from stragglersim.core.assemble import assemble
+from stragglersim.core.config import RunConfig
+from stragglersim.core.engine import simulate
+from stragglersim.core.fastpath import applies, fast_simulate
+from stragglersim.core.recursions import Tie
 
 
 @pytest.mark.parametrize(

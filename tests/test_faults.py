@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 from conftest import run
-from stragglersim.cli import main
-from stragglersim.errors import InputError
-from stragglersim.faults import Episodes, FailSlow, parse_fail_at
+from stragglersim.cli.main import main
+from stragglersim.core.faults import Episodes, FailSlow, parse_fail_at
+from stragglersim.io.errors import InputError
 
 BACKUP = {"strategy": "backup", "workers": 4, "backups": 2, "latency": "exponential:rate=1", "timing_only": True}
 
@@ -190,8 +190,8 @@ def test_data_dependent_cost_makes_by_work_shards_imbalanced():
     ],
 )
 def test_bad_fault_options(kwargs, message):
-    from stragglersim.assemble import check
-    from stragglersim.config import RunConfig
+    from stragglersim.core.assemble import check
+    from stragglersim.core.config import RunConfig
 
     with pytest.raises(InputError) as err:
         check(RunConfig(workers=16, **{"fail_at": "", **kwargs}))

@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import pytest
-from stragglersim.cli import main
-from stragglersim.config import RunConfig
-from stragglersim.fitting import fit_durations
+from stragglersim.cli.main import main
+from stragglersim.core.config import RunConfig
 from stragglersim.latency import parse_latency
-from stragglersim.validation import validate_trace
+from stragglersim.latency.fitting import fit_durations
+from stragglersim.studies.validation import validate_trace
 from test_traces import write_trace
 
 
@@ -130,8 +130,8 @@ def test_a_trace_of_equal_durations_fits_the_constant_family(tmp_path, capsys):
 
 
 def test_durations_fitting_refuses_and_skips():
-    from stragglersim.errors import InputError
-    from stragglersim.fitting import fit_single
+    from stragglersim.io.errors import InputError
+    from stragglersim.latency.fitting import fit_single
 
     for bad in (np.nan, 0.0, -1.0, np.inf):
         with pytest.raises(InputError, match="fitting needs finite durations > 0"):

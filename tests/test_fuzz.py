@@ -5,11 +5,11 @@ import sys
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from stragglersim.assemble import check
-from stragglersim.config import RunConfig
-from stragglersim.errors import InputError
+from stragglersim.core.assemble import check
+from stragglersim.core.config import RunConfig
+from stragglersim.io.errors import InputError
 from stragglersim.latency import parse_latency
-from stragglersim.traces import read_trace
+from stragglersim.latency.traces import read_trace
 
 SPEC_ALPHABET = "abcdefghijklmnopqrstuvwxyz-:=,.()0123456789eE+ "
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from stragglersim.cli import main
+from stragglersim.cli.main import main
 
 GOLDEN = Path(__file__).parent / "golden" / "backup-tf-n3-b1"
 ARGS = [

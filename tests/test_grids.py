@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import stats
-from stragglersim.cli import main
-from stragglersim.errors import InputError
-from stragglersim.grids import Grid, run_name, varied
-from stragglersim.results import read_csv
+from stragglersim.cli.main import main
+from stragglersim.io.errors import InputError
+from stragglersim.io.results import read_csv
+from stragglersim.studies.grids import Grid, run_name, varied
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 STUDY = ["--strategy", "backup", "--total-workers", "20", "--backups", "0,2,4", "--semantics", "tf,drop,cancel"]
@@ -202,7 +202,7 @@ def test_a_grid_file_with_seed_and_seeds_is_refused(tmp_path):
 
 
 def test_grid_errors_name_the_option_and_the_run(tmp_path):
-    from stragglersim.grids import Union, grid_from_options, parse_int_list, parse_values
+    from stragglersim.studies.grids import Union, grid_from_options, parse_int_list, parse_values
 
     with pytest.raises(InputError, match=r"--total-workers ',': no values"):
         parse_int_list(",", "--total-workers")
@@ -232,7 +232,7 @@ def test_grid_errors_name_the_option_and_the_run(tmp_path):
 
 
 def test_results_csv_leaves_non_finite_and_missing_values_empty(tmp_path):
-    from stragglersim.results import write_results
+    from stragglersim.io.results import write_results
 
     rows = [
         {"workers": 4, "time_to_target": None, "mean_staleness": float("inf"), "ratio": "nan", "updates": 7},

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
-from stragglersim.errors import InputError
+from stragglersim.io.errors import InputError
 from stragglersim.latency import parse_latency
 
 SPECS = {

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from stragglersim import llm_trace
-from stragglersim.cli import main
-from stragglersim.errors import InputError
-from stragglersim.llm_profile import COLUMNS, convert_profiles
-from stragglersim.llm_profile_write import write_profile
+from stragglersim.cli.main import main
+from stragglersim.io.errors import InputError
+from stragglersim.llm import trace as llm_trace
+from stragglersim.llm.profile import COLUMNS, convert_profiles
+from stragglersim.llm.profile_write import write_profile
 
 ST = Path(__file__).resolve().parents[1] / "traces" / "llm-whatif" / "trace-ST.parquet"
 KEY = ["dp_rank", "stage", "step", "optype", "seq_id"]

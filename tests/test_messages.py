@@ -1,7 +1,7 @@
 """Help and error messages as a user meets them (issue 16, item 5)."""
 
 import pytest
-from stragglersim.cli import build_parser, main
+from stragglersim.cli.main import build_parser, main
 
 PAI = "traces/pai-mini-batch-time/job_1_norm.csv"
 MEASURED = "traces/measured-cpu-4x-cnn-digits.csv"

@@ -3,9 +3,9 @@
 from dataclasses import fields
 
 import pytest
-from stragglersim.cli import build_parser
-from stragglersim.config import RunConfig
-from stragglersim.options import OPTIONS, TRACE_FIELDS, config_from_namespace
+from stragglersim.cli.main import build_parser
+from stragglersim.cli.options import OPTIONS, TRACE_FIELDS, config_from_namespace
+from stragglersim.core.config import RunConfig
 
 
 def test_every_run_option_is_declared_once():
@@ -35,7 +35,8 @@ def test_a_config_file_sets_the_defaults_and_flags_win(tmp_path):
 
 
 def test_the_optimizer_names_config_accepts_are_the_ones_optim_builds():
-    from stragglersim import config, optim
+    from stragglersim.core import config
+    from stragglersim.training import optim
 
     assert tuple(optim.OPTIMIZERS) == config.OPTIMIZERS
     for name in config.OPTIMIZERS:
@@ -45,7 +46,7 @@ def test_the_optimizer_names_config_accepts_are_the_ones_optim_builds():
 
 
 def test_exponential_schedule_decays_in_steps_after_scaling():
-    from stragglersim.optim import learning_rate
+    from stragglersim.training.optim import learning_rate
 
     config = RunConfig(lr=0.1, lr_scaling="linear", lr_schedule="exponential", lr_decay_rate=0.5, lr_decay_steps=10)
     schedule = learning_rate(config, 4)
@@ -58,7 +59,7 @@ def test_counted_rmsprop_scales_each_update_with_the_gradients_it_averaged():
     import jax
     import jax.numpy as jnp
     import numpy as np
-    from stragglersim.optim import make_optimizer
+    from stragglersim.training.optim import make_optimizer
 
     opt = make_optimizer(
         RunConfig(optimizer="rmsprop", lr=0.01, lr_scaling="linear", strategy="deadline"), 4, counted=True
@@ -76,7 +77,7 @@ def test_counted_rmsprop_scales_each_update_with_the_gradients_it_averaged():
 
 
 def test_config_file_given_as_config_equals_file_and_twice(tmp_path, capsys):
-    from stragglersim.cli import main
+    from stragglersim.cli.main import main
 
     config = tmp_path / "run.toml"
     config.write_text('strategy = "async"\nworkers = 3\nsteps = 30\ntiming_only = true\n')

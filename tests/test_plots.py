@@ -10,15 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import stats
-from stragglersim import folder_plots, plots, sweep_plots
-from stragglersim.aggregation import RunRecord, collect
-from stragglersim.cli import main
-from stragglersim.config import RunConfig
-from stragglersim.errors import InputError
-from stragglersim.folder_plots import unique_names
-from stragglersim.plots import numeric_order
-from stragglersim.sweep_plots import Layout, plot_sweep, sweep_table
-from stragglersim.sweeps import run_sweep
+from stragglersim.cli.main import main
+from stragglersim.core.config import RunConfig
+from stragglersim.io.errors import InputError
+from stragglersim.plots import figures as plots
+from stragglersim.plots.figures import numeric_order
+from stragglersim.studies import folder_plots, sweep_plots
+from stragglersim.studies.aggregation import RunRecord, collect
+from stragglersim.studies.folder_plots import unique_names
+from stragglersim.studies.sweep_plots import Layout, plot_sweep, sweep_table
+from stragglersim.studies.sweeps import run_sweep
 
 BASE = RunConfig(strategy="backup", semantics="cancel", workers=3, steps=30, timing_only=True)
 
@@ -131,8 +132,8 @@ def test_timeline_window_exports_only_those_updates(tmp_path, capsys):
 
 
 def test_gantt_windows_and_the_async_default(tmp_path):
-    from stragglersim.plots import plot_gantt
-    from stragglersim.timeline import default_window, read_run
+    from stragglersim.io.timeline import default_window, read_run
+    from stragglersim.plots.figures import plot_gantt
 
     run = tmp_path / "async"
     args = ["simulate", "--timing-only", "--quiet", "--strategy", "async", "--workers", "5", "--steps", "40"]
@@ -158,7 +159,7 @@ def test_reproduce_refuses_a_non_empty_folder_and_changes_nothing(tmp_path, caps
 
 def _capture(monkeypatch, module, name) -> list:
     """Replace ``module.name`` (a save function) by one that keeps the figure and writes placeholders."""
-    from stragglersim.plots import _pyplot
+    from stragglersim.plots.figures import _pyplot
 
     kept = []
 

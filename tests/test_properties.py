@@ -6,7 +6,7 @@ from conftest import events, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stragglersim import strategies
-from stragglersim.records import APPLIED, CANCELLED, DROPPED_LATE, DROPPED_STALE, FAILED, FATES, PENDING
+from stragglersim.io.records import APPLIED, CANCELLED, DROPPED_LATE, DROPPED_STALE, FAILED, FATES, PENDING
 
 LATENCIES = st.sampled_from(
     [

@@ -2,9 +2,9 @@
 loses no number."""
 
 import pytest
-from stragglersim.config import RunConfig
-from stragglersim.engine import Simulation
-from stragglersim.records import CompactLog
+from stragglersim.core.config import RunConfig
+from stragglersim.core.engine import Simulation
+from stragglersim.io.records import CompactLog
 
 
 def _compact_run(config: RunConfig, limit: int) -> CompactLog:

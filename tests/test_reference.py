@@ -21,12 +21,12 @@ import math
 import jax
 import numpy as np
 import pytest
-from stragglersim.config import RunConfig
+from stragglersim.core.config import RunConfig
+from stragglersim.core.streams import Stream
+from stragglersim.io.results import write_run
 from stragglersim.models.datasets import load_dataset
 from stragglersim.models.zoo import build_model
-from stragglersim.results import write_run
-from stragglersim.runner import execute
-from stragglersim.streams import Stream
+from stragglersim.training.runner import execute
 
 STEPS, EVERY, BATCH, LR = 150, 100, 16, 0.1
 

@@ -22,12 +22,12 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from reference_model import Reference
-from stragglersim.assemble import RunInputs, assemble
-from stragglersim.config import RunConfig
-from stragglersim.engine import simulate
-from stragglersim.errors import InputError
-from stragglersim.fastpath import applies, fast_simulate
-from stragglersim.streams import Stream, stream
+from stragglersim.core.assemble import RunInputs, assemble
+from stragglersim.core.config import RunConfig
+from stragglersim.core.engine import simulate
+from stragglersim.core.fastpath import applies, fast_simulate
+from stragglersim.core.streams import Stream, stream
+from stragglersim.io.errors import InputError
 
 LATENCIES = [
     "constant:value=1",  # every draw ties
@@ -268,7 +268,7 @@ def check(config: RunConfig) -> None:
 
 
 def _barrier(config: RunConfig) -> bool:
-    from stragglersim.recursions import recursion
+    from stragglersim.core.recursions import recursion
 
     return recursion(config) == "barrier"
 

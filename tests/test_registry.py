@@ -6,10 +6,10 @@ from dataclasses import fields
 
 import pytest
 from stragglersim import strategies
-from stragglersim.config import RunConfig
-from stragglersim.engine import Simulation
-from stragglersim.errors import InputError
-from stragglersim.records import DROPPED_LATE
+from stragglersim.core.config import RunConfig
+from stragglersim.core.engine import Simulation
+from stragglersim.io.errors import InputError
+from stragglersim.io.records import DROPPED_LATE
 from stragglersim.strategies import Strategy, cancellable, register
 
 # The README's "Write your own strategy" example, as it is written there.

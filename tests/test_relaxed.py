@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 from conftest import run
-from stragglersim.config import RunConfig
-from stragglersim.errors import InputError
-from stragglersim.theory import harmonic
+from stragglersim.core.config import RunConfig
+from stragglersim.io.errors import InputError
+from stragglersim.studies.theory import harmonic
 
 Z = 4.0  # standard errors
 
@@ -146,7 +146,7 @@ def test_family_parameters_are_validated(kwargs, message):
 
 
 def test_staleness_lr_trains(tmp_path):
-    from stragglersim.trainer import train
+    from stragglersim.training.trainer import train
 
     config = RunConfig(strategy="softsync", workers=8, softsync_n=4, staleness_lr=True, steps=200, lr=0.2, seed=2)
     _, log, result = train(config)

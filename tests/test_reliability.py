@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from stragglersim.cli import main
+from stragglersim.cli.main import main
 
 
 def sweep_args(out):
@@ -138,7 +138,7 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_metrics(tmp_path, c
 )
 def test_a_training_run_resumes_from_its_checkpoint_to_identical_files(tmp_path, monkeypatch, strategy):
     """Crash right after the second checkpoint, resume, and get the uninterrupted run's files."""
-    import stragglersim.checkpoint as checkpoint
+    import stragglersim.training.checkpoint as checkpoint
 
     args = ["simulate", "--quiet", *strategy, "--steps", "300"]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
@@ -174,7 +174,7 @@ def test_bad_checkpoint_options(tmp_path, capsys):
 def test_resume_with_more_steps_extends_the_run_and_other_changed_options_are_refused(tmp_path, monkeypatch, capsys):
     """``--resume CKPT --steps K`` goes on to K updates, with the files of a run asked for K from
     the start; an option the checkpoint fixes, given with another value, is a one-line error."""
-    import stragglersim.checkpoint as checkpoint
+    import stragglersim.training.checkpoint as checkpoint
 
     args = ["simulate", "--quiet", "--strategy", "backup", "--workers", "2", "--backups", "1", "--eval-every", "2"]
     args += ["--checkpoint-every", "2"]

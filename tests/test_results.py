@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 import stragglersim
-from stragglersim.errors import InputError
-from stragglersim.results import check_out_dir, check_out_file, check_out_place
+from stragglersim.io.errors import InputError
+from stragglersim.io.results import check_out_dir, check_out_file, check_out_place
 
 
 def test_an_output_that_is_not_a_folder_of_earlier_results_is_refused(tmp_path):

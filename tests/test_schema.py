@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from stragglersim import schema
-from stragglersim.cli import main
-from stragglersim.evaluation import TrainingResult
-from stragglersim.records import Gradient, Update
+from stragglersim.cli.main import main
+from stragglersim.io import schema
+from stragglersim.io.records import Gradient, Update
+from stragglersim.training.evaluation import TrainingResult
 
 
 def test_the_schema_lists_exactly_the_columns_written():

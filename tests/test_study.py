@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run
-from stragglersim.cli import main
-from stragglersim.config import RunConfig
+from stragglersim.cli.main import main
+from stragglersim.core.config import RunConfig
 from stragglersim.latency import parse_latency
-from stragglersim.sweeps import grid, read_results, run_name, run_sweep
-from stragglersim.theory import (
+from stragglersim.studies.sweeps import grid, read_results, run_name, run_sweep
+from stragglersim.studies.theory import (
     dutta_error_bound,
     exponential_order_mean,
     exponential_order_var,
@@ -179,7 +179,7 @@ def _check_study(out: Path, report: str, *, total: int, timing_runs: int) -> Non
 def test_reproduce_draws_every_figure_and_the_report(tmp_path):
     """The whole study at the smallest scale that runs every experiment: every figure, the timeline,
     the data and a report (``--quick`` itself: the slow test below)."""
-    from stragglersim.reproduce import Scale, reproduce
+    from stragglersim.studies.reproduce import Scale, reproduce
 
     tiny = Scale(
         kth_workers=6,
@@ -204,7 +204,7 @@ def test_reproduce_draws_every_figure_and_the_report(tmp_path):
 @pytest.mark.slow
 def test_reproduce_quick(tmp_path):
     """``reproduce --quick``: the study at CI scale, with its findings."""
-    from stragglersim.reproduce import reproduce
+    from stragglersim.studies.reproduce import reproduce
 
     report = reproduce(tmp_path, quick=True, jobs=2, log=lambda m: None).read_text()
     _check_study(tmp_path, report, total=8, timing_runs=21)

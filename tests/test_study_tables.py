@@ -41,9 +41,17 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
-from stragglersim.aggregation import RunRecord, aggregate, collect, metric_names, points, varying, write_aggregate
-from stragglersim.comparison import compare_runs, paired
-from stragglersim.errors import InputError
+from stragglersim.io.errors import InputError
+from stragglersim.studies.aggregation import (
+    RunRecord,
+    aggregate,
+    collect,
+    metric_names,
+    points,
+    varying,
+    write_aggregate,
+)
+from stragglersim.studies.comparison import compare_runs, paired
 
 TOL = 1e-12
 SEED_POOL = (0, 1, 2, 3, 10)  # 10 sorts after 3 as a number, before 2 as text

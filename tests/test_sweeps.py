@@ -4,12 +4,12 @@ import io
 import shutil
 
 import pytest
-from stragglersim.completeness import expected_tables, read_summary, run_complete
-from stragglersim.config import RunConfig
-from stragglersim.errors import InputError
-from stragglersim.grids import Grid
-from stragglersim.progress import NullProgress, RunCounter, progress_bar
-from stragglersim.sweeps import run_sweep
+from stragglersim.core.config import RunConfig
+from stragglersim.io.errors import InputError
+from stragglersim.io.progress import NullProgress, RunCounter, progress_bar
+from stragglersim.studies.completeness import expected_tables, read_summary, run_complete
+from stragglersim.studies.grids import Grid
+from stragglersim.studies.sweeps import run_sweep
 
 ONE = {"strategy": "sync", "workers": 2, "steps": 5, "timing_only": True}
 
@@ -97,7 +97,7 @@ def test_on_a_terminal_the_counts_are_a_bar(monkeypatch):
 
 @pytest.mark.slow  # a pool of two spawned processes: seconds
 def test_a_run_failing_in_a_worker_process_is_reported_and_the_others_kept(tmp_path):
-    from stragglersim.errors import RunsFailed
+    from stragglersim.io.errors import RunsFailed
 
     (tmp_path / "t.csv").write_text("worker,step,duration\n0,0,1\n1,0,10\n")  # used up before the first update
     trace = f"trace:{tmp_path / 't.csv'}"

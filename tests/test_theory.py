@@ -11,7 +11,7 @@ import math
 import pytest
 from conftest import run
 from stragglersim.latency import parse_latency
-from stragglersim.theory import (
+from stragglersim.studies.theory import (
     async_exponential_staleness,
     async_update_rate,
     cancel_iteration_time,
@@ -146,7 +146,7 @@ def _pareto_exact(k: int, n: int, alpha: float, scale: float, power: int) -> flo
 
 @pytest.mark.parametrize(("k", "n"), [(10, 10), (10, 12), (1, 5), (95, 100)])
 def test_pareto_order_statistics_match_the_exact_formula(k, n):
-    from stragglersim.theory import _quantile_moment, order_moments
+    from stragglersim.studies.theory import _quantile_moment, order_moments
 
     model = parse_latency("pareto:alpha=3,scale=1.5")
     m = order_moments(model, k, n)
@@ -174,7 +174,7 @@ def test_pareto_order_statistics_match_the_exact_formula(k, n):
 def test_heavy_tails_give_infinite_moments_not_numbers(alpha, backups, mean_finite, std_finite):
     """X_{N:N+B} of Pareto(α) has the tail x^-(B+1)α: its mean exists only for (B+1)α > 1 and
     its variance only for (B+1)α > 2 (equality included: the integral diverges)."""
-    from stragglersim.theory import order_moments
+    from stragglersim.studies.theory import order_moments
 
     m = order_moments(parse_latency(f"pareto:alpha={alpha},scale=1"), 10, 10 + backups)
     assert math.isfinite(m.mean) == mean_finite and math.isfinite(m.std) == std_finite
@@ -186,7 +186,7 @@ def test_heavy_tails_give_infinite_moments_not_numbers(alpha, backups, mean_fini
 
 
 def test_predict_prints_inf_and_says_why(capsys):
-    from stragglersim.cli import main
+    from stragglersim.cli.main import main
 
     args = ["predict", "--latency", "pareto:alpha=0.8,scale=1", "--workers", "10", "--backups", "0,2"]
     assert main(args) == 0
@@ -208,7 +208,7 @@ def test_lognormal_quadrature_is_accurate_and_quiet(sigma):
     """Long-tailed lognormals (warnings are errors in this suite): the quantile quadrature
     agrees with an independent integration in log space, x = exp(σz), to 1e-6."""
     from scipy import integrate, stats
-    from stragglersim.theory import order_moments
+    from stragglersim.studies.theory import order_moments
 
     n, k = 10, 10
 
@@ -232,7 +232,7 @@ def test_a_straggler_mixture_has_its_exact_moments():
     """One computation (N=1, B=0) of Exp(1) that takes 5x with probability 0.05: mean
     0.95 + 0.05·5 = 1.2, E[X²] = 0.95·2 + 0.05·50 = 4.4. The mixture has no exact ``isf``, so
     its upper quantiles stop where 1 - u is still exact."""
-    from stragglersim.theory import order_moments
+    from stragglersim.studies.theory import order_moments
 
     m = order_moments(parse_latency("straggler:base=exponential(rate=1),p=0.05,factor=5"), 1, 1)
     assert m.mean == pytest.approx(1.2, rel=1e-6) and m.std == pytest.approx(math.sqrt(4.4 - 1.44), rel=1e-6)
@@ -240,7 +240,7 @@ def test_a_straggler_mixture_has_its_exact_moments():
 
 def test_empirical_order_statistics_are_exact(tmp_path):
     """Two draws from the three recorded durations 1, 2, 4: enumerate the nine pairs."""
-    from stragglersim.theory import order_moments
+    from stragglersim.studies.theory import order_moments
 
     trace = tmp_path / "t.csv"
     trace.write_text("worker,step,duration\n0,0,1\n0,1,2\n0,2,4\n")
@@ -257,7 +257,7 @@ def test_empirical_order_statistics_are_exact(tmp_path):
 def test_huge_but_finite_moments_say_so(capsys):
     """Lognormal sigma=10: the max of 10 is about 10·e^50 (finite, printed); sigma=30 is beyond
     double precision: no number, no traceback, and a note."""
-    from stragglersim.cli import main
+    from stragglersim.cli.main import main
 
     assert main(["predict", "--latency", "lognormal:mu=0,sigma=10", "--workers", "10", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)[0]

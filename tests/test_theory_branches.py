@@ -40,13 +40,14 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
-from stragglersim import api, theory
-from stragglersim.errors import InputError
+from stragglersim import api
+from stragglersim.core.limits import MAX_PREDICT
+from stragglersim.io.errors import InputError
 from stragglersim.latency import Empirical, LatencyModel, parse_latency
-from stragglersim.limits import MAX_PREDICT
-from stragglersim.reports import predict as report_predict
-from stragglersim.survival import order_means
-from stragglersim.theory import (
+from stragglersim.studies import theory
+from stragglersim.studies.reports import predict as report_predict
+from stragglersim.studies.survival import order_means
+from stragglersim.studies.theory import (
     EXACT_TERMS,
     LARGE_ERROR,
     SPIKE_N,

@@ -1,9 +1,9 @@
 """A run's timeline: what cannot be drawn is a clear error."""
 
 import pytest
-from stragglersim.errors import InputError
-from stragglersim.records import Gradient
-from stragglersim.timeline import read_run, select
+from stragglersim.io.errors import InputError
+from stragglersim.io.records import Gradient
+from stragglersim.io.timeline import read_run, select
 
 GRADIENTS = ",".join(Gradient.FIELDS) + "\n"
 
@@ -21,7 +21,7 @@ def test_a_run_without_updates_and_a_window_past_its_end_are_refused(tmp_path):
 
 
 def test_a_folder_that_is_not_a_run_and_a_bad_window_are_one_line_errors(tmp_path):
-    from stragglersim.timeline import parse_window
+    from stragglersim.io.timeline import parse_window
 
     with pytest.raises(InputError, match=r": not a run folder \(No such file or directory: .*gradients.csv\)"):
         read_run(tmp_path)

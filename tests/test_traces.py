@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 from conftest import run
-from stragglersim.assemble import check
-from stragglersim.cli import main
-from stragglersim.config import RunConfig
-from stragglersim.errors import InputError
+from stragglersim.cli.main import main
+from stragglersim.core.assemble import check
+from stragglersim.core.config import RunConfig
+from stragglersim.io.errors import InputError
 from stragglersim.latency import parse_latency
-from stragglersim.traces import Trace, read_trace
+from stragglersim.latency.traces import Trace, read_trace
 
 PAI = "traces/pai-mini-batch-time/job_3_norm.csv"
 
@@ -193,7 +193,7 @@ def test_bad_chrome_traces(tmp_path, capsys, content, message):
 
 def test_a_trace_used_up_before_the_first_update_is_an_input_error(tmp_path):
     """k-batch-sync with K = 2: worker 0 asks for its second duration before worker 1's first ends."""
-    from stragglersim.runner import execute
+    from stragglersim.training.runner import execute
 
     (tmp_path / "t.csv").write_text("worker,step,duration\n0,0,1\n1,0,10\n")
     config = RunConfig(strategy="k-batch-sync", workers=2, k=2, latency=f"trace:{tmp_path / 't.csv'}", timing_only=True)
@@ -249,7 +249,7 @@ def test_measure_shuts_down_children_never_started_from_any_thread():
     import signal
     import threading
 
-    from stragglersim.measure import _shut_down
+    from stragglersim.training.measure import _shut_down
 
     before = signal.getsignal(signal.SIGTERM)
     procs = [mp.get_context("spawn").Process(target=print)]
@@ -270,7 +270,7 @@ def test_measure_shuts_down_children_never_started_from_any_thread():
 
 
 def test_measure_kills_a_child_that_outlives_sigterm():
-    from stragglersim.measure import _shut_down
+    from stragglersim.training.measure import _shut_down
 
     class Stubborn:  # started, and deaf to SIGTERM
         pid, signals = 1, []
@@ -297,7 +297,7 @@ def test_the_readme_paths_name_the_shipped_traces_from_any_folder_but_a_users_fi
 ):
     """``traces/NAME`` works outside a checkout (the installed package data); a file of that name
     in the working folder, and any other relative path, is the user's own."""
-    from stragglersim.traces import shipped_trace
+    from stragglersim.latency.traces import shipped_trace
 
     monkeypatch.chdir(tmp_path)
     assert shipped_trace("pai-mini-batch-time/LICENSE").is_file()
@@ -313,7 +313,7 @@ def test_the_readme_paths_name_the_shipped_traces_from_any_folder_but_a_users_fi
 
 
 def test_replay_stream_gives_a_workers_durations_in_order_then_is_used_up(tmp_path):
-    from stragglersim.errors import TraceExhausted
+    from stragglersim.io.errors import TraceExhausted
 
     path = write_trace(tmp_path / "t.csv", np.array([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0]]))
     draw = parse_latency(f"trace:{path}").stream_for(1, None, 2.0)
@@ -339,7 +339,7 @@ def test_replay_takes_a_config_file_but_not_its_latency(tmp_path, capsys):
 
 def test_read_trace_names_a_missing_file_and_a_folder(tmp_path):
     """The library call, not only the command: a missing trace or a folder is a one-line error naming it."""
-    from stragglersim.traces import read_trace
+    from stragglersim.latency.traces import read_trace
 
     with pytest.raises(InputError, match=r"nowhere/t\.csv: cannot read trace: No such file or directory"):
         read_trace("/nowhere/t.csv")

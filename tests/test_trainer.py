@@ -6,12 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from stragglersim.cli import main
-from stragglersim.config import RunConfig
-from stragglersim.engine import Simulation
+from stragglersim.cli.main import main
+from stragglersim.core.config import RunConfig
+from stragglersim.core.engine import Simulation
 from stragglersim.models.datasets import Dataset, load_dataset
 from stragglersim.models.zoo import Model, build_model
-from stragglersim.trainer import Trainer, train
+from stragglersim.training.trainer import Trainer, train
 
 
 def test_backup_mlp_on_digits_learns_quickly():
@@ -249,7 +249,7 @@ def test_model_that_does_not_fit_the_dataset_is_a_clear_error(tmp_path, capsys):
 
 
 def test_the_version_ring_refuses_versions_it_no_longer_keeps():
-    from stragglersim.versions import VersionRing
+    from stragglersim.training.versions import VersionRing
 
     ring = VersionRing({"w": jax.numpy.zeros(2)}, capacity=4)
     for v in range(1, 6):

@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from stragglersim import cli, llm_model, llm_trace, whatif
-from stragglersim.llm_replay import ideal, measured, no_delay, replay
+from stragglersim.cli import main as cli
+from stragglersim.llm import model as llm_model
+from stragglersim.llm import trace as llm_trace
+from stragglersim.llm import whatif
+from stragglersim.llm.replay import ideal, measured, no_delay, replay
 
 SHIPPED = Path(__file__).resolve().parent.parent / "traces" / "llm-whatif"
 
@@ -285,7 +288,7 @@ def test_whatif_command_writes_its_folder_and_a_canonical_replica_trace(tmp_path
 
 def test_profiler_traces_give_the_same_analysis(tmp_path, capsys):
     """The ST job as per-rank PyTorch profiler traces -> import-ops -> whatif: the same slowdown."""
-    from stragglersim.llm_profile_write import write_profile
+    from stragglersim.llm.profile_write import write_profile
 
     table = pd.read_parquet(SHIPPED / "trace-ST.parquet")
     table = table[table.step.isin(sorted(table.step.unique())[:6])].copy()
@@ -301,7 +304,7 @@ def test_profiler_traces_give_the_same_analysis(tmp_path, capsys):
 
 
 def test_a_trace_too_large_for_memory_is_refused_unread(monkeypatch):
-    from stragglersim import limits
+    from stragglersim.core import limits
 
     monkeypatch.setattr(limits, "machine_memory", lambda: 50_000_000)
     with pytest.raises(llm_trace.InputError, match=r"analysing 117,216 ops needs about .* \(this machine has"):

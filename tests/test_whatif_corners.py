@@ -27,8 +27,11 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from stragglersim import llm_model, llm_trace, whatif, whatif_report
-from stragglersim.llm_replay import Durations, ideal, measured, no_delay, replay
+from stragglersim.llm import model as llm_model
+from stragglersim.llm import report as whatif_report
+from stragglersim.llm import trace as llm_trace
+from stragglersim.llm import whatif
+from stragglersim.llm.replay import Durations, ideal, measured, no_delay, replay
 
 SHIPPED = Path(__file__).resolve().parent.parent / "traces" / "llm-whatif"
 COLUMNS = list(llm_trace.COLUMNS)

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from stragglersim.whatif_plots import (
+from stragglersim.llm.figures import (
     backups_figure,
     heatmap_figure,
     plot_whatif,

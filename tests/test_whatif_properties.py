@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from stragglersim import llm_model, llm_trace
-from stragglersim.llm_replay import measured, no_delay, replay
+from stragglersim.llm import model as llm_model
+from stragglersim.llm import trace as llm_trace
+from stragglersim.llm.replay import measured, no_delay, replay
 
 SHIPPED = Path(__file__).resolve().parent.parent / "traces" / "llm-whatif"
 

@@ -3,10 +3,10 @@ run as SimPy processes."""
 
 import pytest
 from conftest import events, update_times
-from stragglersim import engine
-from stragglersim.config import RunConfig
-from stragglersim.engine import Simulation
-from stragglersim.worker import LoopWorker
+from stragglersim.core import engine
+from stragglersim.core.config import RunConfig
+from stragglersim.core.engine import Simulation
+from stragglersim.core.worker import LoopWorker
 
 # Constant and two-valued latencies make many arrivals simultaneous: the order in which
 # events at the same time are processed then decides versions, fates and the next draws.

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..durations import DurationStream, ReplayStream
-from ..errors import InputError
-from ..spec import Spec
+from ..io.errors import InputError
+from ..io.spec import Spec
+from .durations import DurationStream, ReplayStream
 from .models import LatencyModel
 
 
@@ -78,7 +78,7 @@ TRACE_FAMILIES = ("trace", "empirical", "empirical-per-worker")
 def parse_trace_latency(text: str, what: str, trace_format: str, time_scale: float) -> LatencyModel:
     """``trace:PATH`` (exact replay), ``empirical:PATH`` (pooled bootstrap) or
     ``empirical-per-worker:PATH``."""
-    from ..traces import read_trace
+    from .traces import read_trace
 
     family, _, path = text.partition(":")
     family, path = family.strip(), path.strip()

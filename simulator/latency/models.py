@@ -10,8 +10,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy import integrate
 
-from ..durations import DurationStream
-from ..spec import Spec
+from ..io.spec import Spec
+from .durations import DurationStream
 
 
 class LatencyModel(ABC):

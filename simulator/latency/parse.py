@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from ..errors import InputError
-from ..spec import Spec, parse_spec
+from ..io.errors import InputError
+from ..io.spec import Spec, parse_spec
 from .empirical import TRACE_FAMILIES, parse_trace_latency
 from .models import Constant, LatencyModel, ScipyLatency, Straggler
 

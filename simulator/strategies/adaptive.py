@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..records import APPLIED, CANCELLED, DROPPED_LATE
+from ..io.records import APPLIED, CANCELLED, DROPPED_LATE
 from .base import cancel_unfinished, cancellable
 from .options import ADAPT_EVERY, NOISE_SCALE
 from .registry import register

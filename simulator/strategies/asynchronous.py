@@ -6,7 +6,7 @@ References:
 
 from __future__ import annotations
 
-from ..records import DROPPED_STALE
+from ..io.records import DROPPED_STALE
 from .base import Strategy, restart_at_once
 from .options import STALENESS_CUTOFF
 from .registry import register

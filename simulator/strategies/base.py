@@ -24,8 +24,8 @@ from typing import ClassVar
 
 import simpy
 
-from ..errors import InputError
-from ..records import PENDING
+from ..io.errors import InputError
+from ..io.records import PENDING
 from .options import OPTIONS, Option
 
 CANCEL = "cancel"  # the cause of the interrupt that cancels a computation at an update

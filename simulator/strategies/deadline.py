@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..records import DROPPED_LATE
+from ..io.records import DROPPED_LATE
 from .base import Strategy, wait_for_update
 from .options import DEADLINE
 from .registry import register

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..checks import is_int as _is_int
-from ..checks import positive as _positive
+from ..io.checks import is_int as _is_int
+from ..io.checks import positive as _positive
 
 SEMANTICS = ("tf", "drop", "cancel")  # what late workers do under backup (see sync.py)
 MISPLACED = "{flag} applies to --strategy {owners} only"

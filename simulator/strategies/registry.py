@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from ..errors import InputError
+from ..io.errors import InputError
 from .base import Strategy
 from .options import OPTIONS, Option
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from ..errors import InputError
-from ..records import DROPPED_LATE
+from ..io.errors import InputError
+from ..io.records import DROPPED_LATE
 from .base import Strategy, cancel_unfinished, cancellable, wait_for_update
 from .options import SEMANTICS_OPTION
 from .registry import register

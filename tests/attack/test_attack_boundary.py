@@ -14,8 +14,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from stragglersim.cli import main
-from stragglersim.errors import InputError
+from stragglersim.cli.main import main
+from stragglersim.io.errors import InputError
 
 RUN = ["--timing-only", "--steps", "3", "--workers", "2"]
 ROOT = os.geteuid() == 0
@@ -287,8 +287,8 @@ def test_summary_is_strict_json_for_overflowing_times(capsys, here):
 
 def test_every_json_writer_is_strict(here):
     """write_json / --json of non-finite numbers -> strict JSON, null with the reason under non_finite"""
-    from stragglersim.reports import Report, to_json
-    from stragglersim.results import write_json
+    from stragglersim.io.results import write_json
+    from stragglersim.studies.reports import Report, to_json
 
     data = {"a": float("inf"), "b": [1.0, float("nan")], "c": {"d": -float("inf")}, "e": 2.5}
     write_json(here / "x.json", data)
@@ -331,7 +331,7 @@ RAISED = [  # what a command raised -> (exit status, words of the line)
 )
 def test_errors_at_the_boundary(capsys, monkeypatch, raised, status, words):
     """OSError (disk full, permission, bad path), MemoryError, RecursionError, corrupt file -> exit 1 or 2, one line"""
-    from stragglersim import commands
+    from stragglersim.cli import commands
 
     def cmd(args):
         """predict, raising"""
@@ -355,7 +355,7 @@ def test_file_size_limit_in_a_training_checkpoint(here):
 def test_a_write_error_without_a_file_name_names_the_file_being_written(tmp_path):
     """A full disk fails in ``f.write``, whose OSError holds no name: the line names the open file
     of the innermost frame, or the frame's ``path``; with neither, 'a file'. Other errors: None."""
-    from stragglersim.boundary import explain
+    from stragglersim.io.boundary import explain
 
     def write(target):
         with open(target, "w") as f:
@@ -377,7 +377,7 @@ def test_a_write_error_without_a_file_name_names_the_file_being_written(tmp_path
 
 
 def test_a_path_longer_than_the_file_system_allows_is_refused_before_any_work(tmp_path):
-    from stragglersim.boundary import check_out_writable
+    from stragglersim.io.boundary import check_out_writable
 
     out = tmp_path.joinpath(*["d" * 200] * 21)  # every name fits, the whole path (4,200 bytes) does not
     with pytest.raises(InputError, match="the path is longer than the file system allows"):
@@ -385,7 +385,7 @@ def test_a_path_longer_than_the_file_system_allows_is_refused_before_any_work(tm
 
 
 def test_a_missing_input_file_is_left_to_its_reader(tmp_path):
-    from stragglersim.boundary import check_input_file
+    from stragglersim.io.boundary import check_input_file
 
     assert check_input_file(tmp_path / "missing.csv", "--config ") is None  # the reader says it is missing
     with pytest.raises(InputError, match=r"is not a regular file \(a folder\)"):

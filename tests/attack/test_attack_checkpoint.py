@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-from stragglersim.cli import main
+from stragglersim.cli.main import main
 
 # The smallest training run that keeps past versions (async: a ring in the checkpoint too).
 RUN = ["--strategy", "async", "--workers", "2", "--eval-every", "2", "--checkpoint-every", "2", "--steps", "20"]
@@ -19,7 +19,7 @@ RESULTS = ("metrics.csv", "training.csv", "gradients.csv", "updates.csv", "summa
 def saved(tmp_path_factory):
     """A run cut right after its second checkpoint (``cut.checkpoint``) and the same run uninterrupted
     (``whole``), made once for the module."""
-    import stragglersim.checkpoint as checkpoint
+    import stragglersim.training.checkpoint as checkpoint
 
     root = tmp_path_factory.mktemp("checkpoint")
     assert main(["simulate", "--quiet", *RUN, "--out", str(root / "whole")]) == 0

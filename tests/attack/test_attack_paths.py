@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from stragglersim.cli import main
+from stragglersim.cli.main import main
 
 RUN = ["simulate", "--timing-only", "--steps", "50", "--workers", "2", "--quiet"]
 TRAIN = ["simulate", "--quiet", "--workers", "2", "--eval-every", "2", "--checkpoint-every", "2"]

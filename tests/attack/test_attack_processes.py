@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from stragglersim.cli import main
+from stragglersim.cli.main import main
 
 PROC = Path("/proc")
 needs_proc = pytest.mark.skipif(not (PROC / "self" / "stat").exists(), reason="reads processes from /proc (Linux)")
@@ -175,7 +175,7 @@ def test_aggregate_of_a_sweep_with_a_corrupt_summary_names_the_file(tmp_path, ca
 def test_an_unreachable_scheduler_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
     """sweep --scheduler at an address where none listens -> exit 2, one line, no folder created"""
     pytest.importorskip("distributed")
-    from stragglersim import dask_sweep
+    from stragglersim.studies import dask_sweep
 
     monkeypatch.setattr(dask_sweep, "TIMEOUT", 1.0, raising=False)  # how long a sweep waits for an answer
     out = tmp_path / "sw"
@@ -218,8 +218,8 @@ class KillOneWorker:
 def test_a_lost_dask_worker_is_one_line_of_ours_and_no_dask_log(tmp_path, capfd):
     """a Dask worker exits mid-sweep (local:2) -> one line naming it, no Dask log line or traceback, same results"""
     pytest.importorskip("distributed")
-    from stragglersim.config import RunConfig
-    from stragglersim.sweeps import grid, run_sweep
+    from stragglersim.core.config import RunConfig
+    from stragglersim.studies.sweeps import grid, run_sweep
 
     base = RunConfig(strategy="backup", semantics="tf", steps=20000, timing_only=True)
     configs = grid(base, strategies=["backup"], workers=[8], backups=[0, 1, 2, 3], seeds=[0])

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from stragglersim.cli import main
-from stragglersim.errors import InputError
-from stragglersim.results import write_results
-from stragglersim.storage import FolderLock, recover
+from stragglersim.cli.main import main
+from stragglersim.io.errors import InputError
+from stragglersim.io.results import write_results
+from stragglersim.io.storage import FolderLock, recover
 
 CLI = [sys.executable, "-m", "stragglersim"]
 TRAIN = ["simulate", "--quiet", "--strategy", "backup", "--workers", "2", "--backups", "1", "--eval-every", "2"]
@@ -103,7 +103,7 @@ def test_folder_lock_refuses_a_second_process_naming_the_holder_and_leaves_no_fi
     """A second writer of a folder -> InputError naming the folder and the holder's PID; released -> no lock file."""
     out = tmp_path / "new" / "deeper" / "out"
     holder = subprocess.Popen(
-        [*CLI[:1], "-c", f"from stragglersim.storage import FolderLock\nwith FolderLock({str(out)!r}): input()"],
+        [*CLI[:1], "-c", f"from stragglersim.io.storage import FolderLock\nwith FolderLock({str(out)!r}): input()"],
         stdin=subprocess.PIPE,
         text=True,
     )
@@ -335,7 +335,7 @@ def test_eight_random_sigkills_of_a_checkpointing_run_all_resume_byte_identicall
 def test_recover_leaves_a_held_lock_this_process_temporaries_and_missing_folders_alone(tmp_path):
     """recover_all of a folder that is not there -> nothing made; a lock a live writer holds and the
     temporaries of this very process -> kept; recover beside a missing folder -> nothing to do."""
-    from stragglersim.storage import recover_all
+    from stragglersim.io.storage import recover_all
 
     recover_all(tmp_path / "missing")
     recover(tmp_path / "absent" / "run")
@@ -368,7 +368,7 @@ def test_a_lock_file_its_last_holder_unlinks_before_our_flock_is_opened_afresh(t
 
 
 def test_the_refusal_names_the_holders_pid_once_it_is_written_and_none_it_cannot_read(tmp_path, monkeypatch):
-    from stragglersim import storage
+    from stragglersim.io import storage
 
     lock = tmp_path / ".out.lock"
     assert storage._holder(lock) == ""  # gone meanwhile

@@ -1,5 +1,5 @@
 """Hostile values: each is refused before any work with one line naming the option (exit 2), and
-the legitimate big runs are not refused by the memory estimate (``stragglersim.limits``)."""
+the legitimate big runs are not refused by the memory estimate (``stragglersim.core.limits``)."""
 
 import signal
 import subprocess
@@ -8,10 +8,10 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
-from stragglersim import limits
-from stragglersim.assemble import check
-from stragglersim.cli import main
-from stragglersim.config import RunConfig
+from stragglersim.cli.main import main
+from stragglersim.core import limits
+from stragglersim.core.assemble import check
+from stragglersim.core.config import RunConfig
 
 LIMIT_S = 60  # a refusal takes well under a second; a run that never ends is stopped here
 RUN = ["simulate", "--out", "{out}"]
@@ -147,7 +147,7 @@ def test_the_estimate_is_within_a_factor_two_of_the_peak_memory(args, tmp_path):
     """measured peak RSS of a run -> the estimate is within a factor of 2 of it"""
     code = (
         # VmHWM, not ru_maxrss: the latter keeps the forking parent's peak across exec (pytest's, with JAX)
-        "import re, sys\nfrom stragglersim.cli import main\nstatus = main(sys.argv[1:])\n"
+        "import re, sys\nfrom stragglersim.cli.main import main\nstatus = main(sys.argv[1:])\n"
         "hwm = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read())\n"
         "print(int(hwm[1]) * 1024)\nsys.exit(status)"
     )
@@ -223,12 +223,12 @@ def test_a_gzipped_trace_is_decompressed_no_further_than_memory_allows(tmp_path,
 )
 def test_measure_refuses_before_a_process_starts(args, named, tmp_path, monkeypatch, capsys):
     """measure --workers 100000, --batch-size 1e9, --steps 1e9 -> exit 2, one line, no process started"""
-    import stragglersim.measure
+    import stragglersim.training.measure
 
     def started(*args, **kwargs):
         pytest.fail("measure started its processes")
 
-    monkeypatch.setattr(stragglersim.measure, "measure", started)
+    monkeypatch.setattr(stragglersim.training.measure, "measure", started)
     status = main(["measure", *args, "--out", str(tmp_path / "m.csv")])
     err = capsys.readouterr().err
     assert status == 2 and len(err.strip().splitlines()) == 1 and named in err, err
@@ -240,9 +240,9 @@ def test_a_second_sigterm_while_measure_shuts_down_ends_every_child(monkeypatch)
     import os
     import threading
 
-    import stragglersim.measure
-    from stragglersim.cli import _stop
-    from stragglersim.errors import Stopped
+    import stragglersim.training.measure
+    from stragglersim.cli.main import _stop
+    from stragglersim.io.errors import Stopped
 
     ended = []
 
@@ -274,11 +274,11 @@ def test_a_second_sigterm_while_measure_shuts_down_ends_every_child(monkeypatch)
         def Barrier(self, n):  # noqa: N802 (multiprocessing's name)
             return None
 
-    monkeypatch.setattr(stragglersim.measure.mp, "get_context", lambda method: Context())
+    monkeypatch.setattr(stragglersim.training.measure.mp, "get_context", lambda method: Context())
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         with pytest.raises(Stopped):
-            stragglersim.measure.measure(3, 1)
+            stragglersim.training.measure.measure(3, 1)
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert ended == [0, 1, 2]

@@ -1,0 +1,1 @@
+"""The command line: the parser, the commands, and the one place that turns a field name into a flag."""

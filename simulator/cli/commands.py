@@ -1,0 +1,291 @@
+"""The commands: each parses nothing, calls the library and prints what it returns.
+
+``cli.py`` builds the parser from these functions (a command's help is its docstring's first line,
+its description the rest) and turns errors into exit statuses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import contextmanager
+
+from ..core.config import RunConfig
+from ..io.errors import InputError
+from ..io.outcome import Outcome
+from .options import config_from_namespace, given_options
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """simulate one run
+
+    Simulate one run; write its results to --out.
+    """
+    from ..io.progress import progress_bar
+    from ..studies.reports import describe_run
+    from ..training.runner import run_to_folder
+
+    if args.resume is not None:
+        from ..training.checkpoint import resume_config  # imports JAX: only when resuming a training run
+
+        config = resume_config(args.resume, given_options(args))
+    else:
+        config = config_from_namespace(args)
+    bar = progress_bar(config.steps, desc=f"{config.strategy} N={config.workers} B={config.backups}", quiet=args.quiet)
+    reads = [args.config] if args.config is not None else []
+    result = run_to_folder(config, args.out, overwrite=args.overwrite, progress=bar, resume=args.resume, reads=reads)
+    if not args.quiet:
+        print(describe_run(result.summary, args.out))
+    failure = {
+        Outcome.DIVERGED: f"diverged: {result.summary.get('diverged')} ({args.out})",
+        Outcome.STALLED: f"stalled: {result.log.stalled} (results so far in {args.out})",
+    }.get(result.outcome)
+    if failure:
+        print(f"stragglersim {args.command}: {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """replay a measured trace exactly
+
+    Simulate a run whose worker w's i-th computation takes w's i-th recorded duration.
+    """
+    if args.resume is not None:
+        raise InputError("--resume: resume a replay with simulate --resume CHECKPOINT (it holds the trace)")
+    args.latency = f"trace:{args.trace}"
+    with _named_as_positional(args.trace):
+        return cmd_simulate(args)
+
+
+@contextmanager
+def _named_as_positional(trace):
+    """Errors about the latency ``trace:PATH`` a command made from its TRACE argument name TRACE."""
+    try:
+        yield
+    except InputError as err:
+        given = f"--latency trace:{trace}"
+        if not str(err).startswith(given):
+            raise
+        raise InputError(f"TRACE {trace}{str(err)[len(given) :]}") from None
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """run every combination of a grid of options (any option: a list of values)
+
+    One run per combination in parallel processes, or on a Dask cluster with --scheduler: DIR/runs/NAME/ each,
+    DIR/results.csv (one row per run), DIR/aggregate.csv (one row per configuration: mean, std and 95%
+    Student-t interval across seeds) and DIR/grid.toml (the grid). Complete runs are skipped, so an
+    interrupted sweep resumes; a folder of another grid is refused unless --extend or --overwrite.
+    """
+    from ..io.progress import RunCounter
+    from ..studies.grids import grid_from_options
+    from ..studies.sweeps import run_sweep
+
+    grid = grid_from_options(vars(args), args.grid)
+    counter = RunCounter(quiet=args.quiet)
+    try:
+        summaries = run_sweep(
+            grid,
+            args.out,
+            jobs=args.jobs,
+            scheduler=args.scheduler,
+            counter=counter,
+            log=lambda message: args.quiet or print(message, file=sys.stderr),
+            extend=args.extend,
+            overwrite=args.overwrite,
+        )
+    finally:
+        counter.close()
+    if not args.quiet:
+        print(f"{len(summaries)} runs; results: {args.out / 'results.csv'}, over seeds: {args.out / 'aggregate.csv'}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """predicted iteration time for each number of backups (order statistics)
+
+    E and std of X_{N:N+B}, the N-th fastest of N+B i.i.d. computations (backup workers with cancellation).
+    """
+    from ..studies.reports import predict, to_json
+    from ..studies.sweeps import parse_int_list
+
+    backups = parse_int_list(args.backups, "--backups")
+    report = predict(args.latency, args.workers, backups, trace_format=args.trace_format, time_scale=args.time_scale)
+    print(to_json(report) if args.json else report.text())
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """fit latency families to a trace
+
+    Maximum-likelihood fits ranked by AIC; writes fit.json and fit.png/pdf to --out.
+    """
+    from ..studies.reports import fit
+
+    report = fit(args.trace, trace_format=args.trace_format, time_scale=args.time_scale, out=args.out)
+    report.save(args.out, overwrite=args.overwrite, inputs=[args.trace])
+    print(report.text())
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """is the fitted model of a trace good enough for a configuration?
+
+    Compare iteration times of exact replay with a simulation of the fitted model.
+    """
+    from ..studies.reports import validate
+
+    trace = {"trace_format": args.trace_format, "time_scale": args.time_scale}
+    with _named_as_positional(args.trace):
+        report = validate(args.trace, args.workers, args.backups, args.semantics, seed=args.seed, **trace)
+    if args.out is not None:
+        report.save(args.out, overwrite=args.overwrite, inputs=[args.trace])
+    print(report.text())
+    return 0
+
+
+def cmd_compare_backups(args: argparse.Namespace) -> int:
+    """adaptive-backup against every fixed number of backups
+
+    Time per unit of progress of K-sync for B = 0..P-1 and of adaptive-backup, on the same latency draws;
+    writes compare.json and compare.png/pdf.
+    """
+    from ..core.assemble import input_files
+    from ..io.results import check_out_dir
+    from ..studies.reports import compare_backups
+
+    names = ("workers", "latency", "trace_format", "time_scale", "steps", "seed", "batch_size", "noise_scale")
+    options = {name: getattr(args, name) for name in (*names, "adapt_every")}  # the adaptive-backup run
+    config = RunConfig(strategy="adaptive-backup", timing_only=True, **options).validate()
+    check_out_dir(args.out, overwrite=args.overwrite, inputs=input_files(config))
+    report = compare_backups(config, out=args.out)
+    report.save(args.out, overwrite=args.overwrite, inputs=input_files(config))
+    print(report.text())
+    return 0
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    """measure a trace with real JAX workers on this machine
+
+    Start --workers processes that run --steps real gradient steps each, at once; record every step.
+    """
+    from ..io.results import check_out_file
+    from ..studies.reports import measure
+
+    check_out_file(args.out, overwrite=args.overwrite)
+    trace, report = measure(
+        args.workers, args.steps, model=args.model, dataset=args.dataset, batch_size=args.batch_size
+    )
+    trace.write_csv(args.out)
+    print(f"{args.out}: {report.text()}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """convert a trace to the canonical CSV
+
+    Convert traces (PAI CSV, Chrome trace JSON) to worker,step,duration[,start].
+    """
+    from ..io.results import check_out_file
+    from ..studies.reports import import_trace
+
+    check_out_file(args.out, overwrite=args.overwrite, inputs=args.sources)
+    trace, report = import_trace(args.sources, trace_format=args.trace_format, time_scale=args.time_scale)
+    trace.write_csv(args.out)
+    print(f"{args.out}: {report.text()}")
+    return 0
+
+
+def cmd_whatif(args: argparse.Namespace) -> int:
+    """what-if analysis of a hybrid-parallel (DP x PP x TP) op-level trace
+
+    Replay the trace's ops with a dependency model, compare with an ideal replay in which no op
+    straggles, attribute the slowdown to op types, DP ranks, stages and workers (M_S, M_W), and
+    replay it with B = 0 .. dp_size-1 backup replicas on the data-parallel dimension. Writes
+    whatif.json, replicas.csv (a canonical trace of the DP replicas), figures and Perfetto
+    timelines to --out.
+    """
+    from ..llm.report import run_whatif
+
+    print(run_whatif(args.trace, args.meta, args.out, overwrite=args.overwrite, quiet=args.quiet))
+    return 0
+
+
+def cmd_import_ops(args: argparse.Namespace) -> int:
+    """convert per-rank PyTorch profiler traces to the op-level table
+
+    Read one Chrome trace JSON per rank of a Megatron-style DP x PP x TP job (ProfilerStep#N windows, the
+    timers' GPU ranges, NCCL kernels) and write one row per op of one rank per (DP rank, stage): parquet for
+    a .parquet --out, else CSV; and the job's sizes to meta-NAME.yaml beside it (NAME: --out's stem
+    without a leading trace-), where whatif looks for them.
+    """
+    from ..llm.profile_write import import_ops
+
+    sizes = {"dp_size": args.dp, "pp_size": args.pp, "tp_size": args.tp, "cp_size": args.cp}
+    print(import_ops(args.sources, args.out, **sizes, overwrite=args.overwrite))
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """run the paper's study and draw every figure
+
+    Experiments on the shipped trace and bundled data; figures, data and report.md.
+    """
+    from ..studies.reproduce import reproduce
+
+    report = reproduce(
+        args.out, quick=args.quick, jobs=args.jobs, overwrite=args.overwrite, log=lambda m: print(m, file=sys.stderr)
+    )
+    print(report.read_text())
+    print(f"figures and report: {args.out}")
+    return 0
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    """export a run's timeline as Chrome trace JSON (Perfetto opens it)
+
+    One track per worker with one span per computation (from start to end, named by its fate) and the
+    updates as instants on the parameter server's track, read from RUN_DIR's gradients.csv and updates.csv;
+    --updates keeps a window of a long run.
+    """
+    from ..io.results import check_out_file
+    from ..io.timeline import chrome_trace, parse_window
+
+    window = None if args.updates is None else parse_window(args.updates)
+    check_out_file(args.out, overwrite=args.overwrite, inputs=[args.run])
+    n = chrome_trace(args.run, args.out, updates=window)
+    print(f"{args.out}: {n} trace events; open it in https://ui.perfetto.dev or chrome://tracing")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """figures of run or sweep folders, each alone and overlaid
+
+    A sweep folder gets its iteration time (mean over seeds, 95% t-intervals across seeds), faceted by its
+    grid; a run folder its iteration times, timeline and accuracy curve. Several folders are also overlaid.
+    """
+    from ..studies.folder_plots import plot_folders
+
+    for path in plot_folders(args.dirs, args.out):
+        print(path)
+    return 0
+
+
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    """mean, std and Student-t interval (95 percent) over seeds of each configuration of runs"""
+    from ..studies.comparison import aggregate_folders
+
+    print(aggregate_folders(args.dirs, out=args.out, overwrite=args.overwrite).text())
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """configurations against a baseline, paired by seed (common random numbers)"""
+    from ..studies.comparison import compare_runs
+
+    report = compare_runs(args.dirs, baseline=args.baseline, metrics=args.metrics, out=args.out)
+    if args.out is not None:
+        report.save(args.out, overwrite=args.overwrite, inputs=args.dirs)
+    print(report.text())
+    return 0

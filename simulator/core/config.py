@@ -1,0 +1,303 @@
+"""One frozen configuration per run, validated in one place and saved beside the results."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import tomli_w
+
+from .. import strategies
+from ..io.checks import finite_nonneg as _finite_nonneg
+from ..io.checks import is_int as _is_int
+from ..io.checks import positive as _positive
+from ..io.errors import InputError
+from ..models.catalog import DATASETS, MODELS
+
+PARTITIONS = ("shared", "sharded", "by-work")
+DATA_COSTS = ("none", "nnz")
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+SCHEDULES = ("constant", "exponential")
+SCALINGS = ("none", "linear", "sqrt")
+FLOAT32_MAX = 3.4028234663852886e38  # the largest float32: training's parameters and learning rate
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run. Same config, same event log.
+
+    Each field's meaning, unit and command-line flag are declared once, in ``options.OPTIONS``
+    (the CLI's help is generated from there); its default is the one below. ``None`` means
+    "not set": a strategy parameter of another strategy, or a size resolved at run time
+    (``param_bytes``: the model's parameter size when training, 0 in timing-only runs;
+    ``steps``: until a worker's trace is used up, in exact ``trace:`` replay only).
+    """
+
+    strategy: str = "backup"
+    workers: int = 16
+    backups: int = 0
+    semantics: str | None = None
+    staleness_cutoff: int | None = None
+    k: int | None = None
+    softsync_n: int | None = None
+    ssp_bound: int | None = None
+    deadline: float | None = None
+    staleness_lr: bool = False
+    noise_scale: float | None = None
+    adapt_every: int = 20
+    latency: str = "exponential:rate=1"
+    speed_factors: str = ""
+    comm_latency: float = 0.0
+    bandwidth: float = math.inf
+    param_bytes: float | None = None
+    ps_bandwidth: float = math.inf
+    fail_slow: str = ""
+    fail_at: str = ""
+    failures: str = ""
+    data_cost: str = "none"
+    steps: int | None = 1000
+    trace_format: str = "csv"
+    time_scale: float = 1.0
+    seed: int = 0
+    timing_only: bool = False
+    log_gradients: str = "all"
+    model: str = "mlp"
+    dataset: str = "digits"
+    data_path: str = ""
+    dataset_size: int = 0
+    data_partition: str = "shared"
+    batch_size: int = 32
+    hidden: str = "128"
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    lr_schedule: str = "constant"
+    lr_decay_rate: float = 0.94
+    lr_decay_steps: int = 100
+    lr_scaling: str = "none"
+    eval_every: str = "auto"
+    target_accuracy: float | None = None
+    target_loss: float | None = None
+    stop_at_target: bool = True
+    gradient_quality: bool = False
+    checkpoint_every: str = ""
+    reference_batch: int = 2048
+
+    def __post_init__(self):
+        if self.strategy == "backup" and self.semantics is None:
+            object.__setattr__(self, "semantics", "tf")
+
+    @property
+    def total_workers(self) -> int:
+        """Worker processes in the run: N + B for sync/backup, ``workers`` otherwise."""
+        return self.workers + self.backups if self.strategy in ("sync", "backup") else self.workers
+
+    def validate(self) -> RunConfig:
+        """Check every field; return self. Pure: no file is read (the latency, speed factors and
+        faults are resolved, and checked, by :func:`~stragglersim.core.assemble.assemble`).
+
+        Raises:
+            InputError: naming the field, what is wrong and what would be right.
+        """
+
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise InputError(message)
+
+        self._check_types()
+
+        family = strategies.get(self.strategy)  # --strategy: unknown strategy ... (choose from ...)
+        strategies.check_options(self, ("semantics",))
+        need(_is_int(self.workers) and self.workers >= 1, f"--workers must be an integer >= 1, got {self.workers}")
+        need(_is_int(self.backups) and self.backups >= 0, f"--backups must be an integer >= 0, got {self.backups}")
+        if self.steps is None:
+            need(
+                self.latency.strip().startswith("trace:"),
+                "--steps is needed unless the latency is an exact trace:PATH replay",
+            )
+        else:
+            need(_is_int(self.steps) and self.steps >= 1, f"--steps must be an integer >= 1, got {self.steps}")
+        need(_is_int(self.seed) and self.seed >= 0, f"--seed must be an integer >= 0, got {self.seed}")
+        family.check(self)  # --backups
+        self._validate_family(need)
+        need(
+            _finite_nonneg(self.comm_latency),
+            f"--comm-latency must be a finite number >= 0 (seconds), got {self.comm_latency}",
+        )
+        need(self.bandwidth > 0, f"--bandwidth must be > 0 (bytes per second), got {self.bandwidth}")
+        need(
+            self.param_bytes is None or _finite_nonneg(self.param_bytes),
+            f"--param-bytes must be a finite number >= 0, got {self.param_bytes}",
+        )
+        need(self.ps_bandwidth > 0, f"--ps-bandwidth must be > 0 (bytes per second), got {self.ps_bandwidth}")
+        need(
+            self.data_cost in DATA_COSTS,
+            f"--data-cost: unknown {self.data_cost!r} (choose from {', '.join(DATA_COSTS)})",
+        )
+        need(
+            self.data_partition != "by-work" or self.data_cost != "none",
+            "--data-partition by-work needs --data-cost nnz",
+        )
+        need(
+            self.log_gradients in ("all", "none"), f"--log-gradients: expected all or none, got {self.log_gradients!r}"
+        )
+        self._validate_training(need)
+        return self
+
+    def _check_types(self) -> None:
+        """Every field has its declared type (a config file can hold anything)."""
+        accept = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kinds = [k.strip() for k in str(f.type).split("|")]
+            if value is None and "None" in kinds:
+                continue
+            ok = any(isinstance(value, accept[k]) for k in kinds if k in accept)
+            if isinstance(value, bool) and "bool" not in kinds:
+                ok = False
+            if not ok:
+                wanted = " or ".join(k if k != "None" else "absent" for k in kinds)
+                raise InputError(f"field {f.name!r}: expected {wanted}, got {value!r}")
+
+    def _validate_family(self, need) -> None:
+        """The strategy options other than --semantics: each belongs to its strategies (the
+        registry says which), is needed there if it has no default, and has its own check."""
+        strategies.check_options(self, [o.field for o in strategies.option_specs() if o.field != "semantics"])
+
+    def _validate_training(self, need) -> None:
+        need(self.model in MODELS, f"--model: unknown model {self.model!r} (choose from {', '.join(MODELS)})")
+        need(
+            self.dataset in DATASETS, f"--dataset: unknown dataset {self.dataset!r} (choose from {', '.join(DATASETS)})"
+        )
+        need(
+            _is_int(self.dataset_size) and self.dataset_size >= 0,
+            f"--dataset-size must be an integer >= 0, got {self.dataset_size}",
+        )
+        need(
+            self.data_partition in PARTITIONS,
+            f"--data-partition: unknown {self.data_partition!r} (choose from {', '.join(PARTITIONS)})",
+        )
+        need(
+            _is_int(self.batch_size) and self.batch_size >= 1,
+            f"--batch-size must be an integer >= 1, got {self.batch_size}",
+        )
+        self.hidden_sizes  # noqa: B018 (validates)
+        need(
+            self.optimizer in OPTIMIZERS,
+            f"--optimizer: unknown optimizer {self.optimizer!r} (choose from {', '.join(OPTIMIZERS)})",
+        )
+        need(_positive(self.lr), f"--lr must be a finite number > 0, got {self.lr}")
+        need(_finite_nonneg(self.momentum) and self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}")
+        need(
+            self.lr_schedule in SCHEDULES,
+            f"--lr-schedule: unknown {self.lr_schedule!r} (choose from {', '.join(SCHEDULES)})",
+        )
+        need(
+            _positive(self.lr_decay_rate) and self.lr_decay_rate <= 1,
+            f"--lr-decay-rate must be in (0, 1], got {self.lr_decay_rate}",
+        )
+        need(
+            _is_int(self.lr_decay_steps) and self.lr_decay_steps >= 1,
+            f"--lr-decay-steps must be an integer >= 1, got {self.lr_decay_steps}",
+        )
+        need(
+            self.lr_scaling in SCALINGS,
+            f"--lr-scaling: unknown {self.lr_scaling!r} (choose from {', '.join(SCALINGS)})",
+        )
+        scaled = self.lr * {"linear": self.total_workers, "sqrt": math.sqrt(self.total_workers)}.get(self.lr_scaling, 1)
+        need(
+            self.timing_only or scaled <= FLOAT32_MAX,
+            f"--lr {self.lr:g}: a learning rate of {scaled:.3g} (after --lr-scaling) is beyond the largest float32 "
+            f"({FLOAT32_MAX:.3g}), the precision training computes in; give a smaller --lr",
+        )
+        self.eval_schedule  # noqa: B018 (validates)
+        need(
+            not (self.checkpoint_every and self.timing_only),
+            f"--checkpoint-every {self.checkpoint_every}: a --timing-only run keeps no checkpoints (they hold the "
+            "training state); drop --checkpoint-every",
+        )
+        if self.checkpoint_every:
+            mode, every = self.eval_schedule
+            text = self.checkpoint_every.strip()
+            try:
+                value = float(text[:-1]) if text.endswith("s") else int(text)
+            except ValueError:
+                value = -1
+            need(
+                0 < value < math.inf,
+                f"--checkpoint-every {text!r}: must be a finite number > 0 of updates (100) or simulated seconds (5s)",
+            )
+            ratio = value / every
+            same_unit = text.endswith("s") == (mode == "seconds")
+            ok = same_unit and math.isfinite(ratio) and abs(ratio - round(ratio)) < 1e-9
+            need(
+                ok,
+                f"--checkpoint-every {text!r}: a multiple of --eval-every in the same unit; evaluations are every "
+                f"{every:g}{'s' if mode == 'seconds' else ' updates'}"
+                + (" (--eval-every auto; give --eval-every to choose)" if self.eval_every.strip() == "auto" else ""),
+            )
+        if self.target_accuracy is not None:
+            need(
+                _positive(self.target_accuracy) and self.target_accuracy <= 1,
+                f"--target-accuracy is a fraction in (0, 1], got {self.target_accuracy}",
+            )
+        if self.target_loss is not None:
+            need(_positive(self.target_loss), f"--target-loss must be a finite number > 0, got {self.target_loss}")
+        need(
+            _is_int(self.reference_batch) and self.reference_batch >= 1,
+            f"--reference-batch must be an integer >= 1, got {self.reference_batch}",
+        )
+
+    @property
+    def hidden_sizes(self) -> tuple[int, ...]:
+        """The MLP's hidden widths parsed from ``hidden``."""
+        try:
+            sizes = tuple(int(h) for h in self.hidden.split(",") if h.strip())
+        except ValueError:
+            raise InputError(f"--hidden {self.hidden!r}: expected widths separated by commas, e.g. 128,64") from None
+        if not sizes or min(sizes) < 1:
+            raise InputError(f"--hidden {self.hidden!r}: expected at least one width >= 1")
+        return sizes
+
+    @property
+    def eval_schedule(self) -> tuple[str, float]:
+        """``("updates", n)`` or ``("seconds", s)`` from ``eval_every``."""
+        text = self.eval_every.strip()
+        if text == "auto":
+            return "updates", max(1, -(-self.steps // 20)) if self.steps else 50
+        try:
+            if text.endswith("s"):
+                value = float(text[:-1])
+                if math.isfinite(value) and value > 0:
+                    return "seconds", value
+            elif int(text) >= 1:
+                return "updates", int(text)
+        except ValueError:
+            pass
+        raise InputError(f"--eval-every {text!r}: expected a number of updates (50), simulated seconds (10s) or auto")
+
+    def to_dict(self) -> dict:
+        """Plain fields, with ``None`` left out (TOML has no null)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict, *, source: str = "config") -> RunConfig:
+        """Build from a dict such as a loaded ``config.toml``; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(f"{source}: unknown field {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        return cls(**data)
+
+    def save(self, path: Path, *, comment: str = "") -> None:
+        """Write ``config.toml`` (the one writer of configuration files), after a ``# comment`` line if given."""
+        header = f"# {comment}\n" if comment else ""
+        Path(path).write_text(header + tomli_w.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls, path: Path) -> RunConfig:
+        """A ``config.toml`` (``examples/NAME`` is the shipped example when no such file is here)."""
+        from ..io.shipped import read_toml
+
+        return cls.from_dict(read_toml(path), source=str(path))

@@ -1,0 +1,194 @@
+"""The dependency model of a hybrid-parallel step: which op waits for which.
+
+Within a worker (one DP rank, one stage) there are streams, each running in recorded order:
+  - compute: forward and backward micro-batches, then gc, the layernorm all-reduce, the embedding
+    all-reduce (first and last stage), the gradient collectives, grad-norm clipping, the optimizer;
+  - one stream per pipeline op type (forward/backward send/recv);
+  - the data-parallel stream: params all-gather, then gradient reduce-scatters.
+Across the stream boundaries: a forward (backward) compute waits for its micro-batch's recv, a
+recv is posted once the compute op before its consumer ends, a send waits for the compute that
+produced it; the first forward of a step waits for the params all-gather.
+
+Communication ops end together. A group's members end at the latest start among them (and, for
+data-parallel collectives, over the DP ranks too) plus each member's transfer time:
+  - a pipeline send pairs with the recv of the same micro-batch on the adjacent stage;
+  - params all-gather, gradient reduce-scatter and separate all-reduce synchronise one stage
+    across the DP ranks;
+  - the embedding all-reduce synchronises the first and last stage of one DP rank;
+  - the grad-norm all-reduce (optimizer-clip-main-grad) synchronises every stage and DP rank.
+
+References:
+    Lin et al., "Understanding Stragglers in Large Model Training Using What-if Analysis",
+    OSDI 2025, section 3.2 (the dependency model), Figure 4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..io.errors import InputError
+from .trace import COMPUTE, DP_COLLECTIVES, OpTrace
+
+GRADIENT_COLLECTIVES = ("grads-reduce-scatter", "separate-grads-all-reduce")
+
+
+@dataclass(frozen=True)
+class Group:
+    """Ops that are replayed together: one compute op, or a communication group."""
+
+    members: tuple[int, ...]  # slots
+    comm: bool  # end = latest start of the group + transfer time
+    dp_sync: bool  # the latest start is also taken over the DP ranks
+    gradient: bool  # a data-parallel gradient collective (where backup replicas cut in)
+
+
+@dataclass(frozen=True)
+class Model:
+    """Dependencies of each slot (``deps[slot]``: slots it waits for, same step and DP rank) and
+    the groups in an order where every group comes after the groups it waits for."""
+
+    deps: tuple[np.ndarray, ...]
+    groups: tuple[Group, ...]  # topologically ordered
+    is_comm: np.ndarray  # [slot] bool
+
+
+def build(trace: OpTrace) -> Model:
+    """The dependency model of ``trace`` (the slots of its first step on DP rank 0 set the order)."""
+    slots, pp = trace.slots, trace.meta.pp_size
+    n = len(slots)
+    deps: list[list[int]] = [[] for _ in range(n)]
+    groups: list[Group] = []
+    in_group = np.zeros(n, bool)
+
+    def group(members, *, dp_sync=False, gradient=False):
+        groups.append(Group(tuple(int(m) for m in members), True, dp_sync, gradient))
+        in_group[list(members)] = True
+
+    def of(optype: str, stage: int) -> np.ndarray:
+        """The slots of one op type on one stage, by seq_id."""
+        found = slots[(slots.optype == optype) & (slots.stage == stage)]
+        return found.sort_values("seq_id").index.to_numpy()
+
+    for stage in range(pp):
+        on_stage = slots[slots.stage == stage]
+        chain = on_stage.index[on_stage.optype.isin(COMPUTE)].to_numpy()  # recorded order
+        if len(chain) == 0:
+            raise InputError(f"{trace.path}: stage {stage} has no forward or backward compute")
+        _chain(deps, chain)
+        position = {int(s): i for i, s in enumerate(chain)}
+        for kind in ("forward", "backward"):
+            computes = of(f"{kind}-compute", stage)
+            for direction in ("send", "recv"):
+                comms = of(f"{kind}-{direction}", stage)
+                if len(comms) not in (0, len(computes)):
+                    raise InputError(
+                        f"{trace.path}: stage {stage} has {len(comms)} {kind}-{direction} ops for "
+                        f"{len(computes)} {kind}-compute ops (one each, or none)"
+                    )
+                _chain(deps, comms)
+                for comm, compute in zip(comms, computes, strict=False):
+                    if direction == "send":  # the compute produces what is sent
+                        deps[comm].append(compute)
+                    else:  # posted after the compute before its consumer; the consumer waits for it
+                        deps[compute].append(comm)
+                        if position[compute] > 0:
+                            deps[comm].append(chain[position[compute] - 1])
+        gathers = of("params-all-gather", stage)
+        if len(gathers):
+            first_forward = of("forward-compute", stage)
+            if len(first_forward):
+                deps[first_forward[0]].extend(gathers)
+        data_parallel = on_stage.index[on_stage.optype.isin(("params-all-gather", "grads-reduce-scatter"))]
+        _chain(deps, data_parallel.to_numpy())  # the DP stream, recorded order
+        _tail(deps, of, stage, chain[-1])
+    _pair_p2p(trace, of, group)
+    for optype in DP_COLLECTIVES:
+        for stage in range(pp):
+            for slot in of(optype, stage):
+                group([slot], dp_sync=True, gradient=optype in GRADIENT_COLLECTIVES)
+    embedding = [s for stage in sorted({0, pp - 1}) for s in of("embedding-grads-all-reduce", stage)]
+    if embedding:
+        group(embedding)
+    clip = [s for stage in range(pp) for s in of("optimizer-clip-main-grad", stage)]
+    if clip:
+        group(clip, dp_sync=True)
+    groups += [Group((i,), False, False, False) for i in range(n) if not in_group[i]]
+    deps_arrays = tuple(np.unique(np.asarray(d, dtype=np.int64)) for d in deps)
+    return Model(deps_arrays, tuple(_order(trace, deps_arrays, groups)), in_group)
+
+
+def _tail(deps, of, stage: int, last_compute: int) -> None:
+    """After the last compute: gc, layernorm and embedding all-reduces, the gradient collectives,
+    clipping, the optimizer, one after another. Where a separate all-reduce exists, the
+    reduce-scatters overlap the backward pass instead: they wait for the last compute, and the
+    separate all-reduce for them."""
+    scatters = list(of("grads-reduce-scatter", stage))
+    separate = list(of("separate-grads-all-reduce", stage))
+    if separate and scatters:
+        deps[scatters[0]].append(last_compute)
+        deps[separate[0]].append(scatters[-1])
+    sequence = [*of("gc", stage), *of("layernorm-grads-all-reduce", stage), *of("embedding-grads-all-reduce", stage)]
+    sequence += separate or scatters
+    sequence += [*of("optimizer-clip-main-grad", stage), *of("optimizer", stage)]
+    _chain(deps, [last_compute, *sequence])
+
+
+def _pair_p2p(trace: OpTrace, of, group) -> None:
+    """Send k of a stage pairs with recv k of the adjacent stage (forward: next, backward: previous)."""
+    pp = trace.meta.pp_size
+    for kind, step in (("forward", 1), ("backward", -1)):
+        for stage in range(pp):
+            peer = stage + step
+            sends = of(f"{kind}-send", stage)
+            recvs = of(f"{kind}-recv", peer) if 0 <= peer < pp else np.array([], int)
+            if len(sends) != len(recvs):
+                raise InputError(
+                    f"{trace.path}: stage {stage} has {len(sends)} {kind}-send ops but stage {peer} "
+                    f"has {len(recvs)} {kind}-recv ops to pair them with"
+                )
+            for send, recv in zip(sends, recvs, strict=True):
+                group([send, recv])
+        for stage in range(pp):
+            if 0 <= stage - step < pp:
+                continue
+            if len(of(f"{kind}-recv", stage)):
+                raise InputError(f"{trace.path}: stage {stage} has {kind}-recv ops but no stage sends to it")
+
+
+def _chain(deps, slots) -> None:
+    for before, after in zip(slots[:-1], slots[1:], strict=True):
+        deps[after].append(before)
+
+
+def _order(trace: OpTrace, deps, groups: list[Group]) -> list[Group]:
+    """Kahn's algorithm over groups; a cycle means the trace breaks the schedule the model assumes."""
+    group_of = np.empty(len(deps), np.int64)
+    for g, grp in enumerate(groups):
+        group_of[list(grp.members)] = g
+    waits = [set() for _ in groups]
+    for g, grp in enumerate(groups):
+        for m in grp.members:
+            waits[g].update(int(x) for x in group_of[deps[m]] if x != g)
+    blocking = [[] for _ in groups]
+    for g, w in enumerate(waits):
+        for h in w:
+            blocking[h].append(g)
+    remaining = [len(w) for w in waits]
+    ready = [g for g, r in enumerate(remaining) if r == 0]
+    order = []
+    while ready:
+        g = ready.pop()
+        order.append(groups[g])
+        for h in blocking[g]:
+            remaining[h] -= 1
+            if remaining[h] == 0:
+                ready.append(h)
+    if len(order) < len(groups):
+        stuck = trace.slots.iloc[next(m for g, r in enumerate(remaining) if r for m in groups[g].members)]
+        raise InputError(
+            f"{trace.path}: the ops cannot be ordered (a dependency cycle through {stuck.optype} "
+            f"seq_id {stuck.seq_id} on stage {stuck.stage}): not a schedule this model knows"
+        )
+    return order
