@@ -1,7 +1,9 @@
 """Shared helpers: build a config, run it, read the log back as plain tuples."""
 
+import contextlib
 import os
 import pathlib
+import re
 import tempfile
 
 import pytest
@@ -42,8 +44,19 @@ if "PYTEST_XDIST_WORKER" not in os.environ:
     _drop_torn_entries(os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 # after the cache settings: they must be in place before JAX loads
+from stragglersim.cli.options import worded  # noqa: E402
 from stragglersim.core.config import RunConfig  # noqa: E402
 from stragglersim.core.engine import simulate  # noqa: E402
+from stragglersim.io.errors import InputError  # noqa: E402
+
+
+@contextlib.contextmanager
+def raises_as_cli(match: str):
+    """``pytest.raises(InputError, match=...)`` against the message as the command line words it (the
+    library names fields; the CLI names their flags, ``--workers``)."""
+    with pytest.raises(InputError) as info:
+        yield info
+    assert re.search(match, worded(info.value)), worded(info.value)
 
 
 def run(**kwargs):

@@ -4,9 +4,9 @@ import math
 import re
 
 import pytest
+from conftest import raises_as_cli
 from stragglersim.core.assemble import check
 from stragglersim.core.config import RunConfig
-from stragglersim.io.errors import InputError
 
 
 def test_backup_defaults_to_tf_semantics_and_others_have_none():
@@ -57,7 +57,7 @@ def test_backup_defaults_to_tf_semantics_and_others_have_none():
     ],
 )
 def test_validate_names_the_field(kwargs, message):
-    with pytest.raises(InputError, match=re.escape(message)):
+    with raises_as_cli(re.escape(message)):
         check(RunConfig(**kwargs))
 
 
@@ -89,11 +89,11 @@ def test_toml_round_trip(tmp_path):
 
 def test_loading_bad_toml_is_a_clear_error(tmp_path):
     (tmp_path / "bad.toml").write_text("workers = [1,\n")
-    with pytest.raises(InputError, match="not valid TOML"):
+    with raises_as_cli("not valid TOML"):
         RunConfig.load(tmp_path / "bad.toml")
     (tmp_path / "latin1.toml").write_bytes('latency = "caf\xe9"\n'.encode("latin-1"))
-    with pytest.raises(InputError, match=r"latin1.toml: cannot read: 'utf-8' codec can't decode"):
+    with raises_as_cli(r"latin1.toml: cannot read: 'utf-8' codec can't decode"):
         RunConfig.load(tmp_path / "latin1.toml")
     (tmp_path / "extra.toml").write_text("workerz = 3\n")
-    with pytest.raises(InputError, match="unknown field 'workerz'"):
+    with raises_as_cli("unknown field 'workerz'"):
         RunConfig.load(tmp_path / "extra.toml")

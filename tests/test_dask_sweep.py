@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import raises_as_cli
 from stragglersim.cli.main import main
 from stragglersim.core.config import RunConfig
-from stragglersim.io.errors import InputError, RunsFailed
+from stragglersim.io.errors import RunsFailed
 from stragglersim.io.progress import RunCounter
 from stragglersim.studies.sweeps import grid, run_sweep
 
@@ -171,7 +172,7 @@ def test_a_local_dask_cluster_gives_the_local_results_and_failures(tmp_path):
     used_up = RunConfig(strategy="k-batch-sync", workers=2, k=2, latency=trace, timing_only=True)
     messages = []
     for folder, options in (("dask", {"scheduler": "local:2", "log": messages.append}), ("local", {"jobs": 1})):
-        with pytest.raises(RunsFailed, match=r"1 of 5 runs failed, e\.g\. \S+: \S*InputError: --latency trace:"):
+        with pytest.raises(RunsFailed, match=r"1 of 5 runs failed, e\.g\. \S+: \S*InputError: latency trace:"):
             run_sweep([*configs, used_up], tmp_path / folder, **options)
         assert "the trace was used up before the first update" in (tmp_path / folder / "failures.txt").read_text()
     assert messages[0].startswith("Dask scheduler tcp://127.0.0.1:") and "2 workers, 2 threads" in messages[0]
@@ -200,7 +201,7 @@ def test_scheduler_errors_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch)
 def test_an_unreachable_scheduler_is_a_clear_error(tmp_path):
     from stragglersim.studies.dask_sweep import connect
 
-    with pytest.raises(InputError, match=r"--scheduler tcp://127.0.0.1:9: no Dask scheduler answered within 1 s"):
+    with raises_as_cli(r"--scheduler tcp://127.0.0.1:9: no Dask scheduler answered within 1 s"):
         with connect("tcp://127.0.0.1:9", timeout=1):
             pass
 
@@ -253,7 +254,7 @@ def test_workers_with_another_stragglersim_version_are_refused(monkeypatch):
     import stragglersim.studies.dask_sweep as dask_sweep
 
     monkeypatch.setattr(dask_sweep, "__version__", "0.0.0-client")
-    with pytest.raises(InputError, match=r"worker tcp://127.0.0.1:\d+ has stragglersim .*, this client 0.0.0-client"):
+    with raises_as_cli(r"worker tcp://127.0.0.1:\d+ has stragglersim .*, this client 0.0.0-client"):
         with dask_sweep.connect("local:1"):
             pass
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import raises_as_cli
 from scipy import stats
 from stragglersim.cli.main import main
-from stragglersim.io.errors import InputError
 from stragglersim.io.results import read_csv
 from stragglersim.studies.grids import Grid, run_name, varied
 
@@ -157,7 +157,7 @@ def test_bad_grid_files_are_one_line_errors(tmp_path):
         ("backups = [\n", "not valid TOML"),
     ]:
         bad.write_text(text)
-        with pytest.raises(InputError, match=words):
+        with raises_as_cli(words):
             Grid.load(bad).configs()
 
 
@@ -194,28 +194,28 @@ def test_unset_values_survive_the_record_so_the_same_command_resumes(tmp_path, c
 def test_a_grid_file_with_seed_and_seeds_is_refused(tmp_path):
     both = tmp_path / "both.toml"
     both.write_text("seed = 3\nseeds = [1, 2]\n")
-    with pytest.raises(InputError, match="seed and seeds: give one"):
+    with raises_as_cli("seed and seeds: give one"):
         Grid.load(both)
     both.write_text("backup = [0, 1]\n")
-    with pytest.raises(InputError, match="did you mean 'backups'"):
+    with raises_as_cli("did you mean 'backups'"):
         Grid.load(both)
 
 
 def test_grid_errors_name_the_option_and_the_run(tmp_path):
     from stragglersim.studies.grids import Union, grid_from_options, parse_int_list, parse_values
 
-    with pytest.raises(InputError, match=r"--total-workers ',': no values"):
+    with raises_as_cli(r"--total-workers ',': no values"):
         parse_int_list(",", "--total-workers")
-    with pytest.raises(InputError, match=r"grid: unknown option 'nope'"):
+    with raises_as_cli(r"grid: unknown option 'nope'"):
         Grid({"nope": [1]})
-    with pytest.raises(InputError, match=r"--checkpoint-every: checkpoints belong to single runs"):
+    with raises_as_cli(r"--checkpoint-every: checkpoints belong to single runs"):
         Grid({"checkpoint_every": [10]})
-    with pytest.raises(InputError, match=r"--k must be .*got 5 \(in the grid's run --strategy k-sync --workers 2 "):
+    with raises_as_cli(r"--k must be .*got 5 \(in the grid's run --strategy k-sync --workers 2 "):
         Grid.from_mapping({"strategy": "k-sync", "workers": 2, "k": 5, "timing_only": True}, source="t").configs()
     (tmp_path / "g.toml").write_text("workers = 2\n[[grid]]\nworkers = 3\n")
-    with pytest.raises(InputError, match=r"g.toml: either flat keys or \[\[grid\]\] tables, not both"):
+    with raises_as_cli(r"g.toml: either flat keys or \[\[grid\]\] tables, not both"):
         Grid.load(tmp_path / "g.toml")
-    with pytest.raises(InputError, match=r"a sweep folder's record \(grid.toml\); give no other grid options"):
+    with raises_as_cli(r"a sweep folder's record \(grid.toml\); give no other grid options"):
         Union([Grid({"workers": [2]})]).merged(Grid({"workers": [3]}))
     record = Union([Grid({"workers": [2]})])
     assert record.merged(Grid()) is record

@@ -5,10 +5,11 @@ import re
 from dataclasses import fields
 
 import pytest
+from conftest import raises_as_cli
 from stragglersim import strategies
+from stragglersim.cli.options import flag_of
 from stragglersim.core.config import RunConfig
 from stragglersim.core.engine import Simulation
-from stragglersim.io.errors import InputError
 from stragglersim.io.records import DROPPED_LATE
 from stragglersim.strategies import Strategy, cancellable, register
 
@@ -95,11 +96,11 @@ def test_a_registered_strategy_runs_with_exact_update_times(majority):
 def test_a_registered_strategy_is_listed_and_checked_like_the_others(majority):
     assert strategies.names() == (*BUILT_IN, "majority")
     assert strategies.get("majority") is Majority
-    with pytest.raises(InputError, match="majority has no backup workers"):
+    with raises_as_cli("majority has no backup workers"):
         RunConfig(strategy="majority", backups=1).validate()
-    with pytest.raises(InputError, match=re.escape("--k applies to --strategy k-sync / k-batch-sync / k-async")):
+    with raises_as_cli(re.escape("--k applies to --strategy k-sync / k-batch-sync / k-async")):
         RunConfig(strategy="majority", k=2).validate()
-    with pytest.raises(InputError, match="--staleness-lr applies to async, softsync"):
+    with raises_as_cli("--staleness-lr applies to async, softsync"):
         RunConfig(strategy="majority", staleness_lr=True).validate()
     name = strategies.get("majority").run_name(RunConfig(strategy="majority", workers=5))
     assert name == "majority-N5-B0"
@@ -116,7 +117,7 @@ def test_a_name_is_registered_once(majority):
 
 def test_the_registry_lists_the_built_in_strategies_in_order():
     assert strategies.names() == BUILT_IN
-    with pytest.raises(InputError, match=re.escape(f"(choose from {', '.join(BUILT_IN)})")):
+    with raises_as_cli(re.escape(f"(choose from {', '.join(BUILT_IN)})")):
         RunConfig(strategy="gossip").validate()
 
 
@@ -130,7 +131,7 @@ def test_config_accepts_each_listed_strategy_with_the_options_it_owns(strategy):
         if strategy in option.strategies or not option.exclusive:
             config.validate()
         else:
-            with pytest.raises(InputError, match=re.escape(f"{option.flag} applies to")):
+            with raises_as_cli(re.escape(f"{flag_of(option.field)} applies to")):
                 config.validate()
 
 
@@ -138,7 +139,7 @@ def test_config_accepts_each_listed_strategy_with_the_options_it_owns(strategy):
 def test_config_needs_each_required_option(strategy):
     for field in needed(strategy):
         kwargs = {k: v for k, v in needed(strategy).items() if k != field}
-        with pytest.raises(InputError, match=re.escape(f"--strategy {strategy} needs --{field.replace('_', '-')}")):
+        with raises_as_cli(re.escape(f"--strategy {strategy} needs --{field.replace('_', '-')}")):
             RunConfig(strategy=strategy, workers=4, **kwargs).validate()
 
 

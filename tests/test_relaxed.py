@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 from conftest import run
+from stragglersim.cli.options import worded
 from stragglersim.core.config import RunConfig
 from stragglersim.io.errors import InputError
 from stragglersim.studies.theory import harmonic
@@ -142,7 +143,7 @@ def test_deadline_never_waits_past_its_timeout_unless_nothing_arrived():
 def test_family_parameters_are_validated(kwargs, message):
     with pytest.raises(InputError) as err:
         RunConfig(**kwargs).validate()
-    assert message in str(err.value)
+    assert message in worded(err.value)
 
 
 def test_staleness_lr_trains(tmp_path):

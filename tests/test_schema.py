@@ -1,4 +1,4 @@
-"""Every CSV column is described once, with its unit: in the README and in each run folder."""
+"""Every CSV column is described once, with its unit: in the guide (docs/outputs.md) and in each run folder."""
 
 from pathlib import Path
 
@@ -17,8 +17,8 @@ def test_the_schema_lists_exactly_the_columns_written():
         assert columns.get("time", columns.get("sim_time", ("s",)))[0] == "s"
 
 
-def test_the_readme_holds_the_schema_table():
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+def test_the_guide_holds_the_schema_table():
+    readme = (Path(__file__).parent.parent / "docs" / "outputs.md").read_text()
     assert schema.table() in readme
 
 

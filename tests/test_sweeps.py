@@ -4,8 +4,8 @@ import io
 import shutil
 
 import pytest
+from conftest import raises_as_cli
 from stragglersim.core.config import RunConfig
-from stragglersim.io.errors import InputError
 from stragglersim.io.progress import NullProgress, RunCounter, progress_bar
 from stragglersim.studies.completeness import expected_tables, read_summary, run_complete
 from stragglersim.studies.grids import Grid
@@ -24,13 +24,13 @@ def one_run(tmp_path):
 def test_a_sweep_refuses_a_file_as_its_folder_and_a_folder_of_other_files(tmp_path):
     grid = Grid.from_mapping(ONE, source="t")
     (tmp_path / "file").write_text("not a folder\n")
-    with pytest.raises(InputError, match=r"--out .*file: exists and is not a directory"):
+    with raises_as_cli(r"--out .*file: exists and is not a directory"):
         run_sweep(grid, tmp_path / "file", jobs=1)
-    with pytest.raises(InputError, match=r"--extend adds runs to the sweep, --overwrite starts it again: give one"):
+    with raises_as_cli(r"--extend adds runs to the sweep, --overwrite starts it again: give one"):
         run_sweep(grid, tmp_path / "sw", extend=True, overwrite=True)
     (tmp_path / "sw").mkdir()
     (tmp_path / "sw" / "notes.txt").write_text("mine\n")
-    with pytest.raises(InputError, match=r"not empty and records no sweep grid; pass --overwrite or another --out"):
+    with raises_as_cli(r"not empty and records no sweep grid; pass --overwrite or another --out"):
         run_sweep(grid, tmp_path / "sw", jobs=1)
     assert len(run_sweep(grid, tmp_path / "sw", jobs=1, extend=True)) == 1  # --extend: the grid is added
     written = {"grid.toml", "runs", "results.csv", "aggregate.csv"}
@@ -54,10 +54,10 @@ def test_an_incomplete_run_folder_says_what_is_wrong(tmp_path):
     assert run_complete(run, config) is None
     (run / "summary.json").write_text("[1, 2]")
     assert run_complete(run, config) == "summary.json holds no summary"
-    with pytest.raises(InputError, match=r"summary.json: holds no summary \(a JSON object\); the run is incomplete"):
+    with raises_as_cli(r"summary.json: holds no summary \(a JSON object\); the run is incomplete"):
         read_summary(run)
     (run / "summary.json").write_text("{not json")
-    with pytest.raises(InputError, match=r"summary.json: cannot read: .*; the run is incomplete"):
+    with raises_as_cli(r"summary.json: cannot read: .*; the run is incomplete"):
         read_summary(run)
     (run / "summary.json").write_text("{}")
     config_toml = (run / "config.toml").read_text()
@@ -68,7 +68,7 @@ def test_an_incomplete_run_folder_says_what_is_wrong(tmp_path):
     (run / "updates.csv").write_text("time,update" + updates[updates.index("\n") :])
     assert run_complete(run, config) == "updates.csv has the wrong header"
     (run / "summary.json").unlink()
-    with pytest.raises(InputError, match=r"summary.json: missing; the run is incomplete \(a sweep runs it again\)"):
+    with raises_as_cli(r"summary.json: missing; the run is incomplete \(a sweep runs it again\)"):
         read_summary(run)
     training = RunConfig(log_gradients="none")
     assert expected_tables(training) == ["updates.csv", "metrics.csv", "training.csv"]
@@ -102,7 +102,7 @@ def test_a_run_failing_in_a_worker_process_is_reported_and_the_others_kept(tmp_p
     (tmp_path / "t.csv").write_text("worker,step,duration\n0,0,1\n1,0,10\n")  # used up before the first update
     trace = f"trace:{tmp_path / 't.csv'}"
     used_up = RunConfig(strategy="k-batch-sync", workers=2, k=2, latency=trace, timing_only=True)
-    with pytest.raises(RunsFailed, match=r"1 of 2 runs failed, e\.g\. \S+: \S*InputError: --latency trace:"):
+    with pytest.raises(RunsFailed, match=r"1 of 2 runs failed, e\.g\. \S+: \S*InputError: latency trace:"):
         run_sweep([RunConfig(**ONE), used_up], tmp_path / "sw", jobs=2)
     assert "the trace was used up before the first update" in (tmp_path / "sw" / "failures.txt").read_text()
     assert len(list((tmp_path / "sw" / "runs").glob("*/summary.json"))) == 1

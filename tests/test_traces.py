@@ -5,8 +5,9 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run
+from conftest import raises_as_cli, run
 from stragglersim.cli.main import main
+from stragglersim.cli.options import worded
 from stragglersim.core.assemble import check
 from stragglersim.core.config import RunConfig
 from stragglersim.io.errors import InputError
@@ -165,7 +166,7 @@ def test_bad_canonical_traces(tmp_path, capsys, content, message):
     (tmp_path / "t.csv").write_text(content)
     with pytest.raises(InputError) as err:
         read_trace(tmp_path / "t.csv")
-    assert message in str(err.value)
+    assert message in worded(err.value)
     rc = main(["replay", str(tmp_path / "t.csv"), "--timing-only", "--workers", "1", "--out", str(tmp_path / "r")])
     printed = capsys.readouterr().err
     assert rc == 2 and message in printed and printed.count("\n") == 1 and "Traceback" not in printed
@@ -197,7 +198,7 @@ def test_a_trace_used_up_before_the_first_update_is_an_input_error(tmp_path):
 
     (tmp_path / "t.csv").write_text("worker,step,duration\n0,0,1\n1,0,10\n")
     config = RunConfig(strategy="k-batch-sync", workers=2, k=2, latency=f"trace:{tmp_path / 't.csv'}", timing_only=True)
-    with pytest.raises(InputError, match=r"--latency trace:.*t.csv: the trace was used up before the first update"):
+    with raises_as_cli(r"--latency trace:.*t.csv: the trace was used up before the first update"):
         execute(config)
 
 
@@ -205,7 +206,7 @@ def test_errors_for_missing_files_and_too_few_workers(tmp_path, capsys):
     assert main(["replay", str(tmp_path / "nope.csv"), "--timing-only", "--out", str(tmp_path / "r")]) == 2
     assert "nope.csv: cannot read trace: No such file or directory" in capsys.readouterr().err
     path = write_trace(tmp_path / "t.csv", np.ones((3, 4)))
-    with pytest.raises(InputError, match=r"the trace has 3 workers but the run needs 5 \(N \+ B\)"):
+    with raises_as_cli(r"the trace has 3 workers but the run needs 5 \(N \+ B\)"):
         check(RunConfig(strategy="backup", workers=4, backups=1, latency=f"trace:{path}"))
     assert main(["import", PAI, "--format", "pai", "--time-scale", "-1", "--out", str(tmp_path / "x.csv")]) == 2
     assert "--time-scale must be a finite number > 0" in capsys.readouterr().err
@@ -215,11 +216,11 @@ def test_errors_for_missing_files_and_too_few_workers(tmp_path, capsys):
 
 def test_a_pai_file_without_its_columns_and_a_long_line_are_named(tmp_path):
     (tmp_path / "p.csv").write_text(",worker,gpu,time\n0,0,20,1\n")
-    with pytest.raises(InputError, match=r"p.csv:1: missing column 'batch_time_norm' \(PAI layout: ,worker,gpu"):
+    with raises_as_cli(r"p.csv:1: missing column 'batch_time_norm' \(PAI layout: ,worker,gpu"):
         read_trace(tmp_path / "p.csv", "pai")
     # a line a little over 1 MiB that ends in the next block read: refused at its end, line 2
     (tmp_path / "t.csv").write_text("worker,step,duration\n" + "1" * ((1 << 20) + 100) + "\n0,1,1\n")
-    with pytest.raises(InputError, match=r"t.csv:2: a line longer than 1,048,576 bytes"):
+    with raises_as_cli(r"t.csv:2: a line longer than 1,048,576 bytes"):
         read_trace(tmp_path / "t.csv")
 
 
@@ -227,7 +228,7 @@ def test_pai_exact_repeats_are_read_once_but_conflicts_are_errors(tmp_path):
     t = read_trace("traces/pai-mini-batch-time/job_2_norm.csv", "pai", 0.001)  # repeats one row verbatim
     assert t.n_workers == 10
     (tmp_path / "p.csv").write_text(",worker,gpu,time,batch_time_norm\n0,0,20,1,500\n1,0,20,1,500\n2,0,20,1,600\n")
-    with pytest.raises(InputError, match=r"p.csv:4: duplicate \(worker 0, step 1\), first seen at line 2"):
+    with raises_as_cli(r"p.csv:4: duplicate \(worker 0, step 1\), first seen at line 2"):
         read_trace(tmp_path / "p.csv", "pai")
 
 
@@ -341,7 +342,7 @@ def test_read_trace_names_a_missing_file_and_a_folder(tmp_path):
     """The library call, not only the command: a missing trace or a folder is a one-line error naming it."""
     from stragglersim.latency.traces import read_trace
 
-    with pytest.raises(InputError, match=r"nowhere/t\.csv: cannot read trace: No such file or directory"):
+    with raises_as_cli(r"nowhere/t\.csv: cannot read trace: No such file or directory"):
         read_trace("/nowhere/t.csv")
-    with pytest.raises(InputError, match=rf"{tmp_path}: is a directory, not a trace file"):
+    with raises_as_cli(rf"{tmp_path}: is a directory, not a trace file"):
         read_trace(tmp_path)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from ..core.config import RunConfig
 from ..io.errors import InputError
 from ..io.outcome import Outcome
-from .options import config_from_namespace, given_options
+from .options import config_from_namespace, given_options, worded
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -65,9 +65,10 @@ def _named_as_positional(trace):
         yield
     except InputError as err:
         given = f"--latency trace:{trace}"
-        if not str(err).startswith(given):
+        said = worded(err)
+        if not said.startswith(given):
             raise
-        raise InputError(f"TRACE {trace}{str(err)[len(given) :]}") from None
+        raise InputError(f"TRACE {trace}{said[len(given) :]}") from None
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from ..io.errors import InputError, RunsFailed, Stopped
 from ..io.version import __version__
 from ..strategies import SEMANTICS
 from . import commands
-from .options import add_output_options, add_run_options, add_trace_options
+from .options import add_output_options, add_run_options, add_trace_options, worded
 
 
 class _Parser(argparse.ArgumentParser):
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser(_config_defaults(argv))
     except InputError as err:
-        print(f"stragglersim: error: {err}", file=sys.stderr)
+        print(f"stragglersim: error: {worded(err)}", file=sys.stderr)
         return 2
     except Exception as err:
         return _explained(err, "stragglersim")
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             check_out_writable(args.out)
         return args.func(args)
     except InputError as err:
-        print(f"stragglersim {args.command}: error: {err}", file=sys.stderr)
+        print(f"stragglersim {args.command}: error: {worded(err)}", file=sys.stderr)
         return 2
     except RunsFailed as err:
         print(f"stragglersim {args.command}: error: {err}", file=sys.stderr)

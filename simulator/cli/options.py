@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..core.config import OPTIMIZERS, RunConfig
+from ..io.errors import InputError
 from ..models.catalog import DATASETS, MODELS
 from ..strategies import names as strategy_names
 from ..strategies import option_specs as strategy_options
@@ -33,7 +34,7 @@ class Option:
 
     @property
     def flag(self) -> str:
-        return "--" + self.field.replace("_", "-")
+        return flag_of(self.field)
 
 
 OPTIONS = (
@@ -284,9 +285,19 @@ def config_from_namespace(args: argparse.Namespace) -> RunConfig:
     return RunConfig(**{f.name: getattr(args, f.name) for f in fields(RunConfig)})
 
 
-def flag_of(field: str) -> str:
-    """The command line's option for a RunConfig field."""
-    return "--format" if field == "trace_format" else "--" + field.replace("_", "-")
+FLAGS = {"trace_format": "--format"}  # the fields whose flag is not --field-name
+
+
+def flag_of(field: str, *, negated: bool = False) -> str:
+    """The command line's option for a RunConfig field (or a command's parameter): the one place
+    that turns a field's name into a flag. ``negated``: the field given as false (``--no-NAME``)."""
+    flag = FLAGS.get(field, "--" + field.replace("_", "-"))
+    return "--no-" + flag[2:] if negated else flag
+
+
+def worded(err: InputError) -> str:
+    """An error of the library as the command line says it: its fields named by their flags."""
+    return err.worded(lambda name, negated: flag_of(name, negated=negated))
 
 
 def given_options(args: argparse.Namespace) -> dict:

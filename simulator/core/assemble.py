@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 from ..latency import LatencyModel, parse_latency
 from .cluster import Cluster, Link, parse_speed_factors
 from .config import RunConfig
@@ -60,7 +60,7 @@ def latency_of(config: RunConfig) -> LatencyModel:
     recorded = getattr(model, "n_workers", None)
     if recorded is not None and recorded < config.total_workers:
         raise InputError(
-            f"--latency {config.latency}: the trace has {recorded} workers but the run needs "
+            f"{named('latency')} {config.latency}: the trace has {recorded} workers but the run needs "
             f"{config.total_workers} (N + B); replay needs one recorded worker per simulated worker"
         )
     return model
@@ -130,7 +130,7 @@ def _model(config: RunConfig, dataset):
     try:
         model = build_model(config.model, dataset, hidden=config.hidden_sizes)
     except ValueError as err:
-        raise InputError(f"--model {config.model}: {err}") from None
+        raise InputError(f"{named('model')} {config.model}: {err}") from None
     return model, model.init(jax.random.fold_in(jax.random.key(config.seed), Stream.INIT))
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 from ..latency import LatencyModel, parse_latency
 from ..latency.durations import DurationStream
 from .streams import Stream, stream
@@ -42,12 +42,16 @@ def parse_speed_factors(text: str, n_workers: int, seed: int) -> np.ndarray:
     try:
         factors = [float(x) for x in text.split(",")]
     except ValueError:
-        raise InputError(f"--speed-factors {text!r}: expected numbers separated by commas, or a SPEC") from None
+        raise InputError(
+            f"{named('speed_factors')} {text!r}: expected numbers separated by commas, or a SPEC"
+        ) from None
     bad = [f for f in factors if not (math.isfinite(f) and f > 0)]
     if bad:
-        raise InputError(f"--speed-factors {text!r}: every factor must be a finite number > 0, got {bad[0]:g}")
+        raise InputError(f"{named('speed_factors')} {text!r}: every factor must be a finite number > 0, got {bad[0]:g}")
     if len(factors) < n_workers:
-        raise InputError(f"--speed-factors {text!r}: {len(factors)} factors given but the run has {n_workers} workers")
+        raise InputError(
+            f"{named('speed_factors')} {text!r}: {len(factors)} factors given but the run has {n_workers} workers"
+        )
     return np.asarray(factors[:n_workers])
 
 

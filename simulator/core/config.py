@@ -12,7 +12,7 @@ from .. import strategies
 from ..io.checks import finite_nonneg as _finite_nonneg
 from ..io.checks import is_int as _is_int
 from ..io.checks import positive as _positive
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 from ..models.catalog import DATASETS, MODELS
 
 PARTITIONS = ("shared", "sharded", "by-work")
@@ -255,9 +255,11 @@ class RunConfig:
         try:
             sizes = tuple(int(h) for h in self.hidden.split(",") if h.strip())
         except ValueError:
-            raise InputError(f"--hidden {self.hidden!r}: expected widths separated by commas, e.g. 128,64") from None
+            raise InputError(
+                f"{named('hidden')} {self.hidden!r}: expected widths separated by commas, e.g. 128,64"
+            ) from None
         if not sizes or min(sizes) < 1:
-            raise InputError(f"--hidden {self.hidden!r}: expected at least one width >= 1")
+            raise InputError(f"{named('hidden')} {self.hidden!r}: expected at least one width >= 1")
         return sizes
 
     @property
@@ -275,7 +277,9 @@ class RunConfig:
                 return "updates", int(text)
         except ValueError:
             pass
-        raise InputError(f"--eval-every {text!r}: expected a number of updates (50), simulated seconds (10s) or auto")
+        raise InputError(
+            f"{named('eval_every')} {text!r}: expected a number of updates (50), simulated seconds (10s) or auto"
+        )
 
     def to_dict(self) -> dict:
         """Plain fields, with ``None`` left out (TOML has no null)."""

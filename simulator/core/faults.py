@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 from ..io.spec import parse_spec
 from .streams import Stream, stream
 
@@ -100,17 +100,19 @@ def parse_fail_at(text: str, n_workers: int) -> dict[int, list[tuple[float, floa
             down_text, dash, up_text = when.partition("-")
             down, up = float(down_text), (float(up_text) if dash else math.inf)
         except ValueError:
-            raise InputError(f"--fail-at {item!r}: expected WORKER@DOWN[-UP] in seconds, e.g. 3@10-20") from None
+            raise InputError(
+                f"{named('fail_at')} {item!r}: expected WORKER@DOWN[-UP] in seconds, e.g. 3@10-20"
+            ) from None
         if not 0 <= worker < n_workers:
-            raise InputError(f"--fail-at {item!r}: worker must be in [0, {n_workers - 1}]")
+            raise InputError(f"{named('fail_at')} {item!r}: worker must be in [0, {n_workers - 1}]")
         if not (math.isfinite(down) and down >= 0 and up > down):
-            raise InputError(f"--fail-at {item!r}: need 0 <= DOWN < UP")
+            raise InputError(f"{named('fail_at')} {item!r}: need 0 <= DOWN < UP")
         schedule.setdefault(worker, []).append((down, up))
     for worker, spans in schedule.items():
         spans.sort()
         for (_, up), (down, _) in zip(spans, spans[1:], strict=False):
             if down < up:
-                raise InputError(f"--fail-at: worker {worker}'s down periods overlap")
+                raise InputError(f"{named('fail_at')}: worker {worker}'s down periods overlap")
     return schedule
 
 
@@ -148,7 +150,7 @@ class Faults:
     @classmethod
     def from_config(cls, config) -> Faults:
         if config.fail_at.strip() and config.failures.strip():
-            raise InputError("--fail-at and --failures: give one of them")
+            raise InputError(f"{named('fail_at')} and {named('failures')}: give one of them")
         return cls(
             FailSlow.parse(config.fail_slow),
             parse_fail_at(config.fail_at, config.total_workers),

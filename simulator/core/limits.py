@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 
 CLOCK_MAX = 1e150  # seconds: times and their squares (variances) stay finite in double precision
 RESOLUTION = 2.0**-40  # a period must exceed this fraction of the end time (a double has 52 bits)
@@ -138,8 +138,8 @@ def _options(config, part: str) -> str:
         "fail-slow episodes": ("fail_slow", "steps"),
         "workers": ("workers", "backups", "steps"),
     }.get(part, ("workers", "steps"))
-    shown = [f"--{n.replace('_', '-')} {getattr(config, n)}" for n in names if getattr(config, n)]
-    return " ".join(shown) or f"--workers {config.workers} --steps {config.steps}"
+    shown = [f"{named(n)} {getattr(config, n)}" for n in names if getattr(config, n)]
+    return " ".join(shown) or f"{named('workers')} {config.workers} {named('steps')} {config.steps}"
 
 
 def trace_budget(fmt: str, *, memory: int | None = None) -> int:
@@ -190,7 +190,7 @@ def check_latency(model, spec: str) -> None:
     scale = _scale(model)
     if not scale <= CLOCK_MAX:
         raise InputError(
-            f"--latency {spec}: a typical computation of {scale:g} s is beyond what the simulated clock holds "
+            f"{named('latency')} {spec}: a typical computation of {scale:g} s is beyond what the simulated clock holds "
             f"(at most {CLOCK_MAX:g} s)"
         )
 
@@ -210,7 +210,8 @@ def check_run(config, model, factors: np.ndarray, faults) -> None:
             raise InputError(f"{flag} {value:g}: beyond what the simulated clock holds (at most {CLOCK_MAX:g} s)")
     if not transfer <= CLOCK_MAX:
         raise InputError(
-            f"--param-bytes / --bandwidth: one transfer takes {transfer / 2:g} s, beyond what the simulated "
+            f"{named('param_bytes')} / {named('bandwidth')}: one transfer "
+            f"takes {transfer / 2:g} s, beyond what the simulated "
             f"clock holds (at most {CLOCK_MAX:g} s)"
         )
     check_latency(model, config.latency)
@@ -218,7 +219,7 @@ def check_run(config, model, factors: np.ndarray, faults) -> None:
     top = _largest(model, 1 / draws)
     if not top <= CLOCK_MAX:
         raise InputError(
-            f"--latency {config.latency}: the tail is too heavy for a run of {steps} updates of {p} workers: "
+            f"{named('latency')} {config.latency}: the tail is too heavy for a run of {steps} updates of {p} workers: "
             f"the largest of about {draws:.3g} draws is {f'about {top:.3g}' if top < math.inf else 'beyond 1e308'} s, "
             f"past what the simulated clock holds "
             f"(at most {CLOCK_MAX:g} s)"
@@ -311,13 +312,14 @@ def _check_faults(config, model, faults, scale: float, floor: float, t_typ: floa
             value = getattr(fs, key)
             if value < floor or value > CLOCK_MAX:
                 raise InputError(
-                    f"--fail-slow {config.fail_slow!r}: {key}={value:g} s is outside what the simulated clock "
+                    f"{named('fail_slow')} {config.fail_slow!r}: {key}={value:g} s is outside what the simulated clock "
                     f"resolves ({floor:.3g} to {CLOCK_MAX:g} s)"
                 )
         per = 2 * scale / (fs.normal + fs.slow)
         if per > MAX_EPISODES:
             raise InputError(
-                f"--fail-slow {config.fail_slow!r}: about {per:.3g} episodes per computation of about {scale:.3g} s "
+                f"{named('fail_slow')} {config.fail_slow!r}: about "
+                f"{per:.3g} episodes per computation of about {scale:.3g} s "
                 f"(at most {MAX_EPISODES:,}); give longer normal= and slow= periods"
             )
         episodes = 2 * config.total_workers * t_typ / (fs.normal + fs.slow)
@@ -326,12 +328,12 @@ def _check_faults(config, model, faults, scale: float, floor: float, t_typ: floa
         if rate.downtime > CLOCK_MAX or 1 / rate.rate < floor:
             key, value = ("downtime", rate.downtime) if rate.downtime > CLOCK_MAX else ("rate", rate.rate)
             raise InputError(
-                f"--failures {config.failures!r}: {key}={value:g} is outside what the simulated clock resolves"
+                f"{named('failures')} {config.failures!r}: {key}={value:g} is outside what the simulated clock resolves"
             )
         tries = 1 / _survival(model, rate.rate, scale)
         if tries > MAX_TRIES:
             raise InputError(
-                f"--failures {config.failures!r}: rate={rate.rate:g} per second leaves a computation of about "
+                f"{named('failures')} {config.failures!r}: rate={rate.rate:g} per second leaves a computation of about "
                 f"{scale:.3g} s about {tries:.3g} tries to finish once (at most {MAX_TRIES:,}); give a lower rate"
             )
     return episodes

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import strictjson
-from .errors import InputError
+from .errors import InputError, named
 from .gcpause import gc_paused
 from .records import Gradient, Update
 from .schema import run_folder_note
@@ -36,10 +36,10 @@ def check_out_dir(out: Path, *, overwrite: bool, inputs=(), replaces: bool = Tru
     """
     check_out_place(out, inputs)
     if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a directory")
+        raise InputError(f"{named('out')} {out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise InputError(f"--out {out}: directory is not empty; pass --overwrite to replace it")
+            raise InputError(f"{named('out')} {out}: directory is not empty; pass {named('overwrite')} to replace it")
         if replaces:
             check_replaceable(out)
 
@@ -63,7 +63,8 @@ def check_replaceable(out: Path) -> None:
     if foreign or not RESULTS & {e.name for e in entries}:
         example = f" ({foreign[0].name})" if foreign else ""
         raise InputError(
-            f"--out {out}: holds files that are not stragglersim results{example}; --overwrite replaces only a "
+            f"{named('out')} {out}: holds files that are not stragglersim "
+            f"results{example}; {named('overwrite')} replaces only a "
             "folder of earlier results: give a new folder"
         )
 
@@ -75,14 +76,18 @@ def check_out_place(out: Path, inputs=()) -> None:
     where = Path(out).resolve()
     cwd = Path.cwd().resolve()
     if where == cwd or where in cwd.parents:
-        raise InputError(f"--out {out}: is the current folder or one above it; give a new folder for the results")
+        raise InputError(
+            f"{named('out')} {out}: is the current folder or one above it; give a new folder for the results"
+        )
     package = Path(__file__).resolve().parents[1]
     if where == package or where in package.parents:
-        raise InputError(f"--out {out}: holds the stragglersim package itself; give a new folder for the results")
+        raise InputError(
+            f"{named('out')} {out}: holds the stragglersim package itself; give a new folder for the results"
+        )
     for path in inputs:
         read = Path(path).resolve()
         if where == read or where in read.parents:
-            raise InputError(f"--out {out}: holds the input {path}; give a new folder for the results")
+            raise InputError(f"{named('out')} {out}: holds the input {path}; give a new folder for the results")
 
 
 def check_not_in_sweep(out: Path) -> None:
@@ -91,7 +96,7 @@ def check_not_in_sweep(out: Path) -> None:
     for folder in Path(os.path.abspath(out)).parents:
         if (folder / "grid.toml").is_file() and (folder / "runs").is_dir():
             raise InputError(
-                f"--out {out}: inside the sweep folder {folder}, whose runs are its grid's only; "
+                f"{named('out')} {out}: inside the sweep folder {folder}, whose runs are its grid's only; "
                 "give a folder outside it"
             )
 
@@ -141,14 +146,14 @@ def check_out_file(out: Path, *, overwrite: bool, inputs=()) -> None:
     """Fail early if the output file ``out`` exists and ``overwrite`` is off, or would replace an
     input: one of the ``inputs`` files, or a file inside one of the ``inputs`` folders."""
     if out.is_dir():
-        raise InputError(f"--out {out}: is a directory; give a file name")
+        raise InputError(f"{named('out')} {out}: is a directory; give a file name")
     if out.exists() and not overwrite:
-        raise InputError(f"--out {out}: exists; pass --overwrite to replace it")
+        raise InputError(f"{named('out')} {out}: exists; pass {named('overwrite')} to replace it")
     where = out.resolve()
     for path in inputs:
         read = Path(path).resolve()
         if where == read or (out.exists() and read in where.parents):
-            raise InputError(f"--out {out}: would replace the input {path}; give another file name")
+            raise InputError(f"{named('out')} {out}: would replace the input {path}; give another file name")
 
 
 def _write_csv(path: Path, header: tuple[str, ...], lines) -> None:

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from . import strictjson
-from .errors import InputError
+from .errors import InputError, named
 
 
 def read_run(run: Path) -> tuple[list[dict], list[dict]]:
@@ -18,7 +18,9 @@ def read_run(run: Path) -> tuple[list[dict], list[dict]]:
         InputError: not a run folder, or one written with ``--log-gradients none``.
     """
     if (run / "updates.csv").exists() and not (run / "gradients.csv").exists():
-        raise InputError(f"{run}: has no gradients.csv (written with --log-gradients none): no timeline to draw")
+        raise InputError(
+            f"{run}: has no gradients.csv (written with {named('log_gradients')} none): no timeline to draw"
+        )
     try:
         with open(run / "gradients.csv", newline="") as f:
             gradients = list(csv.DictReader(f))

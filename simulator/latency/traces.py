@@ -30,7 +30,7 @@ import numpy as np
 
 from ..core.limits import check_trace_size, trace_budget
 from ..io.boundary import check_input_file
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 from ..io.shipped import shipped, shipped_if_missing
 
 FORMATS = ("csv", "pai", "chrome")
@@ -126,9 +126,9 @@ def read_trace(path: str | Path, fmt: str = "csv", time_scale: float = 1.0) -> T
         InputError: unreadable file or malformed content, naming file and line or record.
     """
     if fmt not in FORMATS:
-        raise InputError(f"--format: unknown trace format {fmt!r} (choose from {', '.join(FORMATS)})")
+        raise InputError(f"{named('trace_format')}: unknown trace format {fmt!r} (choose from {', '.join(FORMATS)})")
     if not (isinstance(time_scale, int | float) and math.isfinite(time_scale) and time_scale > 0):
-        raise InputError(f"--time-scale must be a finite number > 0, got {time_scale}")
+        raise InputError(f"{named('time_scale')} must be a finite number > 0, got {time_scale}")
     path = shipped_if_missing(Path(path))
     try:
         mtime = path.stat().st_mtime_ns

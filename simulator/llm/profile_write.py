@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 from ..io.results import check_out_file
 from ..io.storage import write_bytes, write_text
 from .profile import COMPUTE, convert_profiles
@@ -43,12 +43,12 @@ def import_ops(
         The line to print: the files written and what they hold.
     """
     if str(out).endswith(("/", os.sep)) or Path(out).is_dir():
-        raise InputError(f"--out {out}: is a directory; give a file name (ops.parquet or ops.csv)")
+        raise InputError(f"{named('out')} {out}: is a directory; give a file name (ops.parquet or ops.csv)")
     out = Path(out)
     meta = meta_path(out)
     check_out_file(out, overwrite=overwrite, inputs=sources)
     if meta.is_dir() or (meta.exists() and not overwrite):
-        raise InputError(f"--out {out}: its meta file {meta} exists; pass --overwrite to replace it")
+        raise InputError(f"{named('out')} {out}: its meta file {meta} exists; pass {named('overwrite')} to replace it")
     table = convert_profiles(sources, dp_size=dp_size, pp_size=pp_size, tp_size=tp_size, cp_size=cp_size)
     write_table(table, out)
     write_meta(meta, dp_size=dp_size, pp_size=pp_size, tp_size=tp_size, cp_size=cp_size)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.boundary import check_input_file
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 from ..io.progress import progress_bar
 from ..io.results import staged_dir, write_json
 from ..io.shipped import shipped_if_missing
@@ -57,7 +57,7 @@ def _meta_beside(trace_path: Path) -> Path:
     name = trace_path.stem.removeprefix("trace-")
     meta = trace_path.with_name(f"meta-{name}.yaml")
     if not meta.is_file():
-        raise InputError(f"{trace_path}: give --meta META.yaml (no {meta.name} beside the trace)")
+        raise InputError(f"{trace_path}: give {named('meta')} META.yaml (no {meta.name} beside the trace)")
     return meta
 
 

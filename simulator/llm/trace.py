@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 
 COLUMNS = ("dp_rank", "stage", "rank", "step", "optype", "start_ts", "duration", "seq_id", "mc", "gmc", "mb_id")
 INTEGER_COLUMNS = ("dp_rank", "stage", "rank", "step", "seq_id", "mc", "gmc", "mb_id")
@@ -109,7 +109,7 @@ def read_meta(path: Path) -> JobMeta:
     import yaml
 
     if not Path(path).exists():
-        raise InputError(f"--meta {path}: no such file")
+        raise InputError(f"{named('meta')} {path}: no such file")
     try:
         data = yaml.safe_load(Path(path).read_text())
     except UnicodeDecodeError:

@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import simpy
 
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 from ..io.records import PENDING
 from .options import OPTIONS, Option
 
@@ -122,7 +122,8 @@ class Strategy:
         """
         if not cls.has_backups and config.backups != 0:
             raise InputError(
-                f"--backups {config.backups}: {cls.name} has no backup workers; --workers sets how many run"
+                f"{named('backups')} {config.backups}: {cls.name} has no "
+                f"backup workers; {named('workers')} sets how many run"
             )
 
     @classmethod

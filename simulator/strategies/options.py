@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 from ..io.checks import is_int as _is_int
 from ..io.checks import positive as _positive
+from ..io.errors import named
 
 SEMANTICS = ("tf", "drop", "cancel")  # what late workers do under backup (see sync.py)
-MISPLACED = "{flag} applies to --strategy {owners} only"
+MISPLACED = "{flag} applies to {strategy} {owners} only"  # worded by registry._misplaced, fields named
 
 
 @dataclass(frozen=True)
@@ -49,39 +50,35 @@ class Option:
     misplaced: str = MISPLACED
     check: Callable[[object, object], str | None] | None = field(default=None, repr=False)
 
-    @property
-    def flag(self) -> str:
-        return "--" + self.field.replace("_", "-")
-
 
 def _semantics(value, config) -> str | None:
     if value not in SEMANTICS:
-        return f"--semantics: unknown semantics {value!r} (choose from {', '.join(SEMANTICS)})"
+        return f"{named('semantics')}: unknown semantics {value!r} (choose from {', '.join(SEMANTICS)})"
     return None
 
 
 def _k(value, config) -> str | None:
     if not (_is_int(value) and 1 <= value <= config.workers):
-        return f"--k must be an integer in [1, P={config.workers}], got {value}"
+        return f"{named('k')} must be an integer in [1, P={config.workers}], got {value}"
     return None
 
 
 def _softsync_n(value, config) -> str | None:
     if not (_is_int(value) and 1 <= value <= config.workers):
-        return f"--softsync-n must be an integer in [1, {config.workers}], got {value}"
+        return f"{named('softsync_n')} must be an integer in [1, {config.workers}], got {value}"
     return None
 
 
-def _at_least(flag: str, low: int) -> Callable[[object, object], str | None]:
+def _at_least(name: str, low: int) -> Callable[[object, object], str | None]:
     def check(value, config) -> str | None:
-        return None if _is_int(value) and value >= low else f"{flag} must be an integer >= {low}, got {value}"
+        return None if _is_int(value) and value >= low else f"{named(name)} must be an integer >= {low}, got {value}"
 
     return check
 
 
-def _positive_number(flag: str, unit: str = "") -> Callable[[object, object], str | None]:
+def _positive_number(name: str, unit: str = "") -> Callable[[object, object], str | None]:
     def check(value, config) -> str | None:
-        return None if _positive(value) else f"{flag} must be a finite number > 0{unit}, got {value}"
+        return None if _positive(value) else f"{named(name)} must be a finite number > 0{unit}, got {value}"
 
     return check
 
@@ -92,8 +89,8 @@ SEMANTICS_OPTION = Option(
     None,
     f"late workers under backup: {', '.join(SEMANTICS)} (default: tf)",
     tag="",
-    misplaced=MISPLACED + " (for TF's SyncReplicasOptimizer without backups use --strategy backup --backups 0 "
-    "--semantics tf)",
+    misplaced=MISPLACED + " (for TF's SyncReplicasOptimizer without backups use {strategy} backup {backups} 0 "
+    "{semantics} tf)",
     check=_semantics,
 )
 K = Option(
@@ -115,7 +112,7 @@ SSP_BOUND = Option(
     "ssp: clocks a worker may run ahead of the slowest",
     required=True,
     tag="s",
-    check=_at_least("--ssp-bound", 0),
+    check=_at_least("ssp_bound", 0),
 )
 DEADLINE = Option(
     "deadline",
@@ -124,14 +121,14 @@ DEADLINE = Option(
     "deadline: aggregate what arrived by then",
     required=True,
     tag="T",
-    check=_positive_number("--deadline", " (seconds)"),
+    check=_positive_number("deadline", " (seconds)"),
 )
 NOISE_SCALE = Option(
     "noise_scale",
     float,
     "EXAMPLES",
     "adaptive-backup: gradient noise scale (default: workers x batch size)",
-    check=_positive_number("--noise-scale"),
+    check=_positive_number("noise_scale"),
 )
 ADAPT_EVERY = Option(
     "adapt_every",
@@ -139,7 +136,7 @@ ADAPT_EVERY = Option(
     "K",
     "adaptive-backup: updates between choices",
     exclusive=False,
-    check=_at_least("--adapt-every", 1),
+    check=_at_least("adapt_every", 1),
 )
 STALENESS_LR = Option(
     "staleness_lr",
@@ -155,7 +152,7 @@ STALENESS_CUTOFF = Option(
     "T",
     "async: drop gradients with staleness > T",
     tag="cut",
-    check=_at_least("--staleness-cutoff", 0),
+    check=_at_least("staleness_cutoff", 0),
 )
 
 OPTIONS = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 from .base import Strategy
 from .options import OPTIONS, Option
 
@@ -44,7 +44,9 @@ def get(name: str) -> type[Strategy]:
     try:
         return _STRATEGIES[name]
     except (KeyError, TypeError):
-        raise InputError(f"--strategy: unknown strategy {name!r} (choose from {', '.join(_STRATEGIES)})") from None
+        raise InputError(
+            f"{named('strategy')}: unknown strategy {name!r} (choose from {', '.join(_STRATEGIES)})"
+        ) from None
 
 
 def make_strategy(config) -> Strategy:
@@ -70,7 +72,7 @@ def check_options(config, fields: Iterable[str]) -> None:
         if o.required:
             given = getattr(config, o.field) is not None
             if strategy.owns(o) and not given:
-                raise InputError(f"--strategy {strategy.name} needs {o.flag}")
+                raise InputError(f"{named('strategy')} {strategy.name} needs {named(o.field)}")
             if given and not strategy.owns(o):
                 raise InputError(_misplaced(o))
     for o in chosen:
@@ -85,4 +87,7 @@ def check_options(config, fields: Iterable[str]) -> None:
 
 
 def _misplaced(o: Option) -> str:
-    return o.misplaced.format(flag=o.flag, owners=" / ".join(o.strategies), listed=", ".join(o.strategies))
+    fields = {name: named(name) for name in ("strategy", "backups", "semantics")}
+    return o.misplaced.format(
+        flag=named(o.field), owners=" / ".join(o.strategies), listed=", ".join(o.strategies), **fields
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 from ..io.records import DROPPED_LATE
 from .base import Strategy, cancel_unfinished, cancellable, wait_for_update
 from .options import SEMANTICS_OPTION
@@ -49,7 +49,8 @@ class Sync(Synchronous):
     def check(cls, config) -> None:
         if config.backups != 0:
             raise InputError(
-                f"--backups {config.backups}: sync waits for all N workers; use --strategy backup for B > 0"
+                f"{named('backups')} {config.backups}: sync waits for "
+                f"all N workers; use {named('strategy')} backup for B > 0"
             )
 
     @classmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 from .aggregation import aggregate, collect, interval, metric_names, order, points, value_of, varying, write_aggregate
 from .forest import UNITS, plot_forest
 from .reports import Report
@@ -102,7 +102,9 @@ def parse_baseline(text: str) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise InputError(f"--baseline {text}: give KEY=VALUE[,KEY=VALUE], e.g. backups=0 or semantics=tf,backups=0")
+            raise InputError(
+                f"{named('baseline')} {text}: give KEY=VALUE[,KEY=VALUE], e.g. backups=0 or semantics=tf,backups=0"
+            )
         pairs[key.strip()] = value.strip()
     return pairs
 
@@ -143,7 +145,9 @@ def paired(records, *, baseline: str | dict | None = None, metrics: list[str] | 
     metrics = list(metrics) if metrics else [m for m in HEADLINE if m in known]
     for m in metrics:
         if m not in known:
-            raise InputError(f"--metric {m}: no such numeric metric in these runs (they have: {', '.join(known)})")
+            raise InputError(
+                f"{named('metric')} {m}: no such numeric metric in these runs (they have: {', '.join(known)})"
+            )
     heads = [{**{k: runs[0].config.get(k) for k in labels}, "_runs": runs} for runs in groups.values()]
     heads.sort(key=order(labels))
     names = [_name(h, labels) for h in heads]
@@ -155,12 +159,14 @@ def paired(records, *, baseline: str | dict | None = None, metrics: list[str] | 
         for key in wanted:
             if key not in config:
                 raise InputError(
-                    f"--baseline {key}: not a configuration field (the points vary in {', '.join(labels)})"
+                    f"{named('baseline')} {key}: not a configuration field (the points vary in {', '.join(labels)})"
                 )
         found = [h for h in heads if all(_matches(h["_runs"][0].config, k, v) for k, v in wanted.items())]
         if len(found) != 1:
             how = "matches no point" if not found else f"matches {len(found)} points"
-            raise InputError(f"--baseline {_name(wanted, list(wanted))}: {how}; the points: {'; '.join(names)}")
+            raise InputError(
+                f"{named('baseline')} {_name(wanted, list(wanted))}: {how}; the points: {'; '.join(names)}"
+            )
         base, chosen = found[0], "--baseline"
     by_seed = {m: {r.config["seed"]: value_of(r, m) for r in base["_runs"]} for m in metrics}
     rows = []

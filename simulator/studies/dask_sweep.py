@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from ..core.config import RunConfig
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 from ..io.results import staged_dir
 from ..io.version import __version__
 
@@ -69,14 +69,18 @@ def _parse(scheduler: str) -> int | None:
     try:
         import distributed  # noqa: F401
     except ImportError:
-        raise InputError(f"--scheduler needs Dask distributed: install the cluster extra ({INSTALL})") from None
+        raise InputError(
+            f"{named('scheduler')} needs Dask distributed: install the cluster extra ({INSTALL})"
+        ) from None
     local = LOCAL.fullmatch(scheduler)
     if local and int(local[1]) < 1:
-        raise InputError(f"--scheduler {scheduler}: local:K needs K >= 1 workers")
+        raise InputError(f"{named('scheduler')} {scheduler}: local:K needs K >= 1 workers")
     if local:
         return int(local[1])
     if not ADDRESS.fullmatch(scheduler):
-        raise InputError(f"--scheduler {scheduler}: expected tcp://HOST:PORT (a running dask scheduler) or local:K")
+        raise InputError(
+            f"{named('scheduler')} {scheduler}: expected tcp://HOST:PORT (a running dask scheduler) or local:K"
+        )
     return None
 
 
@@ -96,7 +100,7 @@ def _probe(address: str, timeout: float) -> None:
             thread.submit(asyncio.run, probe()).result()
         except (OSError, ValueError) as err:
             raise InputError(
-                f"--scheduler {address}: no Dask scheduler answered within {timeout:g} s ({err})"
+                f"{named('scheduler')} {address}: no Dask scheduler answered within {timeout:g} s ({err})"
             ) from None
 
 
@@ -128,7 +132,7 @@ def connect(scheduler: str, *, timeout: float | None = None, log=print):
                 client = distributed.Client(scheduler, timeout=timeout)
             except OSError as err:
                 raise InputError(
-                    f"--scheduler {scheduler}: no Dask scheduler answered within {timeout:g} s ({err})"
+                    f"{named('scheduler')} {scheduler}: no Dask scheduler answered within {timeout:g} s ({err})"
                 ) from None
         try:
             yield _checked(client, scheduler, log)
@@ -178,12 +182,13 @@ def _check_workers(client, scheduler: str) -> None:
     for worker, answer in client.run(version, on_error="return").items():
         if isinstance(answer, BaseException):
             raise InputError(
-                f"--scheduler {scheduler}: worker {worker} cannot run stragglersim ({answer}): "
+                f"{named('scheduler')} {scheduler}: worker {worker} cannot run stragglersim ({answer}): "
                 f"install it there ({INSTALL})"
             )
         if answer != __version__:
             raise InputError(
-                f"--scheduler {scheduler}: worker {worker} has stragglersim {answer}, this client {__version__}: "
+                f"{named('scheduler')} {scheduler}: worker {worker} has "
+                f"stragglersim {answer}, this client {__version__}: "
                 "results would differ; install the same version everywhere"
             )
 

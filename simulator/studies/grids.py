@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..core.config import RunConfig
 from ..core.limits import MAX_RUNS, check_runs
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 from ..strategies import get, names
 from ..strategies import option_specs as strategy_options
 
@@ -37,8 +37,8 @@ KINDS = {f.name: f.type.split(" |")[0] for f in fields(RunConfig)}  # int, float
 
 
 def flag(name: str) -> str:
-    """The command line's option for a field (the seed axis is ``--seeds``)."""
-    return "--seeds" if name == "seed" else "--" + name.replace("_", "-")
+    """A field of a grid named in a message (the seed axis is ``seeds``)."""
+    return named("seeds" if name == "seed" else name)
 
 
 def parse_int_list(text: str, option: str) -> list[int]:
@@ -177,7 +177,11 @@ class Grid:
             has = [n for n in self.axes.get("strategy", ["backup"]) if get(n).has_backups]
             raise InputError(
                 "the sweep is empty: "
-                + ("no strategy of the grid takes --backups > 0" if not has else "every combination was skipped")
+                + (
+                    f"no strategy of the grid takes {named('backups')} > 0"
+                    if not has
+                    else "every combination was skipped"
+                )
             )
         self._check_used(configs)
         return configs
@@ -186,13 +190,13 @@ class Grid:
         given = [n for n in ("workers", "backups") if n in self.axes]
         if len(given) != 1:
             raise InputError(
-                "--total-workers P: give --backups (varies B; N = P - B) or --workers (varies N; B = P - N)"
-                + (", not both" if given else "")
+                f"{named('total_workers')} P: give {named('backups')} (varies "
+                f"B; N = P - B) or {named('workers')} (varies N; B = P - N)" + (", not both" if given else "")
             )
         for p in self.total_workers:
             for value in self.axes[given[0]]:
                 if value >= p if given[0] == "backups" else value > p:
-                    raise InputError(f"--total-workers {p}: {flag(given[0])} {value} leaves no room")
+                    raise InputError(f"{named('total_workers')} {p}: {flag(given[0])} {value} leaves no room")
 
     def _config(self, values: dict, total: int | None) -> RunConfig | None:
         """The run of one combination, or None where the strategy does not take it (backups > 0
@@ -213,7 +217,7 @@ class Grid:
         try:
             return RunConfig(**values).validate()
         except InputError as err:
-            raise InputError(f"{err} (in the grid's run {_describe(values)})") from None
+            raise InputError(f"{err.args[0]} (in the grid's run {_describe(values)})") from None
 
     def _check_used(self, configs: list[RunConfig]) -> None:
         """Every axis is used by some run, and one with several values varies some run."""
@@ -222,19 +226,20 @@ class Grid:
             values = self.axes.get(option.field)
             if values is not None and not any(get(s).owns(option) for s in strategies):
                 raise InputError(
-                    f"{flag(option.field)} {_show(values)}: applies to --strategy "
+                    f"{flag(option.field)} {_show(values)}: applies to {named('strategy')} "
                     f"{' / '.join(option.strategies)} only, and the grid has {', '.join(sorted(strategies))}"
                 )
         if any(self.axes.get("backups", [0])) and not any(get(s).has_backups for s in strategies):
             owners = " / ".join(n for n in names() if get(n).has_backups)
             raise InputError(
-                f"--backups {_show(self.axes['backups'])}: only --strategy {owners} takes backup workers, "
+                f"{named('backups')} {_show(self.axes['backups'])}: only "
+                f"{named('strategy')} {owners} takes backup workers, "
                 f"and the grid has {', '.join(sorted(strategies))}"
             )
         if all(c.timing_only for c in configs):
             for name in TRAINING_ONLY:
                 if len(self.axes.get(name, ())) > 1:
-                    raise InputError(f"{flag(name)} {_show(self.axes[name])}: --timing-only runs do not train")
+                    raise InputError(f"{flag(name)} {_show(self.axes[name])}: {named('timing_only')} runs do not train")
 
 
 class Union(Grid):
@@ -254,7 +259,9 @@ class Union(Grid):
     def merged(self, other: Grid) -> Grid:
         """A folder's record takes no other options (which of its grids would they change?)."""
         if other.axes or other.total_workers:
-            raise InputError("--grid: a sweep folder's record (grid.toml); give no other grid options with it")
+            raise InputError(
+                f"{named('grid')}: a sweep folder's record (grid.toml); give no other grid options with it"
+            )
         return self
 
     def to_tables(self) -> list[dict]:

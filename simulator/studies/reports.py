@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.config import RunConfig
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 
 
 @dataclass
@@ -57,9 +57,11 @@ def predict(latency: str, workers: int, backups, *, trace_format: str = "csv", t
 
     backups = list(dict.fromkeys(backups))  # each B once, in order
     if workers < 1 or min(backups) < 0:
-        raise InputError("--workers must be >= 1 and --backups >= 0")
+        raise InputError(f"{named('workers')} must be >= 1 and {named('backups')} >= 0")
     if workers + max(backups) > MAX_PREDICT:
-        raise InputError(f"--workers {workers} --backups {max(backups)}: N + B is at most {MAX_PREDICT:.0e}")
+        raise InputError(
+            f"{named('workers')} {workers} {named('backups')} {max(backups)}: N + B is at most {MAX_PREDICT:.0e}"
+        )
     model = parse_latency(latency, trace_format=trace_format, time_scale=time_scale)
     check_latency(model, latency)
     rows = predict_backups(model, workers, backups)
@@ -168,12 +170,13 @@ def measure(workers: int, steps: int, *, model: str = "mlp", dataset: str = "dig
     from ..training.measure import measure as run
 
     if workers < 1 or steps < 1 or batch_size < 1:
-        raise InputError("--workers, --steps and --batch-size must be integers >= 1")
+        raise InputError(f"{named('workers')}, {named('steps')} and {named('batch_size')} must be integers >= 1")
     if model not in MODELS:
-        raise InputError(f"--model: unknown model {model!r} (choose from {', '.join(MODELS)})")
+        raise InputError(f"{named('model')}: unknown model {model!r} (choose from {', '.join(MODELS)})")
     if dataset not in ("digits", "mnist1d", "teacher-student"):
         raise InputError(
-            f"--dataset {dataset!r}: measure uses a bundled or generated dataset (digits, mnist1d, teacher-student)"
+            f"{named('dataset')} {dataset!r}: measure uses a bundled "
+            f"or generated dataset (digits, mnist1d, teacher-student)"
         )
     check_measure(workers, steps, dataset, batch_size)  # before any process starts
     trace = run(workers, steps, model=model, dataset=dataset, batch_size=batch_size)

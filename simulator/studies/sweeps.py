@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..core.assemble import check, input_files
 from ..core.config import RunConfig
-from ..io.errors import InputError, RunsFailed
+from ..io.errors import InputError, RunsFailed, named
 from ..io.progress import RunCounter
 from ..io.results import check_out_place, read_csv, write_results, write_text
 from ..io.storage import FolderLock, recover_all
@@ -73,19 +73,21 @@ def _sweep(
             retries only the failed ones. Tracebacks are in ``DIR/failures.txt``.
     """
     if out.exists() and not out.is_dir():  # (run_sweep checked the place before taking the lock)
-        raise InputError(f"--out {out}: exists and is not a directory")
+        raise InputError(f"{named('out')} {out}: exists and is not a directory")
     record = _plan(configs, out, extend=extend, overwrite=overwrite) if isinstance(configs, Grid) else None
     configs = record.configs() if record is not None else configs
     for config in configs:
         check(config)  # every input error before any run starts
         check_out_place(out, input_files(config))
     if jobs is not None and jobs < 1:
-        raise InputError(f"--jobs {jobs}: must be at least 1")
+        raise InputError(f"{named('jobs')} {jobs}: must be at least 1")
     if scheduler is not None:
         from .dask_sweep import check_scheduler
 
         if jobs is not None:
-            raise InputError("--jobs: local processes only; with --scheduler the cluster's workers run the sweep")
+            raise InputError(
+                f"{named('jobs')}: local processes only; with {named('scheduler')} the cluster's workers run the sweep"
+            )
         check_scheduler(scheduler)
     runs = out / "runs"
     if record is not None:
@@ -143,7 +145,7 @@ def _plan(grid: Grid, out: Path, *, extend: bool, overwrite: bool) -> Union:
         InputError: the folder holds another sweep (or something else) and neither flag says what to do.
     """
     if extend and overwrite:
-        raise InputError("--extend adds runs to the sweep, --overwrite starts it again: give one")
+        raise InputError(f"--extend adds runs to the sweep, {named('overwrite')} starts it again: give one")
     new = grid.configs()  # checks the grid before the folder is looked at
     recorded = out / GRID_FILE
     if overwrite or not (out.is_dir() and any(out.iterdir())):
@@ -151,7 +153,10 @@ def _plan(grid: Grid, out: Path, *, extend: bool, overwrite: bool) -> Union:
     if not recorded.exists():
         if extend:
             return Union([grid])
-        raise InputError(f"--out {out}: not empty and records no sweep grid; pass --overwrite or another --out")
+        raise InputError(
+            f"{named('out')} {out}: not empty and records no sweep "
+            f"grid; pass {named('overwrite')} or another {named('out')}"
+        )
     before = Grid.load(recorded, what="the sweep's record ")
     keys, held = {digest(c) for c in new}, {digest(c) for c in before.configs()}
     if keys == held or any(keys == {digest(c) for c in g.configs()} for g in before.grids):
@@ -159,9 +164,9 @@ def _plan(grid: Grid, out: Path, *, extend: bool, overwrite: bool) -> Union:
     if extend:
         return Union([*before.grids, grid])
     raise InputError(
-        f"--out {out}: holds a sweep of another grid ({out / GRID_FILE}: {len(held)} runs; this grid: "
+        f"{named('out')} {out}: holds a sweep of another grid ({out / GRID_FILE}: {len(held)} runs; this grid: "
         f"{len(new)} runs, {len(keys & held)} of them in the folder); pass --extend to add this grid's runs, "
-        "--overwrite to start again, or another --out"
+        f"{named('overwrite')} to start again, or another {named('out')}"
     )
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..core.config import RunConfig
 from ..io import storage
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 
 HASHES = "sha256"  # state.json's key for the hashes of config.toml, state.npz and state.json's other fields
 
@@ -108,8 +108,9 @@ def load_config(directory: Path) -> RunConfig:
     hashes = read_state(directory)[1]
     if _sha256(_read(directory, "config.toml")) != hashes["config.toml"]:
         raise InputError(
-            f"--resume {directory}: the checkpoint's config.toml does not match the configuration it was saved "
-            "with (edited or corrupt); rerun without --resume"
+            f"{named('resume')} {directory}: the checkpoint's "
+            f"config.toml does not match the configuration it was saved "
+            f"with (edited or corrupt); rerun without {named('resume')}"
         )
     return RunConfig.load(directory / "config.toml")
 
@@ -126,24 +127,24 @@ def resume_config(directory: Path, given: dict) -> RunConfig:
     """
     from dataclasses import replace
 
-    from ..cli.options import flag_of
-
     config = load_config(directory)
     if "config" in given:
-        raise InputError(f"--config {given['config']}: not with --resume (the checkpoint holds the configuration)")
+        raise InputError(
+            f"{named('config')} {given['config']}: not with {named('resume')} (the checkpoint holds the configuration)"
+        )
     for name, value in given.items():
         if name != "steps" and value != getattr(config, name):
-            shown = flag_of(name) if value is True else f"--no-{name.replace('_', '-')}" if value is False else None
+            shown = named(name, negated=value is False) if isinstance(value, bool) else f"{named(name)} {value}"
             raise InputError(
-                f"{shown or f'{flag_of(name)} {value}'}: not with --resume (the checkpoint's run has "
-                f"{name} = {getattr(config, name)!r}; only --steps may change)"
+                f"{shown}: not with {named('resume')} (the checkpoint's run has "
+                f"{name} = {getattr(config, name)!r}; only {named('steps')} may change)"
             )
     steps = given.get("steps", config.steps)
     if steps == config.steps:
         return config
     done = read_state(Path(directory))[0]["consumed"]
     if steps is not None and steps < done:
-        raise InputError(f"--steps {steps}: the checkpoint is at update {done}; give at least that")
+        raise InputError(f"{named('steps')} {steps}: the checkpoint is at update {done}; give at least that")
     mode, every = config.eval_schedule  # "auto" follows --steps: keep the schedule the run was saved under
     eval_every = config.eval_every if config.eval_every.strip() != "auto" else str(int(every))
     return replace(config, steps=steps, eval_every=eval_every)
@@ -162,17 +163,18 @@ def restore(directory: Path, trainer: dict, result) -> tuple[dict, dict]:
     meta, hashes = read_state(directory)
     data = _read(directory, "state.npz")
     if _sha256(data) != hashes["state.npz"]:
-        raise InputError(f"--resume {directory}: state.npz is corrupt (hash mismatch)")
+        raise InputError(f"{named('resume')} {directory}: state.npz is corrupt (hash mismatch)")
     arrays = _arrays(directory, data)
     params = _fill(directory, arrays, trainer["params"], "params")
     opt_state = _fill(directory, arrays, trainer["opt_state"], "opt")
     ring = _restore_ring(directory, arrays, trainer["ring"], meta["ring"])
     losses = arrays.get("losses")
     if losses is None or losses.ndim != 1 or losses.dtype.kind != "f":
-        raise InputError(f"--resume {directory}: state.npz holds no 1-D array of losses")
+        raise InputError(f"{named('resume')} {directory}: state.npz holds no 1-D array of losses")
     if meta["eval_mark"] and meta["eval_mark"] != len(losses):
         raise InputError(
-            f"--resume {directory}: inconsistent checkpoint (state.json's eval_mark {meta['eval_mark']} is not "
+            f"{named('resume')} {directory}: inconsistent checkpoint "
+            f"(state.json's eval_mark {meta['eval_mark']} is not "
             f"the {len(losses)} losses of state.npz)"
         )
     state = {
@@ -198,18 +200,18 @@ def read_state(directory: Path) -> tuple[dict, dict]:
     try:
         meta = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"--resume {directory}: state.json is corrupt (not valid JSON: {err})") from None
+        raise InputError(f"{named('resume')} {directory}: state.json is corrupt (not valid JSON: {err})") from None
     hashes = meta.pop(HASHES, None) if isinstance(meta, dict) else None
     if not isinstance(hashes, dict) or not all(isinstance(hashes.get(n), str) for n in FILES):
         raise InputError(
-            f"--resume {directory}: state.json keeps no hashes (a checkpoint of an older stragglersim, or "
-            "edited); rerun without --resume"
+            f"{named('resume')} {directory}: state.json keeps no hashes (a checkpoint of an older stragglersim, or "
+            f"edited); rerun without {named('resume')}"
         )
     if _meta_hash(meta) != hashes["state.json"]:
-        raise InputError(f"--resume {directory}: state.json is corrupt (hash mismatch)")
+        raise InputError(f"{named('resume')} {directory}: state.json is corrupt (hash mismatch)")
     for name, fits in FIELDS.items():
         if name not in meta or not fits(meta[name]):
-            raise InputError(f"--resume {directory}: state.json is corrupt (bad or missing {name!r})")
+            raise InputError(f"{named('resume')} {directory}: state.json is corrupt (bad or missing {name!r})")
     return meta, hashes
 
 
@@ -248,10 +250,10 @@ def _read(directory: Path, name: str, *, missing: str = "") -> bytes:
         return (directory / name).read_bytes()
     except FileNotFoundError:
         raise InputError(
-            f"--resume {directory}: {missing or f'{name} is missing (an incomplete checkpoint)'}"
+            f"{named('resume')} {directory}: {missing or f'{name} is missing (an incomplete checkpoint)'}"
         ) from None
     except OSError as err:
-        raise InputError(f"--resume {directory}: cannot read {name}: {err.strerror or err}") from None
+        raise InputError(f"{named('resume')} {directory}: cannot read {name}: {err.strerror or err}") from None
 
 
 def _arrays(directory: Path, data: bytes) -> dict[str, np.ndarray]:
@@ -264,7 +266,7 @@ def _arrays(directory: Path, data: bytes) -> dict[str, np.ndarray]:
             return {name: loaded[name] for name in loaded.files}
     except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, KeyError, OSError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise InputError(f"--resume {directory}: state.npz is corrupt ({reason})") from None
+        raise InputError(f"{named('resume')} {directory}: state.npz is corrupt ({reason})") from None
 
 
 def _fill(directory: Path, arrays: dict, tree, prefix: str):
@@ -276,15 +278,19 @@ def _fill(directory: Path, arrays: dict, tree, prefix: str):
         name, saved = f"{prefix}_{i}", arrays.get(f"{prefix}_{i}")
         shape, dtype = tuple(np.shape(leaf)), np.dtype(leaf.dtype)
         if saved is None:
-            raise InputError(f"--resume {directory}: state.npz has no array {name} (the model has {len(leaves)})")
+            raise InputError(
+                f"{named('resume')} {directory}: state.npz has no array {name} (the model has {len(leaves)})"
+            )
         if saved.shape != shape or saved.dtype != dtype:
             raise InputError(
-                f"--resume {directory}: state.npz's {name} is {saved.dtype}{list(saved.shape)}, but the "
+                f"{named('resume')} {directory}: state.npz's {name} is {saved.dtype}{list(saved.shape)}, but the "
                 f"configuration's model has {dtype}{list(shape)}"
             )
         filled.append(jax.numpy.asarray(saved))
     if f"{prefix}_{len(leaves)}" in arrays:
-        raise InputError(f"--resume {directory}: state.npz has more {prefix} arrays than the model ({len(leaves)})")
+        raise InputError(
+            f"{named('resume')} {directory}: state.npz has more {prefix} arrays than the model ({len(leaves)})"
+        )
     return jax.tree_util.tree_unflatten(treedef, filled)
 
 
@@ -293,7 +299,7 @@ def _restore_ring(directory: Path, arrays: dict, ring, saved: list | None):
     if (ring is None) != (saved is None):
         kept = "keeps no" if ring is None else "keeps"
         raise InputError(
-            f"--resume {directory}: inconsistent checkpoint (the run {kept} past versions; "
+            f"{named('resume')} {directory}: inconsistent checkpoint (the run {kept} past versions; "
             f"state.json's ring is {saved})"
         )
     if ring is None:
@@ -309,7 +315,8 @@ def _restore_ring(directory: Path, arrays: dict, ring, saved: list | None):
         or doublings & (doublings - 1)
     ):
         raise InputError(
-            f"--resume {directory}: inconsistent checkpoint (state.json's ring [capacity, oldest, newest] = {saved} "
+            f"{named('resume')} {directory}: inconsistent checkpoint "
+            f"(state.json's ring [capacity, oldest, newest] = {saved} "
             f"does not fit state.npz's ring_0 of {None if first is None else list(first.shape)})"
         )
     ring.oldest, ring.newest = oldest, newest

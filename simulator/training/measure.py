@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from ..core.limits import BASE, INPUTS, JAX, _gb, machine_memory
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 from ..latency.traces import Trace
 
 PER_CPU = 4  # processes per CPU at most: more share the cores so much that they measure only contention
@@ -41,7 +41,8 @@ def check_measure(
     most = min(PER_CPU * cpus, MOST)
     if workers > most:
         raise InputError(
-            f"--workers {workers}: more than {most} processes ({PER_CPU} per CPU of this machine's {cpus}, at most "
+            f"{named('workers')} {workers}: more than {most} processes "
+            f"({PER_CPU} per CPU of this machine's {cpus}, at most "
             f"{MOST}) share the CPUs so much that they measure only contention; give at most {most}"
         )
     features, outputs, examples = INPUTS[dataset]
@@ -50,7 +51,7 @@ def check_measure(
     memory = machine_memory() if memory is None else memory
     if BASE + workers * per > memory:
         raise InputError(
-            f"--workers {workers} --steps {steps} --batch-size {batch_size}: needs about "
+            f"{named('workers')} {workers} {named('steps')} {steps} {named('batch_size')} {batch_size}: needs about "
             f"{_gb(BASE + workers * per)} of memory, {_gb(per)} per process (this machine has {_gb(memory)}); "
             "make the measurement smaller"
         )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..core.assemble import RunInputs, assemble, input_files
 from ..core.config import RunConfig
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 from ..io.outcome import Outcome, outcome_of
 from ..io.progress import NULL_PROGRESS
 
@@ -55,7 +55,7 @@ def execute(run: RunConfig | RunInputs, *, progress=NULL_PROGRESS, checkpoints=N
         tables["training.csv"] = (TrainingResult.STEPS_FIELDS, result.step_lines())
         params = result.params
     if not log.updates and log.exhausted:
-        raise InputError(f"--latency {config.latency}: the trace was used up before the first update")
+        raise InputError(f"{named('latency')} {config.latency}: the trace was used up before the first update")
     return RunResult(config, log, summary, tables, params, outcome_of(log, summary))
 
 
@@ -90,7 +90,8 @@ def run_to_folder(
         reads = [*reads, *input_files(config), *([resume] if resume is not None else [])]
         if resume is not None and Path(resume).resolve() in Path(out).resolve().parents:
             raise InputError(
-                f"--out {out}: inside the checkpoint {resume}, which a later checkpoint replaces; give another folder"
+                f"{named('out')} {out}: inside the checkpoint {resume}, "
+                f"which a later checkpoint replaces; give another folder"
             )
         check_out_place(out, reads)
         check_not_in_sweep(out)

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 from stragglersim.cli.main import main
+from stragglersim.cli.options import worded
 from stragglersim.core import limits
 from stragglersim.core.assemble import check
 from stragglersim.core.config import RunConfig
@@ -117,9 +118,10 @@ def test_legitimate_big_runs_are_not_refused(config, monkeypatch):
 def test_the_refusal_says_the_estimate_and_the_machine():
     """--workers 10000000 --steps 100 on 24 GB -> 'needs about N GB of memory ... (this machine has 24 GB)'"""
     config = RunConfig(workers=10_000_000, steps=100, timing_only=True)
-    message = r"--workers 10000000 --steps 100: needs about \d+ GB .*this machine has 24 GB"
-    with pytest.raises(ValueError, match=message):
+    message = r"workers 10000000 steps 100: needs about \d+ GB .*this machine has 24 GB"  # the library names fields
+    with pytest.raises(ValueError, match=message) as refused:
         limits.check_memory(config, memory=int(24 * GB))
+    assert worded(refused.value).startswith("--workers 10000000 --steps 100: needs about")  # the CLI, flags
 
 
 def test_short_periods_that_can_finish_are_kept():
