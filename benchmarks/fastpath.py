@@ -58,11 +58,23 @@ def _best(fn, repeats: int) -> float:
 
 
 def _served() -> list[str]:
+    """The strategies (and semantics) the fast path serves: a recursion times them."""
     try:
-        from stragglersim.core.fastpath import SERVED
+        from stragglersim.core.config import RunConfig
+        from stragglersim.core.recursions import recursion
     except ImportError:  # before the fast path listed what it serves
         return ["sync", "backup/cancel", "k-sync"]
-    return list(SERVED)
+    runs = {
+        "sync": {},
+        "backup/cancel": {"semantics": "cancel", "backups": 1},
+        "backup/drop": {"semantics": "drop", "backups": 1},
+    }
+    runs |= {"k-sync": {"k": 2}, "k-batch-sync": {"k": 2}, "async": {}}
+    return [
+        name
+        for name, options in runs.items()
+        if recursion(RunConfig(strategy=name.split("/")[0], workers=4, **options))
+    ]
 
 
 def _peak_rss_mb() -> float:

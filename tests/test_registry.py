@@ -197,3 +197,30 @@ def test_a_strategy_needs_a_name():
 
     with pytest.raises(ValueError, match="Nameless has no name"):
         register(Nameless)
+
+
+def test_a_new_strategy_is_one_file_and_one_registration_line(tmp_path, capsys):
+    """tests/toy_strategy.py declares every fact of its strategy; registered, the command line takes it,
+    the fast path serves it with the engine's update times, the memory estimate and run names know it,
+    and nothing else in the package was touched."""
+    from stragglersim.cli.main import main
+    from stragglersim.core import limits
+    from stragglersim.core.recursions import recursion
+    from toy_strategy import Majority
+
+    register(Majority)  # the one registration line
+    try:
+        run = ["simulate", "--strategy", "toy-majority", "--workers", "5", "--timing-only", "--steps", "40", "--quiet"]
+        assert main([*run, "--out", str(tmp_path / "engine")]) == 0
+        assert main([*run, "--log-gradients", "none", "--out", str(tmp_path / "fast")]) == 0
+        engine = (tmp_path / "engine" / "updates.csv").read_text().splitlines()
+        fast = (tmp_path / "fast" / "updates.csv").read_text().splitlines()
+        assert engine == fast and len(engine) == 41  # the same update times and contributor counts
+        config = RunConfig(strategy="toy-majority", workers=5, timing_only=True, steps=40).validate()
+        assert recursion(config) == "barrier" and Majority.run_name(config) == "toy-majority-N5-B0"
+        wide = RunConfig(strategy="toy-majority", workers=10_000, steps=10).validate()
+        assert limits.memory_parts(wide) == limits.memory_parts(RunConfig(strategy="sync", workers=10_000, steps=10))
+        assert main(["simulate", "--strategy", "toy-majority", "--backups", "1", "--out", str(tmp_path / "x")]) == 2
+        assert "--backups 1: toy-majority has no backup workers" in capsys.readouterr().err
+    finally:
+        strategies.unregister("toy-majority")

@@ -31,7 +31,7 @@ RUNS = [
 def _log(config: RunConfig, *, callbacks: bool, monkeypatch):
     with monkeypatch.context() as m:
         if not callbacks:
-            m.setattr(engine, "LOOPS", {})  # every worker a SimPy process
+            m.setattr(engine, "CALLBACKS", False)  # every worker a SimPy process
         sim = Simulation(config)
         assert all(isinstance(wk, LoopWorker) for wk in sim.ps.workers) == callbacks
         return sim.run()

@@ -154,11 +154,12 @@ def cmd_compare_backups(args: argparse.Namespace) -> int:
     """
     from ..core.assemble import input_files
     from ..io.results import check_out_dir
+    from ..studies.compare_backups import subject
     from ..studies.reports import compare_backups
 
     names = ("workers", "latency", "trace_format", "time_scale", "steps", "seed", "batch_size", "noise_scale")
     options = {name: getattr(args, name) for name in (*names, "adapt_every")}  # the adaptive-backup run
-    config = RunConfig(strategy="adaptive-backup", timing_only=True, **options).validate()
+    config = RunConfig(strategy=subject().name, timing_only=True, **options).validate()
     check_out_dir(args.out, overwrite=args.overwrite, inputs=input_files(config))
     report = compare_backups(config, out=args.out)
     report.save(args.out, overwrite=args.overwrite, inputs=input_files(config))

@@ -85,13 +85,16 @@ class RunConfig:
     reference_batch: int = 2048
 
     def __post_init__(self):
-        if self.strategy == "backup" and self.semantics is None:
-            object.__setattr__(self, "semantics", "tf")
+        strategy = strategies.find(self.strategy)
+        for name, value in strategy.defaults.items() if strategy is not None else ():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
 
     @property
     def total_workers(self) -> int:
-        """Worker processes in the run: N + B for sync/backup, ``workers`` otherwise."""
-        return self.workers + self.backups if self.strategy in ("sync", "backup") else self.workers
+        """Worker processes in the run (N + B for sync and backup; the strategy says)."""
+        strategy = strategies.find(self.strategy)
+        return strategy.processes(self) if strategy is not None else self.workers
 
     def validate(self) -> RunConfig:
         """Check every field; return self. Pure: no file is read (the latency, speed factors and

@@ -35,21 +35,14 @@ from ..io.records import (
     Update,
 )
 from ..latency.durations import DurationStream
-from ..strategies import FAILURE, Strategy, cancellable, make_strategy, restart_at_once, wait_for_update
-from ..strategies.sync import TokenQueue
+from ..strategies import FAILURE, Strategy, make_strategy
 from .assemble import RunInputs, inputs_of
 from .config import RunConfig
 from .worker import DIRECT, STEADY, LoopWorker, PlainWorker, SharedLink, Worker, steady_work
 
 _fate = attrgetter("fate")
 
-# The built-in worker loops a LoopWorker runs as callbacks (same events, no generator).
-LOOPS = {
-    restart_at_once: {"wait": False, "cancellable": False},
-    wait_for_update: {"wait": True, "cancellable": False},
-    cancellable: {"wait": True, "cancellable": True},
-    TokenQueue.worker: {"tokens": True},  # the strategy's own token queue
-}
+CALLBACKS = True  # run the strategies' built-in worker loops as event callbacks (False: SimPy processes)
 
 
 class ParameterServer:
@@ -129,9 +122,7 @@ class Simulation:
         faults = inputs.faults
         link = SharedLink(self.env, cluster.link_time) if cluster.link_time > 0 else DIRECT
         work = inputs.work or steady_work
-        loop = LOOPS.get(type(self.strategy).worker)
-        if loop is not None and loop.get("tokens"):
-            loop = {"tokens": self.strategy.tokens}
+        loop = self.strategy.callback_loop() if CALLBACKS else None
         for w in range(self.strategy.n_workers):
             slow = faults.fail_slow.timeline(config.seed, w) if faults.fail_slow is not None else STEADY
             durations, spans = cluster.durations(w), faults.spans(config.seed, w)

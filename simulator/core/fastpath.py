@@ -31,7 +31,7 @@ from ..latency import LatencyModel
 from ..strategies import get
 from .assemble import RunInputs, inputs_of
 from .config import RunConfig
-from .recursions import CHUNK, SERVED, CountsLog, Tie, recursion, streams  # noqa: F401 (SERVED, recursion: re-exported)
+from .recursions import CHUNK, CountsLog, Tie, recursion, streams  # noqa: F401 (recursion: re-exported)
 
 
 def applies(run: RunInputs | RunConfig) -> bool:

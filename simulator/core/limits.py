@@ -27,6 +27,7 @@ import os
 import numpy as np
 
 from ..io.errors import InputError, named
+from ..strategies import get
 
 CLOCK_MAX = 1e150  # seconds: times and their squares (variances) stay finite in double precision
 RESOLUTION = 2.0**-40  # a period must exceed this fraction of the end time (a double has 52 bits)
@@ -45,7 +46,6 @@ WORKER = 40e3  # one worker of the event engine: its process, streams and record
 FAST_WORKER = 1e3  # one worker of the fast path: its random stream
 DRAW = 32  # one draw of the fast path's chunk (at most fastpath.CHUNK): uniforms, times, a transform's share
 EPISODE = 32  # one fail-slow bound (a float in a list)
-BARRIER = ("sync", "backup", "k-sync", "k-batch-sync", "deadline", "adaptive-backup")  # all P compute per update
 INPUTS = {"digits": (64, 10, 1_797), "mnist": (784, 10, 70_000), "cifar10": (3_072, 10, 60_000)}
 INPUTS |= {"mnist1d": (40, 10, 20_000), "teacher-student": (32, 1, 20_000)}  # (features, outputs, examples)
 # Peak bytes of RSS per byte of a trace file while it is read (a 65 MB CSV: 4.0; a 46 MB Chrome JSON: 8.6),
@@ -69,7 +69,7 @@ def memory_parts(config) -> dict[str, float]:
     """The estimated bytes of each part of a run (before any work): name -> bytes."""
     steps = config.steps or 0
     p = config.total_workers
-    barrier = config.strategy in BARRIER
+    barrier = get(config.strategy).barrier
     per_update = p if barrier else 1  # gradients created per update
     compact = config.timing_only and config.log_gradients == "none"
     from .recursions import CHUNK, recursion
@@ -234,7 +234,7 @@ def check_run(config, model, factors: np.ndarray, faults) -> None:
             f"{what}: computations of about {scale:g} s over {steps} updates of {p} workers would run the simulated "
             f"clock past {CLOCK_MAX:g} s (steps x workers x mean latency must stay below it)"
         )
-    t_typ = steps * scale / (1 if config.strategy in BARRIER else p)
+    t_typ = steps * scale / (1 if get(config.strategy).barrier else p)
     floor = t_high * RESOLUTION
     if not config.timing_only and config.eval_schedule[0] == "seconds":  # quantiles of deep mixtures are slow
         t_low = steps * _round_time(config, model, p) * float(np.min(factors) if len(factors) else 1.0)
@@ -267,9 +267,8 @@ def _largest(model, tail: float) -> float:
 
 def _round_time(config, model, p: int) -> float:
     """Seconds per update, roughly: the N-th of P draws for a barrier (its quantile N/(P+1)), else mean / P."""
-    if config.strategy not in BARRIER:
+    if not get(config.strategy).barrier:
         return _scale(model) / p
-    from ..strategies import get
 
     n = get(config.strategy).fast_path(config) or min(config.workers, p)
     try:

@@ -14,20 +14,12 @@ from ..strategies import get
 from .streams import Stream, stream
 
 CHUNK = 1 << 24  # draws held at once (128 MB per float64 buffer): memory does not grow with steps
-SERVED = ("sync", "backup/cancel", "backup/drop", "k-sync", "k-batch-sync", "async")
 
 
 def recursion(config) -> str | None:
-    """The closed recursion that times ``config`` ("barrier", "drop", "batch", "async"), or None."""
-    if get(config.strategy).fast_path(config) is not None:
-        return "barrier"
-    if config.strategy == "backup" and config.semantics == "drop":
-        return "barrier" if config.backups == 0 else "drop"
-    if config.strategy == "k-batch-sync":
-        return "batch"
-    if config.strategy == "async" and config.staleness_cutoff is None:
-        return "async"
-    return None
+    """The closed recursion that times ``config`` ("barrier", "drop", "batch", "async"), or None:
+    its strategy says (``Strategy.recursion``)."""
+    return get(config.strategy).recursion(config)
 
 
 class Tie(Exception):

@@ -16,7 +16,7 @@ from .base import (
     wait_for_update,
 )
 from .options import SEMANTICS, Option
-from .registry import check_options, get, make_strategy, names, option_specs, register, unregister
+from .registry import check_options, find, get, make_strategy, names, option_specs, register, unregister
 
 # isort: off
 # The built-in families register as they are imported: this order is the order of names(),
@@ -36,6 +36,7 @@ __all__ = [
     "cancel_unfinished",
     "cancellable",
     "check_options",
+    "find",
     "deadline",
     "dutta",
     "get",

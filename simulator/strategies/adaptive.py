@@ -25,6 +25,8 @@ References:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..io.records import APPLIED, CANCELLED, DROPPED_LATE
@@ -56,7 +58,14 @@ class AdaptiveBackup(Synchronous):
     name = "adaptive-backup"
     options = (NOISE_SCALE, ADAPT_EVERY)
     per_update_varies = True  # K changes as the run goes
+    compare_backups = True
     worker = staticmethod(cancellable)
+    progress = staticmethod(progress)  # what one update of K gradients is worth (the rule's step 3)
+
+    @classmethod
+    def fixed_backups(cls, config, backups: int):
+        """The run of ``config`` with a fixed number of backups instead: K-sync with K = P - B."""
+        return replace(config, strategy="k-sync", k=config.workers - backups, noise_scale=None)
 
     def __init__(self, workers: int, batch_size: int, noise_scale: float, every: int = 20, k_min: int = 1):
         super().__init__(workers, 0)

@@ -23,6 +23,7 @@ class Async(Strategy):
     name = "async"
     options = (STALENESS_CUTOFF,)
     stale = True
+    shows_staleness = True
     worker = staticmethod(restart_at_once)
 
     def __init__(self, workers: int, cutoff: int | None = None):
@@ -31,6 +32,10 @@ class Async(Strategy):
     @classmethod
     def from_config(cls, config) -> Async:
         return cls(config.workers, config.staleness_cutoff)
+
+    @classmethod
+    def recursion(cls, config) -> str | None:
+        return "async" if config.staleness_cutoff is None else None
 
     def admit(self, g, ps):
         if self.cutoff is not None and ps.version - g.version > self.cutoff:

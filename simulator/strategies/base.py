@@ -71,6 +71,15 @@ def cancellable(wk, *, wait: bool = True):
             yield ps.updated
 
 
+# The built-in worker loops the engine runs as event callbacks (the same events, no generator):
+# the loop -> the options of the engine's LoopWorker.
+CALLBACK_LOOPS = {
+    restart_at_once: {"wait": False, "cancellable": False},
+    wait_for_update: {"wait": True, "cancellable": False},
+    cancellable: {"wait": True, "cancellable": True},
+}
+
+
 def cancel_unfinished(ps) -> None:
     """Abandon every computation in progress; its worker restarts on the newest parameters."""
     for wk in ps.workers:
@@ -90,6 +99,12 @@ class Strategy:
         has_backups: whether ``--backups`` may be above 0.
         per_update_varies: updates average a varying number of gradients (learning-rate
             scaling then follows the number each update actually averaged).
+        barrier: every worker computes once per update (the memory estimate counts P
+            computations per update; otherwise one per update).
+        defaults: option values it takes when they are not given (``RunConfig`` fills them in).
+        compare_backups: ``stragglersim compare-backups`` studies it against every fixed number
+            of backups (:meth:`fixed_backups` gives those runs).
+        shows_staleness: a run's printed summary has its staleness line.
 
     Attributes:
         n_workers: worker processes.
@@ -102,6 +117,10 @@ class Strategy:
     stale: ClassVar[bool] = False
     has_backups: ClassVar[bool] = False
     per_update_varies: ClassVar[bool] = False
+    barrier: ClassVar[bool] = False
+    defaults: ClassVar[dict[str, object]] = {}
+    compare_backups: ClassVar[bool] = False
+    shows_staleness: ClassVar[bool] = False
     n_workers: int
     per_update: int
 
@@ -137,6 +156,18 @@ class Strategy:
         return None
 
     @classmethod
+    def recursion(cls, config) -> str | None:
+        """The fast path's closed recursion that times ``config``: "barrier" (every update restarts
+        all workers: :meth:`fast_path`), "drop", "batch" or "async" (``core/fastqueues.py``), or None
+        (the event engine runs it)."""
+        return "barrier" if cls.fast_path(config) is not None else None
+
+    @classmethod
+    def processes(cls, config) -> int:
+        """Worker processes of a run of ``config``."""
+        return config.workers
+
+    @classmethod
     def run_name(cls, config) -> str:
         """The readable part of a run's folder name: the strategy, N, B and the options given."""
         bare = "".join(f"-{v}" for o in OPTIONS if o.tag == "" and (v := getattr(config, o.field)))
@@ -148,6 +179,11 @@ class Strategy:
 
     def ready(self, ps) -> bool:
         return len(ps.pending) >= self.per_update
+
+    def callback_loop(self) -> dict | None:
+        """How the engine may run the worker loop as event callbacks (the options of its
+        LoopWorker), or None: each worker is a SimPy process running :meth:`worker`."""
+        return CALLBACK_LOOPS.get(type(self).worker)
 
     def worker(self, wk):
         raise NotImplementedError(f"{type(self).__name__} needs a worker loop, e.g. restart_at_once")

@@ -18,6 +18,7 @@ class Deadline(Strategy):
     name = "deadline"
     options = (DEADLINE,)
     per_update_varies = True  # anywhere from 1 to P gradients
+    barrier = True
     worker = staticmethod(wait_for_update)
 
     def __init__(self, workers: int, timeout: float):

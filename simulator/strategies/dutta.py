@@ -55,6 +55,10 @@ class KBatchSync(KSync):
     def fast_path(cls, config) -> int | None:
         return None  # a worker can deliver two of an update's K: not an order statistic of fresh draws
 
+    @classmethod
+    def recursion(cls, config) -> str | None:
+        return "batch"
+
 
 @register
 class KAsync(Strategy):

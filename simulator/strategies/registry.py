@@ -49,6 +49,14 @@ def get(name: str) -> type[Strategy]:
         ) from None
 
 
+def find(name) -> type[Strategy] | None:
+    """The strategy registered as ``name``, or None (a configuration not yet validated)."""
+    try:
+        return _STRATEGIES.get(name)
+    except TypeError:
+        return None
+
+
 def make_strategy(config) -> Strategy:
     """The strategy object a (validated) ``RunConfig`` asks for."""
     return get(config.strategy).from_config(config)

@@ -29,6 +29,8 @@ class Synchronous(Strategy):
         self.n, self.backups = n, backups
         self.n_workers, self.per_update = n + backups, n
 
+    barrier = True
+
     def admit(self, g, ps):
         return None if g.step == ps.version else DROPPED_LATE
 
@@ -57,6 +59,10 @@ class Sync(Synchronous):
     def fast_path(cls, config) -> int | None:
         return config.workers
 
+    @classmethod
+    def processes(cls, config) -> int:
+        return config.workers + config.backups
+
 
 @register
 class Backup(Synchronous):
@@ -66,6 +72,7 @@ class Backup(Synchronous):
     name = "backup"
     options = (SEMANTICS_OPTION,)
     has_backups = True
+    defaults = {"semantics": "tf"}
     semantics = ""
 
     @classmethod
@@ -75,6 +82,16 @@ class Backup(Synchronous):
     @classmethod
     def fast_path(cls, config) -> int | None:
         return config.workers if config.semantics == "cancel" else None
+
+    @classmethod
+    def recursion(cls, config) -> str | None:
+        if config.semantics == "drop":
+            return "barrier" if config.backups == 0 else "drop"
+        return super().recursion(config)
+
+    @classmethod
+    def processes(cls, config) -> int:
+        return config.workers + config.backups
 
 
 class TokenQueue(Backup):
@@ -96,6 +113,9 @@ class TokenQueue(Backup):
 
     def on_update(self, ps) -> None:
         self.tokens.extend([ps.version] * self.n_workers)
+
+    def callback_loop(self) -> dict:
+        return {"tokens": self.tokens}  # the engine's LoopWorker takes the tokens itself
 
     def worker(self, wk):
         step = wk.ps.version  # the first computation needs no token (also after a restart)

@@ -174,7 +174,7 @@ class Grid:
                     seen.setdefault(digest(config), config)
         configs = list(seen.values())
         if not configs:
-            has = [n for n in self.axes.get("strategy", ["backup"]) if get(n).has_backups]
+            has = [n for n in self.axes.get("strategy", [RunConfig.strategy]) if get(n).has_backups]
             raise InputError(
                 "the sweep is empty: "
                 + (
@@ -202,7 +202,7 @@ class Grid:
         """The run of one combination, or None where the strategy does not take it (backups > 0
         for a strategy without backup workers)."""
         values = dict(values)
-        strategy = get(values.get("strategy", "backup"))
+        strategy = get(values.get("strategy", RunConfig.strategy))
         if total is not None:
             if "backups" in self.axes:
                 values["workers"] = total - values["backups"] if strategy.has_backups else total

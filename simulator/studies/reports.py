@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..core.config import RunConfig
 from ..io.errors import InputError, named
+from ..strategies import get
 
 
 @dataclass
@@ -213,7 +214,7 @@ def describe_run(s: dict, out: Path) -> str:
     ]
     if s.get("trace_exhausted"):
         lines.append("  the trace was used up: the run ended there")
-    if s["mean_staleness"] is not None and s["strategy"] == "async":
+    if s["mean_staleness"] is not None and get(s["strategy"]).shows_staleness:
         lines.append(f"  staleness: mean {s['mean_staleness']:.4g}, max {s['max_staleness']}")
     if "model" in s:
         accuracy = f", test accuracy {s['final_test_accuracy']:.4f}" if s["final_test_accuracy"] is not None else ""
