@@ -1,6 +1,9 @@
-"""The package's shape: no import cycles (imports inside functions included), no module over 400
-lines, and nothing installed under the generic names ``simulator`` or ``models``."""
+"""The package's shape: its folders are its layers (a subpackage imports none above it), the root holds
+only ``__init__``, ``__main__`` and ``api``, no import cycles (imports inside functions included), no
+module over 400 lines, one home per strategy, and nothing installed under the generic names
+``simulator`` or ``models``."""
 
+import ast
 import importlib.util
 from pathlib import Path
 
@@ -17,6 +20,71 @@ def test_the_import_graph_has_no_cycles():
     assert "stragglersim.core.engine" in known and "stragglersim.models.zoo" in known
     assert "stragglersim.io.records" in edges["stragglersim.core.engine"]  # the graph sees imports
     found = module_map.cycles({n: e - module_map.parents_of(n) for n, e in edges.items()})
+    assert found == []
+
+
+def test_the_package_root_holds_only_init_main_and_api():
+    assert sorted(p.name for p in (ROOT / "simulator").glob("*.py")) == ["__init__.py", "__main__.py", "api.py"]
+    folders = {p.name for p in (ROOT / "simulator").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == set(module_map.LAYERS) - {"models", "api", "__main__", ""}
+
+
+def test_no_module_imports_from_a_layer_above_its_own():
+    assert module_map.summary(ROOT)["upward"] == []
+
+
+def test_the_layer_check_sees_an_import_from_above_inside_a_function(tmp_path):
+    for folder in ("simulator/io", "simulator/core", "models"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "__init__.py").write_text("")
+    (tmp_path / "simulator" / "__init__.py").write_text("")
+    (tmp_path / "simulator" / "core" / "engine.py").write_text("X = 1\n")
+    (tmp_path / "simulator" / "io" / "files.py").write_text("def f():\n    from ..core.engine import X\n")
+    assert module_map.summary(tmp_path)["upward"] == ["stragglersim.io.files -> stragglersim.core.engine"]
+
+
+def test_models_import_only_the_documented_interface_of_the_package():
+    """``models/`` uses the package only through ``stragglersim.io.errors`` and ``stragglersim.io.boundary``."""
+    known, edges = module_map.graph(ROOT)
+    used = {t for n, e in edges.items() if n.startswith("stragglersim.models") for t in e}
+    assert {t for t in used if not t.startswith("stragglersim.models")} <= {
+        "stragglersim.io.errors",
+        "stragglersim.io.boundary",
+        "stragglersim.io",
+        "stragglersim",
+    }
+
+
+# Modules outside strategies/ that may name a strategy: a study's own choice of runs, not a fact about one.
+STUDIES_OF_NAMED_STRATEGIES = {"studies/reproduce.py", "studies/reports.py"}
+
+
+def test_nothing_outside_strategies_names_a_strategy():
+    """A strategy's facts live in its module: no other module compares with or branches on its name
+    (docstrings aside; the paper's study and the validate command choose their strategies)."""
+    from stragglersim.strategies import names
+
+    found = []
+    for path in sorted((ROOT / "simulator").rglob("*.py")):
+        where = path.relative_to(ROOT / "simulator").as_posix()
+        if where.startswith("strategies/") or where in STUDIES_OF_NAMED_STRATEGIES:
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        defaults = {  # RunConfig's default strategy
+            id(node.value) for node in ast.walk(tree) if isinstance(node, ast.AnnAssign) and node.value is not None
+        }
+        found += [
+            f"{where}:{node.lineno} {node.value!r}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and node.value in names() and id(node) not in docstrings | defaults
+        ]
     assert found == []
 
 

@@ -15,7 +15,7 @@ from stragglersim.core.recursions import Tie
     [
         ("drop", {"strategy": "backup", "semantics": "drop", "workers": 1, "backups": 1, "speed_factors": "1,2"}),
         ("batch", {"strategy": "k-batch-sync", "workers": 3, "k": 2}),
-        ("async", {"strategy": "async", "workers": 3}),
+        ("arrival", {"strategy": "async", "workers": 3}),
     ],
 )
 def test_simultaneous_events_raise_tie_and_the_run_goes_to_the_engine(kind, options):

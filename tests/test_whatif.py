@@ -304,9 +304,9 @@ def test_profiler_traces_give_the_same_analysis(tmp_path, capsys):
 
 
 def test_a_trace_too_large_for_memory_is_refused_unread(monkeypatch):
-    from stragglersim.core import limits
+    from stragglersim.io import memory
 
-    monkeypatch.setattr(limits, "machine_memory", lambda: 50_000_000)
+    monkeypatch.setattr(memory, "machine_memory", lambda: 50_000_000)
     with pytest.raises(llm_trace.InputError, match=r"analysing 117,216 ops needs about .* \(this machine has"):
         llm_trace.read_ops(SHIPPED / "trace-AR.parquet")
 

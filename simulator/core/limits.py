@@ -22,11 +22,11 @@ one gradient per update), typically ``steps * s`` for a barrier, at most ``steps
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
 from ..io.errors import InputError, named
+from ..io.memory import BASE, _gb, machine_memory
 from ..strategies import get
 
 CLOCK_MAX = 1e150  # seconds: times and their squares (variances) stay finite in double precision
@@ -38,7 +38,6 @@ MAX_RUNS = 1_000_000  # runs of one sweep
 MAX_PREDICT = 10**12  # N + B of predict (its closed forms and quadratures hold far beyond)
 
 # Bytes, measured as peak RSS of timing-only and training runs (see the module docstring).
-BASE = 100e6  # the interpreter, NumPy, SciPy and SimPy
 JAX = 300e6  # JAX and the compiled training steps
 GRADIENT = 250  # one gradient record with its share of an update (--log-gradients all)
 UPDATE = 100  # one update's record without gradient records
@@ -48,21 +47,6 @@ DRAW = 32  # one draw of the fast path's chunk (at most fastpath.CHUNK): uniform
 EPISODE = 32  # one fail-slow bound (a float in a list)
 INPUTS = {"digits": (64, 10, 1_797), "mnist": (784, 10, 70_000), "cifar10": (3_072, 10, 60_000)}
 INPUTS |= {"mnist1d": (40, 10, 20_000), "teacher-student": (32, 1, 20_000)}  # (features, outputs, examples)
-# Peak bytes of RSS per byte of a trace file while it is read (a 65 MB CSV: 4.0; a 46 MB Chrome JSON: 8.6),
-# of its decompressed bytes for a gzipped Chrome trace.
-TRACE_BYTES = {"csv": 4.5, "pai": 4.5, "chrome": 9.5}
-
-
-def machine_memory() -> int:
-    """Bytes of physical memory of this machine."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 40  # unknown: no refusal on memory
-
-
-def _gb(n: float) -> str:
-    return f"{n / 1e9:.3g} GB"
 
 
 def memory_parts(config) -> dict[str, float]:
@@ -140,29 +124,6 @@ def _options(config, part: str) -> str:
     }.get(part, ("workers", "steps"))
     shown = [f"{named(n)} {getattr(config, n)}" for n in names if getattr(config, n)]
     return " ".join(shown) or f"{named('workers')} {config.workers} {named('steps')} {config.steps}"
-
-
-def trace_budget(fmt: str, *, memory: int | None = None) -> int:
-    """The largest trace file (its text; decompressed for gzip) in format ``fmt`` this machine can read."""
-    memory = machine_memory() if memory is None else memory
-    return int(max(memory - BASE, 0) / TRACE_BYTES[fmt])
-
-
-def check_trace_size(path, size: int, fmt: str, *, memory: int | None = None, least: bool = False) -> None:
-    """Refuse, before reading it, a trace of ``size`` bytes (``least``: at least that many) that needs
-    more memory than the machine has.
-
-    Raises:
-        InputError: naming the file, with the estimate and the machine's memory.
-    """
-    memory = machine_memory() if memory is None else memory
-    if size <= trace_budget(fmt, memory=memory):
-        return
-    about = "at least" if least else "about"
-    raise InputError(
-        f"{path}: reading a trace of {_gb(size)} needs {about} {_gb(BASE + size * TRACE_BYTES[fmt])} of memory "
-        f"(this machine has {_gb(memory)}); give a smaller trace or a part of it"
-    )
 
 
 def check_runs(count: int, what: str) -> None:

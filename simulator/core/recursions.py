@@ -17,7 +17,7 @@ CHUNK = 1 << 24  # draws held at once (128 MB per float64 buffer): memory does n
 
 
 def recursion(config) -> str | None:
-    """The closed recursion that times ``config`` ("barrier", "drop", "batch", "async"), or None:
+    """The closed recursion that times ``config`` ("barrier", "drop", "batch", "arrival"), or None:
     its strategy says (``Strategy.recursion``)."""
     return get(config.strategy).recursion(config)
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.limits import check_trace_size, trace_budget
 from ..io.boundary import check_input_file
 from ..io.errors import InputError, named
+from ..io.memory import check_trace_size, trace_budget
 from ..io.shipped import shipped, shipped_if_missing
 
 FORMATS = ("csv", "pai", "chrome")

@@ -41,9 +41,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core.limits import check_trace_size
 from ..io.boundary import check_input_file
 from ..io.errors import InputError
+from ..io.memory import check_trace_size
 from ..latency.traces import load_chrome
 from .trace import COLUMNS, COMPUTE, OPTYPES  # noqa: F401 (COLUMNS: the output's, re-exported)
 

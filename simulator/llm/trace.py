@@ -246,7 +246,7 @@ def load(path: Path, meta: JobMeta) -> OpTrace:
 
 def _check_memory(path: Path) -> None:
     """Refuse, unread, a table whose analysis needs more memory than the machine has."""
-    from ..core.limits import _gb, machine_memory
+    from ..io.memory import _gb, machine_memory
 
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq

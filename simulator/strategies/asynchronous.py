@@ -35,7 +35,7 @@ class Async(Strategy):
 
     @classmethod
     def recursion(cls, config) -> str | None:
-        return "async" if config.staleness_cutoff is None else None
+        return "arrival" if config.staleness_cutoff is None else None  # each gradient applied as it arrives
 
     def admit(self, g, ps):
         if self.cutoff is not None and ps.version - g.version > self.cutoff:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..io.errors import InputError
 from ..plots.figures import _pyplot, line_colours, numeric_order, save_figure, short_spec
+from ..strategies import find
 from .aggregation import RunRecord, aggregate, varying
 
 SHORT = {"workers": "N", "backups": "B", "total_workers": "P"}
@@ -90,10 +91,16 @@ def _numeric(axes: list[dict], name: str) -> bool:
     return all(_is_number(a.get(name)) for a in axes)
 
 
+def _takes_semantics(name: str) -> bool:
+    """The strategy has a ``semantics`` option (its label shows the one a sweep used)."""
+    strategy = find(name)
+    return strategy is not None and any(o.field == "semantics" for o in strategy.options)
+
+
 def _line_label(key: tuple, semantics: set) -> str:
     parts = []
     for name, value in key:
-        if name == "strategy" and value == "backup" and len(semantics) == 1:
+        if name == "strategy" and _takes_semantics(value) and len(semantics) == 1:
             parts.append(f"backup ({next(iter(semantics))})")
         elif name in ("strategy", "folder", "latency"):
             parts.append(short_spec(value) if name == "latency" else str(value))
@@ -225,7 +232,7 @@ def plot_sweep(folders: dict[str, list[RunRecord]], path: Path, *, metric: str |
                 err = [by - [b[1]["ci_low"] for b in bars], [b[1]["ci_high"] for b in bars] - by]
                 ax.errorbar(bx, by, yerr=err, fmt="none", ecolor=colours[i], capsize=3, lw=1)
         if lay.panel:
-            name = f"backup ({next(iter(semantics))})" if panel == "backup" and len(semantics) == 1 else panel
+            name = f"{panel} ({next(iter(semantics))})" if _takes_semantics(panel) and len(semantics) == 1 else panel
             ax.set_title(f"{lay.panel} = {panel}" if lay.panel != "strategy" else name, fontsize=10)
         ax.set_xlabel(AXIS_LABEL.get(lay.x, lay.x or ""))
         if categorical:

@@ -13,6 +13,7 @@ from stragglersim.cli.options import worded
 from stragglersim.core import limits
 from stragglersim.core.assemble import check
 from stragglersim.core.config import RunConfig
+from stragglersim.io import memory
 
 LIMIT_S = 60  # a refusal takes well under a second; a run that never ends is stopped here
 RUN = ["simulate", "--out", "{out}"]
@@ -180,7 +181,7 @@ def _sparse(path, head: bytes, size: int):
 @pytest.mark.parametrize("command", [["fit", "{trace}", "--out", "{out}"], ["import", "{trace}", "--out", "{out}.csv"]])
 def test_a_trace_larger_than_memory_is_refused_unread(command, tmp_path, monkeypatch, capsys):
     """8 GB trace on a 24 GB machine -> exit 2 at once, 'needs about 36 GB ... (this machine has 24 GB)'"""
-    monkeypatch.setattr(limits, "machine_memory", lambda: int(24 * GB))
+    monkeypatch.setattr(memory, "machine_memory", lambda: int(24 * GB))
     trace = _sparse(tmp_path / "huge.csv", b"worker,step,duration,start\n", 8 << 30)
     argv = [a.replace("{trace}", str(trace)).replace("{out}", str(tmp_path / "f7")) for a in command]
     with _deadline(10):
@@ -193,7 +194,7 @@ def test_a_trace_larger_than_memory_is_refused_unread(command, tmp_path, monkeyp
 @pytest.mark.parametrize(("head", "line"), [(b"", 1), (b"worker,step,duration,start\n", 2)])
 def test_a_trace_without_line_breaks_is_refused_at_its_first_long_line(head, line, tmp_path, monkeypatch, capsys):
     """1 GB CSV without line breaks (fit, --latency trace:FILE) -> exit 2 within seconds, 'FILE:LINE: a line longer'"""
-    monkeypatch.setattr(limits, "machine_memory", lambda: int(64 * GB))  # the size would pass: the line must not
+    monkeypatch.setattr(memory, "machine_memory", lambda: int(64 * GB))  # the size would pass: the line must not
     trace = _sparse(tmp_path / "flat.csv", head, 1 << 30)
     for argv in (["fit", str(trace), "--out", str(tmp_path / "f")], [*TIMING, "--latency", f"trace:{trace}"]):
         with _deadline(10):
@@ -207,7 +208,7 @@ def test_a_gzipped_trace_is_decompressed_no_further_than_memory_allows(tmp_path,
     import gzip
 
     budget = 10e6
-    monkeypatch.setattr(limits, "machine_memory", lambda: int(limits.BASE + budget * limits.TRACE_BYTES["chrome"]))
+    monkeypatch.setattr(memory, "machine_memory", lambda: int(memory.BASE + budget * memory.TRACE_BYTES["chrome"]))
     trace = tmp_path / "bomb.json.gz"
     trace.write_bytes(gzip.compress(b"[" + b" " * 20_000_000 + b"]"))
     status = main(["import", str(trace), "--format", "chrome", "--out", str(tmp_path / "t.csv")])
