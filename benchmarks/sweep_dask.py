@@ -17,12 +17,14 @@ import time
 from pathlib import Path
 
 from stragglersim.core.config import RunConfig
-from stragglersim.studies.sweeps import grid, run_sweep
+from stragglersim.studies.grids import Grid
+from stragglersim.studies.sweeps import run_sweep
 
 
 def configs(runs: int, timing_only: bool) -> list[RunConfig]:
-    base = RunConfig(strategy="backup", steps=4000 if timing_only else 200, timing_only=timing_only, eval_every="100")
-    return grid(base, strategies=["backup"], workers=[8], backups=[0, 1, 2, 3], seeds=range(runs // 4))
+    axes = {"strategy": ["backup"], "workers": [8], "backups": [0, 1, 2, 3], "seed": list(range(runs // 4))}
+    axes |= {"steps": [4000 if timing_only else 200], "timing_only": [timing_only], "eval_every": ["100"]}
+    return Grid(axes).configs()
 
 
 def main() -> None:

@@ -263,15 +263,13 @@ def predict(latency: str, workers: int, backups=(0,), trace_format: str = "csv",
     """
     import pandas as pd
 
-    from .latency import parse_latency
-    from .studies.theory import predict_backups
+    from .studies.reports import predict as predicted
 
     bs = list(dict.fromkeys(_as_list(backups)))  # each B once, in order
     workers = _python(workers)
     if not bs or isinstance(workers, bool) or not isinstance(workers, int) or workers < 1 or min(bs) < 0:
         raise InputError("predict: workers must be an integer >= 1 and backups >= 0")
-    model = parse_latency(latency, trace_format=trace_format, time_scale=time_scale)
-    return pd.DataFrame(predict_backups(model, workers, bs))
+    return pd.DataFrame(predicted(latency, workers, bs, trace_format=trace_format, time_scale=time_scale).data)
 
 
 def aggregate(*paths):

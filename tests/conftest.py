@@ -48,6 +48,7 @@ from stragglersim.cli.options import worded  # noqa: E402
 from stragglersim.core.config import RunConfig  # noqa: E402
 from stragglersim.core.engine import simulate  # noqa: E402
 from stragglersim.io.errors import InputError  # noqa: E402
+from stragglersim.studies.grids import Grid  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -57,6 +58,16 @@ def raises_as_cli(match: str):
     with pytest.raises(InputError) as info:
         yield info
     assert re.search(match, worded(info.value)), worded(info.value)
+
+
+def grid(base: RunConfig, *, strategies, workers, backups, seeds, total_workers=None) -> list[RunConfig]:
+    """Every combination over ``base`` (its non-default fields fixed); with ``total_workers`` P, B = P - N."""
+    defaults = RunConfig()
+    axes = {name: [value] for name, value in base.to_dict().items() if value != getattr(defaults, name)}
+    axes.update(strategy=list(strategies), workers=list(workers), backups=list(backups), seed=list(seeds))
+    if total_workers is not None:
+        del axes["backups"]
+    return Grid(axes, [total_workers] if total_workers is not None else []).configs()
 
 
 def run(**kwargs):

@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import raises_as_cli
+from conftest import grid, raises_as_cli
 from stragglersim.cli.main import main
 from stragglersim.core.config import RunConfig
 from stragglersim.io.errors import RunsFailed
 from stragglersim.io.progress import RunCounter
-from stragglersim.studies.sweeps import grid, run_sweep
+from stragglersim.studies.sweeps import run_sweep
 
 pytest.importorskip("distributed")
 

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run
+from conftest import grid, run
 from stragglersim.cli.main import main
 from stragglersim.core.config import RunConfig
+from stragglersim.io.results import read_csv as read_results
 from stragglersim.latency import parse_latency
-from stragglersim.studies.sweeps import grid, read_results, run_name, run_sweep
+from stragglersim.studies.grids import run_name
+from stragglersim.studies.sweeps import run_sweep
 from stragglersim.studies.theory import (
     dutta_error_bound,
     exponential_order_mean,

@@ -108,8 +108,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     E and std of X_{N:N+B}, the N-th fastest of N+B i.i.d. computations (backup workers with cancellation).
     """
+    from ..studies.grids import parse_int_list
     from ..studies.reports import predict, to_json
-    from ..studies.sweeps import parse_int_list
 
     backups = parse_int_list(args.backups, "--backups")
     report = predict(args.latency, args.workers, backups, trace_format=args.trace_format, time_scale=args.time_scale)

@@ -19,23 +19,11 @@ from ..core.assemble import check, input_files
 from ..core.config import RunConfig
 from ..io.errors import InputError, RunsFailed, named
 from ..io.progress import RunCounter
-from ..io.results import check_out_place, read_csv, write_results, write_text
+from ..io.results import check_out_place, write_results, write_text
 from ..io.storage import FolderLock, recover_all
 from .completeness import read_summary, run_complete
-from .grids import Grid, Union, digest, parse_int_list, run_name, to_toml, varied
+from .grids import Grid, Union, digest, run_name, to_toml, varied
 from .pool import stop, worker_pool
-
-__all__ = ["grid", "run_sweep", "run_name", "parse_int_list", "read_results", "write_results"]
-
-
-def grid(base: RunConfig, *, strategies, workers, backups, seeds, total_workers=None) -> list[RunConfig]:
-    """Every combination over ``base``; with ``total_workers`` P, B = P - N (and ``backups`` is ignored)."""
-    defaults = RunConfig()
-    axes = {name: [value] for name, value in base.to_dict().items() if value != getattr(defaults, name)}
-    axes.update(strategy=list(strategies), workers=list(workers), backups=list(backups), seed=list(seeds))
-    if total_workers is not None:
-        del axes["backups"]
-    return Grid(axes, [total_workers] if total_workers is not None else []).configs()
 
 
 def _run(config: RunConfig, out: str) -> dict:
@@ -267,6 +255,3 @@ def _collect(pool, todo, jobs: int, counter: RunCounter, failures: list) -> list
 def _traceback(err: BaseException) -> str:
     """The error with its traceback (a pool's error carries the worker's traceback as its cause)."""
     return "".join(traceback.format_exception(err)).rstrip()
-
-
-read_results = read_csv  # a sweep's results.csv

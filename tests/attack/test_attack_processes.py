@@ -218,8 +218,9 @@ class KillOneWorker:
 def test_a_lost_dask_worker_is_one_line_of_ours_and_no_dask_log(tmp_path, capfd):
     """a Dask worker exits mid-sweep (local:2) -> one line naming it, no Dask log line or traceback, same results"""
     pytest.importorskip("distributed")
+    from conftest import grid
     from stragglersim.core.config import RunConfig
-    from stragglersim.studies.sweeps import grid, run_sweep
+    from stragglersim.studies.sweeps import run_sweep
 
     base = RunConfig(strategy="backup", semantics="tf", steps=20000, timing_only=True)
     configs = grid(base, strategies=["backup"], workers=[8], backups=[0, 1, 2, 3], seeds=[0])
