@@ -28,7 +28,8 @@ FLAT = {
     "io": "_version errors checks strictjson storage boundary shipped spec schema gcpause progress records results"
     " outcome timeline",
     "latency": "durations traces fitting",
-    "core": "config limits cluster faults workload data streams assemble engine worker fastpath fastqueues recursions",
+    "core": "config limits cluster faults workload data streams assemble engine worker fastpath fastqueues recursions"
+    " barrier_recursion queue_recursions",
     "training": "trainer steps optim evaluation versions checkpoint measure runner",
     "plots": "plots",
     "studies": "grids sweeps pool dask_sweep aggregation comparison forest sweep_plots study_plots folder_plots theory"

@@ -9,7 +9,7 @@ times are its own stream, and update times follow from them by a recursion over 
   X_{N:P}(k) is the N-th smallest of the workers' k-th draws: a row-wise order statistic.
 - **drop** (``backup --semantics drop``), **batch** (``k-batch-sync``) and **async** (``async``
   without a staleness cutoff): per-worker recursions over when each worker next begins
-  (:mod:`fastqueues`; without per-gradient records only).
+  (:mod:`queue_recursions`; without per-gradient records only).
 
 With the engine's per-worker streams (common random numbers) the fast path gives the engine's
 update times, fates and staleness on the same draws, with NumPy instead of SimPy events.
@@ -24,14 +24,13 @@ event history); and any run with faults, a shared PS link, ``--data-cost`` or a 
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..io.records import APPLIED, CANCELLED, EventLog, Gradient, Update
+from ..io.records import EventLog
 from ..latency import LatencyModel
-from ..strategies import get
 from .assemble import RunInputs, inputs_of
+from .barrier_recursion import barrier, continuous
 from .config import RunConfig
-from .recursions import CHUNK, CountsLog, Tie, recursion, streams  # noqa: F401 (recursion: re-exported)
+from .queue_recursions import QUEUES
+from .recursions import Tie, recursion
 
 
 def applies(run: RunInputs | RunConfig) -> bool:
@@ -52,111 +51,13 @@ def applies(run: RunInputs | RunConfig) -> bool:
     return kind == "barrier" or continuous(cluster.model)
 
 
-def continuous(model: LatencyModel) -> bool:
-    """Whether ``model`` has no atoms, so that two events never share an instant (the order of
-    simultaneous events decides fates and draws under drop, batch and async)."""
-    from ..latency.models import ScipyLatency, Straggler
-
-    if isinstance(model, Straggler):
-        return continuous(model.base)
-    return isinstance(model, ScipyLatency)
-
-
-def monotone(model: LatencyModel) -> bool:
-    """Whether ``model.transform`` is one non-decreasing function of one uniform (inverse
-    transform sampling), so that the N-th smallest draw is the draw of the N-th smallest uniform."""
-    from ..latency.empirical import Empirical
-    from ..latency.models import Constant, ScipyLatency
-
-    return model.n_uniforms == 1 and isinstance(model, ScipyLatency | Constant | Empirical)
-
-
 def fast_simulate(run: RunInputs | RunConfig, *, records: bool = True) -> EventLog:
     """The update times (and, with ``records``, the event log) of a run :func:`applies` accepts."""
     inputs = inputs_of(run)
     kind = recursion(inputs.config)
-    from . import fastqueues
-
     try:
-        if kind == "barrier":
-            return _barrier(inputs, records)
-        return fastqueues.RECURSIONS[kind](inputs)
+        return barrier(inputs, records) if kind == "barrier" else QUEUES[kind](inputs)
     except Tie:
         from .engine import Simulation
 
         return Simulation(inputs).run()
-
-
-def _barrier(inputs: RunInputs, records: bool) -> EventLog:
-    """Update k at T_{k-1} + pull + X_{N:P}(k) + push; the draws made a chunk of updates at a
-    time, each worker's from its own stream in one call."""
-    config, cluster = inputs.config, inputs.cluster
-    model, factors = cluster.model, cluster.factors
-    n, p, steps = get(config.strategy).fast_path(config) or config.workers, config.total_workers, config.steps
-    nu = model.n_uniforms
-    rngs = streams(config.seed, p)
-    uniform_first = not records and monotone(model) and bool(np.all(factors == factors[0]))
-    width = max(1, min(steps, CHUNK // (p * nu)))  # updates per chunk
-    u = np.empty((p, width, nu))
-    rows = np.empty((width, p)) if uniform_first else None
-    times = np.empty(steps)
-    log = EventLog()
-    done, clock = 0, 0.0
-    while done < steps:
-        k = min(width, steps - done)
-        for w, rng in enumerate(rngs):  # model.sample(rng, k) is model.transform(rng.random((k, nu)))
-            rng.random(out=u[w, :k])
-        if uniform_first:  # transform the N-th smallest uniform of each update only
-            rows[:k] = u[:, :k, 0].T
-            rows[:k].partition(n - 1, axis=1)
-            nth = model.transform(rows[:k, n - 1 : n]) * factors[0]
-        else:
-            draws = _transform(model, u[:, :k], factors).T
-            nth = np.partition(draws, n - 1, axis=1)[:, n - 1]
-        # T_k = T_{k-1} + (pull + X + push), added in the engine's order
-        chunk = np.cumsum(np.concatenate([[clock], cluster.pull_time + nth + cluster.push_time]))[1:]
-        if records:
-            starts = np.concatenate([[clock], chunk[:-1]]) + cluster.pull_time
-            _record(log, draws, n, starts, chunk, first=done)
-        times[done : done + k] = chunk
-        clock, done = float(chunk[-1]), done + k
-    if records:
-        return log
-    return CountsLog(times, {APPLIED: n * steps, CANCELLED: (p - n) * steps}, per_update=n)
-
-
-def _transform(model: LatencyModel, u: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """Each worker's draws, shape (P, k), from its uniforms (P, k, nu): transformed a block of
-    workers at a time, so the transform's temporaries stay small."""
-    p, k, nu = u.shape
-    out = np.empty((p, k))
-    step = max(1, (1 << 20) // (k * nu))
-    for a in range(0, p, step):
-        b = min(p, a + step)
-        out[a:b] = model.transform(u[a:b].reshape((b - a) * k, nu)).reshape(b - a, k) * factors[a:b, None]
-    return out
-
-
-def _record(log: EventLog, draws: np.ndarray, n: int, starts: np.ndarray, times: np.ndarray, first: int) -> None:
-    """Gradient and update records of a chunk: the N fastest applied, the rest cancelled at the
-    update. Which of two equal times arrives first is the order of the engine's events, which
-    the draws alone do not tell: a tie at the N-th place raises :class:`Tie`."""
-    order = np.argsort(draws, axis=1, kind="stable")
-    if n < draws.shape[1]:
-        ranked = np.take_along_axis(draws, order[:, n - 1 : n + 1], axis=1)
-        if np.any(ranked[:, 0] == ranked[:, 1]):
-            raise Tie
-    for row in range(len(draws)):
-        i = first + row
-        applied = set(order[row, :n].tolist())
-        start, end = float(starts[row]), float(times[row])
-        gs = []
-        for w in range(draws.shape[1]):
-            if w in applied:
-                g = Gradient(len(log.gradients), w, i, i, i, start, start + float(draws[row, w]), APPLIED, i + 1, 0)
-                gs.append(g)
-            else:
-                # abandoned at the update: computing until then, or done and still pushing
-                g = Gradient(len(log.gradients), w, i, i, i, start, min(start + float(draws[row, w]), end), CANCELLED)
-            log.gradients.append(g)
-        log.updates.append(Update(i + 1, end, tuple(gs)))

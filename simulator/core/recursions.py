@@ -1,4 +1,4 @@
-"""What the fast path's recursions share (:mod:`fastpath`, :mod:`fastqueues`): which one times a
+"""What the fast path's recursions share (:mod:`barrier_recursion`, :mod:`queue_recursions`): which one times a
 configuration, the workers' streams, and the log they return. Apart from the fast path so that
 the memory estimate (:mod:`limits`) can ask without importing it.
 """

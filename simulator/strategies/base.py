@@ -158,7 +158,7 @@ class Strategy:
     @classmethod
     def recursion(cls, config) -> str | None:
         """The fast path's closed recursion that times ``config``: "barrier" (every update restarts
-        all workers: :meth:`fast_path`), "drop", "batch" or "async" (``core/fastqueues.py``), or None
+        all workers: :meth:`fast_path`), "drop", "batch" or "arrival" (``core/queue_recursions.py``), or None
         (the event engine runs it)."""
         return "barrier" if cls.fast_path(config) is not None else None
 

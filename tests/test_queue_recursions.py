@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from stragglersim.core import fastqueues
+from stragglersim.core import queue_recursions
 from stragglersim.core.assemble import assemble
 from stragglersim.core.config import RunConfig
 from stragglersim.core.engine import simulate
@@ -22,7 +22,7 @@ def test_simultaneous_events_raise_tie_and_the_run_goes_to_the_engine(kind, opti
     """Equal arrival times (a constant latency) leave the order, and so the fates, to the engine."""
     config = RunConfig(latency="constant:value=1", steps=6, timing_only=True, log_gradients="none", **options)
     with pytest.raises(Tie):
-        fastqueues.RECURSIONS[kind](assemble(config))
+        queue_recursions.QUEUES[kind](assemble(config))
     fast, engine = fast_simulate(config, records=False), simulate(config)
     assert fast.summary(config) == engine.summary(config)
 
@@ -41,7 +41,7 @@ def test_one_worker_far_faster_than_the_others_widens_the_lookahead():
         timing_only=True,
         log_gradients="none",
     )
-    assert applies(config) and fastqueues.Lookahead(assemble(config)).width == 1024
+    assert applies(config) and queue_recursions.Lookahead(assemble(config)).width == 1024
     fast, engine = fast_simulate(config, records=False), simulate(config)
     np.testing.assert_allclose(fast.iteration_times(), engine.iteration_times(), rtol=1e-12)
     assert fast.summary(config) == engine.summary(config)

@@ -155,4 +155,4 @@ def async_(inputs: RunInputs) -> CountsLog:
     return CountsLog(times, counts, per_update=1, staleness=staleness)
 
 
-RECURSIONS = {"drop": drop, "batch": batch, "arrival": async_}
+QUEUES = {"drop": drop, "batch": batch, "arrival": async_}  # the recursion -> its function
