@@ -73,7 +73,11 @@ TARGETS = {
     "versions": ("simulator/training/versions.py", None, TRAINER_TESTS),
     # the corners (issue 26): the worker loop, the fast path, the theory, the study tables, the what-if replay
     "worker": ("simulator/core/worker.py", None, WORKER_TESTS),
-    "fastpath": ("simulator/core/barrier_recursion.py", None, ["tests/test_reference_model.py", "tests/test_fastpath.py"]),
+    "fastpath": (
+        "simulator/core/barrier_recursion.py",
+        None,
+        ["tests/test_reference_model.py", "tests/test_fastpath.py"],
+    ),
     "theory": ("simulator/studies/theory.py", None, THEORY_TESTS),
     "survival": ("simulator/studies/survival.py", None, THEORY_TESTS),
     "aggregation": ("simulator/studies/aggregation.py", None, STUDY_TESTS),

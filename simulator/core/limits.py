@@ -34,7 +34,6 @@ RESOLUTION = 2.0**-40  # a period must exceed this fraction of the end time (a d
 MAX_EVALUATIONS = 100_000  # evaluations (or checkpoints) of a run in seconds, or its updates if more
 MAX_EPISODES = 1_000  # fail-slow episodes per computation
 MAX_TRIES = 1_000  # expected tries per completed computation under --failures
-MAX_RUNS = 1_000_000  # runs of one sweep
 MAX_PREDICT = 10**12  # N + B of predict (its closed forms and quadratures hold far beyond)
 
 # Bytes, measured as peak RSS of timing-only and training runs (see the module docstring).
@@ -124,12 +123,6 @@ def _options(config, part: str) -> str:
     }.get(part, ("workers", "steps"))
     shown = [f"{named(n)} {getattr(config, n)}" for n in names if getattr(config, n)]
     return " ".join(shown) or f"{named('workers')} {config.workers} {named('steps')} {config.steps}"
-
-
-def check_runs(count: int, what: str) -> None:
-    """Refuse a sweep of more than ``MAX_RUNS`` runs (``what``: the options that make it)."""
-    if count > MAX_RUNS:
-        raise InputError(f"{what}: {count:,} runs (at most {MAX_RUNS:,}); make the grid smaller")
 
 
 def _scale(model) -> float:

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..core.config import RunConfig
-from ..core.limits import MAX_RUNS, check_runs
 from ..io.errors import InputError, named
 from ..strategies import get, names
 from ..strategies import option_specs as strategy_options
@@ -27,6 +26,7 @@ from ..strategies import option_specs as strategy_options
 # values that hold commas themselves: each is one value, and the option is given once per value
 REPEATABLE = ("latency", "speed_factors", "fail_slow", "fail_at", "failures", "hidden", "data_path")
 NOT_AXES = ("checkpoint_every",)  # checkpoints belong to single runs; a sweep resumes run by run
+MAX_RUNS = 1_000_000  # runs of one sweep
 TRAINING_ONLY = (
     "model", "dataset", "data_path", "dataset_size", "data_partition", "batch_size", "hidden", "optimizer", "lr",
     "momentum", "lr_schedule", "lr_decay_rate", "lr_decay_steps", "lr_scaling", "eval_every", "target_accuracy",
@@ -34,6 +34,12 @@ TRAINING_ONLY = (
 )  # fmt: skip
 NAMED = {"strategy", "workers", "backups", "seed", *(o.field for o in strategy_options())}  # in every run's name
 KINDS = {f.name: f.type.split(" |")[0] for f in fields(RunConfig)}  # int, float, str or bool
+
+
+def check_runs(count: int, what: str) -> None:
+    """Refuse a sweep of more than ``MAX_RUNS`` runs (``what``: the options that make it)."""
+    if count > MAX_RUNS:
+        raise InputError(f"{what}: {count:,} runs (at most {MAX_RUNS:,}); make the grid smaller")
 
 
 def flag(name: str) -> str:
