@@ -39,8 +39,7 @@ def run_whatif(
     check_input_file(trace_path)
     meta = llm_trace.read_meta(meta_path)
     trace = llm_trace.load(trace_path, meta)
-    total = whatif.expected_replays(trace) + len(FIGURES)
-    bar = progress_bar(total, desc="what-if replays and figures", quiet=quiet, unit="step")
+    bar = progress_bar(len(FIGURES), desc="what-if replays and figures", quiet=quiet, unit="step")  # + the replays
     try:
         result, replays = whatif.analyse(trace, progress=bar)
         with staged_dir(out, overwrite=overwrite, inputs=[trace_path, meta_path]) as tmp:

@@ -43,6 +43,17 @@ def analyse(trace: OpTrace, *, progress=NULL_PROGRESS) -> tuple[dict, dict]:
     model = llm_model.build(trace)
     base, skew = measured(trace, model)
     meta, slots = trace.meta, trace.slots
+    optype = slots["optype"].map(lambda o: MERGED.get(o, o)).to_numpy()
+    dp_axis = np.arange(meta.dp_size)[None, None, :]
+    stage = slots["stage"].to_numpy()
+    restored = {  # each part of the ideal replay given back its measured delays, alone
+        "optype": {o: _slots(optype == o) for o in dict.fromkeys(optype)},
+        "dp": {d: dp_axis == d for d in range(meta.dp_size)},
+        "stage": {s: _slots(stage == s) for s in range(meta.pp_size)},
+    }
+    more_backups = range(1, meta.dp_size)
+    # every replay below: measured, no-delay and ideal; each part restored; two explained; two per extra backup
+    _expect(progress, 3 + sum(map(len, restored.values())) + 2 + 2 * len(more_backups))
     run = _Runner(trace, model, progress)
     replayed = run(base)
     t_measured = trace.step_times()
@@ -52,12 +63,10 @@ def analyse(trace: OpTrace, *, progress=NULL_PROGRESS) -> tuple[dict, dict]:
     t_ori, t_ideal = drawn["original"].step_times, drawn["ideal"].step_times
     slowdown = lambda t: float(t.mean() / t_ideal.mean())  # noqa: E731
 
-    optype = slots["optype"].map(lambda o: MERGED.get(o, o)).to_numpy()
-    by_optype = {o: slowdown(run(perfect.restored(original, _slots(optype == o)))) for o in dict.fromkeys(optype)}
-    dp_axis = np.arange(meta.dp_size)[None, None, :]
-    by_dp = {d: slowdown(run(perfect.restored(original, dp_axis == d))) for d in range(meta.dp_size)}
-    stage = slots["stage"].to_numpy()
-    by_stage = {s: slowdown(run(perfect.restored(original, _slots(stage == s)))) for s in range(meta.pp_size)}
+    by_optype, by_dp, by_stage = (
+        {key: slowdown(run(perfect.restored(original, mask))) for key, mask in restored[part].items()}
+        for part in ("optype", "dp", "stage")
+    )
     score = np.minimum.outer(np.array(list(by_dp.values())), np.array(list(by_stage.values())))
 
     def explained(mask) -> dict:
@@ -72,7 +81,7 @@ def analyse(trace: OpTrace, *, progress=NULL_PROGRESS) -> tuple[dict, dict]:
         on_top[stage == s, 0, d] = True
     workers = explained(on_top)
     backups = []
-    for b in range(meta.dp_size):
+    for b in (0, *more_backups):
         m, i = (
             (run.full(original, backups=b), run.full(perfect, backups=b)) if b else (drawn["original"], drawn["ideal"])
         )
@@ -153,10 +162,10 @@ def op_table(trace: OpTrace, replay) -> pd.DataFrame:
     )
 
 
-def expected_replays(trace: OpTrace) -> int:
-    """How many replays ``analyse`` runs (for the progress bar)."""
-    kinds = len({MERGED.get(o, o) for o in trace.slots["optype"]})
-    return 3 + kinds + trace.meta.dp_size + trace.meta.pp_size + 2 + 2 * (trace.meta.dp_size - 1)
+def _expect(progress, replays: int) -> None:
+    """Add ``replays`` to a progress bar's total (one that has a total), as ``analyse`` learns its plan."""
+    if getattr(progress, "total", None) is not None:
+        progress.total += replays  # tqdm shows it at its next update
 
 
 def _slots(mask: np.ndarray) -> np.ndarray:
