@@ -187,7 +187,7 @@ def test_reproduce_draws_every_figure_and_the_report(tmp_path):
         kth_workers=6,
         kth_replications=200,
         timing_n=6,
-        timing_backups=2,
+        timing_backups=1,
         timing_steps=200,
         total=4,
         ns=(2, 4),
@@ -200,7 +200,7 @@ def test_reproduce_draws_every_figure_and_the_report(tmp_path):
         convex_steps=100,
     )
     report = reproduce(tmp_path, scale=tiny, jobs=1, log=lambda m: None).read_text()  # in-process: no spawn cost
-    _check_study(tmp_path, report, total=4, timing_runs=9)
+    _check_study(tmp_path, report, total=4, timing_runs=6)
 
 
 @pytest.mark.slow
