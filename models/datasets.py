@@ -92,6 +92,7 @@ def _split(name: str, task: str, x: np.ndarray, y: np.ndarray, test_fraction: fl
 
 def load_digits() -> Dataset:
     """scikit-learn's 8x8 digits: 1,437 training and 360 test images, 10 classes."""
+    # here, not at import: only the digits need scikit-learn (0.8 s to import); runs on other data skip it
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
@@ -121,6 +122,7 @@ def load_mnist1d(size: int) -> Dataset:
 
 def _generate_mnist1d(size: int, file: Path) -> None:
     """Generate MNIST-1D with ``size`` examples into ``file`` (written under a temporary name)."""
+    # here, not at import: only generating the cached file needs mnist1d (0.9 s to import)
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()

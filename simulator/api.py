@@ -18,9 +18,12 @@ from __future__ import annotations
 import difflib
 import io
 import json
+from dataclasses import fields
 from pathlib import Path
 
 from .io.errors import InputError
+from .io.progress import NULL_PROGRESS, RunCounter, progress_bar
+from .io.records import Gradient, Update
 from .io.version import __version__
 
 # A run's tables. Each is kept as (CSV header, function giving its lines) until asked for, so a run
@@ -71,7 +74,7 @@ class Run:
         Raises:
             InputError: ``out`` is a file, or holds something and ``overwrite`` is off.
         """
-        from .io.results import write_run
+        from .io.results import write_run  # here, not at import: the command line starts without io.results (13 ms)
 
         out = Path(out)
         extra = {name: (header, lines()) for name, (header, lines) in self._tables.items() if name in TABLES[2:]}
@@ -82,7 +85,7 @@ class Run:
         if name not in self._tables:
             return None
         if name not in self._frames:
-            import pandas as pd
+            import pandas as pd  # here, not at import: import stragglersim loads no pandas (0.8 s)
 
             header, lines = self._tables[name]
             # Parsed from the very text the CSV file holds, so it equals the file read with pandas.
@@ -125,10 +128,8 @@ def simulate(*, progress: bool = False, **options) -> Run:
     Raises:
         InputError: an unknown option, or a bad value (one line naming it).
     """
-    from .core.config import RunConfig
-    from .io.progress import NULL_PROGRESS, progress_bar
-    from .io.records import Gradient, Update
-    from .training.runner import execute
+    from .core.config import RunConfig  # here, not at import: import stragglersim loads no SimPy (via the strategies)
+    from .training.runner import execute  # here, not at import: import stragglersim loads no NumPy, SciPy or SimPy
 
     config = RunConfig(**_run_options(options, "simulate")).validate()
     if config.checkpoint_every:
@@ -158,7 +159,7 @@ def load_run(directory) -> Run:
     Raises:
         InputError: ``directory`` is not such a folder.
     """
-    from .core.config import RunConfig
+    from .core.config import RunConfig  # here, not at import: import stragglersim loads no SimPy (via the strategies)
 
     d = Path(directory)
     if not d.is_dir():
@@ -217,11 +218,10 @@ def sweep(
         InputError: bad options, an empty grid, or a folder of another grid.
         RunsFailed: some runs raised (see ``out/failures.txt``).
     """
-    import pandas as pd
+    import pandas as pd  # here, not at import: import stragglersim loads no pandas (0.8 s)
 
-    from .io.progress import RunCounter
-    from .studies.grids import Grid
-    from .studies.sweeps import run_sweep
+    from .studies.grids import Grid  # here, not at import: import stragglersim loads no SimPy (via core.config)
+    from .studies.sweeps import run_sweep  # here, not at import: import stragglersim loads no NumPy, SciPy or SimPy
 
     if "seed" in options:
         raise InputError("sweep: give seeds=[...] (a list, as the CLI's --seeds), not seed")
@@ -244,7 +244,7 @@ def sweep(
 
 
 def _declared(name: str) -> str:
-    from .core.config import RunConfig
+    from .core.config import RunConfig  # here, not at import: import stragglersim loads no SimPy (via the strategies)
 
     return str(RunConfig.__dataclass_fields__[name].type)
 
@@ -261,9 +261,9 @@ def predict(latency: str, workers: int, backups=(0,), trace_format: str = "csv",
     Returns:
         A pandas DataFrame, one row per B (the keys of ``theory.predict_backups``).
     """
-    import pandas as pd
+    import pandas as pd  # here, not at import: import stragglersim loads no pandas (0.8 s)
 
-    from .studies.reports import predict as predicted
+    from .studies.reports import predict as predicted  # here, not at import: import stragglersim loads no SciPy
 
     bs = list(dict.fromkeys(_as_list(backups)))  # each B once, in order
     workers = _python(workers)
@@ -283,10 +283,10 @@ def aggregate(*paths):
         varying options, ``n_seeds``, ``seeds`` and, per metric M, ``M_mean``, ``M_std``, ``M_ci_low``,
         ``M_ci_high`` (95% Student-t; NaN with one seed) and, where some runs lack M, ``M_n``.
     """
-    import pandas as pd
+    import pandas as pd  # here, not at import: import stragglersim loads no pandas (0.8 s)
 
-    from .studies.aggregation import aggregate as rows_of
-    from .studies.aggregation import collect
+    from .studies.aggregation import aggregate as rows_of  # here, not at import: import stragglersim loads no SciPy
+    from .studies.aggregation import collect  # here, not at import: import stragglersim loads no SciPy
 
     return pd.DataFrame(rows_of(collect(_paths(paths, "aggregate"))))
 
@@ -305,10 +305,10 @@ def compare(*paths, baseline=None, metrics=None):
         ``baseline_mean``, ``n_pairs``, ``diff`` (mean over common seeds of config - baseline),
         ``diff_std``, ``diff_ci_low``, ``diff_ci_high``, ``ratio`` and ``note``.
     """
-    import pandas as pd
+    import pandas as pd  # here, not at import: import stragglersim loads no pandas (0.8 s)
 
-    from .studies.aggregation import collect
-    from .studies.comparison import paired
+    from .studies.aggregation import collect  # here, not at import: import stragglersim loads no SciPy
+    from .studies.comparison import paired  # here, not at import: import stragglersim loads no SciPy
 
     metrics = [metrics] if isinstance(metrics, str) else metrics
     rows, _ = paired(collect(_paths(paths, "compare")), baseline=baseline, metrics=metrics)
@@ -323,9 +323,7 @@ def _paths(paths: tuple, what: str) -> list[Path]:
 
 def _run_options(options: dict, what: str) -> dict:
     """``options`` if every name is a RunConfig field; else an error naming the first that is not."""
-    from dataclasses import fields
-
-    from .core.config import RunConfig
+    from .core.config import RunConfig  # here, not at import: import stragglersim loads no SimPy (via the strategies)
 
     declared = {f.name: str(f.type) for f in fields(RunConfig)}
     for name in options:

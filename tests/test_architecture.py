@@ -5,6 +5,9 @@ module over 400 lines, one home per strategy, and nothing installed under the ge
 
 import ast
 import importlib.util
+import io
+import re
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -101,6 +104,73 @@ def test_the_cycle_finder_finds_a_cycle_through_an_import_inside_a_function(tmp_
 @pytest.mark.parametrize("path", sorted([*ROOT.glob("simulator/**/*.py"), *ROOT.glob("models/*.py")]), ids=str)
 def test_no_module_is_over_400_lines(path):
     assert len(path.read_text().splitlines()) <= 400
+
+
+def unexplained_lazy_imports(path: Path) -> list[int]:
+    """Lines of the imports inside functions of one module that give no reason: no comment on their line
+    and no comment line just above (a bare ``# noqa``, ``# type:`` or ``# pragma`` is no reason)."""
+    source = path.read_text()
+    lines = source.splitlines()
+    comments = {
+        token.start[0]: token.string.lstrip("#").strip()
+        for token in tokenize.generate_tokens(io.StringIO(source).readline)
+        if token.type == tokenize.COMMENT
+    }
+
+    def reason(line: int) -> bool:
+        text = comments.get(line, "")
+        return bool(text) and not re.match(r"(noqa|type:|pragma)\b", text)
+
+    def comment_line(line: int) -> bool:
+        return line >= 1 and lines[line - 1].lstrip().startswith("#") and reason(line)
+
+    return [n for n in module_map.lazy_imports(path) if not (reason(n) or comment_line(n - 1))]
+
+
+# Modules another change of issue 27 is editing; strict: the mark must go once the module explains its imports.
+EXPLAINED_ELSEWHERE = {"simulator/llm/report.py"}
+PACKAGE_MODULES = sorted([*ROOT.glob("simulator/**/*.py"), *ROOT.glob("models/*.py")])
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(
+            path,
+            id=path.relative_to(ROOT).as_posix(),
+            marks=[pytest.mark.xfail(strict=True, reason="another change of issue 27 edits it")]
+            if path.relative_to(ROOT).as_posix() in EXPLAINED_ELSEWHERE
+            else [],
+        )
+        for path in PACKAGE_MODULES
+    ],
+)
+def test_every_import_inside_a_function_says_why_it_is_not_at_the_top(path):
+    """An import belongs at the top of its module; one inside a function (the command line's start, an
+    import cycle, an optional dependency, a heavy library a light path skips) carries its reason as a
+    comment on its line or the line above."""
+    assert unexplained_lazy_imports(path) == []
+
+
+def test_an_import_inside_a_function_without_a_reason_is_found(tmp_path):
+    module = tmp_path / "lazy.py"
+    module.write_text(
+        "import json\n"
+        "\n"
+        "\n"
+        "def f():\n"
+        "    import csv  # here: a reason\n"
+        "    # here: a reason for the line below\n"
+        "    import gzip\n"
+        "    import zlib\n"  # 8: the line above is an import with its own comment, not a comment line
+        "    import bz2  # noqa: F401\n"  # 9: a directive is no reason
+        "\n"
+        "    def g():\n"
+        "        from os import path\n"  # 12: a nested function's import
+        "\n"
+        "    return json, csv, gzip, zlib, path\n"
+    )
+    assert unexplained_lazy_imports(module) == [8, 9, 12]
 
 
 def test_the_wheel_holds_one_package_named_stragglersim(tmp_path):

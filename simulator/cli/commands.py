@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from ..core.config import RunConfig
 from ..io.errors import InputError
 from ..io.outcome import Outcome
+from ..io.progress import RunCounter, progress_bar
+from ..studies.grids import grid_from_options, parse_int_list
 from .options import config_from_namespace, given_options, worded
 
 
@@ -21,9 +23,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     Simulate one run; write its results to --out.
     """
-    from ..io.progress import progress_bar
-    from ..studies.reports import describe_run
-    from ..training.runner import run_to_folder
+    from ..studies.reports import describe_run  # here, not at import: the CLI starts without SciPy
+    from ..training.runner import run_to_folder  # here, not at import: the CLI starts without SciPy
 
     if args.resume is not None:
         from ..training.checkpoint import resume_config  # imports JAX: only when resuming a training run
@@ -79,9 +80,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     Student-t interval across seeds) and DIR/grid.toml (the grid). Complete runs are skipped, so an
     interrupted sweep resumes; a folder of another grid is refused unless --extend or --overwrite.
     """
-    from ..io.progress import RunCounter
-    from ..studies.grids import grid_from_options
-    from ..studies.sweeps import run_sweep
+    from ..studies.sweeps import run_sweep  # here, not at import: the CLI starts without SciPy
 
     grid = grid_from_options(vars(args), args.grid)
     counter = RunCounter(quiet=args.quiet)
@@ -108,8 +107,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     E and std of X_{N:N+B}, the N-th fastest of N+B i.i.d. computations (backup workers with cancellation).
     """
-    from ..studies.grids import parse_int_list
-    from ..studies.reports import predict, to_json
+    from ..studies.reports import predict, to_json  # here, not at import: the CLI starts without SciPy
 
     backups = parse_int_list(args.backups, "--backups")
     report = predict(args.latency, args.workers, backups, trace_format=args.trace_format, time_scale=args.time_scale)
@@ -122,7 +120,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     Maximum-likelihood fits ranked by AIC; writes fit.json and fit.png/pdf to --out.
     """
-    from ..studies.reports import fit
+    from ..studies.reports import fit  # here, not at import: the CLI starts without SciPy
 
     report = fit(args.trace, trace_format=args.trace_format, time_scale=args.time_scale, out=args.out)
     report.save(args.out, overwrite=args.overwrite, inputs=[args.trace])
@@ -135,7 +133,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     Compare iteration times of exact replay with a simulation of the fitted model.
     """
-    from ..studies.reports import validate
+    from ..studies.reports import validate  # here, not at import: the CLI starts without SciPy
 
     trace = {"trace_format": args.trace_format, "time_scale": args.time_scale}
     with _named_as_positional(args.trace):
@@ -152,10 +150,10 @@ def cmd_compare_backups(args: argparse.Namespace) -> int:
     Time per unit of progress of K-sync for B = 0..P-1 and of adaptive-backup, on the same latency draws;
     writes compare.json and compare.png/pdf.
     """
-    from ..core.assemble import input_files
-    from ..io.results import check_out_dir
-    from ..studies.compare_backups import subject
-    from ..studies.reports import compare_backups
+    from ..core.assemble import input_files  # here, not at import: the CLI starts without SciPy
+    from ..io.results import check_out_dir  # here, not at import: the CLI starts without io.results (13 ms)
+    from ..studies.compare_backups import subject  # here, not at import: the CLI starts without SciPy
+    from ..studies.reports import compare_backups  # here, not at import: the CLI starts without SciPy
 
     names = ("workers", "latency", "trace_format", "time_scale", "steps", "seed", "batch_size", "noise_scale")
     options = {name: getattr(args, name) for name in (*names, "adapt_every")}  # the adaptive-backup run
@@ -172,8 +170,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
     Start --workers processes that run --steps real gradient steps each, at once; record every step.
     """
-    from ..io.results import check_out_file
-    from ..studies.reports import measure
+    from ..io.results import check_out_file  # here, not at import: the CLI starts without io.results (13 ms)
+    from ..studies.reports import measure  # here, not at import: the CLI starts without SciPy
 
     check_out_file(args.out, overwrite=args.overwrite)
     trace, report = measure(
@@ -189,8 +187,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     Convert traces (PAI CSV, Chrome trace JSON) to worker,step,duration[,start].
     """
-    from ..io.results import check_out_file
-    from ..studies.reports import import_trace
+    from ..io.results import check_out_file  # here, not at import: the CLI starts without io.results (13 ms)
+    from ..studies.reports import import_trace  # here, not at import: the CLI starts without SciPy
 
     check_out_file(args.out, overwrite=args.overwrite, inputs=args.sources)
     trace, report = import_trace(args.sources, trace_format=args.trace_format, time_scale=args.time_scale)
@@ -208,7 +206,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     whatif.json, replicas.csv (a canonical trace of the DP replicas), figures and Perfetto
     timelines to --out.
     """
-    from ..llm.report import run_whatif
+    from ..llm.report import run_whatif  # here, not at import: the CLI starts without pandas
 
     print(run_whatif(args.trace, args.meta, args.out, overwrite=args.overwrite, quiet=args.quiet))
     return 0
@@ -222,7 +220,7 @@ def cmd_import_ops(args: argparse.Namespace) -> int:
     a .parquet --out, else CSV; and the job's sizes to meta-NAME.yaml beside it (NAME: --out's stem
     without a leading trace-), where whatif looks for them.
     """
-    from ..llm.profile_write import import_ops
+    from ..llm.profile_write import import_ops  # here, not at import: the CLI starts without pandas
 
     sizes = {"dp_size": args.dp, "pp_size": args.pp, "tp_size": args.tp, "cp_size": args.cp}
     print(import_ops(args.sources, args.out, **sizes, overwrite=args.overwrite))
@@ -234,7 +232,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     Experiments on the shipped trace and bundled data; figures, data and report.md.
     """
-    from ..studies.reproduce import reproduce
+    from ..studies.reproduce import reproduce  # here, not at import: the CLI starts without JAX
 
     report = reproduce(
         args.out, quick=args.quick, jobs=args.jobs, overwrite=args.overwrite, log=lambda m: print(m, file=sys.stderr)
@@ -251,8 +249,11 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     updates as instants on the parameter server's track, read from RUN_DIR's gradients.csv and updates.csv;
     --updates keeps a window of a long run.
     """
-    from ..io.results import check_out_file
-    from ..io.timeline import chrome_trace, parse_window
+    from ..io.results import check_out_file  # here, not at import: the CLI starts without io.results (13 ms)
+    from ..io.timeline import (  # here, not at import: the CLI starts without io.timeline (4 ms)
+        chrome_trace,
+        parse_window,
+    )
 
     window = None if args.updates is None else parse_window(args.updates)
     check_out_file(args.out, overwrite=args.overwrite, inputs=[args.run])
@@ -267,7 +268,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     A sweep folder gets its iteration time (mean over seeds, 95% t-intervals across seeds), faceted by its
     grid; a run folder its iteration times, timeline and accuracy curve. Several folders are also overlaid.
     """
-    from ..studies.folder_plots import plot_folders
+    from ..studies.folder_plots import plot_folders  # here, not at import: the CLI starts without Matplotlib
 
     for path in plot_folders(args.dirs, args.out):
         print(path)
@@ -276,7 +277,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
     """mean, std and Student-t interval (95 percent) over seeds of each configuration of runs"""
-    from ..studies.comparison import aggregate_folders
+    from ..studies.comparison import aggregate_folders  # here, not at import: the CLI starts without SciPy
 
     print(aggregate_folders(args.dirs, out=args.out, overwrite=args.overwrite).text())
     return 0
@@ -284,7 +285,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """configurations against a baseline, paired by seed (common random numbers)"""
-    from ..studies.comparison import compare_runs
+    from ..studies.comparison import compare_runs  # here, not at import: the CLI starts without SciPy
 
     report = compare_runs(args.dirs, baseline=args.baseline, metrics=args.metrics, out=args.out)
     if args.out is not None:

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ..io.errors import InputError, named
-from ..latency import LatencyModel, parse_latency
+from ..latency import TRACE_FAMILIES, LatencyModel, parse_latency
+from ..models.datasets import load_dataset
 from .cluster import Cluster, Link, parse_speed_factors
 from .config import RunConfig
 from .faults import Faults
@@ -102,8 +103,6 @@ def assemble(config: RunConfig, *, training: bool | None = None) -> RunInputs:
     latency, factors, faults = _system(config)
     dataset = model = params = None
     if training or config.data_cost != "none":
-        from ..models.datasets import load_dataset
-
         dataset = load_dataset(config.dataset, path=config.data_path or None, size=config.dataset_size or None)
     if training:
         model, params = _model(config, dataset)
@@ -123,9 +122,9 @@ def assemble(config: RunConfig, *, training: bool | None = None) -> RunInputs:
 
 def _model(config: RunConfig, dataset):
     """The model for ``dataset`` and its initial parameters."""
-    import jax
+    import jax  # here, not at import: a timing-only run never imports JAX (2 s)
 
-    from ..models.zoo import build_model
+    from ..models.zoo import build_model  # here, not at import: it imports JAX
 
     try:
         model = build_model(config.model, dataset, hidden=config.hidden_sizes)
@@ -142,8 +141,6 @@ def inputs_of(run: RunInputs | RunConfig) -> RunInputs:
 
 def input_files(config: RunConfig) -> list[str]:
     """The files a run reads (a trace latency's file, the dataset's), which its output must not replace."""
-    from ..latency import TRACE_FAMILIES
-
     family, _, path = config.latency.partition(":")
     files = [path.strip()] if family.strip() in TRACE_FAMILIES and path.strip() else []
     return files + ([config.data_path] if config.data_path else [])

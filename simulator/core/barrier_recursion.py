@@ -8,6 +8,8 @@ import numpy as np
 
 from ..io.records import APPLIED, CANCELLED, EventLog, Gradient, Update
 from ..latency import LatencyModel
+from ..latency.empirical import Empirical
+from ..latency.models import Constant, ScipyLatency, Straggler
 from ..strategies import get
 from .assemble import RunInputs
 from .recursions import CHUNK, CountsLog, Tie, streams
@@ -16,8 +18,6 @@ from .recursions import CHUNK, CountsLog, Tie, streams
 def continuous(model: LatencyModel) -> bool:
     """Whether ``model`` has no atoms, so that two events never share an instant (the order of
     simultaneous events decides fates and draws under drop, batch and async)."""
-    from ..latency.models import ScipyLatency, Straggler
-
     if isinstance(model, Straggler):
         return continuous(model.base)
     return isinstance(model, ScipyLatency)
@@ -26,9 +26,6 @@ def continuous(model: LatencyModel) -> bool:
 def monotone(model: LatencyModel) -> bool:
     """Whether ``model.transform`` is one non-decreasing function of one uniform (inverse
     transform sampling), so that the N-th smallest draw is the draw of the N-th smallest uniform."""
-    from ..latency.empirical import Empirical
-    from ..latency.models import Constant, ScipyLatency
-
     return model.n_uniforms == 1 and isinstance(model, ScipyLatency | Constant | Empirical)
 
 

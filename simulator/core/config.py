@@ -13,6 +13,7 @@ from ..io.checks import finite_nonneg as _finite_nonneg
 from ..io.checks import is_int as _is_int
 from ..io.checks import positive as _positive
 from ..io.errors import InputError, named
+from ..io.shipped import read_toml
 from ..models.catalog import DATASETS, MODELS
 
 PARTITIONS = ("shared", "sharded", "by-work")
@@ -305,6 +306,4 @@ class RunConfig:
     @classmethod
     def load(cls, path: Path) -> RunConfig:
         """A ``config.toml`` (``examples/NAME`` is the shipped example when no such file is here)."""
-        from ..io.shipped import read_toml
-
         return cls.from_dict(read_toml(path), source=str(path))

@@ -29,6 +29,7 @@ from ..latency import LatencyModel
 from .assemble import RunInputs, inputs_of
 from .barrier_recursion import barrier, continuous
 from .config import RunConfig
+from .engine import Simulation
 from .queue_recursions import QUEUES
 from .recursions import Tie, recursion
 
@@ -58,6 +59,4 @@ def fast_simulate(run: RunInputs | RunConfig, *, records: bool = True) -> EventL
     try:
         return barrier(inputs, records) if kind == "barrier" else QUEUES[kind](inputs)
     except Tie:
-        from .engine import Simulation
-
         return Simulation(inputs).run()

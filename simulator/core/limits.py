@@ -27,7 +27,9 @@ import numpy as np
 
 from ..io.errors import InputError, named
 from ..io.memory import BASE, _gb, machine_memory
+from ..latency.models import Straggler
 from ..strategies import get
+from .recursions import CHUNK, recursion
 
 CLOCK_MAX = 1e150  # seconds: times and their squares (variances) stay finite in double precision
 RESOLUTION = 2.0**-40  # a period must exceed this fraction of the end time (a double has 52 bits)
@@ -55,8 +57,6 @@ def memory_parts(config) -> dict[str, float]:
     barrier = get(config.strategy).barrier
     per_update = p if barrier else 1  # gradients created per update
     compact = config.timing_only and config.log_gradients == "none"
-    from .recursions import CHUNK, recursion
-
     quiet = not (config.fail_slow or config.fail_at or config.failures or config.data_cost != "none")
     kind = recursion(config) if config.timing_only and quiet and steps else None
     fast = kind == "barrier" or (kind is not None and compact)
@@ -204,8 +204,6 @@ def _largest(model, tail: float) -> float:
     CDF that nested mixtures make slow): P(X > max(a, f b + d)) <= tail when the base exceeds b and
     the delay exceeds d each with probability tail / 2.
     """
-    from ..latency.models import Straggler
-
     if isinstance(model, Straggler):
         base = _largest(model.base, tail / 2)
         if model.p == 0:

@@ -14,8 +14,11 @@ SPEC and TOML parsers recurse once per level).
 from __future__ import annotations
 
 import errno
+import io
+import json
 import os
 import stat
+import zipfile
 from pathlib import Path
 
 from .errors import InputError
@@ -44,9 +47,7 @@ def explain(err: BaseException) -> tuple[int, str] | None:
     """The exit status and the one line for an error that reached the command line, or None if it
     is none of the file-system, memory or corrupt-file errors this module knows (a bug: traceback).
     """
-    import json
-    import tomllib
-    import zipfile
+    import tomllib  # here, not at import: the command line starts without tomllib (4 ms)
 
     if isinstance(err, OSError) and not isinstance(err, InterruptedError | BrokenPipeError):
         status, meaning = _OS_ERRORS.get(err.errno, (ENVIRONMENT, err.strerror or str(err) or type(err).__name__))
@@ -66,8 +67,6 @@ def explain(err: BaseException) -> tuple[int, str] | None:
 def _path_written(err: OSError) -> str:
     """The file a failed ``write`` was writing (the error holds no name): the innermost frame's open
     file, or its ``path`` (a full disk fails in ``f.write``, long after ``open`` named the file)."""
-    import io
-
     frames = []
     tb = err.__traceback__
     while tb is not None:
@@ -86,7 +85,7 @@ def _path_written(err: OSError) -> str:
 
 def _untemp(path: str) -> str:
     """``DIR/.run.tmp-PID/x.csv`` (removed by now) as the user knows it: ``DIR/run/x.csv``."""
-    from .storage import TEMPORARY
+    from .storage import TEMPORARY  # here, not at import: the command line starts without io.storage (5 ms)
 
     return "/".join(match["name"] if (match := TEMPORARY.match(part)) else part for part in path.split("/"))
 

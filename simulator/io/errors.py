@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 from collections.abc import Callable
 
 _MARK = "\x1f"  # around a field's name in a message: the reader's layer words it
@@ -58,6 +59,4 @@ class Stopped(BaseException):
         self.signum = signum
 
     def __str__(self) -> str:
-        import signal
-
         return signal.Signals(self.signum).name

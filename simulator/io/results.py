@@ -166,8 +166,6 @@ def _write_csv(path: Path, header: tuple[str, ...], lines) -> None:
 
 def read_csv(path: Path) -> list[dict]:
     """A result table as dictionaries of strings, one per row."""
-    import csv
-
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 

@@ -4,7 +4,11 @@ and grids (``examples/``), installed as package data so that the README's comman
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
+
+from .boundary import check_input_file, check_nesting
+from .errors import InputError
 
 TOML_NESTING = 64  # deepest brackets in a TOML file: tomllib recurses once per level
 
@@ -14,8 +18,6 @@ FOLDERS = {"traces": "shipped_traces", "examples": "shipped_examples"}  # reposi
 def shipped(folder: str, name: str) -> Path:
     """The path of ``folder/name`` as shipped (``name`` may hold subfolders); in a checkout (an
     editable install) the repository's folder itself."""
-    from importlib import resources
-
     root = resources.files("stragglersim") / FOLDERS[folder]
     if not root.is_dir():
         root = Path(__file__).resolve().parents[2] / folder
@@ -40,10 +42,7 @@ def read_toml(path: Path, *, what: str = "") -> dict:
         InputError: the file is not a regular file, cannot be read, nests deeper than
             ``TOML_NESTING`` or is not valid TOML.
     """
-    import tomllib
-
-    from .boundary import check_input_file, check_nesting
-    from .errors import InputError
+    import tomllib  # here, not at import: core.config imports this module at the command line's start (4 ms)
 
     found = shipped_if_missing(Path(path))
     check_input_file(found, what)

@@ -9,6 +9,7 @@ from ..io.errors import InputError
 from ..io.spec import Spec
 from .durations import DurationStream, ReplayStream
 from .models import LatencyModel
+from .traces import read_trace
 
 
 class Empirical(LatencyModel):
@@ -78,8 +79,6 @@ TRACE_FAMILIES = ("trace", "empirical", "empirical-per-worker")
 def parse_trace_latency(text: str, what: str, trace_format: str, time_scale: float) -> LatencyModel:
     """``trace:PATH`` (exact replay), ``empirical:PATH`` (pooled bootstrap) or
     ``empirical-per-worker:PATH``."""
-    from .traces import read_trace
-
     family, _, path = text.partition(":")
     family, path = family.strip(), path.strip()
     if not path:

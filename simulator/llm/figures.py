@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from ..io import storage
 from ..plots.figures import _pyplot, save_figure
@@ -120,8 +121,6 @@ def step_times_figure(result: dict):
         ax.set_xticks(x, [str(s) for s in steps])
         ax.set_xlabel("recorded step")
     else:
-        from matplotlib.ticker import MaxNLocator
-
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(f"step index, in recorded order ({len(steps)} steps, numbered {steps[0]} to {steps[-1]})")
     ax.set_ylabel("step time (s)")
@@ -156,8 +155,6 @@ def backups_figure(result: dict):
     """Mean step time (left) and the fraction of samples dropped (right) against the number of
     backup replicas B, on the measured durations and on the ideal ones."""
     plt = _pyplot()
-    from matplotlib.ticker import MaxNLocator, PercentFormatter
-
     rows = sorted(result["backups"], key=lambda r: r["backups"])
     b = np.array([r["backups"] for r in rows], dtype=int)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")

@@ -12,6 +12,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from ..io.errors import InputError, named
 from ..io.results import check_out_file
@@ -71,8 +72,6 @@ def meta_path(table: Path) -> Path:
 
 def write_meta(path: Path, *, dp_size: int, pp_size: int, tp_size: int = 1, cp_size: int = 1) -> None:
     """The job's meta YAML (as the artifact's ``meta-ST.yaml``), its trial name from ``path``'s name."""
-    import yaml
-
     sizes = {"dp_size": dp_size, "pp_size": pp_size, "tp_size": tp_size, "dsp_size": cp_size, "vpp_size": 1}
     meta = {"trial_name": Path(path).stem.removeprefix("meta-"), **sizes}
     meta["world_size"] = dp_size * pp_size * tp_size * cp_size

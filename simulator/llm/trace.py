@@ -21,7 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
+import yaml
 
+from ..io import memory
 from ..io.errors import InputError, named
 
 COLUMNS = ("dp_rank", "stage", "rank", "step", "optype", "start_ts", "duration", "seq_id", "mc", "gmc", "mb_id")
@@ -106,8 +109,6 @@ class OpTrace:
 
 def read_meta(path: Path) -> JobMeta:
     """The job's sizes from its meta YAML; a missing or bad field is an InputError naming it."""
-    import yaml
-
     if not Path(path).exists():
         raise InputError(f"{named('meta')} {path}: no such file")
     try:
@@ -246,11 +247,7 @@ def load(path: Path, meta: JobMeta) -> OpTrace:
 
 def _check_memory(path: Path) -> None:
     """Refuse, unread, a table whose analysis needs more memory than the machine has."""
-    from ..io.memory import _gb, machine_memory
-
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         try:
             rows = pq.ParquetFile(path).metadata.num_rows
         except (OSError, MemoryError):
@@ -259,11 +256,11 @@ def _check_memory(path: Path) -> None:
             return
     else:
         rows = path.stat().st_size // CSV_BYTES_PER_ROW
-    need, memory = rows * BYTES_PER_OP, machine_memory()
-    if need > memory:
+    need, available = rows * BYTES_PER_OP, memory.machine_memory()  # io.memory's at each call: tests replace it
+    if need > available:
         raise InputError(
-            f"{path}: analysing {rows:,} ops needs about {_gb(need)} of memory (this machine has "
-            f"{_gb(memory)}); give fewer steps"
+            f"{path}: analysing {rows:,} ops needs about {memory._gb(need)} of memory (this machine has "
+            f"{memory._gb(available)}); give fewer steps"
         )
     return
 

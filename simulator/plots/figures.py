@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
+from ..io.timeline import default_window, read_run, select
+from ..latency import parse_latency
+
 
 def _pyplot():
+    # here, not at import: commands that draw nothing (simulate, predict, through studies.reports)
+    # import this module without Matplotlib (1 s)
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # here, not at import: as matplotlib, and after the Agg backend is chosen
 
     return plt
 
 
 def plot_fit(durations: np.ndarray, report: dict, path: Path, *, title: str = "") -> None:
     """Empirical CDF with the fitted CDFs (left) and a QQ plot of the chosen fit (right)."""
-    from ..latency import parse_latency
-
     plt = _pyplot()
     x = np.sort(np.asarray(durations, dtype=float))
     n = len(x)
@@ -85,7 +89,7 @@ def plot_adaptive(report: dict, path: Path) -> None:
     right.axhline(best, color="C3", ls=":", label="best fixed B")
     right.set_xlabel("update")
     right.set_ylabel("backups B chosen")
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # here, not at import: Matplotlib loads only to draw (see _pyplot)
 
     left.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -148,8 +152,6 @@ SEMANTICS_ORDER = {"tf": "0", "drop": "1", "cancel": "2"}  # the README's order,
 
 def short_spec(spec: str) -> str:
     """A SPEC for a title: decimals to 4 significant digits, a space after each comma (so it wraps)."""
-    import re
-
     return re.sub(r"\d+\.\d+", lambda m: f"{float(m.group()):.4g}", spec).replace(",", ", ")
 
 
@@ -157,7 +159,7 @@ def line_colours(n: int) -> list:
     """``n`` distinct colours: the default cycle up to 10, a colormap beyond (never a silent repeat)."""
     if n <= 10:
         return [f"C{i}" for i in range(n)]
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # here, not at import: Matplotlib loads only to draw (see _pyplot)
 
     return [colormaps["viridis"](v) for v in np.linspace(0.0, 0.92, n)]
 
@@ -169,9 +171,7 @@ def plot_gantt(run: Path, path: Path, *, updates: int | tuple[int, int] | None =
         updates: the first K updates, or (A, B) for updates A to B inclusive (numbered from 1, as in
             ``updates.csv``); default ``timeline.default_window``: a few computation times.
     """
-    from matplotlib.patches import Patch
-
-    from ..io.timeline import default_window, read_run, select
+    from matplotlib.patches import Patch  # here, not at import: Matplotlib loads only to draw (see _pyplot)
 
     plt = _pyplot()
     gradients, ups = read_run(run)

@@ -98,7 +98,7 @@ class AdaptiveBackup(Synchronous):
         censored = [g.end - g.start for g in gradients if g.fate == CANCELLED and g.end > g.start]
         if len(done) < 10:
             return self.k
-        from scipy import stats
+        from scipy import stats  # here, not at import: the command line starts without SciPy
 
         cdf = stats.ecdf(stats.CensoredData(uncensored=done, right=censored)).cdf
         p = self.n_workers

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 import math
+import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from scipy import stats
+
 from ..core.config import RunConfig
 from ..io.errors import InputError
+from ..io.results import write_results
 
 # Summary keys that echo the configuration (every RunConfig field, and these) are not metrics.
 NOT_METRICS = {"total_workers", "version", "param_count"}
@@ -48,8 +52,6 @@ def read_run(path: Path) -> RunRecord:
     Raises:
         InputError: either file is missing or unreadable.
     """
-    import tomllib
-
     config = _read(path, "config.toml", tomllib.loads)
     summary = _read(path, "summary.json", json.loads)
     return RunRecord.of(path, config, summary)
@@ -110,8 +112,6 @@ def metric_names(records: list[RunRecord]) -> list[str]:
 
 def interval(values: list[float], level: float = LEVEL) -> tuple[float, float, float, float]:
     """Mean, sample std and the Student-t interval of the mean; NaN where there are too few values."""
-    from scipy import stats
-
     n = len(values)
     if n == 0:
         return (math.nan,) * 4
@@ -195,6 +195,4 @@ def aggregate(records: list[RunRecord], *, labels: list[str] | None = None) -> l
 
 def write_aggregate(rows: list[dict], path: Path) -> None:
     """``aggregate.csv`` (atomically; empty cells for undefined values)."""
-    from ..io.results import write_results
-
     write_results(rows, path)

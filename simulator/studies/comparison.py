@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ..core.config import RunConfig
 from ..io.errors import InputError, named
+from ..io.results import check_out_file
 from .aggregation import aggregate, collect, interval, metric_names, order, points, value_of, varying, write_aggregate
 from .forest import UNITS, plot_forest
 from .reports import Report
@@ -58,8 +60,6 @@ def aggregate_folders(paths: list[Path], *, out: Path | None = None, overwrite: 
     Raises:
         InputError: a path holding no run; ``out`` exists and ``overwrite`` is off.
     """
-    from ..io.results import check_out_file
-
     records = collect(paths)
     labels = varying(records)
     rows = aggregate(records, labels=labels)
@@ -89,8 +89,6 @@ def aggregate_folders(paths: list[Path], *, out: Path | None = None, overwrite: 
 
 def parse_baseline(text: str) -> dict[str, str]:
     """``KEY=VALUE[,KEY=VALUE]`` as a dict. Raises InputError on a malformed pair."""
-    from ..core.config import RunConfig
-
     items: list[str] = []
     for part in text.split(","):  # a value may hold commas (a latency SPEC): a part without FIELD= continues it
         key = part.partition("=")[0].strip()

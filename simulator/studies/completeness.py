@@ -15,6 +15,7 @@ from pathlib import Path
 from ..core.config import RunConfig
 from ..io.errors import InputError
 from ..io.schema import COLUMNS
+from .grids import digest
 
 
 def expected_tables(config: RunConfig) -> list[str]:
@@ -30,8 +31,6 @@ def expected_tables(config: RunConfig) -> list[str]:
 def run_complete(folder: Path, config: RunConfig) -> str | None:
     """None if ``folder`` holds the complete run of ``config``; else why not, in a few words
     (``summary.json is not valid JSON (...)``, ``no gradients.csv``)."""
-    from .grids import digest
-
     folder = Path(folder)
     if not folder.is_dir():
         return "no run folder"

@@ -10,6 +10,7 @@ sweep resumes like a local one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import tempfile
@@ -17,6 +18,7 @@ import time
 import traceback
 import uuid
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
@@ -24,6 +26,7 @@ from ..core.config import RunConfig
 from ..io.errors import InputError, named
 from ..io.results import staged_dir
 from ..io.version import __version__
+from ..training.runner import execute_and_write
 
 LOCAL = re.compile(r"local:(\d+)")
 ADDRESS = re.compile(r"(tcp|tls|ucx|ws|wss)://\S+|[^\s:/]+:\d+")
@@ -33,8 +36,6 @@ TIMEOUT = 10.0  # seconds a scheduler's address has to answer
 
 def compute_files(config: RunConfig) -> dict[str, bytes]:
     """Run ``config`` in a temporary folder; return its files as {relative POSIX path: bytes}."""
-    from ..training.runner import execute_and_write
-
     with tempfile.TemporaryDirectory(prefix="stragglersim-") as tmp:
         out = Path(tmp) / "run"
         execute_and_write(config, out)
@@ -67,6 +68,7 @@ def check_scheduler(scheduler: str, *, timeout: float | None = None) -> int | No
 
 def _parse(scheduler: str) -> int | None:
     try:
+        # here, not at import: an optional dependency (the cluster extra)
         import distributed  # noqa: F401
     except ImportError:
         raise InputError(
@@ -86,10 +88,7 @@ def _parse(scheduler: str) -> int | None:
 
 def _probe(address: str, timeout: float) -> None:
     """Raise unless a Dask scheduler answers at ``address`` (a handshake, then the comm is closed)."""
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
-
-    from distributed.comm import connect as open_comm
+    from distributed.comm import connect as open_comm  # here, not at import: an optional dependency
 
     async def probe():
         comm = await open_comm(address, timeout=timeout)
@@ -116,7 +115,7 @@ def connect(scheduler: str, *, timeout: float | None = None, log=print):
     """
     k = _parse(scheduler)
     timeout = TIMEOUT if timeout is None else timeout
-    import distributed
+    import distributed  # here, not at import: an optional dependency (the cluster extra)
 
     with _quiet_logs():
         if k is not None:
@@ -175,6 +174,7 @@ def _checked(client, scheduler: str, log):
 
 def _check_workers(client, scheduler: str) -> None:
     def version():  # defined here so that it travels by value, not by a module reference
+        # here, not at import: this runs on each worker, where it reads the worker's own installed version
         from stragglersim.io.version import __version__ as installed
 
         return installed
@@ -197,7 +197,7 @@ def run_on_dask(todo: list[tuple[RunConfig, Path]], client, counter, log=lambda 
     """Compute every ``(config, folder)`` on the cluster and write each folder as its run
     arrives; ``log`` gets one line for each worker lost on the way. Returns the failed runs as
     ``(folder name, error with traceback)``."""
-    from distributed import as_completed
+    from distributed import as_completed  # here, not at import: an optional dependency (the cluster extra)
 
     futures = {}
     for config, path in todo:

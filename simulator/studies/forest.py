@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..plots.figures import _pyplot, save_figure
+
 UNITS = {
     "time_per_update": "s",
     "time_per_gradient": "s",
@@ -22,8 +24,6 @@ def plot_forest(rows: list[dict], info: dict, path: Path) -> None:
     Args:
         rows, info: what ``comparison.paired`` returns.
     """
-    from ..plots.figures import _pyplot, save_figure
-
     plt = _pyplot()
     metrics, names = info["metrics"], info["points"]
     label = 0.07 * max(len(n) for n in names) + 0.9  # inches for the tick labels at 8 pt

@@ -10,6 +10,7 @@ the Python API, and a sweep folder records its grids in ``grid.toml`` in the sam
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import itertools
 import json
@@ -18,8 +19,11 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import tomli_w
+
 from ..core.config import RunConfig
 from ..io.errors import InputError, named
+from ..io.shipped import read_toml
 from ..strategies import get, names
 from ..strategies import option_specs as strategy_options
 
@@ -134,8 +138,6 @@ class Grid:
     def load(cls, path: Path, *, what: str = "--grid ") -> Grid:
         """A grid file: flat keys, or the ``[[grid]]`` tables of a sweep folder's ``grid.toml`` (their union);
         ``what`` says in messages where the file came from."""
-        from ..io.shipped import read_toml
-
         data = read_toml(path, what=what)
         tables = data.pop("grid", None)
         if tables is None:
@@ -276,7 +278,6 @@ class Union(Grid):
 
 def to_toml(tables: list[dict], header: str = "") -> str:
     """``[[grid]]`` tables as TOML, a list on one line (``backups = [0, 2, 4]``)."""
-    import tomli_w
 
     def value(v) -> str:
         return "[" + ", ".join(map(value, v)) + "]" if isinstance(v, list) else tomli_w.dumps({"v": v})[4:].strip()
@@ -311,8 +312,6 @@ def _typed(name: str, kind: str, values: list, source: str) -> list:
 
 def _near(key: str) -> str:
     """``; did you mean 'backups'?``, or where the options are listed."""
-    import difflib
-
     near = difflib.get_close_matches(key, [*KINDS, "seeds", "total_workers"], n=1)
     return f"; did you mean {near[0]!r}?" if near else " (the options of simulate, with underscores; seeds)"
 

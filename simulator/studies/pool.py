@@ -10,6 +10,7 @@ tracker (also a child of the sweep) sees its pipe close and exits too.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
 import signal
@@ -32,8 +33,6 @@ def worker_pool(jobs: int) -> ProcessPoolExecutor:
 def die_with_parent(parent: int) -> None:
     """Make this process exit when ``parent`` (the PID of its parent now) dies."""
     if sys.platform.startswith("linux"):
-        import ctypes
-
         try:
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         except (OSError, AttributeError):  # no prctl: the watchdog alone

@@ -12,8 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.config import RunConfig
+from ..core.limits import MAX_PREDICT, check_latency
+from ..io import strictjson
 from ..io.errors import InputError, named
+from ..io.results import staged_dir, write_json
+from ..latency import parse_latency
+from ..latency.fitting import fit_durations
+from ..latency.traces import combine, read_trace
+from ..models.catalog import MODELS
+from ..plots.figures import plot_adaptive, plot_fit
 from ..strategies import get
+from ..training import measure as measuring
+from .compare_backups import compare_with_fixed
+from .theory import predict_backups
+from .validation import validate_trace
 
 
 @dataclass
@@ -30,16 +42,12 @@ class Report:
     def save(self, out: Path, *, overwrite: bool = False, inputs=()) -> None:
         """Write every file of the report into the folder ``out`` (replaced as a whole), which must
         not hold any of ``inputs`` (the files and folders the report was made from)."""
-        from ..io.results import staged_dir
-
         with staged_dir(Path(out), overwrite=overwrite, inputs=inputs) as tmp:
             for name, write in self.files.items():
                 write(tmp / name)
 
 
 def _json_file(data) -> Callable[[Path], None]:
-    from ..io.results import write_json
-
     return lambda path: write_json(path, data)
 
 
@@ -52,10 +60,6 @@ def moment_cell(value: float | None, finite: bool) -> str:
 
 def predict(latency: str, workers: int, backups, *, trace_format: str = "csv", time_scale: float = 1.0) -> Report:
     """Mean and std of X_{N:N+B} for each B (``theory.predict_backups``), with its notes."""
-    from ..core.limits import MAX_PREDICT, check_latency
-    from ..latency import parse_latency
-    from .theory import predict_backups
-
     backups = list(dict.fromkeys(backups))  # each B once, in order
     if workers < 1 or min(backups) < 0:
         raise InputError(f"{named('workers')} must be >= 1 and {named('backups')} >= 0")
@@ -79,10 +83,6 @@ def predict(latency: str, workers: int, backups, *, trace_format: str = "csv", t
 
 def fit(trace_path: Path, *, trace_format: str = "csv", time_scale: float = 1.0, out: Path | None = None) -> Report:
     """Maximum-likelihood fits of every latency family to a trace, ranked by AIC."""
-    from ..latency.fitting import fit_durations
-    from ..latency.traces import read_trace
-    from ..plots.figures import plot_fit
-
     trace = read_trace(trace_path, trace_format, time_scale)
     data = {"trace": str(trace_path), "format": trace_format, "time_scale": time_scale, **fit_durations(trace.duration)}
     lines = [f"{trace_path}: {data['n']} durations, mean {data['mean']:.6g} s"]
@@ -112,8 +112,6 @@ def validate(
     time_scale: float = 1.0,
 ) -> Report:
     """Exact replay of a trace against a simulation of its fitted model (``validation.py``)."""
-    from .validation import validate_trace
-
     config = RunConfig(
         strategy="backup",
         workers=workers,
@@ -148,9 +146,6 @@ def validate(
 
 def compare_backups(config: RunConfig, *, out: Path | None = None) -> Report:
     """adaptive-backup against every fixed number of backups on the same draws (``compare_backups.py``)."""
-    from ..plots.figures import plot_adaptive
-    from .compare_backups import compare_with_fixed
-
     data = compare_with_fixed(config)
     best, zero = data["best_fixed"], data["fixed"]["0"]
     lines = [
@@ -166,10 +161,6 @@ def compare_backups(config: RunConfig, *, out: Path | None = None) -> Report:
 
 def measure(workers: int, steps: int, *, model: str = "mlp", dataset: str = "digits", batch_size: int = 32):
     """A trace of real JAX gradient steps by ``workers`` processes; returns (trace, report)."""
-    from ..models.catalog import MODELS
-    from ..training.measure import check_measure
-    from ..training.measure import measure as run
-
     if workers < 1 or steps < 1 or batch_size < 1:
         raise InputError(f"{named('workers')}, {named('steps')} and {named('batch_size')} must be integers >= 1")
     if model not in MODELS:
@@ -179,8 +170,8 @@ def measure(workers: int, steps: int, *, model: str = "mlp", dataset: str = "dig
             f"{named('dataset')} {dataset!r}: measure uses a bundled "
             f"or generated dataset (digits, mnist1d, teacher-student)"
         )
-    check_measure(workers, steps, dataset, batch_size)  # before any process starts
-    trace = run(workers, steps, model=model, dataset=dataset, batch_size=batch_size)
+    measuring.check_measure(workers, steps, dataset, batch_size)  # before any process starts
+    trace = measuring.measure(workers, steps, model=model, dataset=dataset, batch_size=batch_size)
     per = [d.mean() for d in trace.per_worker()]
     line = (
         f"{workers} workers x {steps} steps of {model} on {dataset}; "
@@ -192,8 +183,6 @@ def measure(workers: int, steps: int, *, model: str = "mlp", dataset: str = "dig
 
 def import_trace(sources: list[Path], *, trace_format: str = "csv", time_scale: float = 1.0):
     """Read trace files (several for chrome: one worker each) as one trace; returns (trace, report)."""
-    from ..latency.traces import combine, read_trace
-
     trace = combine([read_trace(src, trace_format, time_scale) for src in sources]).rounded()
     line = f"{trace.n_workers} workers, {len(trace.duration)} computations, mean duration {trace.duration.mean():.6g} s"
     return trace, Report({"workers": trace.n_workers, "computations": len(trace.duration)}, [line])
@@ -238,6 +227,4 @@ def describe_run(s: dict, out: Path) -> str:
 
 
 def to_json(report: Report) -> str:
-    from ..io import strictjson
-
     return strictjson.dumps(report.data)

@@ -8,6 +8,7 @@ the full study is what ``figures/`` holds.
 from __future__ import annotations
 
 import csv
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,12 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from ..core.config import RunConfig
-from ..io.results import by_workers, read_csv, write_json
+from ..io.results import by_workers, check_out_dir, read_csv, write_json
+from ..io.timeline import chrome_trace
 from ..latency import Empirical, parse_latency
 from ..latency.fitting import fit_durations
 from ..latency.traces import read_trace, shipped_trace
 from ..plots import figures as plots
+from ..training.runner import execute_and_write
 from . import study_plots
+from .convex import convex_study
 from .grids import digest
 from .survival import order_means
 from .sweeps import run_sweep
@@ -81,10 +85,6 @@ def reproduce(
     Raises:
         InputError: ``out`` is not empty and ``overwrite`` is off, or is a file.
     """
-    import shutil
-
-    from ..io.results import check_out_dir
-
     check_out_dir(out, overwrite=overwrite, replaces=False)  # writes into out, keeping other files
     scale = scale or (QUICK if quick else Scale())  # ``scale``: any other size (the tests' smallest)
     data = out / "data"
@@ -199,8 +199,6 @@ def reproduce(
     study_plots.plot_staleness(data / "staleness", out / "staleness")
 
     log("Dutta et al.'s bound beside a convex run ...")
-    from .convex import convex_study
-
     convex = RunConfig(
         strategy="k-sync",
         workers=8,
@@ -224,9 +222,6 @@ def reproduce(
     facts["convex_below_bound"] = float(np.mean(study["error"] <= study["bound"]))
 
     log("a timeline of a few steps ...")
-    from ..io.timeline import chrome_trace
-    from ..training.runner import execute_and_write
-
     gantt = RunConfig(
         strategy="backup",
         workers=4,

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..io.results import by_workers, read_csv
 from ..plots.figures import _num, _pyplot, _save, line_colours, short_spec
+from .aggregation import interval
 
 
 def plot_kth_gradient(table: Path, path: Path, *, model: str) -> None:
@@ -35,8 +36,6 @@ def plot_kth_gradient(table: Path, path: Path, *, model: str) -> None:
 def plot_iteration_time(results: Path, theory: Path, path: Path) -> None:
     """Mean iteration time against B per semantics (mean over seeds, bars the 95% Student-t interval
     across seeds), with the order-statistics curve."""
-    from .aggregation import interval
-
     plt = _pyplot()
     rows = read_csv(results)
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
@@ -146,8 +145,6 @@ def plot_accuracy_vs_time(metrics: dict[str, Path], target: float | None, path: 
 def plot_staleness(sweep: Path, path: Path) -> None:
     """Final accuracy against mean staleness (left: mean over seeds, bars the 95% Student-t interval
     across seeds) and staleness histograms (right)."""
-    from .aggregation import interval
-
     plt = _pyplot()
     rows = read_csv(sweep / "results.csv")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))

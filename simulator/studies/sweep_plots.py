@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from ..io.errors import InputError
 from ..plots.figures import _pyplot, line_colours, numeric_order, save_figure, short_spec
@@ -189,8 +190,6 @@ def plot_sweep(folders: dict[str, list[RunRecord]], path: Path, *, metric: str |
     """Draw ``sweep_table`` (PNG and PDF): mean over seeds, bars the 95% t-interval across seeds.
     A line with a single point in a panel whose x axis has several values (sync at B = 0 beside
     backup at B = 0..4) is drawn as a dashed reference across the panel. Returns the table drawn."""
-    from matplotlib.ticker import MaxNLocator
-
     plt = _pyplot()
     lay, metric, rows = sweep_table(folders, metric)
     records = [r for recs in folders.values() for r in recs]

@@ -21,14 +21,15 @@ from ..io.errors import InputError, RunsFailed, named
 from ..io.progress import RunCounter
 from ..io.results import check_out_place, write_results, write_text
 from ..io.storage import FolderLock, recover_all
+from ..training.runner import execute_and_write
+from .aggregation import RunRecord, aggregate
 from .completeness import read_summary, run_complete
+from .dask_sweep import check_scheduler, connect, run_on_dask
 from .grids import Grid, Union, digest, run_name, to_toml, varied
 from .pool import stop, worker_pool
 
 
 def _run(config: RunConfig, out: str) -> dict:
-    from ..training.runner import execute_and_write
-
     return execute_and_write(config, Path(out), overwrite=True)
 
 
@@ -70,8 +71,6 @@ def _sweep(
     if jobs is not None and jobs < 1:
         raise InputError(f"{named('jobs')} {jobs}: must be at least 1")
     if scheduler is not None:
-        from .dask_sweep import check_scheduler
-
         if jobs is not None:
             raise InputError(
                 f"{named('jobs')}: local processes only; with {named('scheduler')} the cluster's workers run the sweep"
@@ -92,8 +91,6 @@ def _sweep(
         log(f"{len(configs) - len(todo)} of {len(configs)} runs are complete already; {len(todo)} to run")
     failures: list[tuple[str, str]] = []
     if todo and scheduler is not None:
-        from .dask_sweep import connect, run_on_dask
-
         with connect(scheduler, log=log) as client:
             counter.start(len(todo))
             failures = run_on_dask(todo, client, counter, log)
@@ -197,8 +194,6 @@ def _todo(configs: list[RunConfig], names: list[str], runs: Path, log) -> list[t
 def _write_tables(configs: list[RunConfig], names: list[str], out: Path) -> list[dict]:
     """``results.csv`` (one row per run: its name, the fields the grid varies, its summary) and
     ``aggregate.csv`` (one row per configuration over seeds); returns the rows of results.csv."""
-    from .aggregation import RunRecord, aggregate
-
     tags = varied(configs)
     rows, records = [], []
     for config, name in zip(configs, names, strict=True):

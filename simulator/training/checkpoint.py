@@ -23,6 +23,7 @@ import json
 import shutil
 import zipfile
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import jax
@@ -125,8 +126,6 @@ def resume_config(directory: Path, given: dict) -> RunConfig:
     Raises:
         InputError: another option given with a value other than the checkpoint's, or ``--config``.
     """
-    from dataclasses import replace
-
     config = load_config(directory)
     if "config" in given:
         raise InputError(

@@ -19,6 +19,7 @@ import numpy as np
 from ..core.limits import BASE, INPUTS, JAX, _gb, machine_memory
 from ..io.errors import InputError, named
 from ..latency.traces import Trace
+from ..models.datasets import load_dataset
 
 PER_CPU = 4  # processes per CPU at most: more share the cores so much that they measure only contention
 MOST = 256  # processes at most, whatever the machine
@@ -58,12 +59,12 @@ def check_measure(
 
 
 def _worker(rank: int, steps: int, model_name: str, dataset_name: str, batch_size: int, barrier, queue) -> None:
+    # here, not at import: only the measuring processes load JAX, not the parent that starts them
     import jax
-    import jax.numpy as jnp
-    import optax
+    import jax.numpy as jnp  # here, not at import: JAX loads in the measuring processes only
+    import optax  # here, not at import: it imports JAX, which loads in the measuring processes only
 
-    from ..models.datasets import load_dataset
-    from ..models.zoo import build_model
+    from ..models.zoo import build_model  # here, not at import: it imports JAX
 
     dataset = load_dataset(dataset_name)
     model = build_model(model_name, dataset)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core import fastpath
 from ..core.assemble import RunInputs, assemble, input_files
 from ..core.config import RunConfig
+from ..core.engine import Simulation
 from ..io.errors import InputError, named
 from ..io.outcome import Outcome, outcome_of
-from ..io.progress import NULL_PROGRESS
+from ..io.progress import NULL_PROGRESS, NullProgress
+from ..io.results import check_not_in_sweep, check_out_dir, check_out_place, write_run
+from ..io.storage import FolderLock, recover
 
 
 @dataclass
@@ -35,19 +41,15 @@ def execute(run: RunConfig | RunInputs, *, progress=NULL_PROGRESS, checkpoints=N
     config = inputs.config
     tables, params = {}, None
     if config.timing_only:
-        from ..core import fastpath
-
         if fastpath.applies(inputs):
             log = fastpath.fast_simulate(inputs, records=config.log_gradients == "all")
             progress.update(len(log.updates))
         else:
-            from ..core.engine import Simulation
-
             log = Simulation(inputs, progress=progress).run()
         summary = log.summary(config)
     else:
-        from .evaluation import TrainingResult
-        from .trainer import train
+        from .evaluation import TrainingResult  # here, not at import: a timing-only run never imports JAX
+        from .trainer import train  # here, not at import: a timing-only run never imports JAX
 
         config, log, result = train(inputs, progress=progress, checkpoints=checkpoints, resume=resume)
         summary = {**log.summary(config), **result.summary}
@@ -62,9 +64,6 @@ def execute(run: RunConfig | RunInputs, *, progress=NULL_PROGRESS, checkpoints=N
 def execute_and_write(config: RunConfig, out: Path, *, overwrite: bool = False) -> dict:
     """``execute`` then write the results to ``out``; returns the summary (for sweeps). The process
     is the only writer of ``out`` (``FolderLock``) from start to end."""
-    from ..io.results import write_run
-    from ..io.storage import FolderLock
-
     with FolderLock(out):
         result = execute(config)
         write_run(out, result.config, result.log, result.summary, tables=result.tables, overwrite=overwrite)
@@ -78,13 +77,6 @@ def run_to_folder(
     the results to ``out``; the checkpoints go once the run is complete. ``progress`` is closed.
     ``reads``: files read besides the config's own (``--config``), which ``out`` must not replace.
     The process is the only writer of ``out`` and ``OUT.checkpoint`` (``FolderLock``) throughout."""
-    import shutil
-    import sys
-
-    from ..io.progress import NullProgress
-    from ..io.results import check_not_in_sweep, check_out_dir, check_out_place, write_run
-    from ..io.storage import FolderLock, recover
-
     try:  # progress.close() may be called twice (tqdm's and NullProgress's are idempotent)
         inputs = assemble(config)  # every input error first (validation, latency, faults, data) ...
         reads = [*reads, *input_files(config), *([resume] if resume is not None else [])]
@@ -100,7 +92,7 @@ def run_to_folder(
             check_out_dir(out, overwrite=overwrite, inputs=reads)  # ... then whether the results can be written
             checkpoints = Path(f"{out}.checkpoint")
             if inputs.config.checkpoint_every or resume is not None:
-                from .checkpoint import recover as recover_checkpoint
+                from .checkpoint import recover as recover_checkpoint  # here, not at import: it imports JAX
 
                 recover_checkpoint(checkpoints)  # a checkpoint write a killed run left half-done; its temporaries
             result = execute(inputs, progress=progress, checkpoints=checkpoints, resume=resume)

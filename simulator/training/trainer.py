@@ -32,6 +32,7 @@ from ..io.gcpause import gc_paused
 from ..io.progress import NULL_PROGRESS
 from ..models.datasets import Dataset
 from ..models.zoo import Model
+from . import checkpoint
 from .evaluation import Evaluator, TrainingResult, describe_device
 from .optim import make_optimizer
 from .steps import compiled_steps
@@ -158,8 +159,6 @@ class Trainer:
         consumed = 0
         applied = []  # the updates applied, in order (the engine's, read only)
         if self.resume is not None:
-            from . import checkpoint
-
             saved, state = checkpoint.restore(self.resume, self.state(), result)
             self.restore(saved)
             consumed, next_time = state["consumed"], state["next_time"]
@@ -231,8 +230,6 @@ class Trainer:
         return result
 
     def _checkpoint(self, result, consumed: int, next_time: float, quality: list, reached) -> None:
-        from . import checkpoint
-
         state = {"consumed": consumed, "next_time": next_time, "quality": quality, "reached": reached}
         state["samples"] = self._samples
         checkpoint.save(self.checkpoints, self.config, self.state(), result, state)
