@@ -127,24 +127,10 @@ def unexplained_lazy_imports(path: Path) -> list[int]:
     return [n for n in module_map.lazy_imports(path) if not (reason(n) or comment_line(n - 1))]
 
 
-# Modules another change of issue 27 is editing; strict: the mark must go once the module explains its imports.
-EXPLAINED_ELSEWHERE = {"simulator/llm/report.py"}
 PACKAGE_MODULES = sorted([*ROOT.glob("simulator/**/*.py"), *ROOT.glob("models/*.py")])
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(
-            path,
-            id=path.relative_to(ROOT).as_posix(),
-            marks=[pytest.mark.xfail(strict=True, reason="another change of issue 27 edits it")]
-            if path.relative_to(ROOT).as_posix() in EXPLAINED_ELSEWHERE
-            else [],
-        )
-        for path in PACKAGE_MODULES
-    ],
-)
+@pytest.mark.parametrize("path", PACKAGE_MODULES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_import_inside_a_function_says_why_it_is_not_at_the_top(path):
     """An import belongs at the top of its module; one inside a function (the command line's start, an
     import cycle, an optional dependency, a heavy library a light path skips) carries its reason as a

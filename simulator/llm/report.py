@@ -15,10 +15,11 @@ import numpy as np
 from ..io.boundary import check_input_file
 from ..io.errors import InputError, named
 from ..io.progress import progress_bar
-from ..io.results import staged_dir, write_json
+from ..io.results import check_out_dir, staged_dir, write_json
 from ..io.shipped import shipped_if_missing
 from ..io.version import __version__
 from ..latency.traces import Trace
+from . import figures as whatif_plots
 from . import trace as llm_trace
 from . import whatif
 
@@ -28,8 +29,6 @@ def run_whatif(
 ) -> str:
     """Analyse ``trace_path`` (parquet or CSV) with the sizes in ``meta_path`` (default: the
     ``meta-NAME.yaml`` beside ``trace-NAME.parquet``), write ``out``; returns the summary to print."""
-    from ..io.results import check_out_dir
-
     trace_path = shipped_if_missing(trace_path)
     if not trace_path.exists():
         raise InputError(f"{trace_path}: no such file")
@@ -119,8 +118,6 @@ FIGURES = ("figures", "timeline-original", "timeline-ideal")
 
 
 def _figures(result: dict, trace, replays: dict, tmp: Path, bar) -> None:
-    from . import figures as whatif_plots
-
     whatif_plots.plot_whatif(result, tmp)
     bar.update(1)
     for name, replay in replays.items():
