@@ -224,3 +224,18 @@ def test_a_new_strategy_is_one_file_and_one_registration_line(tmp_path, capsys):
         assert "--backups 1: toy-majority has no backup workers" in capsys.readouterr().err
     finally:
         strategies.unregister("toy-majority")
+
+
+def test_each_strategy_names_its_recursion_and_an_unknown_name_finds_none():
+    """k-batch-sync is no order statistic of fresh draws (a worker may deliver two of an update's K): no
+    barrier fast path, its own "batch" recursion; backup with drop and B = 0 is a barrier. A name that is
+    no strategy (or not even hashable, from a TOML list) finds none, and a configuration with it still says
+    its worker count before validation refuses it."""
+    batch = RunConfig(strategy="k-batch-sync", workers=4, k=2)
+    assert strategies.get("k-batch-sync").fast_path(batch) is None
+    assert strategies.get("k-batch-sync").recursion(batch) == "batch"
+    assert strategies.get("backup").recursion(RunConfig(semantics="drop", backups=0)) == "barrier"
+    assert strategies.get("backup").recursion(RunConfig(semantics="drop", backups=2)) == "drop"
+    assert strategies.find(["sync"]) is None and strategies.find("nope") is None
+    assert RunConfig(strategy=["sync"], workers=3, backups=2).total_workers == 3
+    assert RunConfig(strategy="backup", workers=3, backups=2).total_workers == 5
