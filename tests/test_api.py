@@ -69,7 +69,7 @@ def test_training_run_metrics_match_the_cli(tmp_path):
 def test_bad_options_and_folders_are_one_line_errors(tmp_path):
     with pytest.raises(InputError, match="unknown option 'worker'; did you mean 'workers'"):
         stragglersim.simulate(worker=8)
-    with pytest.raises(InputError, match="--backups must be an integer >= 0"):
+    with pytest.raises(InputError, match="^backups must be an integer >= 0"):  # the API names fields, not flags
         stragglersim.simulate(backups=-1, timing_only=True)
     with pytest.raises(InputError, match="no such run folder"):
         stragglersim.load_run(tmp_path / "nothing")

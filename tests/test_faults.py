@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import run
 from stragglersim.cli.main import main
+from stragglersim.cli.options import worded
 from stragglersim.core.faults import Episodes, FailSlow, parse_fail_at
 from stragglersim.io.errors import InputError
 
@@ -195,7 +196,7 @@ def test_bad_fault_options(kwargs, message):
 
     with pytest.raises(InputError) as err:
         check(RunConfig(workers=16, **{"fail_at": "", **kwargs}))
-    assert message in str(err.value)
+    assert message in worded(err.value)
 
 
 def test_fail_at_parsing():

@@ -113,38 +113,45 @@ class RunConfig:
 
         family = strategies.get(self.strategy)  # --strategy: unknown strategy ... (choose from ...)
         strategies.check_options(self, ("semantics",))
-        need(_is_int(self.workers) and self.workers >= 1, f"--workers must be an integer >= 1, got {self.workers}")
-        need(_is_int(self.backups) and self.backups >= 0, f"--backups must be an integer >= 0, got {self.backups}")
+        need(
+            _is_int(self.workers) and self.workers >= 1,
+            f"{named('workers')} must be an integer >= 1, got {self.workers}",
+        )
+        need(
+            _is_int(self.backups) and self.backups >= 0,
+            f"{named('backups')} must be an integer >= 0, got {self.backups}",
+        )
         if self.steps is None:
             need(
                 self.latency.strip().startswith("trace:"),
-                "--steps is needed unless the latency is an exact trace:PATH replay",
+                f"{named('steps')} is needed unless the latency is an exact trace:PATH replay",
             )
         else:
-            need(_is_int(self.steps) and self.steps >= 1, f"--steps must be an integer >= 1, got {self.steps}")
-        need(_is_int(self.seed) and self.seed >= 0, f"--seed must be an integer >= 0, got {self.seed}")
+            need(_is_int(self.steps) and self.steps >= 1, f"{named('steps')} must be an integer >= 1, got {self.steps}")
+        need(_is_int(self.seed) and self.seed >= 0, f"{named('seed')} must be an integer >= 0, got {self.seed}")
         family.check(self)  # --backups
         self._validate_family(need)
         need(
             _finite_nonneg(self.comm_latency),
-            f"--comm-latency must be a finite number >= 0 (seconds), got {self.comm_latency}",
+            f"{named('comm_latency')} must be a finite number >= 0 (seconds), got {self.comm_latency}",
         )
-        need(self.bandwidth > 0, f"--bandwidth must be > 0 (bytes per second), got {self.bandwidth}")
+        need(self.bandwidth > 0, f"{named('bandwidth')} must be > 0 (bytes per second), got {self.bandwidth}")
         need(
             self.param_bytes is None or _finite_nonneg(self.param_bytes),
-            f"--param-bytes must be a finite number >= 0, got {self.param_bytes}",
+            f"{named('param_bytes')} must be a finite number >= 0, got {self.param_bytes}",
         )
-        need(self.ps_bandwidth > 0, f"--ps-bandwidth must be > 0 (bytes per second), got {self.ps_bandwidth}")
+        need(self.ps_bandwidth > 0, f"{named('ps_bandwidth')} must be > 0 (bytes per second), got {self.ps_bandwidth}")
         need(
             self.data_cost in DATA_COSTS,
-            f"--data-cost: unknown {self.data_cost!r} (choose from {', '.join(DATA_COSTS)})",
+            f"{named('data_cost')}: unknown {self.data_cost!r} (choose from {', '.join(DATA_COSTS)})",
         )
         need(
             self.data_partition != "by-work" or self.data_cost != "none",
-            "--data-partition by-work needs --data-cost nnz",
+            f"{named('data_partition')} by-work needs {named('data_cost')} nnz",
         )
         need(
-            self.log_gradients in ("all", "none"), f"--log-gradients: expected all or none, got {self.log_gradients!r}"
+            self.log_gradients in ("all", "none"),
+            f"{named('log_gradients')}: expected all or none, got {self.log_gradients!r}",
         )
         self._validate_training(need)
         return self
@@ -170,56 +177,62 @@ class RunConfig:
         strategies.check_options(self, [o.field for o in strategies.option_specs() if o.field != "semantics"])
 
     def _validate_training(self, need) -> None:
-        need(self.model in MODELS, f"--model: unknown model {self.model!r} (choose from {', '.join(MODELS)})")
+        need(self.model in MODELS, f"{named('model')}: unknown model {self.model!r} (choose from {', '.join(MODELS)})")
         need(
-            self.dataset in DATASETS, f"--dataset: unknown dataset {self.dataset!r} (choose from {', '.join(DATASETS)})"
+            self.dataset in DATASETS,
+            f"{named('dataset')}: unknown dataset {self.dataset!r} (choose from {', '.join(DATASETS)})",
         )
         need(
             _is_int(self.dataset_size) and self.dataset_size >= 0,
-            f"--dataset-size must be an integer >= 0, got {self.dataset_size}",
+            f"{named('dataset_size')} must be an integer >= 0, got {self.dataset_size}",
         )
         need(
             self.data_partition in PARTITIONS,
-            f"--data-partition: unknown {self.data_partition!r} (choose from {', '.join(PARTITIONS)})",
+            f"{named('data_partition')}: unknown {self.data_partition!r} (choose from {', '.join(PARTITIONS)})",
         )
         need(
             _is_int(self.batch_size) and self.batch_size >= 1,
-            f"--batch-size must be an integer >= 1, got {self.batch_size}",
+            f"{named('batch_size')} must be an integer >= 1, got {self.batch_size}",
         )
         self.hidden_sizes  # noqa: B018 (validates)
         need(
             self.optimizer in OPTIMIZERS,
-            f"--optimizer: unknown optimizer {self.optimizer!r} (choose from {', '.join(OPTIMIZERS)})",
+            f"{named('optimizer')}: unknown optimizer {self.optimizer!r} (choose from {', '.join(OPTIMIZERS)})",
         )
-        need(_positive(self.lr), f"--lr must be a finite number > 0, got {self.lr}")
-        need(_finite_nonneg(self.momentum) and self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}")
+        need(_positive(self.lr), f"{named('lr')} must be a finite number > 0, got {self.lr}")
+        need(
+            _finite_nonneg(self.momentum) and self.momentum < 1,
+            f"{named('momentum')} must be in [0, 1), got {self.momentum}",
+        )
         need(
             self.lr_schedule in SCHEDULES,
-            f"--lr-schedule: unknown {self.lr_schedule!r} (choose from {', '.join(SCHEDULES)})",
+            f"{named('lr_schedule')}: unknown {self.lr_schedule!r} (choose from {', '.join(SCHEDULES)})",
         )
         need(
             _positive(self.lr_decay_rate) and self.lr_decay_rate <= 1,
-            f"--lr-decay-rate must be in (0, 1], got {self.lr_decay_rate}",
+            f"{named('lr_decay_rate')} must be in (0, 1], got {self.lr_decay_rate}",
         )
         need(
             _is_int(self.lr_decay_steps) and self.lr_decay_steps >= 1,
-            f"--lr-decay-steps must be an integer >= 1, got {self.lr_decay_steps}",
+            f"{named('lr_decay_steps')} must be an integer >= 1, got {self.lr_decay_steps}",
         )
         need(
             self.lr_scaling in SCALINGS,
-            f"--lr-scaling: unknown {self.lr_scaling!r} (choose from {', '.join(SCALINGS)})",
+            f"{named('lr_scaling')}: unknown {self.lr_scaling!r} (choose from {', '.join(SCALINGS)})",
         )
         scaled = self.lr * {"linear": self.total_workers, "sqrt": math.sqrt(self.total_workers)}.get(self.lr_scaling, 1)
         need(
             self.timing_only or scaled <= FLOAT32_MAX,
-            f"--lr {self.lr:g}: a learning rate of {scaled:.3g} (after --lr-scaling) is beyond the largest float32 "
-            f"({FLOAT32_MAX:.3g}), the precision training computes in; give a smaller --lr",
+            f"{named('lr')} {self.lr:g}: a learning rate of {scaled:.3g} "
+            f"(after {named('lr_scaling')}) is beyond the largest float32 "
+            f"({FLOAT32_MAX:.3g}), the precision training computes in; give a smaller {named('lr')}",
         )
         self.eval_schedule  # noqa: B018 (validates)
         need(
             not (self.checkpoint_every and self.timing_only),
-            f"--checkpoint-every {self.checkpoint_every}: a --timing-only run keeps no checkpoints (they hold the "
-            "training state); drop --checkpoint-every",
+            f"{named('checkpoint_every')} {self.checkpoint_every}: a "
+            f"{named('timing_only')} run keeps no checkpoints (they hold the "
+            f"training state); drop {named('checkpoint_every')}",
         )
         if self.checkpoint_every:
             mode, every = self.eval_schedule
@@ -230,27 +243,36 @@ class RunConfig:
                 value = -1
             need(
                 0 < value < math.inf,
-                f"--checkpoint-every {text!r}: must be a finite number > 0 of updates (100) or simulated seconds (5s)",
+                f"{named('checkpoint_every')} {text!r}: must be a finite "
+                f"number > 0 of updates (100) or simulated seconds (5s)",
             )
             ratio = value / every
             same_unit = text.endswith("s") == (mode == "seconds")
             ok = same_unit and math.isfinite(ratio) and abs(ratio - round(ratio)) < 1e-9
             need(
                 ok,
-                f"--checkpoint-every {text!r}: a multiple of --eval-every in the same unit; evaluations are every "
+                f"{named('checkpoint_every')} {text!r}: a multiple of "
+                f"{named('eval_every')} in the same unit; evaluations are every "
                 f"{every:g}{'s' if mode == 'seconds' else ' updates'}"
-                + (" (--eval-every auto; give --eval-every to choose)" if self.eval_every.strip() == "auto" else ""),
+                + (
+                    f" ({named('eval_every')} auto; give {named('eval_every')} to choose)"
+                    if self.eval_every.strip() == "auto"
+                    else ""
+                ),
             )
         if self.target_accuracy is not None:
             need(
                 _positive(self.target_accuracy) and self.target_accuracy <= 1,
-                f"--target-accuracy is a fraction in (0, 1], got {self.target_accuracy}",
+                f"{named('target_accuracy')} is a fraction in (0, 1], got {self.target_accuracy}",
             )
         if self.target_loss is not None:
-            need(_positive(self.target_loss), f"--target-loss must be a finite number > 0, got {self.target_loss}")
+            need(
+                _positive(self.target_loss),
+                f"{named('target_loss')} must be a finite number > 0, got {self.target_loss}",
+            )
         need(
             _is_int(self.reference_batch) and self.reference_batch >= 1,
-            f"--reference-batch must be an integer >= 1, got {self.reference_batch}",
+            f"{named('reference_batch')} must be an integer >= 1, got {self.reference_batch}",
         )
 
     @property

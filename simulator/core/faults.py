@@ -50,7 +50,7 @@ class FailSlow:
     def parse(cls, text: str) -> FailSlow | None:
         if not text.strip():
             return None
-        p = _params(text, "--fail-slow", {"normal": "> 0", "slow": "> 0", "factor": ">= 1"})
+        p = _params(text, named("fail_slow"), {"normal": "> 0", "slow": "> 0", "factor": ">= 1"})
         return cls(p["normal"], p["slow"], p["factor"])
 
     def timeline(self, seed: int, worker: int) -> Episodes:
@@ -127,7 +127,7 @@ class FailureRate:
     def parse(cls, text: str) -> FailureRate | None:
         if not text.strip():
             return None
-        p = _params(text, "--failures", {"rate": "> 0", "downtime": "> 0"})
+        p = _params(text, named("failures"), {"rate": "> 0", "downtime": "> 0"})
         return cls(p["rate"], p["downtime"])
 
     def spans(self, seed: int, worker: int):

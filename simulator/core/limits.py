@@ -159,7 +159,10 @@ def check_run(config, model, factors: np.ndarray, faults) -> None:
     steps, p = config.steps or 1, config.total_workers
     fmax = float(np.max(factors)) if len(factors) else 1.0
     transfer = 2 * (config.comm_latency + (config.param_bytes or 0.0) / config.bandwidth)
-    for flag, value in (("--comm-latency", config.comm_latency), ("--deadline", config.deadline or 0.0)):
+    for flag, value in (
+        (f"{named('comm_latency')}", config.comm_latency),
+        (f"{named('deadline')}", config.deadline or 0.0),
+    ):
         if value > CLOCK_MAX:
             raise InputError(f"{flag} {value:g}: beyond what the simulated clock holds (at most {CLOCK_MAX:g} s)")
     if not transfer <= CLOCK_MAX:
@@ -183,7 +186,11 @@ def check_run(config, model, factors: np.ndarray, faults) -> None:
     scale = base * fmax * slow + transfer
     t_high = steps * scale * p
     if not t_high <= CLOCK_MAX:
-        what = f"--latency {config.latency}" if base * p * steps > CLOCK_MAX else "--speed-factors / --fail-slow"
+        what = (
+            f"{named('latency')} {config.latency}"
+            if base * p * steps > CLOCK_MAX
+            else f"{named('speed_factors')} / {named('fail_slow')}"
+        )
         raise InputError(
             f"{what}: computations of about {scale:g} s over {steps} updates of {p} workers would run the simulated "
             f"clock past {CLOCK_MAX:g} s (steps x workers x mean latency must stay below it)"
@@ -236,8 +243,8 @@ def _check_periods(config, t_low: float, floor: float) -> None:
         return
     limit = max(MAX_EVALUATIONS, config.steps or 0)
     for flag, text, what in (
-        ("--eval-every", config.eval_every, "evaluations"),
-        ("--checkpoint-every", config.checkpoint_every, "checkpoints"),
+        (f"{named('eval_every')}", config.eval_every, "evaluations"),
+        (f"{named('checkpoint_every')}", config.checkpoint_every, "checkpoints"),
     ):
         if not text.strip():
             continue

@@ -21,7 +21,7 @@ import stat
 import zipfile
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, named
 
 ENVIRONMENT = 1  # exit status: disk full, permission, memory
 INPUT = 2  # exit status: a bad path or a corrupt file
@@ -93,7 +93,7 @@ def _untemp(path: str) -> str:
 PSEUDO = ("/proc", "/sys", "/dev")  # kernel file systems: never a place for results
 
 
-def check_out_writable(out: Path, *, what: str = "--out") -> None:
+def check_out_writable(out: Path, *, what: str = named("out")) -> None:
     """Refuse, before any work, an output path that cannot be written: the root folder, a path under
     ``/proc``, ``/sys`` or ``/dev``, a path through a file, a folder this user cannot write, a name
     longer than the file system allows (less room for the hidden temporary name beside it).

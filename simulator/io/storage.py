@@ -27,7 +27,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, named
 
 TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)(-\d+)?$")  # a temporary's name
 _serial = itertools.count()
@@ -154,7 +154,7 @@ class FolderLock:
 
     _held: dict[str, list] = {}  # lock path -> [fd, count, pid, parent folders it created]
 
-    def __init__(self, folder: Path, option: str = "--out"):
+    def __init__(self, folder: Path, option: str = named("out")):
         self.folder, self.option = Path(folder), option
 
     def __enter__(self) -> FolderLock:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 from ..io.spec import Spec, parse_spec
 from .empirical import TRACE_FAMILIES, parse_trace_latency
 from .models import Constant, LatencyModel, ScipyLatency, Straggler
@@ -73,7 +73,7 @@ FAMILIES: dict[str, tuple[dict[str, Param], Callable[..., LatencyModel]]] = {
 
 
 def parse_latency(
-    text: str, *, what: str = "--latency", trace_format: str = "csv", time_scale: float = 1.0
+    text: str, *, what: str = f"{named('latency')}", trace_format: str = "csv", time_scale: float = 1.0
 ) -> LatencyModel:
     """Build a latency model from a SPEC string such as ``exponential:rate=1`` or ``trace:PATH``.
 

@@ -374,7 +374,7 @@ def grid_from_options(values: dict, file: Path | None = None) -> Grid:
         else:
             axes[f.name] = parse_values(f.name, value)
     total = values.get("total_workers")
-    grid = Grid(axes, parse_int_list(total, "--total-workers") if total else [])
+    grid = Grid(axes, parse_int_list(total, named("total_workers")) if total else [])
     if file is None:
         return grid
     return Grid.load(file).merged(grid)

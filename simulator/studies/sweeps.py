@@ -130,7 +130,7 @@ def _plan(grid: Grid, out: Path, *, extend: bool, overwrite: bool) -> Union:
         InputError: the folder holds another sweep (or something else) and neither flag says what to do.
     """
     if extend and overwrite:
-        raise InputError(f"--extend adds runs to the sweep, {named('overwrite')} starts it again: give one")
+        raise InputError(f"{named('extend')} adds runs to the sweep, {named('overwrite')} starts it again: give one")
     new = grid.configs()  # checks the grid before the folder is looked at
     recorded = out / GRID_FILE
     if overwrite or not (out.is_dir() and any(out.iterdir())):

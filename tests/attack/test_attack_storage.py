@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from stragglersim.cli.main import main
+from stragglersim.cli.options import worded
 from stragglersim.io.errors import InputError
 from stragglersim.io.results import write_results
 from stragglersim.io.storage import FolderLock, recover
@@ -114,7 +115,7 @@ def test_folder_lock_refuses_a_second_process_naming_the_holder_and_leaves_no_fi
         with pytest.raises(InputError) as refused:
             with FolderLock(out):
                 pass
-        assert str(refused.value) == (
+        assert worded(refused.value) == (
             f"--out {out}: another stragglersim process (PID {holder.pid}) is writing it; "
             "wait for it or give another folder"
         )

@@ -322,7 +322,7 @@ def test_a_checkpoint_period_of_zero_says_it_must_be_positive(tmp_path, capsys):
 def test_periods_of_an_async_run_count_its_updates_as_p_per_computation():
     """async, 4 workers, 100 updates of about 1/4 s -> --eval-every 1e-9s is 2.5e10 evaluations: refused"""
     config = RunConfig(strategy="async", workers=4, steps=100, eval_every="1e-9s")
-    with pytest.raises(ValueError, match=r"--eval-every 1e-9s: about 2\.5e\+10 evaluations in a run of about 25 simu"):
+    with pytest.raises(ValueError, match=r"eval_every 1e-9s: about 2\.5e\+10 evaluations in a run of about 25 simu"):
         check(config)
     check(replace(config, eval_every="0.5s"))
 
