@@ -9,6 +9,7 @@ The Python API (see the README's "Python API")::
 """
 
 from .api import Run, aggregate, compare, load_run, predict, simulate, sweep
+from .io.errors import InputError
 from .io.version import __version__
 
-__all__ = ["Run", "__version__", "aggregate", "compare", "load_run", "predict", "simulate", "sweep"]
+__all__ = ["InputError", "Run", "__version__", "aggregate", "compare", "load_run", "predict", "simulate", "sweep"]
