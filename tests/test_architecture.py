@@ -79,6 +79,7 @@ def test_nothing_outside_strategies_names_a_strategy():
             if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
             and node.body
             and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
         }
         defaults = {  # RunConfig's default strategy
             id(node.value) for node in ast.walk(tree) if isinstance(node, ast.AnnAssign) and node.value is not None

@@ -37,7 +37,7 @@ def parse_speed_factors(text: str, n_workers: int, seed: int) -> np.ndarray:
     if not text:
         return np.ones(n_workers)
     if text[0].isalpha():
-        model = parse_latency(text, what=f"{named('speed_factors')}")
+        model = parse_latency(text, what=named("speed_factors"))
         return model.sample(stream(seed, Stream.SPEED), n_workers)
     try:
         factors = [float(x) for x in text.split(",")]

@@ -160,8 +160,8 @@ def check_run(config, model, factors: np.ndarray, faults) -> None:
     fmax = float(np.max(factors)) if len(factors) else 1.0
     transfer = 2 * (config.comm_latency + (config.param_bytes or 0.0) / config.bandwidth)
     for flag, value in (
-        (f"{named('comm_latency')}", config.comm_latency),
-        (f"{named('deadline')}", config.deadline or 0.0),
+        (named("comm_latency"), config.comm_latency),
+        (named("deadline"), config.deadline or 0.0),
     ):
         if value > CLOCK_MAX:
             raise InputError(f"{flag} {value:g}: beyond what the simulated clock holds (at most {CLOCK_MAX:g} s)")
@@ -243,8 +243,8 @@ def _check_periods(config, t_low: float, floor: float) -> None:
         return
     limit = max(MAX_EVALUATIONS, config.steps or 0)
     for flag, text, what in (
-        (f"{named('eval_every')}", config.eval_every, "evaluations"),
-        (f"{named('checkpoint_every')}", config.checkpoint_every, "checkpoints"),
+        (named("eval_every"), config.eval_every, "evaluations"),
+        (named("checkpoint_every"), config.checkpoint_every, "checkpoints"),
     ):
         if not text.strip():
             continue

@@ -73,7 +73,7 @@ FAMILIES: dict[str, tuple[dict[str, Param], Callable[..., LatencyModel]]] = {
 
 
 def parse_latency(
-    text: str, *, what: str = f"{named('latency')}", trace_format: str = "csv", time_scale: float = 1.0
+    text: str, *, what: str = named("latency"), trace_format: str = "csv", time_scale: float = 1.0
 ) -> LatencyModel:
     """Build a latency model from a SPEC string such as ``exponential:rate=1`` or ``trace:PATH``.
 

@@ -35,26 +35,24 @@ def names() -> tuple[str, ...]:
     return tuple(_STRATEGIES)
 
 
-def get(name: str) -> type[Strategy]:
-    """The strategy registered as ``name``.
-
-    Raises:
-        InputError: no strategy has that name.
-    """
-    try:
-        return _STRATEGIES[name]
-    except (KeyError, TypeError):
-        raise InputError(
-            f"{named('strategy')}: unknown strategy {name!r} (choose from {', '.join(_STRATEGIES)})"
-        ) from None
-
-
 def find(name) -> type[Strategy] | None:
     """The strategy registered as ``name``, or None (a configuration not yet validated)."""
     try:
         return _STRATEGIES.get(name)
     except TypeError:
         return None
+
+
+def get(name: str) -> type[Strategy]:
+    """The strategy registered as ``name``.
+
+    Raises:
+        InputError: no strategy has that name.
+    """
+    strategy = find(name)
+    if strategy is None:
+        raise InputError(f"{named('strategy')}: unknown strategy {name!r} (choose from {', '.join(_STRATEGIES)})")
+    return strategy
 
 
 def make_strategy(config) -> Strategy:

@@ -26,10 +26,11 @@ def compare_with_fixed(config) -> dict:
     on the same latency draws (common random numbers)."""
     p = config.workers
     noise = config.noise_scale or p * config.batch_size
+    strategy = subject()
     fixed = {}
     for b in range(p):
-        fixed[b] = time_per_progress(Simulation(subject().fixed_backups(config, b)).run(), config.batch_size, noise)
-    sim = Simulation(replace(config, strategy=subject().name))
+        fixed[b] = time_per_progress(Simulation(strategy.fixed_backups(config, b)).run(), config.batch_size, noise)
+    sim = Simulation(replace(config, strategy=strategy.name))
     adaptive = time_per_progress(sim.run(), config.batch_size, noise)
     best = min(fixed, key=fixed.get)
     return {
