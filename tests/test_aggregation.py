@@ -1,4 +1,5 @@
-"""Seeds aggregated per configuration: the intervals against SciPy, one seed, grouping, missing metrics."""
+"""Seeds aggregated per configuration: the intervals against SciPy, one seed, grouping, missing metrics,
+diverged runs counted and never averaged in."""
 
 import json
 import math
@@ -9,6 +10,7 @@ import stragglersim
 from scipy import stats
 from stragglersim.io.errors import InputError
 from stragglersim.studies.aggregation import aggregate, collect, metric_names, varying, write_aggregate
+from stragglersim.studies.comparison import aggregate_folders, paired
 
 SEEDS = (0, 1, 2, 3, 4, 10)  # 10: seeds sort as numbers, not as text
 
@@ -129,3 +131,80 @@ def test_a_folder_of_runs_skips_what_is_not_a_complete_run(tmp_path):
     (tmp_path / "half-written" / "config.toml").write_text("strategy = 'sync'\n")
     (tmp_path / "notes.txt").write_text("a stray file\n")
     assert [r.path.name for r in collect([tmp_path])] == ["b0-s0"]
+
+
+# ---------------------------------------------------------------- diverged runs, by hand
+
+
+def hand_run(folder, name, *, lr, seed, accuracy, time, diverged):
+    """A run folder by hand: config.toml and summary.json (``diverged`` as given: a key left out with MISSING)."""
+    run = folder / name
+    run.mkdir(parents=True)
+    (run / "config.toml").write_text(f'strategy = "sync"\nworkers = 4\nlr = {lr}\nseed = {seed}\n')
+    summary = {"strategy": "sync", "workers": 4, "seed": seed, "time_per_update": time}
+    summary |= {"final_test_accuracy": accuracy, "final_test_loss": 2.3 if accuracy < 0.2 else 0.4}
+    if diverged != "MISSING":
+        summary |= {"diverged": diverged, "diverged_at": 7 if diverged else None}
+    (run / "summary.json").write_text(json.dumps(summary))
+
+
+# lr: [(seed, accuracy, seconds per update, diverged)]; a diverged run's accuracy is chance (0.097)
+DIVERGING = {
+    0.01: [(0, 0.80, 1.0, None), (1, 0.82, 1.2, False), (2, 0.86, 1.1, "MISSING")],
+    0.1: [(0, 0.90, 1.0, None), (1, 0.097, 1.3, True), (2, 0.94, 1.5, None)],
+    1.0: [(0, 0.097, 1.1, "loss nan at update 3"), (1, 0.097, 1.2, True), (2, 0.1, 1.6, True)],  # older: a string
+}
+
+
+@pytest.fixture
+def diverging(tmp_path):
+    for lr, runs in DIVERGING.items():
+        for seed, accuracy, time, diverged in runs:
+            hand_run(tmp_path, f"lr{lr}-s{seed}", lr=lr, seed=seed, accuracy=accuracy, time=time, diverged=diverged)
+    return tmp_path
+
+
+def test_diverged_seeds_are_counted_and_their_accuracy_never_averaged_in(diverging):
+    rows = {r["lr"]: r for r in aggregate(collect([diverging]))}
+    assert [rows[lr]["diverged_runs"] for lr in (0.01, 0.1, 1.0)] == [0, 1, 3]
+    assert list(rows[0.1])[:4] == ["strategy", "lr", "n_seeds", "diverged_runs"]  # beside the seed count
+    ok = np.array([0.90, 0.94])  # seed 1 diverged: left out
+    low, high = stats.t.interval(0.95, 1, loc=ok.mean(), scale=stats.sem(ok))
+    got = rows[0.1]
+    assert (got["final_test_accuracy_mean"], got["final_test_accuracy_n"]) == (pytest.approx(0.92), 2)
+    assert (got["final_test_accuracy_ci_low"], got["final_test_accuracy_ci_high"]) == pytest.approx((low, high))
+    assert got["time_per_update_mean"] == pytest.approx(3.8 / 3)  # timing of a diverged run stands
+    every = rows[1.0]  # every seed diverged: no accuracy at all, not chance
+    assert [every[f"final_test_accuracy_{s}"] for s in ("mean", "std", "ci_low", "ci_high", "n")] == [None] * 4 + [0]
+    assert every["final_test_loss_mean"] is None and every["time_per_update_mean"] == pytest.approx(1.3)
+    assert rows[0.01]["final_test_accuracy_mean"] == pytest.approx(2.48 / 3)  # null, false and no key: not diverged
+    assert "diverged_at_mean" not in got  # an update index, not a metric
+
+
+def test_aggregate_csv_and_table_show_the_diverged_column(diverging, tmp_path):
+    report = aggregate_folders([diverging], out=tmp_path / "agg.csv")
+    header = next(line for line in report.lines if "n_seeds" in line).split()
+    assert header[header.index("n_seeds") + 1] == "diverged"
+    assert "a diverged run's training metrics (accuracy, loss, quality) are left out of the means" in report.text()
+    table = (tmp_path / "agg.csv").read_text().splitlines()
+    assert table[0].startswith("strategy,lr,n_seeds,diverged_runs,seeds,")
+    assert [line.split(",")[3] for line in table[1:]] == ["0", "1", "3"]
+
+
+def test_a_seed_where_either_side_diverged_is_left_out_of_the_pairs_and_counted(diverging):
+    rows, _ = paired(collect([diverging]), baseline="lr=0.1", metrics=["final_test_accuracy", "time_per_update"])
+    acc = {r["lr"]: r for r in rows if r["metric"] == "final_test_accuracy"}
+    # lr=0.01 against lr=0.1: the baseline's seed 1 diverged, so seeds 0 and 2 pair
+    d = np.array([0.80 - 0.90, 0.86 - 0.94])
+    low, high = stats.t.interval(0.95, 1, loc=d.mean(), scale=stats.sem(d))
+    one = acc[0.01]
+    assert (one["n_pairs"], one["diverged_pairs"], one["diverged_runs"]) == (2, 1, 0)
+    assert one["diff"] == pytest.approx(d.mean()) and (one["diff_ci_low"], one["diff_ci_high"]) == pytest.approx(
+        (low, high)
+    )
+    assert one["mean"] == pytest.approx(2.48 / 3) and one["note"] == "1 of the common seeds diverged"
+    every = acc[1.0]
+    assert (every["n_pairs"], every["diverged_pairs"], every["diff"], every["mean"]) == (0, 3, None, None)
+    assert every["note"] == "3 of the common seeds diverged: no pair"
+    timing = next(r for r in rows if r["metric"] == "time_per_update" and r["lr"] == 1.0)
+    assert (timing["n_pairs"], timing["diverged_pairs"]) == (3, 0)  # timing pairs every seed

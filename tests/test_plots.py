@@ -18,7 +18,8 @@ from stragglersim.plots.figures import numeric_order
 from stragglersim.studies import folder_plots, sweep_plots
 from stragglersim.studies.aggregation import RunRecord, collect
 from stragglersim.studies.folder_plots import unique_names
-from stragglersim.studies.sweep_plots import Layout, plot_sweep, sweep_table
+from stragglersim.studies.sweep_layout import Layout, sweep_table
+from stragglersim.studies.sweep_plots import plot_sweep
 from stragglersim.studies.sweeps import run_sweep
 
 BASE = RunConfig(strategy="backup", semantics="cancel", workers=3, steps=30, timing_only=True)

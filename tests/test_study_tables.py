@@ -4,18 +4,22 @@ Hypothesis draws whole studies: one to four configurations (points), each run wi
 of seeds (so seeds are missing, shared only in part, or not at all; one seed; seeds that sort
 differently as text), and summaries whose metrics are numbers (small integers, to get ties and
 zero sums, or floats), absent, ``null`` (as ``summary.json`` writes a non-finite value, listed under
-``non_finite``), raw NaN/inf, or dropped by a diverged run. Every column of ``aggregate`` (and of
-``aggregate.csv``) and of ``paired``/``compare`` (and of ``compare.csv``) is recomputed from the
-drawn numbers with pandas (a ``groupby`` for aggregate; for compare, a table of values by seed
-from which the baseline's are subtracted by pandas' index alignment, which pairs by seed),
+``non_finite``), raw NaN/inf, or dropped by a diverged run; a diverged run (``diverged`` true, or
+an older run's reason string) may also hold training values (chance accuracy), which never count.
+Every column of ``aggregate`` (and of ``aggregate.csv``) and of ``paired``/``compare`` (and of
+``compare.csv``) is recomputed from the drawn numbers with pandas (a ``groupby`` for aggregate; for
+compare, a table of values by seed from which the baseline's are subtracted by pandas' index
+alignment, which pairs by seed),
 ``scipy.stats.t.ppf`` and, for the ratio, exact fractions, as the README and docstrings define them:
 
 - aggregate: one row per point sorted by the varying options (numbers numerically), ``n_seeds``,
-  ``seeds`` (numerically sorted), and per metric ``M_mean``, ``M_std`` (ddof=1), ``M_ci_low``,
+  ``diverged_runs``, ``seeds`` (numerically sorted), and per metric ``M_mean``, ``M_std`` (ddof=1), ``M_ci_low``,
   ``M_ci_high`` (``mean ± t_{0.975,n-1} std/sqrt(n)``) over the runs that have a finite M, empty
-  (None) where undefined, and ``M_n`` in every row when some run of some point lacks M.
-- compare: per point and metric, ``mean`` and ``n`` over the point's runs, and over the seeds that
-  both the point and the baseline have a finite value for (matched *by seed*): ``n_pairs``,
+  (None) where undefined, and ``M_n`` in every row when some run of some point lacks M. A diverged
+  run's training metrics (``TRAINING``) are missing; its timing metrics count.
+- compare: per point and metric, ``diverged_runs``, ``mean`` and ``n`` over the point's runs, and
+  over the seeds that both the point and the baseline have a finite value for (matched *by seed*):
+  ``n_pairs``, ``diverged_pairs`` (for a training metric, the seeds both ran where either diverged),
   ``baseline_mean``, ``diff`` (mean of per-seed differences), ``diff_std``, the paired-t interval,
   ``ratio`` (mean over common seeds / baseline's mean over them) and ``note``.
 
@@ -108,8 +112,8 @@ def studies(draw, max_points=4):
         runs = []
         for seed in draw(st.lists(st.sampled_from(SEED_POOL), min_size=1, max_size=len(SEED_POOL), unique=True)):
             cells = {m: draw(CELL) for m in order}
-            diverged = draw(st.integers(0, 3)) == 0
-            if diverged:
+            diverged = draw(st.sampled_from([True, "loss nan at update 7"])) if draw(st.integers(0, 3)) == 0 else None
+            if diverged and draw(st.booleans()):  # else an older run's last evaluation: chance accuracy
                 cells |= {m: None for m in TRAINING}
             runs.append((i, seed, cells, diverged))
         by_point.append(runs)
@@ -145,7 +149,7 @@ def summary_of(study, run, *, as_json):
             non_finite[m] = "nan: undefined; written as null"
             value = None
         summary[m] = value
-    summary["diverged"] = "loss nan at update 7" if diverged else None
+    summary["diverged"] = diverged
     summary["version"] = "0.1.0"
     if non_finite:
         summary["non_finite"] = non_finite
@@ -204,10 +208,15 @@ def sorted_points(study, labels):
     )
 
 
+def counted(run, summary, m) -> float:
+    """A run's metric as the tables count it: NaN for a training metric of a run that diverged."""
+    return math.nan if run[3] and m in TRAINING else number(summary.get(m))
+
+
 def long_table(study, summaries, metrics):
-    """One row per run and metric: point, seed, metric, value (NaN where missing or not finite)."""
+    """One row per run and metric: point, seed, metric, value (NaN where missing, not finite or diverged)."""
     rows = [
-        (run[0], run[1], m, number(summary.get(m)))
+        (run[0], run[1], m, counted(run, summary, m))
         for run, summary in zip(study.runs, summaries, strict=True)
         for m in metrics
     ]
@@ -235,11 +244,12 @@ def expected_aggregate(study, summaries):
     ).to_dict("index")
     runs = pd.DataFrame([(r[0], r[1]) for r in study.runs], columns=["point", "seed"])
     seeds = runs.groupby("point")["seed"].agg(lambda s: sorted(s)).to_dict()
+    gone = Counter(r[0] for r in study.runs if r[3])
     incomplete = {m for (p, m), cell in cells.items() if cell["n"] < len(seeds[p])}
     rows = []
     for p in sorted_points(study, labels):
         row = {k: study.points[p].get(k) for k in labels}
-        row |= {"n_seeds": len(seeds[p]), "seeds": " ".join(map(str, seeds[p]))}
+        row |= {"n_seeds": len(seeds[p]), "diverged_runs": gone[p], "seeds": " ".join(map(str, seeds[p]))}
         scales = {}  # column: the largest magnitude among the values it comes from
         for m in metrics:
             cell = cells[(p, m)]
@@ -265,7 +275,7 @@ def expected_paired(study, summaries, base, metrics):
     by_seed = {}  # (point, metric): {seed: value}
     for run, summary in zip(study.runs, summaries, strict=True):
         for m in metrics:
-            by_seed.setdefault((run[0], m), {})[run[1]] = number(summary.get(m))
+            by_seed.setdefault((run[0], m), {})[run[1]] = counted(run, summary, m)
     wide = pd.DataFrame(list(by_seed.values()), index=pd.MultiIndex.from_tuples(by_seed, names=["point", "metric"]))
     theirs = wide.xs(base, level="point")
     d = wide.sub(theirs, level="metric")  # x(point, metric, seed) - y(metric, seed), NaN unless both
@@ -285,6 +295,8 @@ def expected_paired(study, summaries, base, metrics):
     lists = (c if isinstance(c, list) else c.tolist() for c in columns.values())
     cells = {key: dict(zip(columns, cell, strict=True)) for key, *cell in zip(wide.index, *lists, strict=True)}
     runs = Counter(run[0] for run in study.runs)
+    gone = Counter(run[0] for run in study.runs if run[3])
+    ran = {(run[0], run[1]): bool(run[3]) for run in study.runs}  # (point, seed): diverged
     rows = []
     for p in sorted_points(study, labels):
         for m in metrics:
@@ -292,11 +304,17 @@ def expected_paired(study, summaries, base, metrics):
             n_pairs = int(cell["n_pairs"])
             low, high = student(n_pairs, cell["diff"], cell["diff_std"])
             row = {k: study.points[p].get(k) for k in labels}
-            row |= {"metric": m, "n_seeds": runs[p], "n": int(cell["n"]), "mean": cell["mean"]}
-            row |= {"baseline_mean": cell["baseline_mean"], "n_pairs": n_pairs}
+            row |= {"metric": m, "n_seeds": runs[p], "diverged_runs": gone[p]}
+            row |= {"n": int(cell["n"]), "mean": cell["mean"]}
+            both = [s for (q, s) in ran if q == p and (base, s) in ran]
+            left_out = sum(ran[(p, s)] or ran[(base, s)] for s in both) if m in TRAINING else 0
+            row |= {"baseline_mean": cell["baseline_mean"], "n_pairs": n_pairs, "diverged_pairs": left_out}
             row |= {k: cell[k] for k in ("diff", "diff_std")} | {"diff_ci_low": low, "diff_ci_high": high}
             row["ratio"] = float(cell["a"] / cell["b"]) if cell["b"] != 0 else None
             row["note"] = "baseline" if p == base else NOTES.get(n_pairs, "")
+            if left_out and p != base:
+                tail = {0: ": no pair", 1: ": one pair, no interval"}.get(n_pairs, "")
+                row["note"] = f"{left_out} of the common seeds diverged{tail}"
             scale = max(cell["scale"], cells[(base, m)]["scale"])
             rows.append((row, dict.fromkeys(["mean", "baseline_mean", *DIFF, "ratio"], scale)))
     return rows

@@ -266,11 +266,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
     """figures of run or sweep folders, each alone and overlaid
 
     A sweep folder gets its iteration time (mean over seeds, 95% t-intervals across seeds), faceted by its
-    grid; a run folder its iteration times, timeline and accuracy curve. Several folders are also overlaid.
+    grid, and with gradient quality its trade-off frontier (quality against seconds per update); a run folder
+    its iteration times, timeline and accuracy curve. Several folders are also overlaid.
     """
     from ..studies.folder_plots import plot_folders  # here, not at import: the CLI starts without Matplotlib
 
-    for path in plot_folders(args.dirs, args.out):
+    for path in plot_folders(args.dirs, args.out, figsize=args.figsize):
         print(path)
     return 0
 
@@ -287,7 +288,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """configurations against a baseline, paired by seed (common random numbers)"""
     from ..studies.comparison import compare_runs  # here, not at import: the CLI starts without SciPy
 
-    report = compare_runs(args.dirs, baseline=args.baseline, metrics=args.metrics, out=args.out)
+    report = compare_runs(args.dirs, baseline=args.baseline, metrics=args.metrics, out=args.out, figsize=args.figsize)
     if args.out is not None:
         report.save(args.out, overwrite=args.overwrite, inputs=args.dirs)
     print(report.text())

@@ -136,10 +136,12 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     )
     com.add_argument("--out", type=Path, metavar="DIR", help="write compare.csv and compare.png/pdf here")
     com.add_argument("--overwrite", action="store_true", help="replace compare.* in --out")
+    _figsize(com)
 
     plo = _command(sub, "plot", commands.cmd_plot)
     plo.add_argument("dirs", type=Path, nargs="+", metavar="RUN_OR_SWEEP", help="run folders or sweep folders")
     plo.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the figures (PNG and PDF)")
+    _figsize(plo)
 
     pre = _command(sub, "predict", commands.cmd_predict)
     add_run_options(pre, only=("latency", "workers"), required=("latency", "workers"), helps={"workers": "N of N+B"})
@@ -168,6 +170,15 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     add_run_options(cmp, only=family, required=("workers",), helps={"workers": "P, the number of workers"})
     _file_out(cmp, "DIR")
     return parser
+
+
+def _figsize(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--figsize",
+        choices=("column", "page"),
+        default=None,
+        help="figures for a paper: 3.4 (column) or 7 (page) inches wide, 8-9 pt text (default: screen size)",
+    )
 
 
 def _file_out(p: argparse.ArgumentParser, metavar: str, kind: type = Path) -> None:

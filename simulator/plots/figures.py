@@ -9,6 +9,7 @@ import numpy as np
 
 from ..io.timeline import default_window, read_run, select
 from ..latency import parse_latency
+from .style import FigureSize
 
 
 def _pyplot():
@@ -164,13 +165,27 @@ def line_colours(n: int) -> list:
     return [colormaps["viridis"](v) for v in np.linspace(0.0, 0.92, n)]
 
 
-def plot_gantt(run: Path, path: Path, *, updates: int | tuple[int, int] | None = None, title: str = "") -> None:
+def plot_gantt(
+    run: Path,
+    path: Path,
+    *,
+    updates: int | tuple[int, int] | None = None,
+    title: str = "",
+    figsize: str | None = None,
+) -> None:
     """Who computed when in a window of updates, coloured by each gradient's fate.
 
     Args:
         updates: the first K updates, or (A, B) for updates A to B inclusive (numbered from 1, as in
             ``updates.csv``); default ``timeline.default_window``: a few computation times.
+        figsize: "column" or "page" for a paper's widths (``style.FigureSize``); default the screen size.
     """
+    size = FigureSize.of(figsize)
+    with size.rc():
+        _gantt(run, path, updates, title, size)
+
+
+def _gantt(run: Path, path: Path, updates, title: str, size: FigureSize) -> None:
     from matplotlib.patches import Patch  # here, not at import: Matplotlib loads only to draw (see _pyplot)
 
     plt = _pyplot()
@@ -182,18 +197,18 @@ def plot_gantt(run: Path, path: Path, *, updates: int | tuple[int, int] | None =
     shown, window, (start, horizon) = select(gradients, ups, first, last)
     shown = [g for g in shown if g["start"] < horizon]  # not the computations the last update starts
     workers = sorted({g["worker"] for g in gradients})
-    fig, ax = plt.subplots(figsize=(11, 0.45 * len(workers) + 1.8))
+    fig, ax = plt.subplots(figsize=size.size(11, 0.45 * len(workers) + 1.8))
     right = horizon + 0.02 * (horizon - start)
     for g in shown:
         left, end = max(g["start"], start), min(g["end"], right)
         ax.barh(g["worker"], end - left, left=left, height=0.7, color=FATE_COLOURS[g["fate"]], edgecolor="white")
         if g["fate"] == "applied" and end - left > 0.035 * (right - start):  # which update it went into
-            ax.text((left + end) / 2, g["worker"], f"→{g['update']}", fontsize=7, ha="center", va="center")
+            ax.text((left + end) / 2, g["worker"], f"→{g['update']}", fontsize=size.font(7), ha="center", va="center")
     placed = -np.inf
     for u in window:
         ax.axvline(u["time"], color="black", lw=0.8 if len(window) <= 40 else 0.4, ls="--", zorder=0.5)
         if u["time"] - placed > 0.025 * (right - start):  # numbers that would overlap are left out
-            ax.text(u["time"], len(workers) - 0.3, f" {u['update']}", fontsize=8, va="bottom")
+            ax.text(u["time"], len(workers) - 0.3, f" {u['update']}", fontsize=size.font(8), va="bottom")
             placed = u["time"]
     ax.set_yticks(workers, [f"worker {w}" for w in workers])
     ax.invert_yaxis()
@@ -202,11 +217,11 @@ def plot_gantt(run: Path, path: Path, *, updates: int | tuple[int, int] | None =
     span = f"updates {window[0]['update']}-{window[-1]['update']}"
     if chosen:
         span += " (about two computation times; --updates A:B for another window)"
-    ax.set_title(title or f"timeline of {run}: {span}", fontsize=10)
+    ax.set_title(title or f"timeline of {run}: {span}", fontsize=size.font(10))
     fates = sorted({g["fate"] for g in shown}, key=list(FATE_COLOURS).index)
     ax.legend(
         handles=[Patch(color=FATE_COLOURS[f], label=f.replace("_", " ")) for f in fates],
-        fontsize=8,
+        fontsize=size.font(8),
         loc="upper left",
         bbox_to_anchor=(1.0, 1.0),
         title="fate",

@@ -4,6 +4,11 @@ A *point* is a configuration without its seed. Runs of one point differ only in 
 draws, so the spread of a metric over them is the run-to-run variability a reader must see;
 the interval is ``mean ± t_{0.975, n-1} · std / sqrt(n)`` with the sample std (``ddof=1``).
 With one seed there is no spread to estimate: std and interval are left empty, never faked.
+
+A run that diverged (its loss became NaN or infinite) is counted in ``diverged_runs`` and its
+training metrics (accuracy, loss, gradient quality, time to target: every metric but the
+simulator's timing) are left out of the means: its last accuracy is chance, not a result. Its
+timing stands, since timing never depends on gradient values.
 """
 
 from __future__ import annotations
@@ -21,7 +26,22 @@ from ..io.errors import InputError
 from ..io.results import write_results
 
 # Summary keys that echo the configuration (every RunConfig field, and these) are not metrics.
-NOT_METRICS = {"total_workers", "version", "param_count"}
+NOT_METRICS = {"total_workers", "version", "param_count", "diverged_at"}
+# The event simulation's own numbers: they hold for a run that diverged (up to where it stopped).
+TIMING = {
+    "updates",
+    "sim_time",
+    "mean_iteration_time",
+    "std_iteration_time",
+    "time_per_update",
+    "time_per_gradient",
+    "samples_per_second",
+    "repeat_contributions",
+    "mean_staleness",
+    "max_staleness",
+    "wall_seconds",
+    "updates_per_wall_second",
+}
 LEVEL = 0.95
 DEFAULTS = {f.name: f.default for f in fields(RunConfig) if f.default is not None}  # as config.toml omits None
 
@@ -123,16 +143,23 @@ def interval(values: list[float], level: float = LEVEL) -> tuple[float, float, f
     return mean, std, mean - half, mean + half
 
 
-def _value(summary: dict, key: str) -> float | None:
-    value = summary.get(key)
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return None
-    return float(value) if math.isfinite(value) else None
+def diverged(record: RunRecord) -> bool:
+    """Did the run diverge? ``diverged`` is true (older runs: a string, the reason); null or false: no."""
+    return bool(record.summary.get("diverged"))
+
+
+def is_timing(key: str) -> bool:
+    """Is ``key`` a number of the event simulation (which a diverged run keeps), not of training?"""
+    return key in TIMING or key.startswith("gradients_")
 
 
 def value_of(record: RunRecord, key: str) -> float | None:
-    """A run's metric ``key`` as a finite float; None where the run has none (a target not reached)."""
-    return _value(record.summary, key)
+    """A run's metric ``key`` as a finite float; None where the run has none (a target not reached)
+    and for a training metric of a run that diverged."""
+    value = record.summary.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return None
+    return None if diverged(record) and not is_timing(key) else float(value)
 
 
 def points(records: list[RunRecord]) -> dict[tuple, list[RunRecord]]:
@@ -168,7 +195,8 @@ def order(labels: list[str]):
 
 def aggregate(records: list[RunRecord], *, labels: list[str] | None = None) -> list[dict]:
     """One row per point, sorted by ``labels`` (default: the fields that vary): the labels, ``n_seeds``,
-    ``seeds`` and, for each metric M, ``M_mean``, ``M_std``, ``M_ci_low`` and ``M_ci_high`` (None when
+    ``diverged_runs`` (how many of them diverged: their training metrics are left out), ``seeds``
+    and, for each metric M, ``M_mean``, ``M_std``, ``M_ci_low`` and ``M_ci_high`` (None when
     undefined). A metric missing in some runs (a target never reached) is averaged over the runs that
     have it, and a column ``M_n`` (in every row) says how many."""
     labels = varying(records) if labels is None else labels
@@ -177,9 +205,10 @@ def aggregate(records: list[RunRecord], *, labels: list[str] | None = None) -> l
     for runs in points(records).values():
         row = {name: runs[0].config.get(name) for name in labels}
         row["n_seeds"] = len(runs)
+        row["diverged_runs"] = sum(diverged(r) for r in runs)
         row["seeds"] = " ".join(str(r.config.get("seed", 0)) for r in runs)
         for m in metrics:
-            values = [v for v in (_value(r.summary, m) for r in runs) if v is not None]
+            values = [v for v in (value_of(r, m) for r in runs) if v is not None]
             stats = interval(values)
             for suffix, value in zip(("mean", "std", "ci_low", "ci_high"), stats, strict=True):
                 row[f"{m}_{suffix}"] = None if math.isnan(value) else value

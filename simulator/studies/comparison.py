@@ -4,7 +4,8 @@ Runs that share a seed drew the same computation times (common random numbers), 
 difference between two configurations is best estimated seed by seed: the paired difference
 ``mean_s (M(config, s) - M(baseline, s))`` over the seeds both ran, with a Student-t interval of
 those differences. The shared draws cancel out of it, so its interval is far narrower than one
-built from the two configurations' separate intervals.
+built from the two configurations' separate intervals. A seed where either side diverged is left
+out of the pairs of a training metric (its accuracy is chance, not a result) and counted.
 """
 
 from __future__ import annotations
@@ -15,13 +16,27 @@ from pathlib import Path
 from ..core.config import RunConfig
 from ..io.errors import InputError, named
 from ..io.results import check_out_file
-from .aggregation import aggregate, collect, interval, metric_names, order, points, value_of, varying, write_aggregate
+from ..plots.style import FigureSize
+from .aggregation import (
+    aggregate,
+    collect,
+    diverged,
+    interval,
+    is_timing,
+    metric_names,
+    order,
+    points,
+    value_of,
+    varying,
+    write_aggregate,
+)
 from .forest import UNITS, plot_forest
 from .reports import Report
 
 HEADLINE = ("time_per_update", "time_per_gradient", "samples_per_second", "final_test_accuracy", "time_to_target")
 DIFF = ("diff", "diff_std", "diff_ci_low", "diff_ci_high")
 NOTES = {0: "no common seed with the baseline", 1: "one common seed: no interval"}  # by common seeds
+DIVERGED_NOTES = {0: ": no pair", 1: ": one pair, no interval"}  # by pairs, after "K of the common seeds diverged"
 
 
 def _cell(value) -> str:
@@ -68,17 +83,20 @@ def aggregate_folders(paths: list[Path], *, out: Path | None = None, overwrite: 
     elif len(paths) == 1 and not (Path(paths[0]) / "summary.json").exists():
         out = Path(paths[0]) / "aggregate.csv"
     metrics = [m for m in HEADLINE if f"{m}_mean" in rows[0]]
+    counts = ["n_seeds", "diverged_runs"] if any(row["diverged_runs"] for row in rows) else ["n_seeds"]
     body = []
     for row in rows:
-        cells = [_cell(row[k]) for k in labels] + [str(row["n_seeds"])]
+        cells = [_cell(row[k]) for k in labels] + [str(row[k]) for k in counts]
         for m in metrics:
             cell = _plus_minus(row[f"{m}_mean"], row[f"{m}_ci_high"])
             cells.append(cell + (f" (n={row[f'{m}_n']})" if f"{m}_n" in row else ""))
         body.append(cells)
     lines = [f"{len(records)} runs, {len(rows)} configurations; mean ± half-width of the 95% t interval over seeds"]
-    lines += _table([*labels, "n_seeds", *metrics], body, len(labels))
+    lines += _table([*labels, *(c.replace("_runs", "") for c in counts), *metrics], body, len(labels))
     if any(row["n_seeds"] == 1 for row in rows):
         lines.append("  a configuration with one seed has no interval: run more seeds")
+    if len(counts) > 1:
+        lines.append("  a diverged run's training metrics (accuracy, loss, quality) are left out of the means")
     if out is None:
         lines.append("  aggregate.csv not written: several folders or a run folder; give --out FILE")
     else:
@@ -128,7 +146,9 @@ def paired(records, *, baseline: str | dict | None = None, metrics: list[str] | 
 
     Returns:
         (rows, info): one row per point and metric with the point's labels, ``metric``, ``n_seeds``,
-        ``mean`` (over the point's seeds), ``baseline_mean`` and ``n_pairs`` (over the seeds both have),
+        ``diverged_runs`` (the point's runs that diverged), ``mean`` (over the point's seeds),
+        ``baseline_mean`` and ``n_pairs`` (over the seeds both have), ``diverged_pairs`` (seeds both ran
+        that a training metric leaves out of the pairs because either side diverged),
         ``diff`` (mean of the per-seed differences), ``diff_std``, ``diff_ci_low``, ``diff_ci_high``
         (95% Student-t), ``ratio`` (mean over the common seeds over the baseline's) and ``note``;
         ``info`` holds ``labels``, ``metrics``, ``points`` (the points' names, in the rows' order),
@@ -167,30 +187,46 @@ def paired(records, *, baseline: str | dict | None = None, metrics: list[str] | 
             )
         base, chosen = found[0], "--baseline"
     by_seed = {m: {r.config["seed"]: value_of(r, m) for r in base["_runs"]} for m in metrics}
+    base_seeds = {r.config["seed"] for r in base["_runs"]}
+    base_diverged = {r.config["seed"] for r in base["_runs"] if diverged(r)}
     rows = []
     for head in heads:
+        gone = {r.config["seed"] for r in head["_runs"] if diverged(r)}
+        shared = {r.config["seed"] for r in head["_runs"]} & base_seeds
         for m in metrics:
             mine = {r.config["seed"]: value_of(r, m) for r in head["_runs"]}
             theirs = by_seed[m]
             common = [s for s in mine if mine[s] is not None and theirs.get(s) is not None]
             values = [v for v in mine.values() if v is not None]
+            left_out = 0 if is_timing(m) else len(shared & (gone | base_diverged))
             row = {k: head[k] for k in labels}
-            row |= {"metric": m, "n_seeds": len(head["_runs"]), "n": len(values), "mean": interval(values)[0]}
+            row |= {"metric": m, "n_seeds": len(head["_runs"]), "diverged_runs": len(gone), "n": len(values)}
+            row["mean"] = interval(values)[0]
             a, b = math.fsum(mine[s] for s in common), math.fsum(theirs[s] for s in common)
             row |= {"baseline_mean": b / len(common) if common else None, "n_pairs": len(common)}
+            row["diverged_pairs"] = left_out
             row |= dict(zip(DIFF, interval([mine[s] - theirs[s] for s in common]), strict=True))
             row["ratio"] = a / b if common and b != 0 else None
             row["note"] = "baseline" if head is base else NOTES.get(len(common), "")
+            if left_out and head is not base:
+                row["note"] = f"{left_out} of the common seeds diverged" + DIVERGED_NOTES.get(len(common), "")
             rows.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
     info = {"labels": labels, "metrics": metrics, "points": names, "baseline": _name(base, labels), "chosen": chosen}
     return rows, info
 
 
 def compare_runs(
-    paths: list[Path], *, baseline: str | None = None, metrics: list[str] | None = None, out: Path | None = None
+    paths: list[Path],
+    *,
+    baseline: str | None = None,
+    metrics: list[str] | None = None,
+    out: Path | None = None,
+    figsize: str | None = None,
 ) -> Report:
     """The ``compare`` command: paired differences against a baseline point, as a table; with ``out``,
-    ``compare.csv`` and the forest plot ``compare.png``/``.pdf`` as the report's files."""
+    ``compare.csv`` and the forest plot ``compare.png``/``.pdf`` (``figsize`` "column" or "page": a
+    paper's width) as the report's files."""
+    FigureSize.of(figsize)  # a bad size refused before the runs are read
     rows, info = paired(collect(paths), baseline=baseline, metrics=metrics)
     labels = info["labels"]
     lines = [
@@ -211,6 +247,6 @@ def compare_runs(
     files = {}
     if out is not None:
         files["compare.csv"] = lambda path: write_aggregate(rows, path)
-        files["compare.png"] = lambda path: plot_forest(rows, info, path.with_suffix(""))
+        files["compare.png"] = lambda path: plot_forest(rows, info, path.with_suffix(""), figsize=figsize)
         lines.append(f"results: {out / 'compare.csv'}, {out / 'compare.png'}")
     return Report(rows, lines, files)

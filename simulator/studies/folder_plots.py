@@ -1,10 +1,12 @@
 """``stragglersim plot``: the figures of run and sweep folders, each alone and overlaid.
 
 A sweep gets its iteration time (``sweep_plots``: seeds averaged, t-intervals across seeds) and,
-when it trained, its time to target and final accuracy; several sweeps are overlaid as well, one
-line per folder. A run gets its iteration times over the run (and their histogram), its timeline
-when it logged gradients, its accuracy curve when it trained; several runs are overlaid as well.
-File names are unique even when two folders share a name (``a/run`` and ``b/run``).
+when it trained, its time to target and final accuracy, and when it measured gradient quality, the
+trade-off frontier (``frontier``); several sweeps are overlaid as well, one line per folder. A run
+gets its iteration times over the run (and their histogram), its timeline when it logged gradients,
+its accuracy curve when it trained; several runs are overlaid as well.
+File names are unique even when two folders share a name (``a/run`` and ``b/run``). ``figsize``
+"column" or "page" draws every figure 3.4 or 7 inches wide, for a paper (``plots.style``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import numpy as np
 from ..io.errors import InputError
 from ..io.results import read_csv
 from ..plots.figures import _num, _pyplot, _save, line_colours, plot_gantt
+from ..plots.style import FigureSize
 from .aggregation import collect, read_run
+from .frontier import plot_frontier, quality_metrics
+from .sweep_layout import workers_role
 from .sweep_plots import plot_sweep
 
 
@@ -72,16 +77,24 @@ def _iteration_series(run: Path, per_gradient: bool, window: int) -> tuple[np.nd
 def _describe(run: Path) -> str:
     s = read_run(run).summary
     semantics = f" ({s['semantics']})" if s.get("semantics") else ""
+    if workers_role(s["strategy"]) == "P":
+        return f"{s['strategy']}{semantics} P={s['workers']}, seed {s.get('seed', 0)}"
     return f"{s['strategy']}{semantics} N={s['workers']} B={s['backups']}, seed {s.get('seed', 0)}"
 
 
-def plot_iteration_times(runs: list[tuple[str, Path]], path: Path) -> None:
+def plot_iteration_times(runs: list[tuple[str, Path]], path: Path, *, figsize: str | None = None) -> None:
     """Left: iteration time against simulated time (rolling mean; the raw series too for one run);
     right: its histogram. Per applied gradient when the runs' update sizes differ."""
+    size = FigureSize.of(figsize)
+    with size.rc():
+        _iteration_times(runs, path, size)
+
+
+def _iteration_times(runs: list[tuple[str, Path]], path: Path, size: FigureSize) -> None:
     plt = _pyplot()
     per_gradient = _per_gradient(runs)
     unit = "seconds per applied gradient" if per_gradient else "iteration time (s)"
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=size.size(12, 4.4), gridspec_kw={"width_ratios": [3, 2]})
     colours = line_colours(len(runs))
     n_max = max(len(read_csv(d / "updates.csv")) for _, d in runs)
     window = max(1, n_max // 50)
@@ -101,17 +114,23 @@ def plot_iteration_times(runs: list[tuple[str, Path]], path: Path) -> None:
     if per_gradient:
         left.set_title("update sizes differ: time per applied gradient", fontsize=9)
     if len(runs) > 1:
-        left.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.18), ncol=min(2, len(runs)))
+        left.legend(fontsize=size.font(8), loc="upper left", bbox_to_anchor=(0.0, -0.18), ncol=min(2, len(runs)))
     else:
-        left.legend(fontsize=8, loc="upper right")
-        fig.suptitle(f"{runs[0][1]}: {_describe(runs[0][1])}", fontsize=10)
+        left.legend(fontsize=size.font(8), loc="upper right")
+        fig.suptitle(f"{runs[0][1]}: {_describe(runs[0][1])}", fontsize=size.font(10))
     _save(fig, path)
 
 
-def plot_accuracy(runs: list[tuple[str, Path]], path: Path) -> None:
+def plot_accuracy(runs: list[tuple[str, Path]], path: Path, *, figsize: str | None = None) -> None:
     """Test accuracy (or loss, where accuracy is undefined) of training runs against simulated time."""
+    size = FigureSize.of(figsize)
+    with size.rc():
+        _accuracy(runs, path, size)
+
+
+def _accuracy(runs: list[tuple[str, Path]], path: Path, size: FigureSize) -> None:
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.4))
+    fig, ax = plt.subplots(figsize=size.size(8, 4.4))
     tables = [(label, read_csv(d / "metrics.csv")) for label, d in runs]
     loss = all(np.isnan(_num(r["test_accuracy"])) for _, rows in tables for r in rows)
     key = "test_loss" if loss else "test_accuracy"
@@ -122,7 +141,7 @@ def plot_accuracy(runs: list[tuple[str, Path]], path: Path) -> None:
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel(key.replace("_", " "))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(fontsize=size.font(8), loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _save(fig, path)
 
 
@@ -130,8 +149,9 @@ def _is_run(d: Path) -> bool:
     return (d / "summary.json").exists() and (d / "updates.csv").exists()
 
 
-def plot_folders(dirs: list[Path], out: Path) -> list[Path]:
-    """The figures of run and sweep folders, each alone and, when several, overlaid.
+def plot_folders(dirs: list[Path], out: Path, *, figsize: str | None = None) -> list[Path]:
+    """The figures of run and sweep folders, each alone and, when several, overlaid; ``figsize``
+    "column" or "page" for a paper's widths (default: the screen sizes).
 
     Returns:
         The PNG files written (each also as PDF).
@@ -139,6 +159,7 @@ def plot_folders(dirs: list[Path], out: Path) -> list[Path]:
     Raises:
         InputError: a folder that is neither a run nor a sweep (nor a folder of runs).
     """
+    FigureSize.of(figsize)  # a bad size refused before anything is read or drawn
     dirs = list(dict.fromkeys(Path(d) for d in dirs))
     names = unique_names(dirs)
     runs = [(n, d) for n, d in zip(names, dirs, strict=True) if _is_run(d)]
@@ -147,7 +168,7 @@ def plot_folders(dirs: list[Path], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     try:
-        _draw_all(out, sweeps, runs, written)
+        _draw_all(out, sweeps, runs, written, figsize)
     except BaseException:  # a full disk: no figure of this call is left half done
         for png in written:
             png.unlink(missing_ok=True)
@@ -160,11 +181,11 @@ def plot_folders(dirs: list[Path], out: Path) -> list[Path]:
     return written
 
 
-def _draw_all(out: Path, sweeps: dict, runs: list[tuple[str, Path]], written: list[Path]) -> None:
+def _draw_all(out: Path, sweeps: dict, runs: list[tuple[str, Path]], written: list[Path], figsize) -> None:
     """Every figure of ``plot_folders``, each PNG appended to ``written`` once drawn."""
 
     def draw(func, stem: str, *args, **kwargs) -> None:
-        func(*args, out / stem, **kwargs)
+        func(*args, out / stem, figsize=figsize, **kwargs)
         written.append(out / f"{stem}.png")
 
     for name, records in sweeps.items():
@@ -172,6 +193,8 @@ def _draw_all(out: Path, sweeps: dict, runs: list[tuple[str, Path]], written: li
         for metric in ("time_to_target", "final_test_accuracy"):
             if any(r.summary.get(metric) is not None for r in records):
                 draw(plot_sweep, f"{name}-{metric.replace('_', '-')}", {name: records}, metric=metric)
+        if quality_metrics(records):
+            draw(plot_frontier, f"{name}-frontier", records)
     if len(sweeps) > 1:
         draw(plot_sweep, "overlay-sweeps-iteration-time", sweeps)
     for name, d in runs:

@@ -12,6 +12,8 @@ from ..io.results import by_workers, read_csv
 from ..plots.figures import _num, _pyplot, _save, line_colours, short_spec
 from .aggregation import interval
 
+NOT_DIVERGED = ("", "False", "false", "None")  # results.csv's diverged cell: else true or the reason
+
 
 def plot_kth_gradient(table: Path, path: Path, *, model: str) -> None:
     """Mean and median time to collect the k-th gradient out of n (the paper's Figure 3)."""
@@ -148,16 +150,20 @@ def plot_staleness(sweep: Path, path: Path) -> None:
     plt = _pyplot()
     rows = read_csv(sweep / "results.csv")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    by_p: dict[int, list[tuple[float, float]]] = {}
-    for r in rows:
-        by_p.setdefault(int(r["workers"]), []).append((_num(r["mean_staleness"]), _num(r["final_test_accuracy"])))
+    by_p: dict[int, list[tuple[float, float, bool]]] = {}
+    for r in rows:  # a diverged run's accuracy (chance) is left out of the mean, and said
+        gone = r.get("diverged", "") not in NOT_DIVERGED
+        by_p.setdefault(int(r["workers"]), []).append((_num(r["mean_staleness"]), _num(r["final_test_accuracy"]), gone))
     seeds = sorted({len(points) for points in by_p.values()})
     for p, points in sorted(by_p.items()):
-        stale, acc = np.array(points).T
+        stale, acc, diverged = np.array(points).T
+        gone = int(diverged.sum())
+        acc = acc[diverged == 0]
         mean, _, low, high = interval(list(acc))
         bars = None if np.isnan(low) else [[mean - low], [high - mean]]
         left.errorbar(stale.mean(), mean, yerr=bars, fmt="o", capsize=4, color="C0")
         same = " (seeds agree: no spread)" if len(acc) > 1 and np.ptp(acc) == 0 else ""
+        same += f" ({gone} diverged, left out)" if gone else ""
         left.annotate(f"P = {p}{same}", (stale.mean(), mean), fontsize=8, xytext=(5, 4), textcoords="offset points")
     count = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
     spread = f"mean over {count} seeds; bars: 95% t-interval across seeds" if seeds[-1] > 1 else "one seed"
