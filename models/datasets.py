@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.boundary import check_input_file
-from ..io.errors import InputError
+from ..io.errors import InputError, named
 from .catalog import DATASETS
 
 _GENERATING = threading.Lock()
@@ -57,6 +57,36 @@ class Dataset:
             raise InputError(f"dataset {self.name}: inputs and labels differ in length")
         if len(self.x_train) == 0 or len(self.x_test) == 0:
             raise InputError(f"dataset {self.name}: empty training or test set")
+
+
+VALIDATION_SEED = 20161010  # fixed: every run and seed of a study holds out the same validation set
+
+
+def validation_split(dataset: Dataset, fraction: float) -> Dataset:
+    """``dataset`` with ``fraction`` of its training set (at least one example, a fixed random
+    choice) held out: training uses the rest, and the held-out examples stand in for the test
+    set, which is never read (tuning selects on them; the test set reports the winner).
+
+    Raises:
+        InputError: too few training examples to hold some out and keep some.
+    """
+    n = len(dataset.x_train)
+    held = max(1, round(n * fraction))
+    if held >= n:
+        raise InputError(
+            f"{named('validation_split')} {fraction}: holds out {held} of the {n} training examples of {dataset.name}, "
+            f"leaving none to train on; give a smaller fraction"
+        )
+    order = np.random.default_rng(VALIDATION_SEED).permutation(n)
+    keep, val = np.sort(order[held:]), np.sort(order[:held])
+    return Dataset(
+        f"{dataset.name} (validation split {fraction:g})",
+        dataset.task,
+        dataset.x_train[keep],
+        dataset.y_train[keep],
+        dataset.x_train[val],
+        dataset.y_train[val],
+    )
 
 
 def load_dataset(name: str, *, path: str | None = None, size: int | None = None) -> Dataset:

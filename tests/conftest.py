@@ -51,6 +51,22 @@ from stragglersim.io.errors import InputError  # noqa: E402
 from stragglersim.studies.grids import Grid  # noqa: E402
 
 
+def seeded(summary: dict) -> dict:
+    """A summary without its wall-clock keys: what the seed fixes (the same seed, the same dict)."""
+    from stragglersim.training.runner import WALL_CLOCK  # here, not at import: conftest loads before JAX's setup
+
+    return {k: v for k, v in summary.items() if k not in WALL_CLOCK}
+
+
+def same_result_file(a: pathlib.Path, b: pathlib.Path) -> bool:
+    """Whether two result files are the same: byte for byte, or a summary.json but for its wall clock."""
+    if a.name != "summary.json":
+        return a.read_bytes() == b.read_bytes()
+    import json  # here, not at import: only summaries are parsed
+
+    return seeded(json.loads(a.read_text())) == seeded(json.loads(b.read_text()))
+
+
 @contextlib.contextmanager
 def raises_as_cli(match: str):
     """``pytest.raises(InputError, match=...)`` against the message as the command line words it (the

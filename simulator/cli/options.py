@@ -10,7 +10,7 @@ import argparse
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ..core.config import OPTIMIZERS, RunConfig
+from ..core.config import OPTIMIZERS, RunConfig, budget_default
 from ..io.errors import InputError
 from ..models.catalog import DATASETS, MODELS
 from ..strategies import names as strategy_names
@@ -105,15 +105,55 @@ OPTIONS = (
     Option("eval_every", "updates (50), simulated seconds (10s) or auto", "K|Ts", TRAINING),
     Option("target_accuracy", "test accuracy that ends the run", "FRACTION", TRAINING),
     Option("target_loss", "test loss that ends the run", "LOSS", TRAINING),
-    Option("stop_at_target", "stop when reached", group=TRAINING),
-    Option("gradient_quality", "compare each update with a large-batch gradient", group=TRAINING),
+    Option(
+        "stop_at_target",
+        "stop when the target is reached (--no-stop-at-target: run the whole budget; the first crossing is "
+        "still reported)",
+        group=TRAINING,
+    ),
+    Option(
+        "gradient_quality",
+        "measure each update's gradient quality: stale_cosine (against the same mini-batches' gradients at "
+        "the parameters it is applied to) and batch_cosine (against a --reference-batch gradient there)",
+        group=TRAINING,
+    ),
+    Option(
+        "quality_every",
+        "measure gradient quality at every K-th update (implies --gradient-quality)",
+        "K",
+        TRAINING,
+        "updates",
+    ),
+    Option("until", "stop at this simulated time (a budget; --steps then defaults to none)", "SECONDS", unit="seconds"),
+    Option(
+        "budget_gradients", "stop once this many gradients were applied (a budget; --steps then defaults to none)", "G"
+    ),
+    Option(
+        "divergence_loss",
+        "a training loss above this ends the run as diverged (default: only NaN or inf)",
+        "LOSS",
+        TRAINING,
+    ),
+    Option(
+        "validation_split",
+        "carve this fraction of the training set out as a validation set, evaluated "
+        "instead of the test set (what tune selects on)",
+        "FRACTION",
+        TRAINING,
+    ),
     Option(
         "checkpoint_every",
         "save a checkpoint to DIR.checkpoint every K updates or Ts simulated seconds (a multiple of --eval-every)",
         "K|Ts",
         TRAINING,
     ),
-    Option("reference_batch", "examples of that gradient", "n", TRAINING, "examples"),
+    Option(
+        "reference_batch",
+        "examples of batch_cosine's reference gradient (0: stale measures only)",
+        "n",
+        TRAINING,
+        "examples",
+    ),
 )
 TRACE_FIELDS = ("trace_format", "time_scale")  # --format and --time-scale: add_trace_options
 
@@ -222,6 +262,9 @@ def _add(target, option: Option, kind: str, default, *, replay: bool = False, re
 def _add_axis(target, option: Option, kind: str, default) -> None:
     """A sweep's option: a list of values (repeated, for values that hold commas), or a flag."""
     shown = option.help.split(" (default")[0]
+    if option.field == "stop_at_target":  # on by default: --no-stop-at-target turns it off
+        target.add_argument(option.flag, action=argparse.BooleanOptionalAction, default=None, help=shown)
+        return
     if kind == "bool":
         target.add_argument(option.flag, action="store_true", default=None, help=shown)
         return
@@ -282,7 +325,11 @@ def add_output_options(p: argparse.ArgumentParser, *, single: bool) -> None:
 def config_from_namespace(args: argparse.Namespace) -> RunConfig:
     """The RunConfig whose every field comes from the option of the same name (validated where
     the run is assembled, ``assemble.assemble``)."""
-    return RunConfig(**{f.name: getattr(args, f.name) for f in fields(RunConfig)})
+    values = {f.name: getattr(args, f.name) for f in fields(RunConfig)}
+    if "steps" not in getattr(args, "_given", ()) and values["steps"] == RunConfig.steps:
+        rest = budget_default({k: v for k, v in values.items() if k != "steps"})
+        values = {"steps": values["steps"], **rest}  # a budget without --steps: steps unset
+    return RunConfig(**values)
 
 
 FLAGS = {"trace_format": "--format"}  # the fields whose flag is not --field-name

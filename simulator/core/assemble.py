@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from ..io.errors import InputError, named
 from ..latency import TRACE_FAMILIES, LatencyModel, parse_latency
-from ..models.datasets import load_dataset
+from ..models.datasets import load_dataset, validation_split
 from .cluster import Cluster, Link, parse_speed_factors
 from .config import RunConfig
 from .faults import Faults
@@ -104,6 +104,8 @@ def assemble(config: RunConfig, *, training: bool | None = None) -> RunInputs:
     dataset = model = params = None
     if training or config.data_cost != "none":
         dataset = load_dataset(config.dataset, path=config.data_path or None, size=config.dataset_size or None)
+        if config.validation_split is not None:
+            dataset = validation_split(dataset, config.validation_split)
     if training:
         model, params = _model(config, dataset)
         if config.param_bytes is None:  # a push moves one gradient, the size of the parameters

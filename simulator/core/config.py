@@ -24,6 +24,14 @@ SCALINGS = ("none", "linear", "sqrt")
 FLOAT32_MAX = 3.4028234663852886e38  # the largest float32: training's parameters and learning rate
 
 
+def budget_default(values: dict) -> dict:
+    """``values`` (RunConfig's keyword arguments) with ``steps`` unset where a budget (``until``,
+    ``budget_gradients``) is given and ``steps`` is not: the budget ends the run, not 1000 updates."""
+    if "steps" not in values and (values.get("until") is not None or values.get("budget_gradients") is not None):
+        return {**values, "steps": None}
+    return values
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that determines a run. Same config, same event log.
@@ -84,6 +92,21 @@ class RunConfig:
     gradient_quality: bool = False
     checkpoint_every: str = ""
     reference_batch: int = 2048
+    quality_every: int | None = None
+    until: float | None = None
+    budget_gradients: int | None = None
+    divergence_loss: float | None = None
+    validation_split: float | None = None
+
+    @property
+    def measures_quality(self) -> bool:
+        """Whether gradient quality is measured (``--gradient-quality`` or ``--quality-every``)."""
+        return self.gradient_quality or self.quality_every is not None
+
+    @property
+    def budgeted(self) -> bool:
+        """Whether a budget (``--until``, ``--budget-gradients``) ends the run."""
+        return self.until is not None or self.budget_gradients is not None
 
     def __post_init__(self):
         strategy = strategies.find(self.strategy)
@@ -123,8 +146,9 @@ class RunConfig:
         )
         if self.steps is None:
             need(
-                self.latency.strip().startswith("trace:"),
-                f"{named('steps')} is needed unless the latency is an exact trace:PATH replay",
+                self.latency.strip().startswith("trace:") or self.budgeted,
+                f"{named('steps')} is needed unless the latency is an exact trace:PATH replay "
+                f"or {named('until')} or {named('budget_gradients')} ends the run",
             )
         else:
             need(_is_int(self.steps) and self.steps >= 1, f"{named('steps')} must be an integer >= 1, got {self.steps}")
@@ -271,9 +295,42 @@ class RunConfig:
                 f"{named('target_loss')} must be a finite number > 0, got {self.target_loss}",
             )
         need(
-            _is_int(self.reference_batch) and self.reference_batch >= 1,
-            f"{named('reference_batch')} must be an integer >= 1, got {self.reference_batch}",
+            _is_int(self.reference_batch) and self.reference_batch >= 0,
+            f"{named('reference_batch')} must be an integer >= 0 (0: no batch_cosine), got {self.reference_batch}",
         )
+        self._validate_budgets(need)
+
+    def _validate_budgets(self, need) -> None:
+        """--quality-every, --until, --budget-gradients, --divergence-loss and --validation-split."""
+        if self.quality_every is not None:
+            need(
+                _is_int(self.quality_every) and self.quality_every >= 1,
+                f"{named('quality_every')} must be an integer >= 1 (updates), got {self.quality_every}",
+            )
+            need(
+                not self.timing_only,
+                f"{named('quality_every')}: a {named('timing_only')} run computes no gradients to measure",
+            )
+        if self.until is not None:
+            need(
+                _positive(self.until),
+                f"{named('until')} must be a finite number > 0 (simulated seconds), got {self.until}",
+            )
+        if self.budget_gradients is not None:
+            need(
+                _is_int(self.budget_gradients) and self.budget_gradients >= 1,
+                f"{named('budget_gradients')} must be an integer >= 1, got {self.budget_gradients}",
+            )
+        if self.divergence_loss is not None:
+            need(
+                _positive(self.divergence_loss),
+                f"{named('divergence_loss')} must be a finite number > 0, got {self.divergence_loss}",
+            )
+        if self.validation_split is not None:
+            need(
+                _positive(self.validation_split) and self.validation_split < 1,
+                f"{named('validation_split')} is a fraction in (0, 1) of the training set, got {self.validation_split}",
+            )
 
     @property
     def hidden_sizes(self) -> tuple[int, ...]:
@@ -293,6 +350,8 @@ class RunConfig:
         """``("updates", n)`` or ``("seconds", s)`` from ``eval_every``."""
         text = self.eval_every.strip()
         if text == "auto":
+            if self.steps is None and self.until is not None:
+                return "seconds", self.until / 20
             return "updates", max(1, -(-self.steps // 20)) if self.steps else 50
         try:
             if text.endswith("s"):

@@ -99,6 +99,21 @@ class ParameterServer:
             self.finished = True
 
 
+class Budget:
+    """What ends a budgeted run: a simulated time (no update after it is applied) and a count of
+    applied gradients (the update that reaches it is the last)."""
+
+    def __init__(self, until: float | None, gradients: int | None):
+        self.until, self.gradients, self.applied = until, gradients, 0
+
+    def spent_before(self, update) -> bool:
+        return self.until is not None and update.time > self.until
+
+    def spent_after(self, update) -> bool:
+        self.applied += len(update.gradients)
+        return self.gradients is not None and self.applied >= self.gradients
+
+
 class Simulation:
     """A timing simulation of one run.
 
@@ -119,6 +134,7 @@ class Simulation:
         self.log = CompactLog() if config.timing_only and config.log_gradients == "none" else EventLog()
         steps = config.steps if config.steps is not None else math.inf
         self.ps = ParameterServer(self.env, self.strategy, steps, self.log)
+        self.budget = Budget(config.until, config.budget_gradients) if config.budgeted else None
         faults = inputs.faults
         link = SharedLink(self.env, cluster.link_time) if cluster.link_time > 0 else DIRECT
         work = inputs.work or steady_work
@@ -203,7 +219,23 @@ class Simulation:
             new = updates[seen:]
             seen = len(updates)
             self.progress.update(len(new))
-            yield from new
+            if self.budget is None:
+                yield from new
+                continue
+            for u in new:
+                if self.budget.spent_before(u):
+                    self._end_at_budget(u.index - 1, "until")
+                    return
+                yield u
+                if self.budget.spent_after(u):
+                    self._end_at_budget(u.index, "gradients")
+                    return
+
+    def _end_at_budget(self, applied: int, which: str) -> None:
+        """The budget ``which`` (``until``, ``gradients``) ended the run after ``applied`` updates."""
+        self.log.budget_spent = which
+        self.ps.finished = True
+        self.finish(applied)
 
     def _step_until(self, seen: int) -> None:
         """Process events until the log holds more than ``seen`` updates.

@@ -22,6 +22,7 @@ one gradient per update), typically ``steps * s`` for a barrier, at most ``steps
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -156,6 +157,8 @@ def check_run(config, model, factors: np.ndarray, faults) -> None:
         config: the validated run.
         model: its latency model; ``factors``: the per-worker speed factors; ``faults``: ``Faults``.
     """
+    if config.steps is None and config.budgeted:  # the updates the budget allows, for the checks below
+        config = replace(config, steps=_budget_steps(config, model))
     steps, p = config.steps or 1, config.total_workers
     fmax = float(np.max(factors)) if len(factors) else 1.0
     transfer = 2 * (config.comm_latency + (config.param_bytes or 0.0) / config.bandwidth)
@@ -204,6 +207,15 @@ def check_run(config, model, factors: np.ndarray, faults) -> None:
     check_memory(config, extra=episodes * EPISODE)
 
 
+def _budget_steps(config, model) -> int:
+    """About how many updates a budget allows: its gradients (one or more per update), or its
+    simulated time over the typical time per update."""
+    if config.budget_gradients is not None:
+        return config.budget_gradients
+    per_update = _round_time(config, model, config.total_workers)
+    return max(1, math.ceil(config.until / per_update)) if per_update > 0 else 1
+
+
 def _largest(model, tail: float) -> float:
     """An upper bound of the (1 - ``tail``)-quantile: the largest draw expected among 1/``tail``.
 
@@ -248,7 +260,7 @@ def _check_periods(config, t_low: float, floor: float) -> None:
     ):
         if not text.strip():
             continue
-        period = float(text.strip()[:-1])
+        period = every if what == "evaluations" else float(text.strip()[:-1])
         if period < floor:
             raise InputError(
                 f"{flag} {text.strip()}: below the simulated clock's resolution at the run's end (about "

@@ -131,6 +131,7 @@ class EventLog:
     updates: list[Update] = field(default_factory=list)
     exhausted: bool = False  # the run ended because a replayed trace was used up
     stalled: str | None = None  # why the run could not progress, if it could not
+    budget_spent: str | None = None  # the budget that ended the run: "until" or "gradients"
 
     def new_gradient(self, worker: int, index: int, version: int, step: int, start: float, end: float) -> Gradient:
         g = Gradient(len(self.gradients), worker, index, version, step, start, end)
@@ -206,6 +207,17 @@ class EventLog:
             "seed": config.seed,
             "trace_exhausted": self.exhausted,
             "stalled": self.stalled,
+        } | (self._budget(config, sim_time) if config.budgeted else {})
+
+    def _budget(self, config, sim_time: float) -> dict:
+        """The budget of a budgeted run: its limits, which one ended it, and the simulated time
+        at its end (``until`` where the time ran out, else the last update's)."""
+        end = config.until if self.budget_spent == "until" else sim_time
+        return {
+            "until": config.until,
+            "budget_gradients": config.budget_gradients,
+            "budget_spent": self.budget_spent,
+            "end_time": end,
         }
 
 

@@ -42,8 +42,17 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "sim_time": ("s", "simulated time of the update"),
         "samples": ("examples", "examples whose gradients were averaged"),
         "train_loss": ("", "their mean loss at the parameters each gradient read"),
-        "cosine": ("", "cosine similarity with a --reference-batch gradient (--gradient-quality; else empty)"),
-        "relative_error": ("", "norm of the difference from that gradient over its norm (else empty)"),
+        "stale_cosine": (
+            "",
+            "cosine of the applied gradient with the same mini-batches' gradients at the parameters it is applied "
+            "to: staleness alone, 1 when fresh (--gradient-quality, every --quality-every updates; else empty)",
+        ),
+        "stale_error": ("", "norm of the difference from those gradients over their norm, 0 when fresh (else empty)"),
+        "batch_cosine": (
+            "",
+            "cosine with a --reference-batch gradient at those parameters: sampling noise and staleness (else empty)",
+        ),
+        "batch_error": ("", "norm of the difference from that gradient over its norm (else empty)"),
     },
     "trace.csv": {  # written by import and measure; read by replay, fit, validate, trace:/empirical:
         "worker": ("", "worker, from 0"),

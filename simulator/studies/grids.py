@@ -21,7 +21,7 @@ from pathlib import Path
 
 import tomli_w
 
-from ..core.config import RunConfig
+from ..core.config import RunConfig, budget_default
 from ..io.errors import InputError, named
 from ..io.shipped import read_toml
 from ..strategies import get, names
@@ -34,7 +34,8 @@ MAX_RUNS = 1_000_000  # runs of one sweep
 TRAINING_ONLY = (
     "model", "dataset", "data_path", "dataset_size", "data_partition", "batch_size", "hidden", "optimizer", "lr",
     "momentum", "lr_schedule", "lr_decay_rate", "lr_decay_steps", "lr_scaling", "eval_every", "target_accuracy",
-    "target_loss", "gradient_quality", "reference_batch",
+    "target_loss", "stop_at_target", "gradient_quality", "reference_batch", "quality_every", "divergence_loss",
+    "validation_split",
 )  # fmt: skip
 NAMED = {"strategy", "workers", "backups", "seed", *(o.field for o in strategy_options())}  # in every run's name
 KINDS = {f.name: f.type.split(" |")[0] for f in fields(RunConfig)}  # int, float, str or bool
@@ -223,7 +224,7 @@ class Grid:
             if option.field in values and not strategy.owns(option):
                 del values[option.field]  # this strategy does not take it: its default
         try:
-            return RunConfig(**values).validate()
+            return RunConfig(**budget_default(values)).validate()
         except InputError as err:
             raise InputError(f"{err.args[0]} (in the grid's run {_describe(values)})") from None
 
@@ -364,13 +365,13 @@ def grid_from_options(values: dict, file: Path | None = None) -> Grid:
     axes: dict[str, list] = {}
     for f in fields(RunConfig):
         value = values.get(f.name)
-        if value is None or value is False:
+        if value is None or (value is False and f.default is not True):  # a flag's False: not given
             continue
         if f.name in ("trace_format", "time_scale"):  # one value each (add_trace_options)
             if value != getattr(defaults, f.name):
                 axes[f.name] = [value]
         elif isinstance(value, list | bool):
-            axes[f.name] = [value] if value is True else value
+            axes[f.name] = [value] if isinstance(value, bool) else value
         else:
             axes[f.name] = parse_values(f.name, value)
     total = values.get("total_workers")

@@ -15,12 +15,14 @@ class TrainingResult:
     """What training adds to a run: the evaluation curve and per-update records."""
 
     metrics: list[tuple] = field(default_factory=list)  # (update, sim_time, train_loss, test_loss, test_accuracy)
-    steps: list[tuple] = field(default_factory=list)  # (update, sim_time, samples, train_loss, cosine, rel_error)
+    steps: list[tuple] = field(default_factory=list)  # (update, sim_time, samples, train_loss, *quality.FIELDS)
     summary: dict = field(default_factory=dict)
     params: object = None  # the final parameters (a pytree of NumPy arrays)
 
     METRICS_FIELDS = ("update", "sim_time", "train_loss", "test_loss", "test_accuracy")
-    STEPS_FIELDS = ("update", "sim_time", "samples", "train_loss", "cosine", "relative_error")
+    STEPS_FIELDS = (
+        "update", "sim_time", "samples", "train_loss", "stale_cosine", "stale_error", "batch_cosine", "batch_error",
+    )  # fmt: skip
 
     def metric_lines(self):
         return (",".join(_cell(v) for v in row) + "\n" for row in self.metrics)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,11 @@ from ..io.outcome import Outcome, outcome_of
 from ..io.progress import NULL_PROGRESS, NullProgress
 from ..io.results import check_not_in_sweep, check_out_dir, check_out_place, write_run
 from ..io.storage import FolderLock, recover
+
+WALL_CLOCK = (
+    "wall_seconds",
+    "updates_per_wall_second",
+)  # of this machine, not the run: the only keys a seed does not fix
 
 
 @dataclass
@@ -40,6 +46,7 @@ def execute(run: RunConfig | RunInputs, *, progress=NULL_PROGRESS, checkpoints=N
     inputs = run if isinstance(run, RunInputs) else assemble(run)
     config = inputs.config
     tables, params = {}, None
+    start = time.perf_counter()
     if config.timing_only:
         if fastpath.applies(inputs):
             log = fastpath.fast_simulate(inputs, records=config.log_gradients == "all")
@@ -56,6 +63,8 @@ def execute(run: RunConfig | RunInputs, *, progress=NULL_PROGRESS, checkpoints=N
         tables["metrics.csv"] = (TrainingResult.METRICS_FIELDS, result.metric_lines())
         tables["training.csv"] = (TrainingResult.STEPS_FIELDS, result.step_lines())
         params = result.params
+    wall = time.perf_counter() - start
+    summary |= dict(zip(WALL_CLOCK, (wall, len(log.updates) / wall if wall > 0 else None), strict=True))
     if not log.updates and log.exhausted:
         raise InputError(f"{named('latency')} {config.latency}: the trace was used up before the first update")
     return RunResult(config, log, summary, tables, params, outcome_of(log, summary))

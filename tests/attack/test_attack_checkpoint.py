@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import same_result_file
 from stragglersim.cli.main import main
 
 # The smallest training run that keeps past versions (async: a ring in the checkpoint too).
@@ -199,7 +200,7 @@ def test_an_untouched_checkpoint_resumes_to_the_uninterrupted_files(saved, ckpt)
     """untouched checkpoint (hashes verified) -> resume gives the uninterrupted run's files byte for byte"""
     assert resume(ckpt) == 0
     for name in RESULTS:
-        assert (ckpt.parent / "run" / name).read_bytes() == (saved / "whole" / name).read_bytes(), name
+        assert same_result_file(ckpt.parent / "run" / name, saved / "whole" / name), name
 
 
 def test_out_inside_the_checkpoint_is_refused(ckpt, capsys):
@@ -221,7 +222,7 @@ def test_out_and_overwrite_beside_resume_are_honoured(saved, ckpt, capsys):
     assert "directory is not empty; pass --overwrite" in capsys.readouterr().err
     assert resume(ckpt, "--overwrite") == 0
     for name in RESULTS:
-        assert (ckpt.parent / "run" / name).read_bytes() == (saved / "whole" / name).read_bytes(), name
+        assert same_result_file(ckpt.parent / "run" / name, saved / "whole" / name), name
     assert not ckpt.exists()  # C is the run's own checkpoint (run.checkpoint): the complete run removes it
 
 
