@@ -8,8 +8,19 @@ The Python API (see the README's "Python API")::
     run.summary, run.updates  # summary.json as a dict, updates.csv as a pandas DataFrame
 """
 
-from .api import Run, aggregate, compare, load_run, predict, simulate, sweep
+from .api import Run, aggregate, compare, load_run, predict, simulate, sweep, tune
 from .io.errors import InputError
 from .io.version import __version__
 
-__all__ = ["InputError", "Run", "__version__", "aggregate", "compare", "load_run", "predict", "simulate", "sweep"]
+__all__ = [
+    "InputError",
+    "Run",
+    "__version__",
+    "aggregate",
+    "compare",
+    "load_run",
+    "predict",
+    "simulate",
+    "sweep",
+    "tune",
+]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import io
 import json
+import warnings
 from dataclasses import fields
 from pathlib import Path
 
@@ -181,18 +182,9 @@ def load_run(directory) -> Run:
 
 
 def sweep(
-    out,
-    *,
-    seeds=None,
-    total_workers=None,
-    grid=None,
-    extend=False,
-    overwrite=False,
-    jobs=None,
-    scheduler=None,
-    progress=False,
-    **options,
-):
+    out, *, seeds=None, total_workers=None, grid=None, extend=False, overwrite=False, jobs=None, scheduler=None,
+    progress=False, **options
+):  # fmt: skip
     """One run per combination of a grid, like ``stragglersim sweep``; returns ``results.csv`` as a DataFrame.
 
     Each run is written to ``out/runs/NAME/``; runs already complete there are skipped, so
@@ -220,27 +212,60 @@ def sweep(
     """
     import pandas as pd  # here, not at import: import stragglersim loads no pandas (0.8 s)
 
-    from .studies.grids import Grid  # here, not at import: import stragglersim loads no SimPy (via core.config)
     from .studies.sweeps import run_sweep  # here, not at import: import stragglersim loads no NumPy, SciPy or SimPy
 
-    if "seed" in options:
-        raise InputError("sweep: give seeds=[...] (a list, as the CLI's --seeds), not seed")
-    _run_options({name: None for name in options}, "sweep")  # names that are not options
-    table = {name: [_plain(v, _declared(name)) for v in _as_list(value)] for name, value in options.items()}
-    if seeds is not None:
-        table["seed"] = _as_list(seeds)
-    if total_workers is not None:
-        table["total_workers"] = _as_list(total_workers)
-    new = Grid.from_mapping(table, source="sweep")
-    if grid is not None:
-        new = Grid.load(Path(grid)).merged(new)
-    out = Path(out)
+    new, out = _grid("sweep", options, seeds, total_workers, grid), Path(out)
     counter = RunCounter(quiet=not progress)
     try:
         run_sweep(new, out, jobs=jobs, scheduler=scheduler, counter=counter, extend=extend, overwrite=overwrite)
     finally:
         counter.close()
     return pd.read_csv(out / "results.csv")
+
+
+def tune(
+    out, *, tune, select_by="accuracy_at_budget", validation_split=0.1, seeds=None, total_workers=None, grid=None,
+    overwrite=False, jobs=None, scheduler=None, progress=False, **options
+):  # fmt: skip
+    """Each configuration's best candidate of ``tune``, as ``stragglersim tune``; returns ``tuned.csv``, a DataFrame.
+
+    The grid (``seeds``, ``**options`` and the rest as for :func:`sweep`) runs every candidate of ``tune`` (option
+    -> values, crossed: ``{"lr": [0.01, 0.1]}``) on every seed on all but ``validation_split`` of the training set,
+    evaluated on the rest (``out/candidates``); each configuration's best mean over seeds of ``select_by``
+    (``time_to_target``, ``accuracy_at_budget``, ``loss_at_budget``) runs again on the test set (``out/final``).
+    A winner at the edge of its candidates warns (``UserWarning``: widen the grid).
+
+    Raises:
+        InputError: bad options (before anything is written). RunsFailed: some runs raised.
+    """
+    import pandas as pd  # here, not at import: import stragglersim loads no pandas (0.8 s)
+
+    from .studies import tuning  # here, not at import: import stragglersim loads no NumPy, SciPy or SimPy
+
+    chosen = tuning.Tuning.from_mapping(tune, select_by, validation_split)
+    new, out = _grid("tune", options, seeds, total_workers, grid), Path(out)
+    tuning.tune(new, out, chosen, jobs=jobs, scheduler=scheduler, quiet=not progress, warn=_warn, overwrite=overwrite)
+    return pd.read_csv(out / tuning.TABLE)
+
+
+def _warn(line: str) -> None:
+    warnings.warn(line, UserWarning, stacklevel=4)  # at the caller of tune()
+
+
+def _grid(what: str, options: dict, seeds, total_workers, grid):
+    """The grid of the API's keywords (each a value or a list), over the file ``grid`` if given."""
+    from .studies.grids import Grid  # here, not at import: import stragglersim loads no SimPy (via core.config)
+
+    if "seed" in options:
+        raise InputError(f"{what}: give seeds=[...] (a list, as the CLI's --seeds), not seed")
+    _run_options({name: None for name in options}, what)  # names that are not options
+    table = {name: [_plain(v, _declared(name)) for v in _as_list(value)] for name, value in options.items()}
+    if seeds is not None:
+        table["seed"] = _as_list(seeds)
+    if total_workers is not None:
+        table["total_workers"] = _as_list(total_workers)
+    new = Grid.from_mapping(table, source=what)
+    return new if grid is None else Grid.load(Path(grid)).merged(new)
 
 
 def _declared(name: str) -> str:

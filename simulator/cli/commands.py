@@ -102,6 +102,38 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    """each configuration's best value of some options, chosen on a validation split, reported on the test set
+
+    Every configuration of the grid (the sweep's options, seeds aside) runs every candidate of the --tune
+    options (crossed) on every seed, training on all but --validation-split of the training set (default
+    0.1) and evaluating on the rest: DIR/candidates/. The candidate with the best mean over seeds of
+    --select-by wins and runs again on the whole training set, evaluated on the test set: DIR/final/ (compare
+    and plot read it when given DIR). DIR/tuned.csv: one row per configuration (the winner, every candidate's
+    mean, diverged seeds, at_edge); DIR/tune.toml records the tuning. The same command resumes it.
+    """
+    from ..studies.tuning import Tuning, describe, tune  # here, not at import: the CLI starts without SciPy
+
+    if args.extend:
+        raise InputError("--extend: a tuning takes no other runs; tune into another --out")
+    tuning = Tuning.parse(args.tune, args.select_by, args.validation_split)
+    grid = grid_from_options({**vars(args), "validation_split": None}, args.grid)
+    rows = tune(
+        grid,
+        args.out,
+        tuning,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        quiet=args.quiet,
+        log=lambda message: args.quiet or print(message, file=sys.stderr),
+        warn=lambda message: print(f"stragglersim tune: warning: {message}", file=sys.stderr),
+        overwrite=args.overwrite,
+    )
+    if not args.quiet:
+        print(describe(rows, tuning, args.out))
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """predicted iteration time for each number of backups (order statistics)
 
@@ -267,11 +299,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     A sweep folder gets its iteration time (mean over seeds, 95% t-intervals across seeds), faceted by its
     grid, and with gradient quality its trade-off frontier (quality against seconds per update); a run folder
-    its iteration times, timeline and accuracy curve. Several folders are also overlaid.
+    its iteration times, timeline and accuracy curve. Several folders are also overlaid. A tuning folder
+    (stragglersim tune) is read as its final runs, DIR/final.
     """
     from ..studies.folder_plots import plot_folders  # here, not at import: the CLI starts without Matplotlib
+    from ..studies.tuning import tuned_final  # here, not at import: the CLI starts without SciPy
 
-    for path in plot_folders(args.dirs, args.out, figsize=args.figsize):
+    for path in plot_folders([tuned_final(d) for d in args.dirs], args.out, figsize=args.figsize):
         print(path)
     return 0
 
@@ -285,10 +319,16 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """configurations against a baseline, paired by seed (common random numbers)"""
-    from ..studies.comparison import compare_runs  # here, not at import: the CLI starts without SciPy
+    """configurations against a baseline, paired by seed (common random numbers)
 
-    report = compare_runs(args.dirs, baseline=args.baseline, metrics=args.metrics, out=args.out, figsize=args.figsize)
+    Configurations against a baseline, paired by seed (common random numbers). A tuning folder (stragglersim
+    tune) is read as its final runs, DIR/final.
+    """
+    from ..studies.comparison import compare_runs  # here, not at import: the CLI starts without SciPy
+    from ..studies.tuning import tuned_final  # here, not at import: the CLI starts without SciPy
+
+    dirs = [tuned_final(d) for d in args.dirs]
+    report = compare_runs(dirs, baseline=args.baseline, metrics=args.metrics, out=args.out, figsize=args.figsize)
     if args.out is not None:
         report.save(args.out, overwrite=args.overwrite, inputs=args.dirs)
     print(report.text())

@@ -102,6 +102,24 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     add_run_options(swp, sweep=True)
     add_output_options(swp, single=False)
 
+    tun = _command(sub, "tune", commands.cmd_tune)
+    tun.add_argument(
+        "--tune",
+        action="append",
+        required=True,
+        metavar="OPTION=V,V,...",
+        help="an option to tune and its candidates, e.g. lr=0.01,0.1,1; repeat it for several (crossed)",
+    )
+    tun.add_argument(
+        "--select-by",
+        default="accuracy_at_budget",
+        metavar="METRIC",
+        help="time_to_target (needs --target-accuracy or --target-loss), accuracy_at_budget or loss_at_budget, "
+        "on the validation split (default: accuracy_at_budget)",
+    )
+    add_run_options(tun, sweep=True)
+    add_output_options(tun, single=False)
+
     rpr = _command(sub, "reproduce", commands.cmd_reproduce)
     rpr.add_argument("--quick", action="store_true", help="small experiments (about 2 minutes)")
     rpr.add_argument("--out", type=Path, required=True, metavar="DIR", help="figures/ regenerates the committed ones")
@@ -215,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         return _explained(err, "stragglersim")
     args = parser.parse_args(argv)
-    kept = "complete runs are kept; the same command resumes" if args.command == "sweep" else "nothing was written"
+    sweeps = args.command in ("sweep", "tune")
+    kept = "complete runs are kept; the same command resumes" if sweeps else "nothing was written"
     previous = _on_sigterm(_stop)
     try:
         if getattr(args, "out", None) is not None:
@@ -261,7 +280,7 @@ def _stopped(status: int, argv_given: bool, command: str) -> int:
     """The exit status of a command stopped by a signal. From the shell (no ``argv`` given), a run that
     loaded JAX ends here: interpreter shutdown with JAX's threads cut short can crash after the message.
     (Not a sweep: its process pool's semaphores are released by the normal shutdown.)"""
-    if argv_given or command == "sweep" or "jax" not in sys.modules:
+    if argv_given or command in ("sweep", "tune") or "jax" not in sys.modules:
         return status
     sys.stdout.flush()
     sys.stderr.flush()
