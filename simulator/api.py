@@ -129,10 +129,11 @@ def simulate(*, progress: bool = False, **options) -> Run:
     Raises:
         InputError: an unknown option, or a bad value (one line naming it).
     """
-    from .core.config import RunConfig  # here, not at import: import stragglersim loads no SimPy (via the strategies)
+    # here, not at import: import stragglersim loads no SimPy (via the strategies)
+    from .core.config import RunConfig, budget_default
     from .training.runner import execute  # here, not at import: import stragglersim loads no NumPy, SciPy or SimPy
 
-    config = RunConfig(**_run_options(options, "simulate")).validate()
+    config = RunConfig(**budget_default(_run_options(options, "simulate"))).validate()
     if config.checkpoint_every:
         raise InputError("checkpoint_every: simulate() keeps no checkpoints; use `stragglersim simulate --out DIR`")
     bar = (

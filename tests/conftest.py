@@ -58,13 +58,27 @@ def seeded(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k not in WALL_CLOCK}
 
 
-def same_result_file(a: pathlib.Path, b: pathlib.Path) -> bool:
-    """Whether two result files are the same: byte for byte, or a summary.json but for its wall clock."""
-    if a.name != "summary.json":
-        return a.read_bytes() == b.read_bytes()
-    import json  # here, not at import: only summaries are parsed
+def fixed_by_seed(path: pathlib.Path):
+    """A result file as the seed fixes it: its bytes, but a summary.json without its wall-clock keys
+    and a table (results.csv, aggregate.csv ...) without their columns (``wall_seconds_mean`` ...)."""
+    from stragglersim.training.runner import WALL_CLOCK  # here, not at import: conftest loads before JAX's setup
 
-    return seeded(json.loads(a.read_text())) == seeded(json.loads(b.read_text()))
+    if path.name == "summary.json":
+        import json  # here, not at import: only summaries are parsed
+
+        return seeded(json.loads(path.read_text()))
+    if path.suffix == ".csv":
+        import csv  # here, not at import: only tables are parsed
+
+        rows = list(csv.reader(path.read_text().splitlines()))
+        keep = [i for i, name in enumerate(rows[0] if rows else []) if not name.startswith(WALL_CLOCK)]
+        return [[row[i] for i in keep if i < len(row)] for row in rows]
+    return path.read_bytes()
+
+
+def same_result_file(a: pathlib.Path, b: pathlib.Path) -> bool:
+    """Whether two result files are the same as far as the seed fixes them (see ``fixed_by_seed``)."""
+    return fixed_by_seed(a) == fixed_by_seed(b)
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import same_result_file
 from stragglersim.cli.main import main
 from stragglersim.core.config import RunConfig
 
@@ -52,7 +53,7 @@ def test_same_seed_gives_identical_files(tmp_path):
     simulate(tmp_path / "a", *args)
     simulate(tmp_path / "b", *args)
     for name in ("summary.json", "updates.csv", "gradients.csv", "config.toml"):
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+        assert same_result_file(tmp_path / "a" / name, tmp_path / "b" / name), name
 
 
 def test_prints_a_summary(tmp_out, capsys):

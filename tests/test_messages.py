@@ -42,7 +42,7 @@ def help_of(command: str) -> str:
 
 def test_help_texts():
     plot = help_of("plot")
-    assert "--out DIR RUN_OR_SWEEP [RUN_OR_SWEEP ...]" in plot and "DIR DIR" not in plot
+    assert "RUN_OR_SWEEP [RUN_OR_SWEEP ...]" in plot and "--out DIR" in plot and "DIR DIR" not in plot
     assert "layout of SRC" in help_of("import") and "TRACE" not in help_of("import")
     assert "One track per worker" in help_of("timeline")  # a description, not the help line again
     measure = help_of("measure")

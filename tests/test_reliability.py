@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from conftest import fixed_by_seed, same_result_file
 from stragglersim.cli.main import main
 
 
@@ -50,7 +51,7 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_same_results(tmp_path):
     subprocess.run(sweep_args(killed), check=True)
     clean = tmp_path / "clean"
     subprocess.run(sweep_args(clean), check=True)
-    assert (killed / "results.csv").read_bytes() == (clean / "results.csv").read_bytes()
+    assert fixed_by_seed(killed / "results.csv") == fixed_by_seed(clean / "results.csv")
     assert not list((killed / "runs").glob(".*"))  # no half-written leftovers
 
 
@@ -122,9 +123,10 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_metrics(tmp_path, c
         ]
     )
     err = capsys.readouterr().err
-    assert rc == 1 and "diverged: the loss became nan" in err and err.count("\n") == 1
+    assert rc == 0 and "diverged: the training loss became " in err and err.count("\n") == 1
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["diverged"] and summary["updates"] < 200
+    assert summary["diverged"] is True and summary["updates"] < 200
+    assert f"at update {summary['diverged_at']}:" in summary["diverged_reason"]
     assert len((out / "metrics.csv").read_text().splitlines()) >= 3
 
 
@@ -208,5 +210,5 @@ def test_resume_with_more_steps_extends_the_run_and_other_changed_options_are_re
         assert message in err and err.count("\n") == 1, err
     assert main([*resume, "--workers", "2", "--steps", "40"]) == 0  # the checkpoint's own value is fine
     for name in ("metrics.csv", "training.csv", "gradients.csv", "updates.csv", "summary.json"):
-        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+        assert same_result_file(tmp_path / "cut" / name, tmp_path / "whole" / name), name
     assert "steps = 40" in (tmp_path / "cut" / "config.toml").read_text()

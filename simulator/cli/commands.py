@@ -37,12 +37,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     result = run_to_folder(config, args.out, overwrite=args.overwrite, progress=bar, resume=args.resume, reads=reads)
     if not args.quiet:
         print(describe_run(result.summary, args.out))
-    failure = {
-        Outcome.DIVERGED: f"diverged: {result.summary.get('diverged')} ({args.out})",
-        Outcome.STALLED: f"stalled: {result.log.stalled} (results so far in {args.out})",
-    }.get(result.outcome)
-    if failure:
-        print(f"stragglersim {args.command}: {failure}", file=sys.stderr)
+    if result.outcome is Outcome.DIVERGED:  # a result, not a failure: a study counts it
+        print(
+            f"stragglersim {args.command}: diverged: {result.summary['diverged_reason']} ({args.out})", file=sys.stderr
+        )
+    if result.outcome is Outcome.STALLED:
+        print(
+            f"stragglersim {args.command}: stalled: {result.log.stalled} (results so far in {args.out})",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

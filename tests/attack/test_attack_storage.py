@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import fixed_by_seed
 from stragglersim.cli.main import main
 from stragglersim.cli.options import worded
 from stragglersim.io.errors import InputError
@@ -38,7 +39,7 @@ def folder(path: Path, **files) -> Path:
 
 def contents(path: Path) -> dict:
     """Every file under ``path`` as {relative path: bytes}."""
-    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+    return {p.relative_to(path).as_posix(): fixed_by_seed(p) for p in sorted(path.rglob("*")) if p.is_file()}
 
 
 def hidden(parent: Path) -> list[str]:
