@@ -302,7 +302,7 @@ def aggregate(*paths):
     """Runs aggregated over seeds, like ``stragglersim aggregate`` (without writing a file).
 
     Args:
-        *paths: run folders, sweep folders (their ``runs/``) or folders of run folders.
+        *paths: run folders, sweep folders (their ``runs/``), folders of run folders or tunings (their ``final/``).
 
     Returns:
         A pandas DataFrame, one row per configuration without its seed (``aggregate.csv``): the
@@ -321,7 +321,7 @@ def compare(*paths, baseline=None, metrics=None):
     """Every configuration against a baseline, paired by seed, like ``stragglersim compare``.
 
     Args:
-        *paths: run folders, sweep folders or folders of run folders.
+        *paths: run folders, sweep folders, folders of run folders or tuning folders (their final runs).
         baseline: the baseline configuration, ``"backups=0"`` or ``{"semantics": "tf", "backups": 0}``;
             it must match exactly one configuration (default: the first in sorted order).
         metrics: summary keys (default: the headline throughput and accuracy metrics present).

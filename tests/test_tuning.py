@@ -15,10 +15,10 @@ from stragglersim.cli.main import main
 from stragglersim.core import assemble
 from stragglersim.core.config import RunConfig
 from stragglersim.io.errors import InputError, RunsFailed
-from stragglersim.studies.aggregation import collect
+from stragglersim.studies.aggregation import collect, tuned_final
 from stragglersim.studies.grids import Grid, Union
 from stragglersim.studies.selection import Choice, choose, table
-from stragglersim.studies.tuning import Tuning, _warnings, tuned_final
+from stragglersim.studies.tuning import Tuning, _warnings
 
 # One configuration, two candidates (lr 10000 diverges on both seeds; 0.3 wins, at the edge), two seeds.
 RUN = {"strategy": "sync", "workers": 2, "steps": 20, "eval_every": "10", "divergence_loss": 50.0}
@@ -165,6 +165,12 @@ def test_compare_and_plot_read_a_tuned_folder_as_its_final_runs(tuned, tmp_path,
     assert "accuracy_at_budget" in capsys.readouterr().out
     assert main(["plot", str(out), "--out", str(tmp_path / "figures")]) == 0
     assert list((tmp_path / "figures").glob("*.png"))
+    assert (
+        main(["aggregate", str(out)]) == 0 and f"results: {out / 'final' / 'aggregate.csv'}" in capsys.readouterr().out
+    )
+    final = out / "final"  # the Python API reads the tuning folder as its final runs too
+    assert stragglersim.aggregate(out).equals(stragglersim.aggregate(final))
+    assert stragglersim.compare(out).equals(stragglersim.compare(final))
     half = tmp_path / "half"
     shutil.copytree(out, half, ignore=shutil.ignore_patterns("final"))
     assert main(["compare", str(half)]) == 2

@@ -305,8 +305,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     its iteration times, timeline and accuracy curve. Several folders are also overlaid. A tuning folder
     (stragglersim tune) is read as its final runs, DIR/final.
     """
+    from ..studies.aggregation import tuned_final  # here, not at import: the CLI starts without SciPy
     from ..studies.folder_plots import plot_folders  # here, not at import: the CLI starts without Matplotlib
-    from ..studies.tuning import tuned_final  # here, not at import: the CLI starts without SciPy
 
     for path in plot_folders([tuned_final(d) for d in args.dirs], args.out, figsize=args.figsize):
         print(path)
@@ -314,10 +314,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
-    """mean, std and Student-t interval (95 percent) over seeds of each configuration of runs"""
+    """mean, std and Student-t interval (95 percent) over seeds of each configuration of runs
+
+    Mean, std and Student-t interval (95 percent) over seeds of each configuration of runs. A tuning
+    folder (stragglersim tune) is read as its final runs, DIR/final.
+    """
+    from ..studies.aggregation import tuned_final  # here, not at import: the CLI starts without SciPy
     from ..studies.comparison import aggregate_folders  # here, not at import: the CLI starts without SciPy
 
-    print(aggregate_folders(args.dirs, out=args.out, overwrite=args.overwrite).text())
+    dirs = [tuned_final(d) for d in args.dirs]
+    print(aggregate_folders(dirs, out=args.out, overwrite=args.overwrite).text())
     return 0
 
 
@@ -327,8 +333,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     Configurations against a baseline, paired by seed (common random numbers). A tuning folder (stragglersim
     tune) is read as its final runs, DIR/final.
     """
+    from ..studies.aggregation import tuned_final  # here, not at import: the CLI starts without SciPy
     from ..studies.comparison import compare_runs  # here, not at import: the CLI starts without SciPy
-    from ..studies.tuning import tuned_final  # here, not at import: the CLI starts without SciPy
 
     dirs = [tuned_final(d) for d in args.dirs]
     report = compare_runs(dirs, baseline=args.baseline, metrics=args.metrics, out=args.out, figsize=args.figsize)

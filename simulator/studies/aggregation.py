@@ -43,6 +43,7 @@ TIMING = {
     "updates_per_wall_second",
 }
 LEVEL = 0.95
+TUNE_FILE, FINAL = "tune.toml", "final"  # a tuning folder (studies.tuning) and its final runs, which it reports
 DEFAULTS = {f.name: f.default for f in fields(RunConfig) if f.default is not None}  # as config.toml omits None
 
 
@@ -86,15 +87,30 @@ def _read(folder: Path, name: str, loads) -> dict:
         raise InputError(f"{folder / name}: cannot read: {err}") from None
 
 
+def tuned_final(path: Path) -> Path:
+    """``path``'s final runs if it is a tuning folder (``studies.tuning``), else ``path``.
+
+    Raises:
+        InputError: a tuning folder whose final runs are not done yet.
+    """
+    path = Path(path)
+    if not (path / TUNE_FILE).is_file():
+        return path
+    if not (path / FINAL / "results.csv").is_file():
+        raise InputError(f"{path}: a tuning whose final runs are not done; run the same tune command to finish it")
+    return path / FINAL
+
+
 def collect(paths: list[Path]) -> list[RunRecord]:
-    """The runs in ``paths``: each a run folder, a sweep folder (its ``runs/``) or a folder of run folders.
+    """The runs in ``paths``: each a run folder, a sweep folder (its ``runs/``), a folder of run folders
+    or a tuning folder (its final runs).
 
     Raises:
         InputError: a path holding no complete run.
     """
     records: dict[Path, RunRecord] = {}  # a run reached through two paths counts once
     for path in paths:
-        path = Path(path)
+        path = tuned_final(path)
         if (path / "summary.json").exists():
             records.setdefault(path.resolve(), read_run(path))
             continue

@@ -32,13 +32,14 @@ from ..io.errors import InputError, named
 from ..io.progress import RunCounter
 from ..io.results import check_out_place, write_results, write_text
 from ..io.storage import FolderLock
+from .aggregation import FINAL, TUNE_FILE
 from .grids import KINDS, NOT_AXES, REPEATABLE, Grid, Union, digest, parse_int_list, parse_values, to_toml
 from .selection import LOWER_IS_BETTER, Choice, choose, label, table
 from .sweeps import run_sweep
 
 SELECT_BY = tuple(LOWER_IS_BETTER)
 VALIDATION_SPLIT = 0.1  # the default fraction of the training set held out for selection
-TUNE_FILE, TABLE, CANDIDATES, FINAL = "tune.toml", "tuned.csv", "candidates", "final"
+TABLE, CANDIDATES = "tuned.csv", "candidates"
 ENTRIES = (TUNE_FILE, TABLE, CANDIDATES, FINAL)
 NOT_TUNED = ("seed", "validation_split", "timing_only", *NOT_AXES, *REPEATABLE)  # not choices of a method
 HEADER = (
@@ -311,17 +312,3 @@ def _warnings(choice: Choice, row: dict) -> list[str]:
         end = "smallest" if chosen[name] == min(values) else "largest"
         lines.append(f"{where}: {label({name: chosen[name]})} is the {end} candidate of {name}; widen the grid")
     return lines
-
-
-def tuned_final(path: Path) -> Path:
-    """``path``'s final runs if it is a tuning folder (``compare`` and ``plot`` read those), else ``path``.
-
-    Raises:
-        InputError: a tuning folder whose final runs are not done yet.
-    """
-    path = Path(path)
-    if not (path / TUNE_FILE).is_file():
-        return path
-    if not (path / FINAL / "results.csv").is_file():
-        raise InputError(f"{path}: a tuning whose final runs are not done; run the same tune command to finish it")
-    return path / FINAL
