@@ -150,3 +150,35 @@ def test_averaging_more_gradients_brings_the_update_closer_to_the_large_batch_gr
     assert sync.summary["batch_cosine_mean"] > single.summary["batch_cosine_mean"]
     assert sync.summary["batch_error_mean"] < single.summary["batch_error_mean"]
     assert sync.summary["stale_cosine_mean"] == single.summary["stale_cosine_mean"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "strategy", [["--strategy", "async", "--workers", "4"], ["--strategy", "sync", "--workers", "3"]]
+)
+def test_a_run_measuring_quality_resumes_from_its_checkpoint_to_the_uninterrupted_files(
+    strategy, tmp_path, monkeypatch
+):
+    from conftest import same_result_file
+    from stragglersim.cli.main import main
+    from stragglersim.training import checkpoint
+
+    args = ["simulate", "--quiet", *strategy, "--eval-every", "5", "--checkpoint-every", "10", "--quality-every", "3"]
+    args += ["--steps", "40", "--hidden", "32"]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    saved, calls = checkpoint.save, []
+
+    def crash_after_second(*a, **kw):
+        saved(*a, **kw)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save", crash_after_second)
+    assert main([*args, "--out", str(tmp_path / "cut")]) == 130
+    monkeypatch.setattr(checkpoint, "save", saved)
+    assert (
+        main(["simulate", "--quiet", "--resume", str(tmp_path / "cut.checkpoint"), "--out", str(tmp_path / "cut")]) == 0
+    )
+    for name in ("metrics.csv", "training.csv", "summary.json"):
+        assert same_result_file(tmp_path / "cut" / name, tmp_path / "whole" / name), name
+    assert pd.read_csv(tmp_path / "cut" / "training.csv")["stale_cosine"].notna().sum() == 13

@@ -32,6 +32,7 @@ import numpy as np
 from ..core.config import RunConfig
 from ..io import storage
 from ..io.errors import InputError, named
+from . import quality
 
 HASHES = "sha256"  # state.json's key for the hashes of config.toml, state.npz and state.json's other fields
 
@@ -218,14 +219,18 @@ def _count(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
 
-def _pairs(x) -> bool:
-    return isinstance(x, list) and all(isinstance(row, list) and len(row) == 2 for row in x)
+def _rows(width: int):
+    """Whether a value is a list of lists of ``width`` items each."""
+    return lambda x: isinstance(x, list) and all(isinstance(row, list) and len(row) == width for row in x)
+
+
+_pairs = _rows(2)
 
 
 FIELDS = {  # state.json's fields: whether a value fits
     "consumed": _count,
     "next_time": lambda x: isinstance(x, int | float) and not isinstance(x, bool),
-    "quality": _pairs,
+    "quality": _rows(len(quality.FIELDS)),  # one row per update so far, with quality measured
     "reached": lambda x: x is None or _pairs([x]),
     "samples": lambda x: isinstance(x, list) and all(_count(n) for n in x),
     "version": _count,
