@@ -149,3 +149,33 @@ def test_the_wall_clock_is_recorded_per_run(tmp_path):
     run = stragglersim.simulate(steps=50, timing_only=True)
     assert run.summary["wall_seconds"] > 0
     assert run.summary["updates_per_wall_second"] == pytest.approx(50 / run.summary["wall_seconds"])
+
+
+def test_a_target_met_by_the_initial_parameters_is_reached_at_time_zero():
+    run = stragglersim.simulate(strategy="sync", workers=2, **SMALL, steps=20, target_accuracy=0.01)
+    assert run.summary["time_to_target"] == run.summary["time_to_target_interpolated"] == 0.0
+    assert run.summary["updates_to_target_interpolated"] == 0.0 and run.summary["updates"] == 0
+
+
+def test_until_with_evaluations_counted_in_updates_ends_with_one_at_that_time():
+    run = stragglersim.simulate(strategy="async", workers=4, **SMALL, until=20.0, eval_every="25")
+    times = run.metrics["sim_time"].tolist()
+    assert (
+        times[-1] == 20.0 and all(t < 20.0 for t in times[:-1]) and run.metrics["update"].iloc[-1] == len(run.training)
+    )
+
+
+def test_divergence_found_at_an_evaluation_on_the_simulated_clock_stops_before_the_next_update():
+    options = dict(steps=300, lr=1e4, eval_every="2s", divergence_loss=50.0)
+    run = stragglersim.simulate(strategy="async", workers=4, **SMALL, **options)
+    losses = run.training["train_loss"].to_numpy()
+    first = int(np.argmax(~np.isfinite(losses) | (losses > 50))) + 1
+    assert run.summary["diverged"] and run.summary["diverged_at"] == first
+    assert run.summary["updates"] < 300 and run.summary["updates"] - first < 64
+
+
+def test_parameters_that_overflow_in_one_update_diverge_at_that_evaluation():
+    run = stragglersim.simulate(strategy="sync", workers=2, **SMALL, steps=5, lr=1e30, eval_every="1")
+    assert run.summary["diverged"] and run.summary["diverged_at"] == 1 and run.summary["updates"] == 1
+    assert np.isfinite(run.training["train_loss"]).all()  # the loss before the update was finite
+    assert "by update 1" in run.summary["diverged_reason"]

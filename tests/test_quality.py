@@ -109,7 +109,14 @@ def test_quality_of_stale_updates_equals_an_independent_recomputation(options):
     assert want[stale, 0].min() < 0.999  # staleness costs something here
 
 
-@pytest.mark.parametrize("options", [dict(strategy="backup", workers=4, backups=1), dict(strategy="async", workers=5)])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(strategy="backup", workers=4, backups=1),  # the fused scan
+        dict(strategy="async", workers=5),  # the ring's scan
+        dict(strategy="softsync", workers=6, softsync_n=2),  # one update at a time
+    ],
+)
 def test_every_kth_update_is_measured_and_measuring_changes_no_training_number(options):
     base = dict(**options, **SMALL, steps=40, seed=2)
     _, _, plain = train(RunConfig(**base))

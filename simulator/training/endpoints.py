@@ -115,7 +115,6 @@ def interpolated(metrics: list[tuple], reached, config) -> dict:
 
 
 def _fraction(before: float, after: float, target: float) -> float:
-    """Where between ``before`` (below ``target``) and ``after`` (at or above it) the line crosses it."""
-    if not math.isfinite(before) or after <= before:
-        return 1.0
+    """Where between ``before`` (below ``target``) and ``after`` (at or above it, so above ``before``;
+    both finite: a run stops at a non-finite loss) the line crosses it."""
     return min(1.0, max(0.0, (target - before) / (after - before)))

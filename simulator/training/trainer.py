@@ -170,7 +170,7 @@ class Trainer(UpdateApplier):
             self._watched, self._watched_chunks = len(self._samples), len(self._losses)
             reached = tuple(state["reached"]) if state["reached"] else None
         else:
-            self._record_eval(result, 0, 0.0)
+            reached = self._record_eval(result, 0, 0.0)  # the initial parameters may meet the target
         for update in self.sim.updates():
             if update.index <= consumed:
                 applied.append(update)

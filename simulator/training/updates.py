@@ -77,9 +77,7 @@ class UpdateApplier:
         """Check the losses not checked yet: the first that is NaN, infinite or above
         ``divergence_loss`` marks its update as the one where training diverged, and the loop
         stops (a deferred chunk is checked when it runs: at most ``MAX_FUSED`` updates later)."""
-        new, self._watched_chunks = self._losses[self._watched_chunks :], len(self._losses)
-        if not new:
-            return
+        new, self._watched_chunks = self._losses[self._watched_chunks :], len(self._losses)  # callers append first
         values = np.concatenate(jax.device_get(new))
         before = self._watched
         self._watched += len(values)
