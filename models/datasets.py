@@ -79,6 +79,13 @@ def validation_split(dataset: Dataset, fraction: float) -> Dataset:
         )
     order = np.random.default_rng(VALIDATION_SEED).permutation(n)
     keep, val = np.sort(order[held:]), np.sort(order[:held])
+    if dataset.task == "classification":
+        missing = sorted(set(np.unique(dataset.y_train).tolist()) - set(np.unique(dataset.y_train[keep]).tolist()))
+        if missing:
+            raise InputError(
+                f"{named('validation_split')} {fraction}: the {n - held} training examples left hold no "
+                f"example of class {missing[0]} of {dataset.name}; give a smaller fraction"
+            )
     return Dataset(
         f"{dataset.name} (validation split {fraction:g})",
         dataset.task,

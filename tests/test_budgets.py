@@ -88,6 +88,7 @@ def test_time_to_target_is_interpolated_between_evaluations_and_the_run_goes_on_
     assert going.summary["time_to_target_interpolated"] == pytest.approx(t0 + (0.6 - a0) / (a1 - a0) * (t1 - t0))
     assert t0 < going.summary["time_to_target_interpolated"] <= t1
     assert going.summary["updates"] == 120 and not going.summary["stopped_at_target"]
+    assert m["update"].tolist() == list(range(0, 121, 10))  # evaluated to the end, the target reached or not
     assert stopped.summary["stopped_at_target"] and stopped.summary["updates"] == m["update"][at]
     for key in ("time_to_target", "time_to_target_interpolated", "updates_to_target_interpolated"):
         assert stopped.summary[key] == going.summary[key]
@@ -179,3 +180,16 @@ def test_parameters_that_overflow_in_one_update_diverge_at_that_evaluation():
     assert run.summary["diverged"] and run.summary["diverged_at"] == 1 and run.summary["updates"] == 1
     assert np.isfinite(run.training["train_loss"]).all()  # the loss before the update was finite
     assert "by update 1" in run.summary["diverged_reason"]
+
+
+def test_a_budget_spreads_the_automatic_evaluations_over_itself(tmp_path, capsys):
+    run = stragglersim.simulate(strategy="sync", workers=4, **SMALL, budget_gradients=202)
+    assert run.metrics["update"].tolist() == list(range(0, 52, 3))  # 51 updates of 4 gradients: every 3rd (about 20)
+    assert run.summary["mean_last3_accuracy"] == pytest.approx(run.metrics["test_accuracy"].iloc[-3:].mean())
+    assert main(["simulate", "--timing-only", "--until", "0.01", "--out", str(tmp_path / "none")]) == 0
+    assert "0 updates in 0 s simulated: no update" in capsys.readouterr().out  # a budget spent before any update
+
+
+def test_a_validation_split_that_leaves_a_class_without_training_examples_is_refused():
+    with pytest.raises(stragglersim.InputError, match="training examples left hold no example of class"):
+        stragglersim.simulate(strategy="sync", workers=2, steps=5, validation_split=0.999)

@@ -349,9 +349,14 @@ class RunConfig:
     def eval_schedule(self) -> tuple[str, float]:
         """``("updates", n)`` or ``("seconds", s)`` from ``eval_every``."""
         text = self.eval_every.strip()
-        if text == "auto":
-            if self.steps is None and self.until is not None:
+        if text == "auto":  # about 20 evaluations over the run's budget
+            if self.until is not None:
                 return "seconds", self.until / 20
+            if self.budget_gradients is not None:
+                per_update = self.workers if strategies.get(self.strategy).barrier else 1  # about
+                updates = -(-self.budget_gradients // per_update)
+                steps = min(updates, self.steps) if self.steps is not None else updates
+                return "updates", max(1, -(-steps // 20))
             return "updates", max(1, -(-self.steps // 20)) if self.steps else 50
         try:
             if text.endswith("s"):

@@ -196,7 +196,7 @@ def describe_run(s: dict, out: Path) -> str:
     lines = [
         f"{head}, latency {s['latency']}, seed {s['seed']}",
         f"  {s['updates']} updates in {s['sim_time']:.6g} s simulated: "
-        f"mean iteration time {s['mean_iteration_time']:.6g} s",
+        + (f"mean iteration time {s['mean_iteration_time']:.6g} s" if s["updates"] else "no update"),
         f"  gradients: {s['gradients_computed']} computed, {s['gradients_applied']} applied, "
         f"{s['gradients_dropped']} dropped, {s['gradients_cancelled']} cancelled, {s['gradients_failed']} failed; "
         f"{s['repeat_contributions']} repeat contributions",

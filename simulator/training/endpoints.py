@@ -70,7 +70,7 @@ def at_budget(metrics: list[tuple]) -> dict:
     """The evaluation at the run's end, the mean of the last ``LAST`` and the best, from the rows
     ``(update, sim_time, train_loss, test_loss, accuracy)`` (non-finite losses are not the best)."""
     final = metrics[-1]
-    last = metrics[-LAST:]
+    last = [row for row in metrics[-LAST:] if row[0] > 0] or [metrics[0]]  # the untrained start is not among them
     losses = [row[3] for row in last]
     out = {
         "accuracy_at_budget": final[4],

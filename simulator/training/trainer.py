@@ -176,7 +176,8 @@ class Trainer(UpdateApplier):
                 applied.append(update)
                 continue  # re-simulated up to the checkpoint: already applied there
             while mode == "seconds" and next_time < update.time:  # params in effect at next_time
-                reached = reached or self._record_eval(result, self.version, next_time)
+                hit = self._record_eval(result, self.version, next_time)  # always evaluated, reached or not
+                reached = reached or hit
                 next_time += every
                 evals = len(result.metrics) - 1
                 if self.checkpoints is not None and evals % self.checkpoint_every == 0:
@@ -187,7 +188,8 @@ class Trainer(UpdateApplier):
             applied.append(update)
             consumed += 1
             if mode == "updates" and update.index % every == 0:
-                reached = reached or self._record_eval(result, update.index, update.time)
+                hit = self._record_eval(result, update.index, update.time)  # always evaluated, reached or not
+                reached = reached or hit
                 if self.checkpoints is not None and update.index % self.checkpoint_every == 0:
                     self._checkpoint(result, consumed, next_time, reached)
             if (reached and config.stop_at_target) or self.diverged:
@@ -216,10 +218,11 @@ class Trainer(UpdateApplier):
         until, reached = self.config.until, None
         if until is not None and self.sim.log.budget_spent == "until" and not self.diverged:
             while mode == "seconds" and next_time <= until * (1 + 1e-12):
-                reached = reached or self._record_eval(result, self.version, next_time)
-                next_time += every
+                hit = self._record_eval(result, self.version, next_time)
+                reached, next_time = reached or hit, next_time + every
             if result.metrics[-1][1] < until * (1 - 1e-12):
-                reached = reached or self._record_eval(result, self.version, until)
+                hit = self._record_eval(result, self.version, until)
+                reached = reached or hit
             return reached
         last = applied[-1] if applied else None
         if last is not None and result.metrics[-1][0] != last.index:
