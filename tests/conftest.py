@@ -82,6 +82,27 @@ def same_result_file(a: pathlib.Path, b: pathlib.Path) -> bool:
 
 
 @contextlib.contextmanager
+def interrupted_at_checkpoint(monkeypatch, count: int = 2):
+    """Within: a ^C right after the ``count``-th checkpoint of a run is written (its save then raises
+    KeyboardInterrupt); the real save afterwards."""
+    from stragglersim.training import checkpoint  # here, not at import: conftest loads before JAX's setup
+
+    saved, calls = checkpoint.save, []
+
+    def crash(*args, **kwargs):
+        saved(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == count:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save", crash)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(checkpoint, "save", saved)
+
+
+@contextlib.contextmanager
 def raises_as_cli(match: str):
     """``pytest.raises(InputError, match=...)`` against the message as the command line words it (the
     library names fields; the CLI names their flags, ``--workers``)."""

@@ -165,24 +165,14 @@ def test_averaging_more_gradients_brings_the_update_closer_to_the_large_batch_gr
 def test_a_run_measuring_quality_resumes_from_its_checkpoint_to_the_uninterrupted_files(
     strategy, tmp_path, monkeypatch
 ):
-    from conftest import same_result_file
+    from conftest import interrupted_at_checkpoint, same_result_file
     from stragglersim.cli.main import main
-    from stragglersim.training import checkpoint
 
     args = ["simulate", "--quiet", *strategy, "--eval-every", "5", "--checkpoint-every", "10", "--quality-every", "3"]
     args += ["--steps", "40", "--hidden", "32"]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
-    saved, calls = checkpoint.save, []
-
-    def crash_after_second(*a, **kw):
-        saved(*a, **kw)
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoint, "save", crash_after_second)
-    assert main([*args, "--out", str(tmp_path / "cut")]) == 130
-    monkeypatch.setattr(checkpoint, "save", saved)
+    with interrupted_at_checkpoint(monkeypatch):
+        assert main([*args, "--out", str(tmp_path / "cut")]) == 130
     assert (
         main(["simulate", "--quiet", "--resume", str(tmp_path / "cut.checkpoint"), "--out", str(tmp_path / "cut")]) == 0
     )

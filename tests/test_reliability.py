@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from conftest import fixed_by_seed, same_result_file
+from conftest import fixed_by_seed, interrupted_at_checkpoint, same_result_file
 from stragglersim.cli.main import main
 
 
@@ -176,22 +176,12 @@ def test_bad_checkpoint_options(tmp_path, capsys):
 def test_resume_with_more_steps_extends_the_run_and_other_changed_options_are_refused(tmp_path, monkeypatch, capsys):
     """``--resume CKPT --steps K`` goes on to K updates, with the files of a run asked for K from
     the start; an option the checkpoint fixes, given with another value, is a one-line error."""
-    import stragglersim.training.checkpoint as checkpoint
 
     args = ["simulate", "--quiet", "--strategy", "backup", "--workers", "2", "--backups", "1", "--eval-every", "2"]
     args += ["--checkpoint-every", "2"]
     assert main([*args, "--steps", "40", "--out", str(tmp_path / "whole")]) == 0
-    saved, calls = checkpoint.save, []
-
-    def crash_after_second(*a, **kw):
-        saved(*a, **kw)
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoint, "save", crash_after_second)
-    assert main([*args, "--steps", "20", "--out", str(tmp_path / "cut")]) == 130
-    monkeypatch.setattr(checkpoint, "save", saved)
+    with interrupted_at_checkpoint(monkeypatch):
+        assert main([*args, "--steps", "20", "--out", str(tmp_path / "cut")]) == 130
     capsys.readouterr()
     resume = ["simulate", "--quiet", "--resume", str(tmp_path / "cut.checkpoint"), "--out", str(tmp_path / "cut")]
     refusals = {

@@ -27,20 +27,15 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
+from .steps import compiled_steps
+
 FIELDS = ("stale_cosine", "stale_error", "batch_cosine", "batch_error")
 NOT_MEASURED = (float("nan"),) * len(FIELDS)
-
-_COMPILED: dict[tuple, tuple] = {}
 
 
 def compiled_quality_steps(cache_key: tuple | None, model, optimizer, batch_size: int, counted: bool) -> tuple:
     """:func:`build_quality_steps`, shared by every run with the same ``cache_key`` (None: not shared)."""
-    functions = _COMPILED.get(cache_key) if cache_key is not None else None
-    if functions is None:
-        functions = build_quality_steps(model, optimizer, batch_size, counted)
-        if cache_key is not None:
-            _COMPILED[cache_key] = functions
-    return functions
+    return compiled_steps(cache_key, model, optimizer, batch_size, counted, build=build_quality_steps)
 
 
 def compare(a, b):

@@ -16,13 +16,16 @@ import optax
 _COMPILED: dict[tuple, tuple] = {}
 
 
-def compiled_steps(cache_key: tuple | None, model, optimizer, batch_size: int, counted: bool) -> tuple:
-    """:func:`build_steps`, shared by every run with the same ``cache_key`` (None: not shared)."""
-    functions = _COMPILED.get(cache_key) if cache_key is not None else None
+def compiled_steps(cache_key: tuple | None, model, optimizer, batch_size: int, counted: bool, build=None) -> tuple:
+    """``build(model, optimizer, batch_size, counted)`` (default :func:`build_steps`), shared by every run
+    with the same ``cache_key`` (None: not shared)."""
+    build = build or build_steps
+    key = (build.__qualname__, cache_key)
+    functions = _COMPILED.get(key) if cache_key is not None else None
     if functions is None:
-        functions = build_steps(model, optimizer, batch_size, counted)
+        functions = build(model, optimizer, batch_size, counted)
         if cache_key is not None:
-            _COMPILED[cache_key] = functions
+            _COMPILED[key] = functions
     return functions
 
 
