@@ -193,3 +193,10 @@ def test_a_budget_spreads_the_automatic_evaluations_over_itself(tmp_path, capsys
 def test_a_validation_split_that_leaves_a_class_without_training_examples_is_refused():
     with pytest.raises(stragglersim.InputError, match="training examples left hold no example of class"):
         stragglersim.simulate(strategy="sync", workers=2, steps=5, validation_split=0.999)
+
+
+def test_a_regression_dataset_takes_a_validation_split_too():
+    options = dict(dataset="teacher-student", dataset_size=400, workers=2, steps=10, lr=0.01)
+    run = stragglersim.simulate(**options, validation_split=0.25)
+    assert run.summary["evaluated_on"] == "validation" and run.summary["final_test_accuracy"] is None
+    assert np.isfinite(run.summary["final_test_loss"])
