@@ -196,6 +196,7 @@ class Trainer(UpdateApplier):
                 break
         self._flush()
         self._flush_stale()
+        self._watch(wait=True)
         stopped_early = consumed < (config.steps if config.steps is not None else math.inf)
         self.sim.finish(consumed)
         end = self._evaluate_end(result, applied, mode, every, next_time)
@@ -257,6 +258,7 @@ class Trainer(UpdateApplier):
         """Evaluate, append a metrics row, and return (update, time) if the target is reached."""
         self._flush()
         self._flush_stale()
+        self._watch(wait=True)
         since = self._losses[self._eval_mark :]
         train_loss = float(jnp.mean(jnp.concatenate(since))) if since else None
         self._eval_mark = len(self._losses)

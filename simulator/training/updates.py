@@ -7,7 +7,7 @@
 - Anything else (several gradients, some stale) is computed at once, grouped by the version read.
 
 With quality measured, the scans are their :mod:`~stragglersim.training.quality` variants. Every
-chunk's losses are checked for divergence as it runs (``_watch``).
+chunk's losses are checked for divergence (``_watch``).
 """
 
 from __future__ import annotations
@@ -73,11 +73,17 @@ class UpdateApplier:
             self._prune()
             self.history.put(self.version, self.params)
 
-    def _watch(self) -> None:
+    def _watch(self, *, wait: bool = False) -> None:
         """Check the losses not checked yet: the first that is NaN, infinite or above
         ``divergence_loss`` marks its update as the one where training diverged, and the loop
-        stops (a deferred chunk is checked when it runs: at most ``MAX_FUSED`` updates later)."""
-        new, self._watched_chunks = self._losses[self._watched_chunks :], len(self._losses)  # callers append first
+        stops. The newest chunk is left for the next check unless ``wait`` (an evaluation, the
+        end): reading it would wait for the device and stall the simulation meanwhile, so a
+        divergence is found at most two chunks (``2 * MAX_FUSED`` updates) after it happened."""
+        upto = len(self._losses) if wait else len(self._losses) - 1
+        new = self._losses[self._watched_chunks : upto]
+        if not new:
+            return
+        self._watched_chunks = upto
         values = np.concatenate(jax.device_get(new))
         before = self._watched
         self._watched += len(values)
