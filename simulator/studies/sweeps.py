@@ -79,7 +79,7 @@ def _sweep(
     runs = out / "runs"
     if record is not None:
         if overwrite:
-            _clear(out)
+            clear_entries(out)
         runs.mkdir(parents=True, exist_ok=True)
         write_text(out / GRID_FILE, to_toml(record.to_tables(), RECORD_HEADER))
     runs.mkdir(parents=True, exist_ok=True)
@@ -155,9 +155,9 @@ def _plan(grid: Grid, out: Path, *, extend: bool, overwrite: bool) -> Union:
     )
 
 
-def _clear(out: Path) -> None:
-    """Remove what a sweep writes into ``out`` (and nothing else)."""
-    for name in SWEEP_ENTRIES:
+def clear_entries(out: Path, names=SWEEP_ENTRIES) -> None:
+    """Remove the files and folders ``names`` (default: what a sweep writes) from ``out``, and nothing else."""
+    for name in names:
         path = out / name
         if path.is_dir():
             shutil.rmtree(path)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import difflib
 import itertools
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from ..io.storage import FolderLock
 from .aggregation import FINAL, TUNE_FILE
 from .grids import KINDS, NOT_AXES, REPEATABLE, Grid, Union, digest, parse_int_list, parse_values, to_toml
 from .selection import LOWER_IS_BETTER, Choice, choose, label, table
-from .sweeps import run_sweep
+from .sweeps import clear_entries, run_sweep
 
 SELECT_BY = tuple(LOWER_IS_BETTER)
 VALIDATION_SPLIT = 0.1  # the default fraction of the training set held out for selection
@@ -242,12 +241,7 @@ def _prepare(out: Path, record: str, overwrite: bool, log) -> None:
         raise InputError(f"{named('out')} {out}: exists and is not a directory")
     recorded = out / TUNE_FILE
     if overwrite:
-        for name in ENTRIES:
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
+        clear_entries(out, ENTRIES)
     elif recorded.is_file():
         if recorded.read_text() != record:
             raise InputError(
