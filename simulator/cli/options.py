@@ -53,6 +53,15 @@ OPTIONS = (
         "bytes/s",
     ),
     Option(
+        "ps_service",
+        "seconds a server takes to apply one update; updates queue behind each other and a pull waits for "
+        "them (default: 0, instantaneous)",
+        "SECONDS",
+        SYSTEM,
+        "seconds",
+    ),
+    Option("ps_servers", "servers holding an equal shard of the parameters each (default: 1)", "S", SYSTEM),
+    Option(
         "fail_slow",
         "fail-slow episodes: mean seconds normal and slow, slowdown factor",
         "normal=S,slow=S,factor=F",

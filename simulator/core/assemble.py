@@ -117,6 +117,8 @@ def assemble(config: RunConfig, *, training: bool | None = None) -> RunInputs:
         config.param_bytes or 0.0,
         config.seed,
         config.ps_bandwidth,
+        ps_service=config.ps_service or 0.0,
+        ps_servers=config.ps_servers or 1,
     )
     work = work_model(config, dataset) if config.data_cost != "none" else None
     return RunInputs(config, cluster, faults, work, dataset, model, params)

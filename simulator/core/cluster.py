@@ -83,12 +83,19 @@ class Cluster:
         param_bytes: float,
         seed: int,
         ps_bandwidth: float = math.inf,
+        *,
+        ps_service: float = 0.0,
+        ps_servers: int = 1,
     ):
         self.model, self.factors, self.link, self.seed = model, factors, link, seed
         self.pull_time = link.transfer_time(param_bytes)  # parameters PS -> worker (seconds)
         self.push_time = link.transfer_time(param_bytes)  # gradient worker -> PS (seconds)
-        # The PS's incoming link, shared by concurrent pushes (0 = not modelled).
-        self.link_time = param_bytes / ps_bandwidth if param_bytes and math.isfinite(ps_bandwidth) else 0.0
+        # The PS's incoming links, shared by concurrent pushes (0 = not modelled): the parameters are
+        # split evenly over ``ps_servers`` servers, each with its own link, so a push moves 1/S to each.
+        shard = param_bytes / ps_servers
+        self.link_time = shard / ps_bandwidth if param_bytes and math.isfinite(ps_bandwidth) else 0.0
+        # Seconds the servers are busy applying one update: each applies its shard, in parallel.
+        self.service_time = ps_service / ps_servers
 
     def durations(self, worker: int) -> DurationStream:
         """Worker ``worker``'s own stream of computation times."""

@@ -61,6 +61,8 @@ class RunConfig:
     bandwidth: float = math.inf
     param_bytes: float | None = None
     ps_bandwidth: float = math.inf
+    ps_service: float | None = None  # seconds one server takes to apply an update (None: 0, instantaneous)
+    ps_servers: int | None = None  # parameter shards, one per server (None: 1)
     fail_slow: str = ""
     fail_at: str = ""
     failures: str = ""
@@ -155,16 +157,16 @@ class RunConfig:
         need(_is_int(self.seed) and self.seed >= 0, f"{named('seed')} must be an integer >= 0, got {self.seed}")
         family.check(self)  # --backups
         self._validate_family(need)
-        need(
-            _finite_nonneg(self.comm_latency),
-            f"{named('comm_latency')} must be a finite number >= 0 (seconds), got {self.comm_latency}",
+        system = (  # field, whether its value is right, what it must be
+            ("comm_latency", _finite_nonneg(self.comm_latency), "a finite number >= 0 (seconds)"),
+            ("bandwidth", self.bandwidth > 0, "> 0 (bytes per second)"),
+            ("param_bytes", self.param_bytes is None or _finite_nonneg(self.param_bytes), "a finite number >= 0"),
+            ("ps_bandwidth", self.ps_bandwidth > 0, "> 0 (bytes per second)"),
+            ("ps_service", _finite_nonneg(self.ps_service or 0.0), "a finite number >= 0 (seconds)"),
+            ("ps_servers", self.ps_servers is None or self.ps_servers >= 1, "an integer >= 1"),  # an int: typed
         )
-        need(self.bandwidth > 0, f"{named('bandwidth')} must be > 0 (bytes per second), got {self.bandwidth}")
-        need(
-            self.param_bytes is None or _finite_nonneg(self.param_bytes),
-            f"{named('param_bytes')} must be a finite number >= 0, got {self.param_bytes}",
-        )
-        need(self.ps_bandwidth > 0, f"{named('ps_bandwidth')} must be > 0 (bytes per second), got {self.ps_bandwidth}")
+        for name, ok, what in system:
+            need(ok, f"{named(name)} must be {what}, got {getattr(self, name)}")
         need(
             self.data_cost in DATA_COSTS,
             f"{named('data_cost')}: unknown {self.data_cost!r} (choose from {', '.join(DATA_COSTS)})",

@@ -46,10 +46,18 @@ CALLBACKS = True  # run the strategies' built-in worker loops as event callbacks
 
 
 class ParameterServer:
-    """Holds the parameter version, judges arriving gradients and applies updates."""
+    """Holds the parameter version, judges arriving gradients and applies updates.
 
-    def __init__(self, env: simpy.Environment, strategy, steps: int, log: EventLog):
+    With a service time (``--ps-service``), the servers take ``service`` seconds to apply each update,
+    one update after another: an update decided at time t is applied at max(t, free_at) + service,
+    the time it carries, and ``free_at`` moves there. The decision (fates, staleness, the version) is
+    taken at t; a worker's pull waits until ``free_at``, so it reads every update decided before it.
+    """
+
+    def __init__(self, env: simpy.Environment, strategy, steps: int, log: EventLog, service: float = 0.0):
         self.env, self.strategy, self.steps, self.log = env, strategy, steps, log
+        self.service = service
+        self.free_at = 0.0  # when the servers have applied every update decided so far
         self.version = 0
         self.pending: list[Gradient] = []
         self.updated = env.event()  # succeeds at the next update that someone waits for
@@ -80,8 +88,11 @@ class ParameterServer:
         Invariants checked on every update (cheap, always on): simulated time never goes
         backwards, and a gradient is applied at most once.
         """
-        if self.log.updates and self.env.now < self.log.updates[-1].time:
-            raise RuntimeError(f"invariant broken: update at t={self.env.now} before the previous one")
+        now = self.env.now
+        if self.service:  # the servers apply it after the updates queued before it
+            now = self.free_at = max(now, self.free_at) + self.service
+        if self.log.updates and now < self.log.updates[-1].time:
+            raise RuntimeError(f"invariant broken: update at t={now} before the previous one")
         pending, version = self.pending, self.version
         if not set(map(_fate, pending)) <= {PENDING}:
             g = next(g for g in pending if g.fate != PENDING)
@@ -89,7 +100,7 @@ class ParameterServer:
         for g in pending:
             g.fate, g.update, g.staleness = APPLIED, version + 1, version - g.version
         self.version = version + 1
-        self.log.add_update(Update(self.version, self.env.now, tuple(pending)))
+        self.log.add_update(Update(self.version, now, tuple(pending)))
         self.pending = []
         self.strategy.on_update(self)
         if self.updated.callbacks:  # someone waits for this update: wake them
@@ -133,7 +144,7 @@ class Simulation:
         self.cluster = cluster = inputs.cluster
         self.log = CompactLog() if config.timing_only and config.log_gradients == "none" else EventLog()
         steps = config.steps if config.steps is not None else math.inf
-        self.ps = ParameterServer(self.env, self.strategy, steps, self.log)
+        self.ps = ParameterServer(self.env, self.strategy, steps, self.log, cluster.service_time)
         self.budget = Budget(config.until, config.budget_gradients) if config.budgeted else None
         faults = inputs.faults
         link = SharedLink(self.env, cluster.link_time) if cluster.link_time > 0 else DIRECT

@@ -19,7 +19,7 @@ with ``tf`` semantics (the token queue: which step a worker computes for depends
 of earlier pushes, and a fast worker may contribute twice), ``async`` with a staleness cutoff and
 ``ssp`` (a gradient's fate depends on the versions in flight), ``softsync``, ``k-async``,
 ``k-batch-async``, ``deadline`` and ``adaptive-backup`` (their barriers or decisions depend on the
-event history); and any run with faults, a shared PS link, ``--data-cost`` or a per-worker trace.
+event history); and any run with faults, a shared PS link, a PS service time, ``--data-cost`` or a per-worker trace.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def applies(run: RunInputs | RunConfig) -> bool:
     if kind != "barrier" and config.log_gradients == "all":
         return False  # per-gradient records: the barrier's only
     cluster = inputs_of(run).cluster
-    if cluster.link_time > 0:
+    if cluster.link_time > 0 or cluster.service_time > 0:
         return False
     # i.i.d. draws of one model: not a per-worker trace, which overrides stream_for
     if type(cluster.model).stream_for is not LatencyModel.stream_for:

@@ -143,11 +143,12 @@ class Worker:
         d = self.drawn
         duration = self.draw() * self.work(self.index, d)
         self.drawn = d + 1
-        start = self.env.now + self.pull
+        lead = _lead(self, ps)
+        start = self.env.now + lead
         duration = self.slow.stretch(start, duration)
         g = self.record(self.index, d, ps.version, step, start, start + duration)
         self.current, self.busy = g, True
-        return self.link.arrival(self, g, self.pull + duration)
+        return self.link.arrival(self, g, lead + duration)
 
     def _abandon(self, fate: str) -> None:
         g, now = self.current, self.env.now
@@ -198,7 +199,8 @@ class PlainWorker(Worker):
         self.drawn = d + 1
         env = self.env
         now = env._now  # Environment.now without the property call
-        start = now + self.pull
+        lead = self.pull if ps.free_at <= now else _lead(self, ps)
+        start = now + lead
         # The log's new_gradient, Gradient.__init__ and env.timeout(delay, g), inline: one call
         # per cycle instead of five (separate stores, which run faster than tuple assignments).
         gradients, compact = self.gradients, self.compact
@@ -222,7 +224,7 @@ class PlainWorker(Worker):
             compact.fold()
         self.current = g
         self.busy = True
-        delay = self.pull + duration + self.push
+        delay = lead + duration + self.push
         arrival = _new(kind)
         arrival.env = env
         arrival.callbacks = callbacks
@@ -231,6 +233,13 @@ class PlainWorker(Worker):
         arrival._ok = True
         heappush(self.queue, (now + delay, NORMAL, next(self.eid), arrival))  # Environment.schedule
         return arrival
+
+
+def _lead(wk: Worker, ps) -> float:
+    """Seconds from now to the start of ``wk``'s computation: its pull, after the servers have applied
+    the updates decided so far (``--ps-service``; the same expression as without it when they have)."""
+    now = wk.env.now
+    return wk.pull if ps.free_at <= now else ps.free_at - now + wk.pull
 
 
 class Arrival:
