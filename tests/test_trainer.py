@@ -256,3 +256,31 @@ def test_build_model_refuses_unknown_models_and_pixelcnn_on_other_data():
         build_model("pixelcnn", dataset)
     with pytest.raises(ValueError, match=r"unknown model 'resnet' \(known: .*mlp"):
         build_model("resnet", dataset)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "extra"),
+    [("sync", {}), ("async", {"optimizer": "momentum"}), ("deadline", {"deadline": 1.5, "lr_scaling": "linear"})],
+)
+def test_runs_that_differ_in_lr_alone_share_a_compilation_and_keep_their_own_rate(strategy, extra):
+    """A constant rate of sgd/momentum/adam is optimizer state: a second run at another rate reuses the first's
+    jitted functions and gives what it gives alone (a rate baked into shared code would give the first's).
+    A per-count scaled rate stays in the code (one compilation per rate)."""
+    from stragglersim.training import steps
+    from stragglersim.training.optim import lr_in_state
+
+    def trained(lr):
+        config = RunConfig(strategy=strategy, workers=3, steps=30, eval_every="10", lr=lr, **extra)
+        return train(config)[2].params
+
+    steps._COMPILED.clear()
+    alone = trained(0.3)
+    steps._COMPILED.clear()
+    trained(0.05)
+    compiled = len(steps._COMPILED)
+    after = trained(0.3)
+    shared = lr_in_state(RunConfig(strategy=strategy, **extra), counted=strategy == "deadline")
+    assert len(steps._COMPILED) == (compiled if shared else compiled + 1)
+    assert shared == (strategy != "deadline")
+    for a, b in zip(jax.tree_util.tree_leaves(alone), jax.tree_util.tree_leaves(after), strict=True):
+        np.testing.assert_array_equal(a, b)

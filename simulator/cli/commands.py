@@ -270,7 +270,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from ..studies.reproduce import reproduce  # here, not at import: the CLI starts without JAX
 
     report = reproduce(
-        args.out, quick=args.quick, jobs=args.jobs, overwrite=args.overwrite, log=lambda m: print(m, file=sys.stderr)
+        args.out,
+        quick=args.quick,
+        only=args.only,
+        jobs=args.jobs,
+        overwrite=args.overwrite,
+        log=lambda m: print(m, file=sys.stderr),
     )
     print(report.read_text())
     print(f"figures and report: {args.out}")

@@ -121,7 +121,14 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     add_output_options(tun, single=False)
 
     rpr = _command(sub, "reproduce", commands.cmd_reproduce)
-    rpr.add_argument("--quick", action="store_true", help="small experiments (about 2 minutes)")
+    rpr.add_argument("--quick", action="store_true", help="every figure at toy scale (under 3 minutes)")
+    rpr.add_argument(
+        "--only",
+        default=None,
+        metavar="STUDY",
+        help="one study: paper (the paper's experiments), staleness-depth (C1), sync-vs-async (C2 and its "
+        "mechanisms) or tradeoff-map; report.md then covers every study DIR holds",
+    )
     rpr.add_argument("--out", type=Path, required=True, metavar="DIR", help="figures/ regenerates the committed ones")
     rpr.add_argument(
         "--overwrite", action="store_true", help="write into a non-empty DIR (its data/ is redone; other files kept)"

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.config import RunConfig
+from ..io.errors import InputError, named
 from ..io.results import by_workers, check_out_dir, read_csv, write_json
 from ..io.timeline import chrome_trace
 from ..latency import Empirical, parse_latency
@@ -23,7 +24,9 @@ from ..latency.fitting import fit_durations
 from ..latency.traces import read_trace, shipped_trace
 from ..plots import figures as plots
 from ..training.runner import execute_and_write
-from . import study_plots
+from . import claim_plots, study_plots
+from .claim_report import write_report
+from .claims import QUICK_CLAIMS, ClaimScale, staleness_depth, sync_vs_async, tradeoff_map
 from .convex import convex_study
 from .grids import digest
 from .survival import order_means
@@ -68,38 +71,95 @@ QUICK = Scale(
 )
 
 
+STUDIES = ("paper", "staleness-depth", "sync-vs-async", "tradeoff-map")  # reproduce --only NAME
+# what the paper's experiments write under data/ (redone by each run of them; the claim studies' folders stay)
+PAPER_DATA = (
+    "fit.json",
+    "kth-gradient.csv",
+    "timing",
+    "timing-theory.csv",
+    "target",
+    "compare",
+    "staleness",
+    "convex.csv",
+    "convex.json",
+    "gantt-run",
+)
+
+
 def reproduce(
     out: Path,
     *,
     quick: bool = False,
+    only: str | None = None,
     jobs: int | None = None,
     overwrite: bool = False,
     log=print,
     scale: Scale | None = None,
+    claim_scale: ClaimScale | None = None,
 ) -> Path:
-    """Run every experiment and draw every figure into ``out``; returns the report's path.
+    """Run the studies (every one, or ``only`` one of ``STUDIES``) and draw their figures into ``out``;
+    write ``report.md`` from the facts of every study ``out`` holds (``out/facts/STUDY.json``); returns
+    its path.
 
-    With ``overwrite``, a non-empty ``out`` is written into: its ``data/`` is redone from scratch (no
-    run of an earlier study is reused) and the figures replace those of the same names; other files stay.
+    The paper's experiments redo their data under ``out/data/`` from scratch; a claim study resumes
+    its folder ``out/data/STUDY/`` (runs already complete are kept: delete it to start afresh). With
+    ``overwrite``, a non-empty ``out`` is written into: the figures replace those of the same names;
+    other files stay.
 
     Raises:
-        InputError: ``out`` is not empty and ``overwrite`` is off, or is a file.
+        InputError: ``out`` is not empty and ``overwrite`` is off, or is a file; an unknown ``only``.
     """
+    if only is not None and only not in STUDIES:
+        raise InputError(f"{named('only')} {only!r}: one of {', '.join(STUDIES)}")
     check_out_dir(out, overwrite=overwrite, replaces=False)  # writes into out, keeping other files
     scale = scale or (QUICK if quick else Scale())  # ``scale``: any other size (the tests' smallest)
+    claim_scale = claim_scale or (QUICK_CLAIMS if quick else ClaimScale())
     data = out / "data"
-    shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    facts: dict = {"quick": quick}
-
     log("fitting the shipped measured trace ...")
     trace = read_trace(TRACE)
     fit = fit_durations(trace.duration)
+    spec = fit["best"]["spec"]
+    # At toy scale compiling the training steps outweighs the runs: one process compiles each once.
+    claim_jobs = 1 if quick else jobs
+    for study in STUDIES if only is None else (only,):
+        started = time.perf_counter()
+        if study == "paper":
+            facts = _paper(out, data, scale, jobs, log, trace, fit)
+        else:
+            log(f"{study} (tuned cells; a progress bar per sweep) ...")
+            run = {"staleness-depth": staleness_depth, "sync-vs-async": sync_vs_async, "tradeoff-map": tradeoff_map}
+            facts = run[study](data / study, claim_scale, spec, jobs=claim_jobs, log=log)
+            _claim_figures(study, facts, out)
+        facts |= {"quick": quick, "seconds": time.perf_counter() - started}
+        (out / "facts").mkdir(exist_ok=True)
+        write_json(out / "facts" / f"{study}.json", facts)
+    return write_report(out)
+
+
+def _claim_figures(study: str, facts: dict, out: Path) -> None:
+    if study == "staleness-depth":
+        claim_plots.plot_staleness_depth(facts, out / "staleness-depth")
+    elif study == "sync-vs-async":
+        claim_plots.plot_sync_vs_async(facts, out / "sync-vs-async")
+        claim_plots.plot_mechanisms(facts, out / "sync-vs-async-mechanisms")
+    else:
+        claim_plots.plot_tradeoff_map(facts, out / "tradeoff-map")
+
+
+def _paper(out: Path, data: Path, scale: Scale, jobs, log, trace, fit) -> dict:
+    """The paper's experiments (trace fit, k-th gradient, iteration time, time to target, strategies on
+    the same draws, staleness, Dutta et al.'s bound, a timeline); their facts for the report."""
+    for name in PAPER_DATA:
+        path = data / name
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    facts: dict = {"total": scale.total, "study_target": scale.study_target, "target": scale.target}
     write_json(data / "fit.json", fit)
     plots.plot_fit(trace.duration, fit, out / "trace-fit", title=f"{TRACE.name}: {fit['best']['spec']}")
     model = parse_latency(fit["best"]["spec"])
     facts["fit"] = fit["best"]
+    facts["compare_workers"] = scale.compare_workers
 
     log("k-th gradient out of 100 workers ...")
     _kth_gradient(Empirical(trace.duration, f"empirical:{TRACE.name}"), model, scale, data / "kth-gradient.csv")
@@ -242,8 +302,7 @@ def reproduce(
     )
     chrome_trace(data / "gantt-run", out / "timeline.json")
 
-    facts["seconds"] = time.perf_counter() - started
-    return _report(out, facts, scale)
+    return facts
 
 
 def _kth_gradient(empirical, model, scale: Scale, path: Path) -> None:
@@ -301,37 +360,3 @@ def _time_to_target_by_label(rows: list[dict], named: dict, compare: dict, seeds
         if times:
             out[label] = float(np.mean(times))
     return out
-
-
-def _report(out: Path, facts: dict, scale: Scale) -> Path:
-    fit, best, compare = facts["fit"], facts["optimum"], facts["compare"]
-    lines = [
-        "# stragglersim reproduce" + (" (quick)" if facts["quick"] else ""),
-        "",
-        f"Latency model: `{fit['spec']}`, fitted by maximum likelihood to the shipped measured trace "
-        f"(`traces/{TRACE.name}`; KS {fit['ks']:.3f}).",
-        "",
-        f"- Optimum at N + B = {scale.total}: **B = {best['backups']}** (N = {scale.total - best['backups']}), "
-        f"{best['time']:.4g} s simulated to {scale.study_target:.0%} test accuracy; the order-statistics estimate "
-        f"puts it at B = {best['estimated_backups']}.",
-    ]
-    if "backup" in compare:
-        for other in ("sync", "async"):
-            if other in compare:
-                ratio = compare[other] / compare["backup"]
-                faster, slower, r = ("backup", other, ratio) if ratio >= 1 else (other, "backup", 1 / ratio)
-                lines.append(
-                    f"- {faster} reaches {scale.target:.0%} {r:.2f}x faster than {slower} "
-                    f"(backup {compare['backup']:.4g} s, {other} {compare[other]:.4g} s)."
-                )
-    for label, t in compare.items():
-        if label not in ("sync", "backup", "async"):
-            lines.append(f"- {label}: {t:.4g} s to {scale.target:.0%}.")
-    lines.append(
-        f"- Dutta et al.'s bound holds at {facts['convex_below_bound']:.0%} of the evaluations of a "
-        "K-sync run on L2-regularised logistic regression."
-    )
-    lines += ["", f"Figures in this folder; data under `data/`. Took {facts['seconds']:.0f} s.", ""]
-    path = out / "report.md"
-    path.write_text("\n".join(lines))
-    return path

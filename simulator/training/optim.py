@@ -34,6 +34,10 @@ def make_optimizer(config, gradients_per_update: int, *, counted: bool = False) 
     """``sgd``, ``momentum``, ``rmsprop`` (decay 0.9, momentum 0.9, eps 1.0, the paper's
     Inception setting) or ``adam``.
 
+    Where :func:`lr_in_state`, the learning rate is a value of the optimizer's state
+    (``optax.inject_hyperparams``), not a constant of its code, so runs that differ only in ``lr`` share
+    one compilation (tuning).
+
     Args:
         gradients_per_update: what ``--lr-scaling`` scales the learning rate with when every
             update averages the same number of gradients.
@@ -42,9 +46,27 @@ def make_optimizer(config, gradients_per_update: int, *, counted: bool = False) 
             actually averaged as the keyword ``gradients`` and scales that update's learning
             rate with it, where optax applies the learning rate.
     """
-    if not counted or config.lr_scaling == "none":
-        return optax.with_extra_args_support(_optimizer(config, learning_rate(config, gradients_per_update)))
-    lr = learning_rate(config, 1)
+    counted = counted and config.lr_scaling != "none"
+    lr = learning_rate(config, 1 if counted else gradients_per_update)
+    if not lr_in_state(config, counted):
+        return _transformation(lr, config=config, counted=counted)
+    injected = optax.inject_hyperparams(_transformation, static_args=("config", "counted"))
+    return injected(learning_rate=lr, config=config, counted=counted)
+
+
+def lr_in_state(config, counted: bool) -> bool:
+    """Whether the learning rate is a value of the optimizer's state rather than a constant of its code:
+    a constant rate of sgd, momentum or adam, unscaled per update. Elsewhere XLA rounds a traced rate's
+    products differently from a constant's (rmsprop, a per-count scale: one float32 ulp), and runs keep
+    their numbers."""
+    plain = not (counted and config.lr_scaling != "none")
+    return plain and config.lr_schedule == "constant" and config.optimizer in ("sgd", "momentum", "adam")
+
+
+def _transformation(learning_rate, *, config, counted: bool) -> optax.GradientTransformationExtraArgs:
+    """The optimizer at ``learning_rate`` (a number, an array or a schedule)."""
+    if not counted:
+        return optax.with_extra_args_support(_optimizer(config, learning_rate))
     per_count = optax.GradientTransformationExtraArgs(
         lambda params: optax.EmptyState(),
         lambda updates, state, params=None, *, gradients, **extra: (
@@ -55,11 +77,11 @@ def make_optimizer(config, gradients_per_update: int, *, counted: bool = False) 
     if config.optimizer == "rmsprop":  # its momentum trace follows the learning rate
         return optax.chain(
             optax.scale_by_rms(decay=0.9, eps=1.0),
-            optax.scale_by_learning_rate(lr),
+            optax.scale_by_learning_rate(learning_rate),
             per_count,
             optax.trace(decay=0.9),
         )
-    return optax.chain(_optimizer(config, lr), per_count)  # the learning rate is their last factor
+    return optax.chain(_optimizer(config, learning_rate), per_count)  # the learning rate is their last factor
 
 
 OPTIMIZERS = {  # name: the optax optimizer at learning rate lr

@@ -34,7 +34,7 @@ from ..models.datasets import Dataset
 from ..models.zoo import Model
 from . import checkpoint, endpoints, quality
 from .evaluation import Evaluator, TrainingResult
-from .optim import make_optimizer
+from .optim import lr_in_state, make_optimizer
 from .steps import compiled_steps
 from .updates import UpdateApplier
 from .versions import VersionRing
@@ -70,7 +70,7 @@ def train(
         config.dataset_size,
         config.hidden,
         config.optimizer,
-        config.lr,
+        None if lr_in_state(config, sim.strategy.per_update_varies) else config.lr,  # state, not code
         config.momentum,
         config.lr_schedule,
         config.lr_decay_rate,
