@@ -122,7 +122,8 @@ def staleness_section(facts: dict) -> list[str]:
         verdict = "**C1 holds here**: staleness lowers accuracy at every depth beyond the intervals, "
         verdict += "and the loss grows with depth." if growing else "but the loss does not grow steadily with depth."
     elif hurt:
-        verdict = f"**C1 holds in part**: staleness lowers accuracy beyond the intervals at {len(hurt)} of {len(drops)} depths."
+        verdict = "**C1 holds in part**: staleness lowers accuracy beyond the intervals "
+        verdict += f"at {len(hurt)} of {len(drops)} depths."
     else:
         verdict = "**C1 is not shown here**: at no depth does accuracy fall beyond the intervals."
     lines += ["", verdict, ""]
@@ -179,7 +180,8 @@ def _tuned(facts: dict, study: str = "C1") -> str:
         return "one learning rate per strategy (nothing tuned: toy scale)"
     return {
         "C1": "learning rate tuned per cell on a validation split",
-        "C2": "learning rate (and B for sync + backups) tuned per cell on a validation split for accuracy at the budget",
+        "C2": "learning rate (and B for sync + backups) tuned per cell on a validation split for accuracy "
+        "at the budget",
         "map": "learning rate tuned per cell on a validation split for time to the target",
     }[study]
 
@@ -220,8 +222,8 @@ def tradeoff_map_section(facts: dict) -> list[str]:
         "## The map: who reaches the target first",
         "",
         f"Sync + backups (B = P/16, at least 1) against async, MLPs of {facts['width']} units per hidden layer on "
-        f"MNIST-1D, {_tuned(facts, 'map')}; {len(facts['seeds'])} seeds on the test set. A cell's winner reached the target on "
-        "every seed with the lower mean time; the figure is the runner-up's mean time over the winner's; "
+        f"MNIST-1D, {_tuned(facts, 'map')}; {len(facts['seeds'])} seeds on the test set. A cell's winner "
+        "reached the target on every seed with the lower mean time; the figure is the runner-up's mean time over the winner's; "
         "`tie` where the two intervals overlap.",
         "",
         "| hidden layers \\ P | " + " | ".join(str(p) for p in workers) + " |",
