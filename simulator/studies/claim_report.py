@@ -223,8 +223,8 @@ def tradeoff_map_section(facts: dict) -> list[str]:
         "",
         f"Sync + backups (B = P/16, at least 1) against async, MLPs of {facts['width']} units per hidden layer on "
         f"MNIST-1D, {_tuned(facts, 'map')}; {len(facts['seeds'])} seeds on the test set. A cell's winner "
-        "reached the target on every seed with the lower mean time; the figure is the runner-up's mean time over the winner's; "
-        "`tie` where the two intervals overlap.",
+        "reached the target on every seed with the lower mean time; the figure is the runner-up's mean time "
+        "over the winner's; `tie` where the two intervals overlap.",
         "",
         "| hidden layers \\ P | " + " | ".join(str(p) for p in workers) + " |",
         "|---" * (len(workers) + 1) + "|",
