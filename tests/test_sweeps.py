@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import shutil
 
 import pytest
@@ -109,3 +110,33 @@ def test_a_run_failing_in_a_worker_process_is_reported_and_the_others_kept(tmp_p
         run_sweep([RunConfig(**ONE), used_up], tmp_path / "sw", jobs=2)
     assert "the trace was used up before the first update" in (tmp_path / "sw" / "failures.txt").read_text()
     assert len(list((tmp_path / "sw" / "runs").glob("*/summary.json"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"STRAGGLERSIM_CACHE": "/c"}, "/c/jax"),
+        ({"STRAGGLERSIM_CACHE": "/c", "JAX_COMPILATION_CACHE_DIR": "/mine"}, "/mine"),  # the user's own
+        ({"STRAGGLERSIM_CACHE": "/c", "STRAGGLERSIM_COMPILE_CACHE": "off"}, None),
+    ],
+)
+def test_pool_workers_share_compilations_through_the_persistent_cache(monkeypatch, env, expected):
+    from stragglersim.studies import pool
+
+    for name in ("STRAGGLERSIM_CACHE", "JAX_COMPILATION_CACHE_DIR", "STRAGGLERSIM_COMPILE_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    pool.share_compilations()
+    assert os.environ.get("JAX_COMPILATION_CACHE_DIR") == expected
+
+
+def test_a_sweep_worker_loads_what_another_compiled(tmp_path, monkeypatch):
+    """Two pool workers and two runs of one shape: the cache folder holds the compiled steps afterwards,
+    and the runs give the numbers of the same runs in this process."""
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "jax"))
+    configs = [RunConfig(strategy="async", workers=3, steps=40, eval_every="20", lr=lr) for lr in (0.05, 0.1)]
+    pooled = run_sweep(configs, tmp_path / "pooled", jobs=2)
+    alone = run_sweep(configs, tmp_path / "alone", jobs=1)
+    assert any((tmp_path / "jax").iterdir())
+    assert [r["final_test_accuracy"] for r in pooled] == [r["final_test_accuracy"] for r in alone]

@@ -47,9 +47,9 @@ class ClaimScale:
     c2_depths: tuple[int, ...] = (3, 6)
     c2_gradients: int = 8000
     c2_target: float = 0.7
-    c2_async_lrs: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03)  # P >= 52: C1's best rates at P = 64 are <= 0.03
+    c2_async_lrs: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1)  # P >= 52: C1's best at P = 64 are <= 0.03
     backup_fractions: tuple[float, ...] = (0.04, 0.08)  # B candidates: round(P x f), at least 1
-    sync_lrs: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0)  # N x 32 examples per update: larger steps
+    sync_lrs: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0)  # N x 32 examples per update: larger steps
     softsync_lrs: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3)  # P/n gradients per update, staleness ~ n
     softsync_n: int = 4
     loads: tuple[float, ...] = (1.0, 2.0)  # PS service time as async's offered load P s / E[X]

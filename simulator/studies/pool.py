@@ -18,16 +18,35 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
 WATCH_EVERY = 1.0  # seconds between two looks at the parent's PID
 
 
 def worker_pool(jobs: int) -> ProcessPoolExecutor:
-    """``jobs`` spawned worker processes that die with this process."""
+    """``jobs`` spawned worker processes that die with this process and share their compilations."""
     return ProcessPoolExecutor(
-        max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=die_with_parent, initargs=(os.getpid(),)
+        max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=start_worker, initargs=(os.getpid(),)
     )
+
+
+def start_worker(parent: int) -> None:
+    """A pool worker's start: die with ``parent``; share compiled training steps (:func:`share_compilations`)."""
+    die_with_parent(parent)
+    share_compilations()
+
+
+def share_compilations() -> None:
+    """Point JAX's persistent compilation cache at ``$STRAGGLERSIM_CACHE/jax`` (default
+    ``~/.cache/stragglersim/jax``) before this process imports JAX, so that the workers of a sweep, and
+    later sweeps, load a training step another one compiled instead of compiling it again (the same
+    executable: the same numbers). Left alone where the user set ``JAX_COMPILATION_CACHE_DIR``;
+    ``STRAGGLERSIM_COMPILE_CACHE=off`` turns it off."""
+    if os.environ.get("STRAGGLERSIM_COMPILE_CACHE", "").lower() in ("0", "off", "no", "false"):
+        return
+    root = Path(os.environ.get("STRAGGLERSIM_CACHE", Path.home() / ".cache" / "stragglersim"))
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(root / "jax"))
 
 
 def die_with_parent(parent: int) -> None:
