@@ -199,8 +199,9 @@ def test_reproduce_draws_every_figure_and_the_report(tmp_path):
         staleness_workers=(1, 4),
         convex_steps=100,
     )
-    report = reproduce(tmp_path, scale=tiny, jobs=1, log=lambda m: None).read_text()  # in-process: no spawn cost
+    report = reproduce(tmp_path, scale=tiny, only="paper", jobs=1, log=lambda m: None).read_text()  # in-process
     _check_study(tmp_path, report, total=4, timing_runs=6)
+    assert "## C1" not in report  # the claim studies: tests/test_claims.py
 
 
 @pytest.mark.slow
@@ -211,3 +212,7 @@ def test_reproduce_quick(tmp_path):
     report = reproduce(tmp_path, quick=True, jobs=2, log=lambda m: None).read_text()
     _check_study(tmp_path, report, total=8, timing_runs=21)
     assert "faster than sync" in report
+    for heading in ("## The paper's experiments", "## C1", "## C2", "## The map"):
+        assert heading in report
+    for figure in ("staleness-depth", "sync-vs-async", "sync-vs-async-mechanisms", "tradeoff-map"):
+        assert (tmp_path / f"{figure}.png").stat().st_size > 10_000, figure

@@ -53,7 +53,8 @@ class ClaimScale:
     softsync_lrs: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3)  # P/n gradients per update, staleness ~ n
     softsync_n: int = 4
     loads: tuple[float, ...] = (1.0, 2.0)  # PS service time as async's offered load P s / E[X]
-    momentum: float = 0.9  # the momentum mechanism (its learning rates: the grids / (1 - momentum) ... x 0.1)
+    momentum: float = 0.9  # the momentum mechanism (its learning rates: the grids x (1 - momentum))
+    long_budget: float = 4.0  # the horizon: the same cell with this many times the simulated time
     # the map: time to target, sync + backups (B = P / 16, at least 1) against async
     map_workers: tuple[int, ...] = (8, 16, 32, 64, 128)
     map_depths: tuple[int, ...] = (1, 3, 6)
@@ -81,6 +82,7 @@ QUICK_CLAIMS = ClaimScale(  # every figure at toy scale: one learning rate per s
     sync_lrs=(0.3,),
     softsync_lrs=(0.1,),
     loads=(2.0,),
+    long_budget=2.0,
     map_workers=(4, 16),
     map_depths=(1, 3),
     map_gradients=600,
@@ -204,7 +206,7 @@ def budget_seconds(latency: str, workers: int, gradients: int) -> float:
 
 def sync_vs_async(out: Path, scale: ClaimScale, latency: str, *, jobs=None, quiet=False, log=print) -> dict:
     """C2: every strategy tuned at each (P, depth), equal simulated time; then the mechanisms, one at a time,
-    at the first P and depth: the PS's service time at each offered load, and momentum."""
+    at the first P and depth: the PS's service time at each offered load, momentum, and a longer budget."""
     cells, where = [], []
     for total in scale.c2_totals:
         until = budget_seconds(latency, total, scale.c2_gradients)
@@ -223,10 +225,11 @@ def sync_vs_async(out: Path, scale: ClaimScale, latency: str, *, jobs=None, quie
     service = parse_latency(latency).mean / total
     mechanisms = {f"PS service, load {load:g}": (replace(base, ps_service=load * service), 1.0) for load in scale.loads}
     mechanisms[f"momentum {scale.momentum:g}"] = (replace(base, optimizer="momentum", momentum=scale.momentum), 0.1)
+    mechanisms[f"budget x{scale.long_budget:g}"] = (replace(base, until=until * scale.long_budget), 1.0)
     for name, (mechanism_base, factor) in mechanisms.items():
         for label, candidates in list(c2_strategies(scale, total, mechanism_base, factor).items())[:2]:
             cells.append(Cell({"mechanism": name, "workers": total, "depth": depth, "strategy": label}, candidates))
-            where.append(until)
+            where.append(mechanism_base.until)
     tuned = run_cells(cells, out, select_by="accuracy_at_budget", **_tuning(scale, jobs, quiet, log))
     rows = [_c2_row(t, until) for t, until in zip(tuned, where, strict=True)]
     facts = {"rows": rows, "target": scale.c2_target, "gradients": scale.c2_gradients, "latency": latency}
