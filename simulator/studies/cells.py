@@ -55,6 +55,12 @@ class Tuned:
         return out
 
     @property
+    def at_edge(self) -> bool:
+        """Whether the winner's learning rate is the smallest or largest of its cell's (more than one)."""
+        rates = {c.lr for c in self.cell.candidates}
+        return len(rates) > 1 and self.winner.lr in (min(rates), max(rates))
+
+    @property
     def diverged(self) -> int:
         return sum(bool(s.get("diverged")) for s in self.finals)
 

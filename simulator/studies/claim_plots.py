@@ -148,24 +148,26 @@ def plot_mechanisms(facts: dict, path: Path) -> None:
 
 
 def plot_tradeoff_map(facts: dict, path: Path) -> None:
-    """The map: one cell per (depth, P), coloured by the strategy that reached the target first (every
-    seed), annotated with its speed-up over the other; hatched where the two intervals overlap (a tie)."""
+    """The map: one cell per (depth and optimizer, P), coloured by the strategy that reached the target
+    first (every seed), annotated with its speed-up over the other; hatched where the two intervals
+    overlap (a tie)."""
     plt = _pyplot()
     cells = facts["cells"]
-    depths = sorted({c["depth"] for c in cells})
+    lines = list(dict.fromkeys(map_row(c) for c in cells))
     workers = sorted({c["workers"] for c in cells})
-    fig, ax = plt.subplots(figsize=(1.4 * len(workers) + 2.5, 1.1 * len(depths) + 1.8))
+    fig, ax = plt.subplots(figsize=(1.5 * len(workers) + 2.8, 1.1 * len(lines) + 1.8))
     for c in cells:
-        i, j = depths.index(c["depth"]), workers.index(c["workers"])
+        i, j = lines.index(map_row(c)), workers.index(c["workers"])
         colour = _colour(c["winner"]) if c["winner"] else "#dddddd"
+        tie = c["tie"]
         ax.add_patch(
             plt.Rectangle(
                 (j, i),
                 1,
                 1,
                 facecolor=colour,
-                alpha=0.35 if c["tie"] else 0.8,
-                hatch="//" if c["tie"] else None,
+                alpha=0.35 if tie else 0.8,
+                hatch="//" if tie else None,
                 edgecolor="white",
             )
         )
@@ -174,14 +176,14 @@ def plot_tradeoff_map(facts: dict, path: Path) -> None:
         elif c["speedup"] is None:
             text = f"{c['winner']}\nonly one reached"
         else:
-            text = f"{c['winner']}\n{c['speedup']:.2f}x" + (" (tie)" if c["tie"] else "")
+            text = f"{c['winner']}\n{c['speedup']:.2f}x" + (" (tie)" if tie else "")
         ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=8)
     ax.set_xlim(0, len(workers))
-    ax.set_ylim(0, len(depths))
+    ax.set_ylim(0, len(lines))
     ax.set_xticks(np.arange(len(workers)) + 0.5, [str(p) for p in workers])
-    ax.set_yticks(np.arange(len(depths)) + 0.5, [str(d) for d in depths])
+    ax.set_yticks(np.arange(len(lines)) + 0.5, lines)
     ax.set_xlabel("workers P (sync + backups: N + B = P, B = P/16)")
-    ax.set_ylabel("hidden layers")
+    ax.set_ylabel("hidden layers, optimizer")
     targets = sorted({(r["depth"], r["target"]) for r in facts["rows"]})
     ax.set_title(
         "who reaches the target first ("
@@ -190,3 +192,9 @@ def plot_tradeoff_map(facts: dict, path: Path) -> None:
         fontsize=8,
     )
     _save(fig, path)
+
+
+def map_row(cell: dict) -> str:
+    """A map row's label: the depth, and the optimizer where it is not plain SGD."""
+    optimizer = cell.get("optimizer", "sgd")
+    return f"{cell['depth']}" + ("" if optimizer == "sgd" else f", {optimizer}")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..io.results import write_text
 from ..latency.traces import shipped_trace
+from .claim_plots import map_row
 from .claims import _apart
 
 TRACE = shipped_trace("measured-cpu-4x-cnn-digits.csv")
@@ -102,10 +103,9 @@ def staleness_section(facts: dict) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        edge = " (edge)" if r.get("lr_at_edge") else ""
         lines.append(
             f"| {r['depth']} | {r['workers']} | {_ci(r, 'staleness')} | {_ci(r, 'accuracy')} | "
-            f"{_ci(r, 'stale_cosine')} | {r['lr']:g}{edge} | {r['diverged']}/{r['seeds']} |"
+            f"{_ci(r, 'stale_cosine')} | {r['lr']:g}{_edge(r)} | {r['diverged']}/{r['seeds']} |"
         )
     lines.append("")
     drops = facts["drops"]
@@ -148,7 +148,7 @@ def sync_vs_async_section(facts: dict) -> list[str]:
         per_update = _ci({k: (v * 1e3 if isinstance(v, float) else v) for k, v in r.items()}, "time_per_update")
         lines.append(
             f"| {r['mechanism']} | {r['workers']} | {r['depth']} | {r['strategy']} | {r['backups'] or '-'} | "
-            f"{r['lr']:g} | {_ci(r, 'accuracy')} | {_ci(r, 'time_to_target')} ({r['reached']}/{r['seeds']}) | "
+            f"{r['lr']:g}{_edge(r)} | {_ci(r, 'accuracy')} | {_ci(r, 'time_to_target')} ({r['reached']}/{r['seeds']}) | "
             f"{per_update} | {_ci(r, 'stale_cosine')} | {r['diverged']}/{r['seeds']} |"
         )
     lines.append("")
@@ -165,6 +165,7 @@ def sync_vs_async_section(facts: dict) -> list[str]:
         wins += won
         where = f"P = {workers}, {depth} hidden layers" + ("" if mechanism == "none" else f", {mechanism}")
         lines.append(f"- {where}: {verdict}")
+    lines += ["", *_mechanism_effects(rows)]
     lines += [
         "",
         f"**C2 holds in {wins} of {len(cells)} cells** here (sync + backups ahead of async beyond the intervals, "
@@ -172,6 +173,26 @@ def sync_vs_async_section(facts: dict) -> list[str]:
         "",
     ]
     return lines
+
+
+def _edge(row: dict) -> str:
+    return " (edge)" if row.get("lr_at_edge") else ""
+
+
+def _mechanism_effects(rows: list[dict]) -> list[str]:
+    """Per mechanism and strategy: its accuracy at the budget against the same cell without a mechanism."""
+    plain = {(r["workers"], r["depth"], r["strategy"]): r for r in rows if r["mechanism"] == "none"}
+    out = []
+    for r in rows:
+        base = plain.get((r["workers"], r["depth"], r["strategy"]))
+        if r["mechanism"] == "none" or base is None or None in (r["accuracy"], base["accuracy"]):
+            continue
+        moved = "apart" if _apart(r, base, "accuracy") else "intervals overlap"
+        out.append(
+            f"- {r['mechanism']}, {r['strategy']}: accuracy at the budget {base['accuracy']:.3f} -> "
+            f"{r['accuracy']:.3f} ({r['accuracy'] - base['accuracy']:+.3f}, {moved})."
+        )
+    return out
 
 
 def _tuned(facts: dict, study: str = "C1") -> str:
@@ -215,29 +236,34 @@ def _c2_verdict(sync: dict, other: dict) -> tuple[str, bool]:
 
 def tradeoff_map_section(facts: dict) -> list[str]:
     cells = facts["cells"]
-    depths = sorted({c["depth"] for c in cells})
+    lines_of = list(dict.fromkeys(map_row(c) for c in cells))
     workers = sorted({c["workers"] for c in cells})
-    by = {(c["depth"], c["workers"]): c for c in cells}
+    by = {(map_row(c), c["workers"]): c for c in cells}
     lines = [
         "## The map: who reaches the target first",
         "",
         f"Sync + backups (B = P/16, at least 1) against async, MLPs of {facts['width']} units per hidden layer on "
         f"MNIST-1D, {_tuned(facts, 'map')}; {len(facts['seeds'])} seeds on the test set. A cell's winner "
         "reached the target on every seed with the lower mean time; the figure is the runner-up's mean time "
-        "over the winner's; `tie` where the two intervals overlap.",
+        "over the winner's; `tie` where the two intervals overlap. Rows are the hidden layers, with the "
+        "optimizer where it is not plain SGD (momentum: the learning-rate grids x 0.1).",
         "",
         "| hidden layers \\ P | " + " | ".join(str(p) for p in workers) + " |",
         "|---" * (len(workers) + 1) + "|",
     ]
-    for d in depths:
-        lines.append(f"| {d} | " + " | ".join(_map_cell(by.get((d, p))) for p in workers) + " |")
+    for row in lines_of:
+        lines.append(f"| {row} | " + " | ".join(_map_cell(by.get((row, p))) for p in workers) + " |")
     counts = {}
     for c in cells:
         if c["winner"] and not c["tie"]:
             counts[c["winner"]] = counts.get(c["winner"], 0) + 1
     ties = sum(c["tie"] for c in cells)
     summary = ", ".join(f"{name} wins {n}" for name, n in sorted(counts.items())) or "no strategy wins a cell"
-    lines += ["", f"Of {len(cells)} cells: {summary}; {ties} ties.", ""]
+    neither = sum(c["winner"] is None for c in cells)
+    lines += ["", f"Of {len(cells)} cells: {summary}; {ties} ties; neither reaches the target in {neither}.", ""]
+    edges = [r for r in facts["rows"] if r.get("lr_at_edge")]
+    if edges:
+        lines += [f"{len(edges)} of {len(facts['rows'])} tuned learning rates are at the edge of their grid.", ""]
     return lines
 
 

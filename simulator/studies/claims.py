@@ -61,6 +61,7 @@ class ClaimScale:
     map_gradients: int = 8000
     map_targets: tuple[float, ...] = (0.55, 0.7, 0.7)  # per depth: ~90% of sequential SGD's (0.63, 0.81, 0.81)
     map_async_lrs: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1)
+    map_momentum_depths: tuple[int, ...] = (3,)  # rows again with momentum (its rates: the grids x 0.1)
 
 
 QUICK_CLAIMS = ClaimScale(  # every figure at toy scale: one learning rate per strategy (nothing tuned), no quality
@@ -87,6 +88,7 @@ QUICK_CLAIMS = ClaimScale(  # every figure at toy scale: one learning rate per s
     map_depths=(1, 3),
     map_gradients=600,
     map_targets=(0.3, 0.3),
+    map_momentum_depths=(3,),
 )
 
 
@@ -132,7 +134,7 @@ def staleness_depth(out: Path, scale: ClaimScale, latency: str, *, jobs=None, qu
         {
             **t.cell.key,
             "lr": t.winner.lr,
-            "lr_at_edge": t.winner.lr in (min(scale.async_lrs), max(scale.async_lrs)),
+            "lr_at_edge": t.at_edge,
             **_stat(t, "mean_last3_accuracy", "accuracy"),
             **_stat(t, "mean_staleness", "staleness"),
             **_stat(t, "stale_cosine_mean", "stale_cosine"),
@@ -177,7 +179,7 @@ def c2_strategies(scale: ClaimScale, total: int, base: RunConfig, lr_factor: flo
     """C2's strategies at P = ``total`` (label -> candidates), over ``base`` (latency, budget, model)."""
 
     def grid(lrs):
-        return [round(lr * lr_factor, 12) for lr in lrs]
+        return [_times(lr, lr_factor) for lr in lrs]
 
     backup = tuple(
         replace(base, strategy="backup", workers=total - b, backups=b, semantics="tf", lr=lr)
@@ -224,7 +226,8 @@ def sync_vs_async(out: Path, scale: ClaimScale, latency: str, *, jobs=None, quie
     base = base_config(scale, latency, depth, until=until, target_accuracy=scale.c2_target, stop_at_target=False)
     service = parse_latency(latency).mean / total
     mechanisms = {f"PS service, load {load:g}": (replace(base, ps_service=load * service), 1.0) for load in scale.loads}
-    mechanisms[f"momentum {scale.momentum:g}"] = (replace(base, optimizer="momentum", momentum=scale.momentum), 0.1)
+    momentum = replace(base, optimizer="momentum", momentum=scale.momentum)
+    mechanisms[f"momentum {scale.momentum:g}"] = (momentum, 1 - scale.momentum)
     mechanisms[f"budget x{scale.long_budget:g}"] = (replace(base, until=until * scale.long_budget), 1.0)
     for name, (mechanism_base, factor) in mechanisms.items():
         for label, candidates in list(c2_strategies(scale, total, mechanism_base, factor).items())[:2]:
@@ -244,6 +247,7 @@ def _c2_row(t: Tuned, until: float) -> dict:
         **t.cell.key,
         "backups": w.backups if w.strategy == "backup" else None,
         "lr": w.lr,
+        "lr_at_edge": t.at_edge,
         "until": until,
         **_stat(t, "accuracy_at_budget", "accuracy"),
         **_stat(t, "time_to_target_interpolated", "time_to_target"),
@@ -256,27 +260,40 @@ def _c2_row(t: Tuned, until: float) -> dict:
 
 
 def tradeoff_map(out: Path, scale: ClaimScale, latency: str, *, jobs=None, quiet=False, log=print) -> dict:
-    """The map: at each (P, depth), sync + backups (B = P / 16) and async tuned for time to target."""
+    """The map: at each (P, depth), sync + backups (B = P / 16) and async tuned for time to target; its rows
+    are the depths with plain SGD, then ``map_momentum_depths`` with momentum (the mechanism C2 finds)."""
     cells = []
-    for depth, target in zip(scale.map_depths, scale.map_targets, strict=True):
+    plain = [(depth, target, "sgd") for depth, target in zip(scale.map_depths, scale.map_targets, strict=True)]
+    targets = dict(zip(scale.map_depths, scale.map_targets, strict=True))
+    with_momentum = [(depth, targets[depth], f"momentum {scale.momentum:g}") for depth in scale.map_momentum_depths]
+    for depth, target, optimizer in plain + with_momentum:
+        factor = 1.0 if optimizer == "sgd" else 1 - scale.momentum
         for total in scale.map_workers:
             until = budget_seconds(latency, total, scale.map_gradients)
             base = base_config(scale, latency, depth, until=until, target_accuracy=target, quality_every=None)
+            if optimizer != "sgd":
+                base = replace(base, optimizer="momentum", momentum=scale.momentum)
             b = max(1, round(total / 16))
             strategies = {
                 "sync + backups": tuple(
-                    replace(base, strategy="backup", workers=total - b, backups=b, semantics="tf", lr=lr)
+                    replace(
+                        base, strategy="backup", workers=total - b, backups=b, semantics="tf", lr=_times(lr, factor)
+                    )
                     for lr in scale.sync_lrs
                 ),
-                "async": tuple(replace(base, strategy="async", workers=total, lr=lr) for lr in scale.map_async_lrs),
+                "async": tuple(
+                    replace(base, strategy="async", workers=total, lr=_times(lr, factor)) for lr in scale.map_async_lrs
+                ),
             }
             for label, candidates in strategies.items():
-                cells.append(Cell({"depth": depth, "workers": total, "strategy": label, "target": target}, candidates))
+                key = {"depth": depth, "optimizer": optimizer, "workers": total, "strategy": label, "target": target}
+                cells.append(Cell(key, candidates))
     tuned = run_cells(cells, out, select_by="time_to_target", **_tuning(scale, jobs, quiet, log))
     rows = [
         {
             **t.cell.key,
             "lr": t.winner.lr,
+            "lr_at_edge": t.at_edge,
             **_stat(t, "time_to_target_interpolated", "time_to_target"),
             "reached": len(t.values("time_to_target_interpolated")),
             "seeds": len(t.finals),
@@ -294,16 +311,22 @@ def tradeoff_map(out: Path, scale: ClaimScale, latency: str, *, jobs=None, quiet
     return facts
 
 
+def _times(lr: float, factor: float) -> float:
+    """``lr`` x ``factor``, rounded to 12 digits (0.3 x 0.1 is 0.03, not 0.030000000000000002)."""
+    return round(lr * factor, 12)
+
+
 def map_cells(rows: list[dict]) -> list[dict]:
-    """Per (depth, P): the winner (every seed reached the target, the lowest mean time), the speed-up
-    over the runner-up (its mean time over the winner's; none when it missed the target) and whether
-    the two intervals overlap (a tie)."""
+    """Per (depth, optimizer, P): the winner (every seed reached the target, the lowest mean time), the
+    speed-up over the runner-up (its mean time over the winner's; none when it missed the target) and
+    whether the two intervals overlap (a tie)."""
     out = []
-    keys = sorted({(r["depth"], r["workers"]) for r in rows})
-    for depth, workers in keys:
-        mine = [r for r in rows if (r["depth"], r["workers"]) == (depth, workers)]
+    keys = list(dict.fromkeys((r["depth"], r.get("optimizer", "sgd"), r["workers"]) for r in rows))
+    for depth, optimizer, workers in keys:
+        mine = [r for r in rows if (r["depth"], r.get("optimizer", "sgd"), r["workers"]) == (depth, optimizer, workers)]
         done = sorted((r for r in mine if r["reached"] == r["seeds"]), key=lambda r: r["time_to_target"])
-        cell = {"depth": depth, "workers": workers, "winner": None, "speedup": None, "tie": False}
+        cell = {"depth": depth, "optimizer": optimizer, "workers": workers, "winner": None, "speedup": None}
+        cell["tie"] = False
         if done:
             first = done[0]
             cell["winner"] = first["strategy"]
