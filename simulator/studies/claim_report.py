@@ -148,7 +148,8 @@ def sync_vs_async_section(facts: dict) -> list[str]:
         per_update = _ci({k: (v * 1e3 if isinstance(v, float) else v) for k, v in r.items()}, "time_per_update")
         lines.append(
             f"| {r['mechanism']} | {r['workers']} | {r['depth']} | {r['strategy']} | {r['backups'] or '-'} | "
-            f"{r['lr']:g}{_edge(r)} | {_ci(r, 'accuracy')} | {_ci(r, 'time_to_target')} ({r['reached']}/{r['seeds']}) | "
+            f"{r['lr']:g}{_edge(r)} | {_ci(r, 'accuracy')} | "
+            f"{_ci(r, 'time_to_target')} ({r['reached']}/{r['seeds']}) | "
             f"{per_update} | {_ci(r, 'stale_cosine')} | {r['diverged']}/{r['seeds']} |"
         )
     lines.append("")
