@@ -2,6 +2,7 @@
 verdicts the report draws from intervals, the map's winners and ties, and the studies end to end at toy
 scale."""
 
+import json
 import math
 from dataclasses import replace
 
@@ -27,7 +28,15 @@ def _row(strategy, time, low, high, reached=3, seeds=3, depth=3, workers=16):
 
 def test_the_map_names_the_faster_strategy_its_margin_and_ties():
     apart = claims.map_cells([_row("async", 2.0, 1.8, 2.2), _row("sync + backups", 1.0, 0.9, 1.1)])
-    assert apart == [{"depth": 3, "workers": 16, "winner": "sync + backups", "speedup": 2.0, "tie": False}]
+    assert apart == [
+        {"depth": 3, "optimizer": "sgd", "workers": 16, "winner": "sync + backups", "speedup": 2.0, "tie": False}
+    ]
+    rows = [_row("async", 2.0, 1.8, 2.2), {**_row("async", 1.0, 0.9, 1.1), "optimizer": "momentum 0.9"}]
+    by_optimizer = claims.map_cells(rows)  # one cell per optimizer: momentum's async has no runner-up
+    assert [(c["optimizer"], c["winner"], c["speedup"]) for c in by_optimizer] == [
+        ("sgd", "async", None),
+        ("momentum 0.9", "async", None),
+    ]
     overlap = claims.map_cells([_row("async", 1.2, 1.0, 1.4), _row("sync + backups", 1.0, 0.9, 1.1)])
     assert (
         overlap[0]["winner"] == "sync + backups" and overlap[0]["tie"] and overlap[0]["speedup"] == pytest.approx(1.2)
@@ -37,7 +46,14 @@ def test_the_map_names_the_faster_strategy_its_margin_and_ties():
 def test_a_strategy_that_missed_the_target_on_a_seed_cannot_win_a_cell():
     """The faster mean of two seeds that reached it loses to a slower strategy whose every seed did."""
     cells = claims.map_cells([_row("async", 0.5, 0.4, 0.6, reached=2), _row("sync + backups", 1.0, 0.9, 1.1)])
-    assert cells[0] == {"depth": 3, "workers": 16, "winner": "sync + backups", "speedup": None, "tie": False}
+    assert cells[0] == {
+        "depth": 3,
+        "optimizer": "sgd",
+        "workers": 16,
+        "winner": "sync + backups",
+        "speedup": None,
+        "tie": False,
+    }
     none = claims.map_cells(
         [_row("async", None, None, None, reached=0), _row("sync + backups", 1.0, 0.9, 1.1, reached=1)]
     )
@@ -135,37 +151,67 @@ def test_reproduce_refuses_an_unknown_study(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-TOY = replace(
+TOY = replace(  # one depth: the fewest compilations that run every part of every study
     claims.QUICK_CLAIMS,
     width=8,
+    depths=(1,),
     dataset_size=600,
+    c1_workers=(1, 4),
     c1_gradients=120,
     c2_totals=(6,),
+    c2_depths=(1,),
     c2_gradients=200,
     map_workers=(2, 6),
+    map_depths=(1,),
+    map_targets=(0.3,),
+    map_momentum_depths=(1,),
     map_gradients=200,
     backup_fractions=(0.2,),
 )
 
 
-def test_the_claim_studies_end_to_end_at_toy_scale(tmp_path):
-    """Every claim study into one folder: facts, figures and a report with each section, the data resumed
-    by a second call of one study (nothing reruns: the same facts)."""
+@pytest.mark.parametrize(
+    ("study", "heading", "figures"),
+    [
+        ("staleness-depth", "## C1", ("staleness-depth",)),
+        ("sync-vs-async", "## C2", ("sync-vs-async", "sync-vs-async-mechanisms")),
+        ("tradeoff-map", "## The map", ("tradeoff-map",)),
+    ],
+)
+def test_each_claim_study_end_to_end_at_toy_scale(tmp_path, study, heading, figures):
+    """A claim study into a folder holding another's facts: its figures, and a report with both sections;
+    a second call resumes its data (nothing reruns: the same facts)."""
     from stragglersim.studies.reproduce import reproduce
 
-    for study in ("staleness-depth", "sync-vs-async", "tradeoff-map"):
-        reproduce(tmp_path, only=study, claim_scale=TOY, jobs=1, overwrite=True, log=lambda m: None)
+    other = tmp_path / "facts" / "paper.json"
+    other.parent.mkdir(parents=True)
+    other.write_text(json.dumps(PAPER_FACTS))
+    reproduce(tmp_path, only=study, claim_scale=TOY, jobs=1, overwrite=True, log=lambda m: None)
     report = (tmp_path / "report.md").read_text()
-    for heading in ("## C1", "## C2", "## The map"):
-        assert heading in report
-    assert "nothing tuned" in report and "## The paper's experiments" not in report
-    for figure in ("staleness-depth", "sync-vs-async", "sync-vs-async-mechanisms", "tradeoff-map"):
+    assert heading in report and "## The paper's experiments" in report and "nothing tuned" in report
+    for figure in figures:
         assert (tmp_path / f"{figure}.png").stat().st_size > 10_000
-    before = (tmp_path / "data" / "tradeoff-map" / "facts.json").read_text()
-    reproduce(tmp_path, only="tradeoff-map", claim_scale=TOY, jobs=1, overwrite=True, log=lambda m: None)
-    assert (tmp_path / "data" / "tradeoff-map" / "facts.json").read_text() == before
-    c2 = (tmp_path / "data" / "sync-vs-async" / "cells.csv").read_text()
-    assert "PS service, load 2" in c2 and "momentum 0.9" in c2
+    facts = tmp_path / "data" / study / "facts.json"
+    before = facts.read_text()
+    reproduce(tmp_path, only=study, claim_scale=TOY, jobs=1, overwrite=True, log=lambda m: None)
+    assert facts.read_text() == before
+    if study == "sync-vs-async":
+        c2 = (tmp_path / "data" / study / "cells.csv").read_text()
+        assert all(m in c2 for m in ("PS service, load 2", "momentum 0.9", "budget x2"))
+
+
+PAPER_FACTS = {  # what the paper's experiments leave in facts/paper.json, for the report to carry along
+    "fit": {"spec": "exponential:rate=1", "ks": 0.01},
+    "optimum": {"backups": 2, "time": 1.0, "estimated_backups": 2},
+    "compare": {"backup": 1.0, "async": 0.5},
+    "total": 8,
+    "target": 0.9,
+    "study_target": 0.93,
+    "compare_workers": 8,
+    "convex_below_bound": 1.0,
+    "quick": True,
+    "seconds": 1.0,
+}
 
 
 @pytest.mark.slow
@@ -177,7 +223,7 @@ def test_c1_direction_at_depth_six(tmp_path):
         depths=(6,),
         c1_workers=(1, 128),
         c1_gradients=3000,
-        async_lrs=(0.003, 0.01, 0.1),
+        async_lrs=(0.003, 0.1),  # the full study's winners at P = 128 and P = 1
         quality_every=None,
     )
     latency = "straggler:base=lognormal(mu=-5.942721304,sigma=0.4242954742),p=0.003317560555,factor=11.15130029"

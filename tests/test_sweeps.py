@@ -131,6 +131,7 @@ def test_pool_workers_share_compilations_through_the_persistent_cache(monkeypatc
     assert os.environ.get("JAX_COMPILATION_CACHE_DIR") == expected
 
 
+@pytest.mark.slow  # spawns two workers that import JAX; the choice of cache is tested above
 def test_a_sweep_worker_loads_what_another_compiled(tmp_path, monkeypatch):
     """Two pool workers and two runs of one shape: the cache folder holds the compiled steps afterwards,
     and the runs give the numbers of the same runs in this process."""

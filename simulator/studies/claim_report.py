@@ -34,7 +34,8 @@ def write_report(out: Path) -> Path:
     }
     for study, f in facts.items():
         lines += writers[study](f)
-        lines += [f"_{study}: {f['seconds']:.0f} s on this machine; data under `data/{_data(study)}`._", ""]
+        reused = "" if study == "paper" else " (runs already complete there are reused)"
+        lines += [f"_{study}: {f['seconds']:.0f} s for the last call; data under `data/{_data(study)}`{reused}._", ""]
     path = out / "report.md"
     write_text(path, "\n".join(lines))
     return path

@@ -193,7 +193,7 @@ def c2_strategies(scale: ClaimScale, total: int, base: RunConfig, lr_factor: flo
             replace(base, strategy="softsync", workers=total, softsync_n=scale.softsync_n, lr=lr)
             for lr in grid(scale.softsync_lrs)
         ),
-        f"async, staleness <= {total}": tuple(
+        "async, staleness <= P": tuple(
             replace(base, strategy="async", workers=total, staleness_cutoff=total, lr=lr)
             for lr in grid(scale.c2_async_lrs)
         ),
