@@ -56,9 +56,11 @@ class Tuned:
 
     @property
     def at_edge(self) -> bool:
-        """Whether the winner's learning rate is the smallest or largest of its cell's (more than one)."""
+        """Whether the winner's learning rate is the smallest or largest of its cell's (more than one), and
+        the winner scored (where no candidate did, the first wins by default: no edge is shown)."""
         rates = {c.lr for c in self.cell.candidates}
-        return len(rates) > 1 and self.winner.lr in (min(rates), max(rates))
+        scored = math.isfinite(self.scores[self.cell.candidates.index(self.winner)]) if self.scores else False
+        return scored and len(rates) > 1 and self.winner.lr in (min(rates), max(rates))
 
     @property
     def diverged(self) -> int:
