@@ -114,6 +114,7 @@ def test_a_served_run_skips_the_fast_path():
         ({"ps_service": -1.0}, r"--ps-service must be a finite number >= 0"),
         ({"ps_service": float("inf")}, r"--ps-service must be a finite number >= 0"),
         ({"ps_servers": 0}, r"--ps-servers must be an integer >= 1"),
+        ({"ps_servers": 2}, r"--ps-servers must be 1 unless --ps-service or --ps-bandwidth"),  # nothing to share
     ],
 )
 def test_bad_capacity_is_refused(fields, match):

@@ -129,15 +129,3 @@ def test_pool_workers_share_compilations_through_the_persistent_cache(monkeypatc
         monkeypatch.setenv(name, value)
     pool.share_compilations()
     assert os.environ.get("JAX_COMPILATION_CACHE_DIR") == expected
-
-
-@pytest.mark.slow  # spawns two workers that import JAX; the choice of cache is tested above
-def test_a_sweep_worker_loads_what_another_compiled(tmp_path, monkeypatch):
-    """Two pool workers and two runs of one shape: the cache folder holds the compiled steps afterwards,
-    and the runs give the numbers of the same runs in this process."""
-    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "jax"))
-    configs = [RunConfig(strategy="async", workers=3, steps=40, eval_every="20", lr=lr) for lr in (0.05, 0.1)]
-    pooled = run_sweep(configs, tmp_path / "pooled", jobs=2)
-    alone = run_sweep(configs, tmp_path / "alone", jobs=1)
-    assert any((tmp_path / "jax").iterdir())
-    assert [r["final_test_accuracy"] for r in pooled] == [r["final_test_accuracy"] for r in alone]

@@ -131,7 +131,10 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     )
     rpr.add_argument("--out", type=Path, required=True, metavar="DIR", help="figures/ regenerates the committed ones")
     rpr.add_argument(
-        "--overwrite", action="store_true", help="write into a non-empty DIR (its data/ is redone; other files kept)"
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty DIR (the paper's data/ is redone, the claim studies' runs there resumed; "
+        "figures of the same names replaced, other files kept)",
     )
     rpr.add_argument("--jobs", type=int, default=None, metavar="J", help="parallel processes (default: CPU count)")
 

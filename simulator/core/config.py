@@ -21,6 +21,7 @@ DATA_COSTS = ("none", "nnz")
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 SCHEDULES = ("constant", "exponential")
 SCALINGS = ("none", "linear", "sqrt")
+SHARED = "1 unless --ps-service or --ps-bandwidth gives the servers something to share"
 FLOAT32_MAX = 3.4028234663852886e38  # the largest float32: training's parameters and learning rate
 
 
@@ -164,6 +165,7 @@ class RunConfig:
             ("ps_bandwidth", self.ps_bandwidth > 0, "> 0 (bytes per second)"),
             ("ps_service", _finite_nonneg(self.ps_service or 0.0), "a finite number >= 0 (seconds)"),
             ("ps_servers", self.ps_servers is None or self.ps_servers >= 1, "an integer >= 1"),  # an int: typed
+            ("ps_servers", (self.ps_servers or 1) == 1 or self.ps_service or self.ps_bandwidth < math.inf, SHARED),
         )
         for name, ok, what in system:
             need(ok, f"{named(name)} must be {what}, got {getattr(self, name)}")

@@ -54,7 +54,8 @@ def plot_staleness_depth(facts: dict, path: Path) -> None:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8, title="hidden layers")
     axes[0][0].set_ylabel("test accuracy, mean of the last 3 evaluations")
-    axes[0][0].set_title(f"C1: async SGD at {facts['gradients']:,} applied gradients, lr tuned per cell", fontsize=9)
+    how = "lr tuned per cell" if facts.get("tuned") else "one lr (nothing tuned)"
+    axes[0][0].set_title(f"C1: async SGD at {facts['gradients']:,} applied gradients, {how}", fontsize=9)
     if quality:
         axes[0][1].set_ylabel("stale cosine (applied vs fresh gradient)")
         axes[0][1].set_title("what staleness does to each update", fontsize=9)
@@ -94,6 +95,8 @@ def plot_sync_vs_async(facts: dict, path: Path) -> None:
                 color=_colour(strategy),
             )
     labels = [f"P={p}\ndepth {d}" for p, d in cells]
+    if all(r.get("stale_cosine") is None for r in rows):
+        axes[2].text(0.5, 0.5, "gradient quality not measured\n(--quick)", transform=axes[2].transAxes, ha="center")
     if all(r["reached"] < r["seeds"] for r in rows):
         axes[1].text(
             0.5,
@@ -198,7 +201,7 @@ def plot_tradeoff_map(facts: dict, path: Path) -> None:
     ax.set_title(
         "who reaches the target first ("
         + ", ".join(f"depth {d}: {t:.0%}" for d, t in targets)
-        + "); hatched: intervals overlap",
+        + ")\nhatched: the intervals overlap (a tie)",
         fontsize=8,
     )
     _save(fig, path)

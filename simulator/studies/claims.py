@@ -17,6 +17,7 @@ studies never choose anything by the claim's outcome: grids, budgets and targets
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -348,7 +349,12 @@ def _tuning(scale: ClaimScale, jobs, quiet: bool, log: Callable) -> dict:
 
 def _stat(t: Tuned, key: str, name: str) -> dict:
     """``name``: the mean over the final runs of ``key``, with the 95% Student-t interval (None where
-    too few seeds have it)."""
+    too few seeds have it), cut at the bounds of what ``name`` can be (``BOUNDS``)."""
     mean, _, low, high = interval(t.values(key))
+    floor, ceiling = BOUNDS.get(name, (-math.inf, math.inf))  # an interval past what is possible is cut there
+    low, high = max(low, floor), min(high, ceiling)
     clean = [None if v != v else v for v in (mean, low, high)]  # NaN -> None (JSON)
     return {name: clean[0], f"{name}_low": clean[1], f"{name}_high": clean[2]}
+
+
+BOUNDS = {"accuracy": (0.0, 1.0), "time_to_target": (0.0, math.inf), "staleness": (0.0, math.inf)}
