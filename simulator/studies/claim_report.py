@@ -138,7 +138,7 @@ def staleness_section(facts: dict) -> list[str]:
     growing = all(a["drop"] < b["drop"] for a, b in zip(drops, drops[1:], strict=False))
     if len(hurt) == len(drops):
         verdict = "**C1 holds here**: staleness lowers accuracy at every depth beyond the intervals, "
-        verdict += "and the loss grows with depth." if growing else "but the loss does not grow steadily with depth."
+        verdict += "and the drop grows with depth." if growing else "but the drop does not grow steadily with depth."
     elif hurt:
         verdict = "**C1 holds in part**: staleness lowers accuracy beyond the intervals "
         verdict += f"at {len(hurt)} of {len(drops)} depths."
