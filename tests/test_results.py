@@ -1,7 +1,9 @@
 """Where results may be written: the checks made before any work."""
 
+import os
 from pathlib import Path
 
+import pytest
 import stragglersim
 from conftest import raises_as_cli
 from stragglersim.io.results import check_out_dir, check_out_file, check_out_place
@@ -20,3 +22,39 @@ def test_an_output_that_is_not_a_folder_of_earlier_results_is_refused(tmp_path):
     with raises_as_cli(r"holds files that are not stragglersim results"):
         check_out_dir(tmp_path / "mine", overwrite=True)
     check_out_dir(tmp_path / "mine", overwrite=True, replaces=False)  # written into (reproduce): the files stay
+
+
+def test_a_sigterm_between_the_renames_of_a_replacement_lands_once_the_new_folder_is_in_place(tmp_path, monkeypatch):
+    """The signal arrives after the old copy is moved aside: it is held until the new copy is in place, so the
+    handler (the CLI's message names the checkpoint) never sees the folder missing."""
+    import signal
+
+    from stragglersim.io import storage
+
+    target, new = tmp_path / "ck", tmp_path / "ck.new"
+    target.mkdir()
+    (target / "state.json").write_text("old")
+    new.mkdir()
+    (new / "state.json").write_text("new")
+    seen = []
+
+    def handler(signum, frame):
+        seen.append((target / "state.json").read_text())
+        raise KeyboardInterrupt
+
+    calls = []
+
+    def sync_then_signal(path):
+        calls.append(path)
+        if len(calls) == 1:  # after the first rename: the old copy is aside, the new one not yet in
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    monkeypatch.setattr(storage, "sync_dir", sync_then_signal)
+    monkeypatch.setattr(storage, "sync_tree", lambda path: None)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            storage.replace_dir(new, target)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == ["new"]
