@@ -18,14 +18,12 @@ replacement, to widen the window a test kills the process in.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import itertools
 import os
 import re
 import shutil
-import signal
 import time
 from pathlib import Path
 
@@ -63,20 +61,6 @@ def write_bytes(path: Path, data: bytes) -> None:
     sync_dir(path.parent)
 
 
-@contextlib.contextmanager
-def _signals_deferred():
-    """SIGTERM and SIGINT held back by this thread until the block ends (then delivered), where the
-    platform can (POSIX ``pthread_sigmask``); SIGKILL still lands anywhere, which ``recover`` handles."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
-
-
 def replace_dir(new: Path, target: Path) -> None:
     """Put the folder ``new`` (beside ``target``) in place of ``target``, crash-safely: at every
     moment ``target`` or both copies exist, and ``recover`` finishes an interrupted replacement."""
@@ -85,13 +69,17 @@ def replace_dir(new: Path, target: Path) -> None:
     if target.exists():
         old = temporary(target, "old")
         shutil.rmtree(old, ignore_errors=True)
-        with _signals_deferred():  # a SIGTERM or Ctrl-C here lands once target is back: its message names it
+        try:
             target.rename(old)
             sync_dir(target.parent)
             if pause := float(os.environ.get("STRAGGLERSIM_TEST_PAUSE_IN_REPLACE", "0") or 0):
                 time.sleep(pause)
             new.rename(target)
             sync_dir(target.parent)
+        except BaseException:  # a SIGTERM or Ctrl-C between the renames: put the new copy in before it goes on
+            if not target.exists() and new.exists():
+                new.rename(target)
+            raise
         shutil.rmtree(old)
     else:
         new.rename(target)
