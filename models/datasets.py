@@ -19,7 +19,6 @@ import pickle
 import random
 import struct
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,36 +26,11 @@ import numpy as np
 from ..io.boundary import check_input_file
 from ..io.errors import InputError, named
 from .catalog import DATASETS
+from .interface import Dataset
 
 _GENERATING = threading.Lock()
 
 SPLIT_SEED = 20160401  # fixed: the train/test split is a property of the dataset, not of a run
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Arrays of one dataset. ``x`` are float32; ``y`` int32 labels or float32 targets."""
-
-    name: str
-    task: str  # "classification" | "regression"
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
-
-    @property
-    def out_dim(self) -> int:
-        return int(self.y_train.max()) + 1 if self.task == "classification" else 1
-
-    def __post_init__(self):
-        if len(self.x_train) != len(self.y_train) or len(self.x_test) != len(self.y_test):
-            raise InputError(f"dataset {self.name}: inputs and labels differ in length")
-        if len(self.x_train) == 0 or len(self.x_test) == 0:
-            raise InputError(f"dataset {self.name}: empty training or test set")
 
 
 VALIDATION_SEED = 20161010  # fixed: every run and seed of a study holds out the same validation set
@@ -87,12 +61,13 @@ def validation_split(dataset: Dataset, fraction: float) -> Dataset:
                 f"example of class {missing[0]} of {dataset.name}; give a smaller fraction"
             )
     return Dataset(
-        f"{dataset.name} (validation split {fraction:g})",
-        dataset.task,
         dataset.x_train[keep],
         dataset.y_train[keep],
         dataset.x_train[val],
         dataset.y_train[val],
+        dataset.task,
+        f"{dataset.name} (validation split {fraction:g})",
+        dataset.metadata,
     )
 
 
@@ -124,7 +99,7 @@ def _split(name: str, task: str, x: np.ndarray, y: np.ndarray, test_fraction: fl
     order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
     n_test = max(1, int(round(len(x) * test_fraction)))
     test, train = order[:n_test], order[n_test:]
-    return Dataset(name, task, x[train], y[train], x[test], y[test])
+    return Dataset(x[train], y[train], x[test], y[test], task, name)
 
 
 def load_digits() -> Dataset:
@@ -148,12 +123,12 @@ def load_mnist1d(size: int) -> Dataset:
         shape = (1, d["x"].shape[1], 1)
         x, x_test = d["x"].astype(np.float32), d["x_test"].astype(np.float32)
         return Dataset(
-            "mnist1d",
-            "classification",
             x.reshape(-1, *shape),
             d["y"].astype(np.int32),
             x_test.reshape(-1, *shape),
             d["y_test"].astype(np.int32),
+            "classification",
+            "mnist1d",
         )
 
 
@@ -219,7 +194,7 @@ def load_mnist(path: Path) -> Dataset:
     for x, y, which in ((xtr, ytr, "training"), (xte, yte, "test")):
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
             raise InputError(f"{path}: {which} images must be (n, H, W) and labels (n,), got {x.shape} and {y.shape}")
-    return Dataset("mnist", "classification", _pixels(xtr), ytr.astype(np.int32), _pixels(xte), yte.astype(np.int32))
+    return Dataset(_pixels(xtr), ytr.astype(np.int32), _pixels(xte), yte.astype(np.int32), "classification", "mnist")
 
 
 def _pixels(x: np.ndarray) -> np.ndarray:
@@ -291,7 +266,7 @@ def load_cifar10(path: Path) -> Dataset:
     xte, yte = _read_cifar_batch(path / "test_batch")
     xtr = np.concatenate([x for x, _ in train])
     ytr = np.concatenate([y for _, y in train])
-    return Dataset("cifar10", "classification", xtr, ytr, xte, yte)
+    return Dataset(xtr, ytr, xte, yte, "classification", "cifar10")
 
 
 def _read_cifar_batch(file: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -1,15 +1,13 @@
 """The model zoo: build a model for a dataset.
 
-A :class:`Model` bundles pure functions: ``init(key) -> params``, ``loss(params, x, y)`` (the
-mean loss of a batch, what gradients are taken of) and ``evaluate(params, x, y)`` (per-batch
-sums of loss and correct predictions, for exact averages over a test set).
+A :class:`~stragglersim.models.interface.Model` bundles pure functions: ``init(key) -> params``,
+``loss(params, x, y)`` (the mean loss of a batch, what gradients are taken of) and
+``evaluate(params, x, y)`` (per-batch sums of loss and correct predictions, for exact averages
+over a test set).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 
 import jax
@@ -19,36 +17,7 @@ import optax
 from . import nets, pixelcnn
 from .catalog import MODELS
 from .datasets import Dataset
-
-
-@dataclass(frozen=True)
-class Model:
-    """Pure functions of one model on one dataset.
-
-    Attributes:
-        name: the model's name.
-        init: ``key -> params``.
-        loss: ``(params, x, y) -> scalar``: mean loss over the batch (cross-entropy in nats,
-            mean squared error, or bits per dimension).
-        evaluate: ``(params, x, y) -> (loss_sum, correct)``: sums over the batch; ``correct``
-            is 0 for models without a notion of accuracy.
-        predict: ``(params, x) -> outputs`` (logits, predictions or per-pixel logits).
-        has_accuracy: whether ``correct`` means anything.
-    """
-
-    name: str
-    init: Callable
-    loss: Callable
-    evaluate: Callable
-    predict: Callable
-    has_accuracy: bool
-
-    def param_count(self, params) -> int:
-        return sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
-
-    def param_bytes(self, params) -> int:
-        """Bytes of one copy of the parameters (= one gradient push)."""
-        return sum(p.size * p.dtype.itemsize for p in jax.tree_util.tree_leaves(params))
+from .interface import Model
 
 
 def build_model(name: str, dataset: Dataset, *, hidden: tuple[int, ...] = (128,), l2: float = 0.0) -> Model:
@@ -71,7 +40,7 @@ def build_model(name: str, dataset: Dataset, *, hidden: tuple[int, ...] = (128,)
         def evaluate(params, x, y):
             return pixelcnn.bits_per_dim(params, x).sum(), jnp.zeros((), jnp.int32)
 
-        return Model(name, partial(pixelcnn.init, in_shape=shape), loss, evaluate, pixelcnn.logits, False)
+        return Model(partial(pixelcnn.init, in_shape=shape), loss, evaluate, pixelcnn.logits, name, False)
 
     if name == "logreg":
         init, apply = partial(nets.linear_init, in_shape=shape, out_dim=dataset.out_dim), nets.linear_apply
@@ -120,4 +89,4 @@ def build_model(name: str, dataset: Dataset, *, hidden: tuple[int, ...] = (128,)
             return 0.0
         return 0.5 * l2 * sum(jnp.sum(p**2) for p in jax.tree_util.tree_leaves(params))
 
-    return Model(name, init, loss, evaluate, apply, has_accuracy)
+    return Model(init, loss, evaluate, apply, name, has_accuracy)

@@ -13,7 +13,10 @@ from .io.errors import InputError
 from .io.version import __version__
 
 __all__ = [
+    "DataShape",
+    "Dataset",
     "InputError",
+    "Model",
     "Run",
     "__version__",
     "aggregate",
@@ -24,3 +27,16 @@ __all__ = [
     "sweep",
     "tune",
 ]
+
+_INTERFACE = {"Model": "interface", "Dataset": "interface", "DataShape": "interface", "adapters": None}
+
+
+def __getattr__(name: str):
+    """``Model``, ``Dataset``, ``DataShape`` (``models.interface``) and ``adapters`` (Flax and Equinox),
+    imported when first used: ``import stragglersim`` loads no NumPy."""
+    if name not in _INTERFACE:
+        raise AttributeError(f"module 'stragglersim' has no attribute {name!r}")
+    import importlib  # here, not at import: only for the names above
+
+    module = importlib.import_module(f".models.{_INTERFACE[name] or name}", __name__)
+    return module if _INTERFACE[name] is None else getattr(module, name)

@@ -23,6 +23,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .io.errors import InputError
+from .io.imports import COMPONENTS, option_value
 from .io.progress import NULL_PROGRESS, RunCounter, progress_bar
 from .io.records import Gradient, Update
 from .io.version import __version__
@@ -151,7 +152,7 @@ def simulate(*, progress: bool = False, **options) -> Run:
     if result.config.log_gradients == "all":
         tables["gradients.csv"] = (Gradient.FIELDS, log.gradient_lines)
     for name, (header, lines) in result.tables.items():
-        tables[name] = (tuple(header), _fixed(list(lines)))
+        tables[name] = (tuple(header), (lambda rows: lambda: rows)(list(lines)))
     return Run(result.config, summary, tables, result.params)
 
 
@@ -260,7 +261,7 @@ def _grid(what: str, options: dict, seeds, total_workers, grid):
     if "seed" in options:
         raise InputError(f"{what}: give seeds=[...] (a list, as the CLI's --seeds), not seed")
     _run_options({name: None for name in options}, what)  # names that are not options
-    table = {name: [_plain(v, _declared(name)) for v in _as_list(value)] for name, value in options.items()}
+    table = {name: [_plain(v, _declared(name), name) for v in _as_list(value)] for name, value in options.items()}
     if seeds is not None:
         table["seed"] = _as_list(seeds)
     if total_workers is not None:
@@ -357,12 +358,15 @@ def _run_options(options: dict, what: str) -> dict:
             near = difflib.get_close_matches(name, list(declared), n=1)
             hint = f"; did you mean {near[0]!r}?" if near else " (the options are RunConfig's fields)"
             raise InputError(f"{what}: unknown option {name!r}{hint}")
-    return {name: _plain(value, declared[name]) for name, value in options.items()}
+    return {name: _plain(value, declared[name], name) for name, value in options.items()}
 
 
-def _plain(value, declared: str):
-    """A Python value as the command line would give it: NumPy scalars become Python numbers, and a
-    number for a text option (``eval_every=50``, ``checkpoint_every=100``) its text."""
+def _plain(value, declared: str, name: str = ""):
+    """A Python value as the command line would give it: NumPy scalars become Python numbers, a
+    number for a text option (``eval_every=50``) its text, and the user's own model, dataset or
+    optimizer (an object) its import path, or its token in this process (``io.imports``)."""
+    if name in COMPONENTS:
+        return option_value(value, name)
     value = _python(value)
     if declared.startswith("str") and isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
@@ -379,10 +383,6 @@ def _as_list(value) -> list:
 def _python(value):
     """A NumPy scalar as the Python number it holds; anything else as it is."""
     return value.item() if hasattr(value, "item") and getattr(value, "shape", None) == () else value
-
-
-def _fixed(lines: list[str]):
-    return lambda: lines
 
 
 def _file_table(path: Path) -> tuple:

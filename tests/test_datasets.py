@@ -119,9 +119,9 @@ def test_dataset_checks_its_arrays():
 
     x, y = np.zeros((3, 2), np.float32), np.zeros(3, np.int32)
     with pytest.raises(InputError, match="dataset d: inputs and labels differ in length"):
-        Dataset("d", "classification", x, y[:2], x, y)
+        Dataset(x, y[:2], x, y, "classification", "d")
     with pytest.raises(InputError, match="dataset d: empty training or test set"):
-        Dataset("d", "classification", x, y, x[:0], y[:0])
+        Dataset(x, y, x[:0], y[:0], "classification", "d")
     with pytest.raises(InputError, match=r"unknown dataset 'imagenet' \(known: .*mnist"):
         load_dataset("imagenet")
 

@@ -56,15 +56,15 @@ def _quadratic(target: float) -> tuple[Model, Dataset]:
         return 0.5 * jnp.sum((params["w"] - target) ** 2)
 
     model = Model(
-        "quadratic",
         lambda key: {"w": jnp.zeros(())},
         loss,
         lambda p, x, y: (loss(p, x, y) * len(x), jnp.zeros((), jnp.int32)),
         lambda p, x: x,
+        "quadratic",
         False,
     )
     zeros = np.zeros((8, 1), np.float32)
-    return model, Dataset("constant", "regression", zeros, zeros[:, 0], zeros, zeros[:, 0])
+    return model, Dataset(zeros, zeros[:, 0], zeros, zeros[:, 0], "regression", "constant")
 
 
 @pytest.mark.parametrize("staleness_lr", [False, True])

@@ -93,8 +93,8 @@ OPTIONS = (
         "without a cutoff then take the vectorised fast path)",
         "all|none",
     ),
-    Option("model", ", ".join(MODELS), group=TRAINING),
-    Option("dataset", ", ".join(DATASETS), group=TRAINING),
+    Option("model", f"{', '.join(MODELS)}, or your own: package.module:factory (docs/own-model.md)", group=TRAINING),
+    Option("dataset", f"{', '.join(DATASETS)}, or your own: package.module:loader", group=TRAINING),
     Option("data_path", "files of mnist (.npz or IDX folder) or cifar10", "PATH", TRAINING),
     Option("dataset_size", "examples of mnist1d / teacher-student (default: 0, their own)", "N", TRAINING, "examples"),
     Option("data_partition", "shared (i.i.d. sampling), sharded or by-work", group=TRAINING),
@@ -102,7 +102,8 @@ OPTIONS = (
     Option("hidden", "mlp hidden widths", "WIDTHS", TRAINING),
     Option(
         "optimizer",
-        f"{', '.join(OPTIMIZERS)}; rmsprop as in the paper's Inception setting (decay 0.9, momentum 0.9, eps 1)",
+        f"{', '.join(OPTIMIZERS)} (rmsprop as in the paper's Inception setting: decay 0.9, momentum 0.9, "
+        "eps 1), or your own: package.module:factory, called with learning_rate",
         group=TRAINING,
     ),
     Option("lr", "learning rate", group=TRAINING),
@@ -154,6 +155,13 @@ OPTIONS = (
         "checkpoint_every",
         "save a checkpoint to DIR.checkpoint every K updates or Ts simulated seconds (a multiple of --eval-every)",
         "K|Ts",
+        TRAINING,
+    ),
+    Option(
+        "sources",
+        "FIELD=sha256:HEX of the source file of each import path (a run records it; a run given it refuses a "
+        "changed file)",
+        "TEXT",
         TRAINING,
     ),
     Option(

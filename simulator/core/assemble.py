@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from ..io import imports
 from ..io.errors import InputError, named
 from ..latency import TRACE_FAMILIES, LatencyModel, parse_latency
-from ..models.datasets import load_dataset, validation_split
 from .cluster import Cluster, Link, parse_speed_factors
+from .components import dataset_of, model_of
 from .config import RunConfig
 from .faults import Faults
-from .limits import check_run
-from .streams import Stream
+from .limits import check_memory, check_run
 from .workload import work_model
 
 
@@ -84,6 +84,9 @@ def check(config: RunConfig) -> RunConfig:
         InputError: the first problem found, in one line.
     """
     _system(config.validate())
+    for field in imports.COMPONENTS if not config.timing_only else ("dataset",) if config.data_cost != "none" else ():
+        if imports.is_user(getattr(config, field)):
+            imports.resolve(field, getattr(config, field))  # importable, and the name is there
     return config
 
 
@@ -102,14 +105,21 @@ def assemble(config: RunConfig, *, training: bool | None = None) -> RunInputs:
     training = not config.timing_only if training is None else training
     latency, factors, faults = _system(config)
     dataset = model = params = None
+    used = ("dataset",) if config.data_cost != "none" and not training else ("model", "dataset", "optimizer")
+    sources = imports.sources_of(config, used) if training or config.data_cost != "none" else None
+    if config.sources is not None and sources is not None:  # a saved run's config (resumed, rerun)
+        imports.check_sources(config, config.sources, "the run was configured", used)
     if training or config.data_cost != "none":
-        dataset = load_dataset(config.dataset, path=config.data_path or None, size=config.dataset_size or None)
-        if config.validation_split is not None:
-            dataset = validation_split(dataset, config.validation_split)
+        dataset = dataset_of(config)
     if training:
-        model, params = _model(config, dataset)
+        model, params = model_of(config, dataset)
+        if any(imports.is_user(getattr(config, field)) for field in ("model", "dataset")):
+            measured = {"the model": 4.0 * model.param_bytes(params), "the dataset": _bytes(dataset)}
+            check_memory(config, measured=measured)  # what the user's model and data hold, not a guess
         if config.param_bytes is None:  # a push moves one gradient, the size of the parameters
             config = replace(config, param_bytes=float(model.param_bytes(params)))
+    if sources:
+        config = replace(config, sources=sources)
     cluster = Cluster(
         latency,
         factors,
@@ -124,17 +134,8 @@ def assemble(config: RunConfig, *, training: bool | None = None) -> RunInputs:
     return RunInputs(config, cluster, faults, work, dataset, model, params)
 
 
-def _model(config: RunConfig, dataset):
-    """The model for ``dataset`` and its initial parameters."""
-    import jax  # here, not at import: a timing-only run never imports JAX (2 s)
-
-    from ..models.zoo import build_model  # here, not at import: it imports JAX
-
-    try:
-        model = build_model(config.model, dataset, hidden=config.hidden_sizes)
-    except ValueError as err:
-        raise InputError(f"{named('model')} {config.model}: {err}") from None
-    return model, model.init(jax.random.fold_in(jax.random.key(config.seed), Stream.INIT))
+def _bytes(dataset) -> float:
+    return float(sum(a.nbytes for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)))
 
 
 def inputs_of(run: RunInputs | RunConfig) -> RunInputs:

@@ -9,6 +9,7 @@ from pathlib import Path
 import tomli_w
 
 from .. import strategies
+from ..io import imports
 from ..io.checks import finite_nonneg as _finite_nonneg
 from ..io.checks import is_int as _is_int
 from ..io.checks import positive as _positive
@@ -100,6 +101,7 @@ class RunConfig:
     budget_gradients: int | None = None
     divergence_loss: float | None = None
     validation_split: float | None = None
+    sources: str | None = None  # the user's model, dataset, optimizer: FIELD=sha256:HEX of each source file
 
     @property
     def measures_quality(self) -> bool:
@@ -205,11 +207,8 @@ class RunConfig:
         strategies.check_options(self, [o.field for o in strategies.option_specs() if o.field != "semantics"])
 
     def _validate_training(self, need) -> None:
-        need(self.model in MODELS, f"{named('model')}: unknown model {self.model!r} (choose from {', '.join(MODELS)})")
-        need(
-            self.dataset in DATASETS,
-            f"{named('dataset')}: unknown dataset {self.dataset!r} (choose from {', '.join(DATASETS)})",
-        )
+        for field, builtins in (("model", MODELS), ("dataset", DATASETS), ("optimizer", OPTIMIZERS)):
+            imports.check_syntax(field, getattr(self, field), builtins)  # a name, or the user's own (import path)
         need(
             _is_int(self.dataset_size) and self.dataset_size >= 0,
             f"{named('dataset_size')} must be an integer >= 0, got {self.dataset_size}",
@@ -223,10 +222,6 @@ class RunConfig:
             f"{named('batch_size')} must be an integer >= 1, got {self.batch_size}",
         )
         self.hidden_sizes  # noqa: B018 (validates)
-        need(
-            self.optimizer in OPTIMIZERS,
-            f"{named('optimizer')}: unknown optimizer {self.optimizer!r} (choose from {', '.join(OPTIMIZERS)})",
-        )
         need(_positive(self.lr), f"{named('lr')} must be a finite number > 0, got {self.lr}")
         need(
             _finite_nonneg(self.momentum) and self.momentum < 1,

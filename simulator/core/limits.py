@@ -93,14 +93,15 @@ def _training_parts(config, steps: int, gradients: int) -> dict[str, float]:
     }
 
 
-def check_memory(config, *, memory: int | None = None, extra: float = 0.0) -> None:
-    """Refuse a run whose estimate exceeds ``memory`` bytes (default: this machine's).
+def check_memory(config, *, memory: int | None = None, extra: float = 0.0, measured: dict | None = None) -> None:
+    """Refuse a run whose estimate exceeds ``memory`` bytes (default: this machine's). ``measured``:
+    parts measured rather than estimated (a user's model and dataset: ``{"the model": bytes, ...}``).
 
     Raises:
         InputError: naming the largest part and the options behind it, with the estimate.
     """
     memory = machine_memory() if memory is None else memory
-    parts = memory_parts(config)
+    parts = memory_parts(config) | (measured or {})
     if "fail-slow episodes" in parts:
         parts["fail-slow episodes"] = extra
     total = sum(parts.values())

@@ -34,7 +34,7 @@ def convex_study(config: RunConfig, l2: float = 0.01, gd_steps: int = 3000) -> d
     compute the bound. Returns the curve, the bound and the constants."""
     digits = load_dataset("digits")
     # Evaluate the objective F on the training set itself: the "test" set is the training set.
-    data = Dataset("digits-train", "classification", digits.x_train, digits.y_train, digits.x_train, digits.y_train)
+    data = Dataset(digits.x_train, digits.y_train, digits.x_train, digits.y_train, "classification", "digits-train")
     model = build_model("logreg", data, l2=l2)
     x = jnp.asarray(data.x_train.reshape(len(data.x_train), -1))
     y = jnp.asarray(data.y_train)

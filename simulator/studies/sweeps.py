@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..core.assemble import check, input_files
 from ..core.config import RunConfig
+from ..io import imports
 from ..io.errors import InputError, RunsFailed, named
 from ..io.progress import RunCounter
 from ..io.results import check_out_place, write_results, write_text
@@ -90,6 +91,10 @@ def _sweep(
     if len(todo) < len(configs):
         log(f"{len(configs) - len(todo)} of {len(configs)} runs are complete already; {len(todo)} to run")
     failures: list[tuple[str, str]] = []
+    away = "Dask workers" if scheduler is not None else "worker processes"
+    if scheduler is not None or min(jobs or os.cpu_count() or 1, len(todo)) > 1:
+        for config, _ in todo:
+            imports.check_sendable(config, away)  # an object of this process: an import path, or jobs=1
     if todo and scheduler is not None:
         with connect(scheduler, log=log) as client:
             counter.start(len(todo))
@@ -180,6 +185,7 @@ def _todo(configs: list[RunConfig], names: list[str], runs: Path, log) -> list[t
         path = runs / name
         reason = run_complete(path, config)
         if reason is None:
+            _same_sources(config, path)
             continue
         if path.is_dir() and not path.is_symlink():
             log(f"run {name}: {reason}; running it again")
@@ -189,6 +195,14 @@ def _todo(configs: list[RunConfig], names: list[str], runs: Path, log) -> list[t
             path.unlink()
         todo.append((config, path))
     return todo
+
+
+def _same_sources(config: RunConfig, path: Path) -> None:
+    """Refuse to resume a sweep whose complete run ``path`` was made with other source files."""
+    if any(imports.is_import_path(getattr(config, field)) for field in imports.COMPONENTS):
+        recorded = RunConfig.load(path / "config.toml").sources
+        if recorded:
+            imports.check_sources(config, recorded, f"{path} was written")
 
 
 def _write_tables(configs: list[RunConfig], names: list[str], out: Path) -> list[dict]:

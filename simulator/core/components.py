@@ -1,0 +1,157 @@
+"""A run's dataset and model: a built-in, or the user's own (an import path or an API object).
+
+The user's are checked here, once, before any simulation: a factory that raises, a model whose
+loss fails on (or does not fit) a batch of the dataset, a loss that is not a scalar or not finite at
+the initial parameters, a dataset too small for a batch. Each is one line naming the option.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..io import imports
+from ..io.errors import InputError, named
+from ..models.datasets import load_dataset, validation_split
+from ..models.interface import Dataset, Model
+from .streams import Stream
+
+
+def dataset_of(config) -> Dataset:
+    """The run's dataset (with ``validation_split``, its training set less the held-out part).
+
+    Raises:
+        InputError: a dataset that cannot be loaded, or a loader that fails or returns no Dataset.
+    """
+    if imports.is_user(config.dataset):
+        dataset = _user_dataset(config)
+    else:
+        dataset = load_dataset(config.dataset, path=config.data_path or None, size=config.dataset_size or None)
+    if len(dataset.x_train) < config.batch_size:
+        raise InputError(
+            f"{named('dataset')} {config.dataset}: {len(dataset.x_train)} training examples, fewer than one batch "
+            f"({named('batch_size')} {config.batch_size}); give a smaller batch or more data"
+        )
+    if config.data_partition != "shared" and len(dataset.x_train) < config.total_workers:
+        raise InputError(
+            f"{named('data_partition')} {config.data_partition}: {config.total_workers} workers need at least "
+            f"{config.total_workers} training examples to shard, and {config.dataset} has {len(dataset.x_train)}"
+        )
+    if config.validation_split is not None:
+        dataset = validation_split(dataset, config.validation_split)
+    return dataset
+
+
+def _user_dataset(config) -> Dataset:
+    """``loader()`` (with ``path=`` and ``size=`` where ``data_path`` and ``dataset_size`` are given), or the object."""
+    value = config.dataset
+    loader = imports.resolve("dataset", value)
+    if isinstance(loader, Dataset):
+        return loader
+    if not callable(loader):
+        raise InputError(
+            f"{named('dataset')} {value}: a {type(loader).__name__}, not a Dataset or a loader returning one"
+        )
+    kwargs = {"path": config.data_path} if config.data_path else {}
+    kwargs |= {"size": config.dataset_size} if config.dataset_size else {}
+    dataset = _call("dataset", value, loader, **kwargs)
+    if not isinstance(dataset, Dataset):
+        raise InputError(f"{named('dataset')} {value}: returned a {type(dataset).__name__}, not a stragglersim.Dataset")
+    return dataset
+
+
+def model_of(config, dataset: Dataset):
+    """The model for ``dataset`` and its initial parameters (from the run's seed).
+
+    Raises:
+        InputError: a model that does not fit the dataset (see the module docstring).
+    """
+    import jax  # here, not at import: a timing-only run never imports JAX (2 s)
+
+    key = jax.random.fold_in(jax.random.key(config.seed), Stream.INIT)
+    if not imports.is_user(config.model):
+        from ..models.zoo import build_model  # here, not at import: it imports JAX
+
+        try:
+            model = build_model(config.model, dataset, hidden=config.hidden_sizes)
+        except ValueError as err:
+            raise InputError(f"{named('model')} {config.model}: {err}") from None
+        return model, model.init(key)
+    model = _user_model(config.model, dataset)
+    params = _call("model", config.model, model.init, key, what="its init")
+    _check_fit(config, model, dataset, params)
+    return model, params
+
+
+def _user_model(value: str, dataset: Dataset) -> Model:
+    """``factory(dataset.shape)`` (or the Model itself), its ``evaluate`` and ``has_accuracy`` filled in."""
+    factory = imports.resolve("model", value)
+    model = factory if isinstance(factory, Model) else None
+    if model is None:
+        if not callable(factory):
+            raise InputError(f"{named('model')} {value}: a {type(factory).__name__}, not a Model or a factory")
+        model = _call("model", value, factory, dataset.shape)
+    if not isinstance(model, Model):
+        raise InputError(f"{named('model')} {value}: returned a {type(model).__name__}, not a stragglersim.Model")
+    for name in ("init", "loss"):
+        if not callable(getattr(model, name)):
+            raise InputError(f"{named('model')} {value}: its {name} is not a function")
+    classification = dataset.task == "classification"
+    accuracy = model.has_accuracy
+    if accuracy is None:
+        accuracy = classification and (model.evaluate is not None or model.predict is not None)
+    return replace(model, evaluate=model.evaluate or _evaluate(model, classification), has_accuracy=accuracy)
+
+
+def _evaluate(model: Model, classification: bool):
+    """``evaluate`` from the mean loss and, on a classification with ``predict``, its argmax."""
+    import jax.numpy as jnp  # here, not at import: a timing-only run never imports JAX (2 s)
+
+    loss, predict = model.loss, model.predict
+
+    def evaluate(params, x, y):
+        total = loss(params, x, y) * x.shape[0]
+        if classification and predict is not None:
+            return total, (predict(params, x).argmax(axis=-1) == y).sum()
+        return total, jnp.zeros((), jnp.int32)
+
+    return evaluate
+
+
+def _check_fit(config, model: Model, dataset: Dataset, params) -> None:
+    """The loss and evaluation on the first batch: they run, give a scalar, and the loss is finite."""
+    import jax  # here, not at import: a timing-only run never imports JAX (2 s)
+    import numpy as np  # here, not at import: as jax
+
+    value = config.model
+    leaves = jax.tree_util.tree_leaves(params)
+    if not leaves or any(not jax.numpy.issubdtype(leaf.dtype, jax.numpy.inexact) for leaf in leaves):
+        raise InputError(f"{named('model')} {value}: its init must return a pytree of float arrays (what is trained)")
+    x, y = dataset.x_train[: config.batch_size], dataset.y_train[: config.batch_size]
+    batch = f"x {x.dtype}{list(x.shape)}, y {y.dtype}{list(y.shape)}"
+    for name, function in (("loss", model.loss), ("evaluate", model.evaluate)):
+        try:
+            out = jax.eval_shape(function, params, x, y)
+        except Exception as err:  # noqa: BLE001 (the user's code may raise anything: one line says what)
+            raise InputError(
+                f"{named('model')} {value}: its {name} fails on a batch of {dataset.name} ({batch}): "
+                f"{imports.one_line(err)}"
+            ) from None
+        shapes = [getattr(o, "shape", None) for o in (out if name == "evaluate" else [out])]
+        if (name == "evaluate" and len(shapes) != 2) or any(s != () for s in shapes):
+            wanted = "a scalar (the batch's mean loss)" if name == "loss" else "two scalars (loss sum, correct)"
+            raise InputError(f"{named('model')} {value}: its {name} returns shapes {shapes} on ({batch}), not {wanted}")
+    first = float(np.asarray(model.loss(params, x, y)))
+    if not np.isfinite(first):
+        raise InputError(
+            f"{named('model')} {value}: its loss is {first} at the initial parameters (seed {config.seed}) on the "
+            f"first batch of {dataset.name}; check the initialisation and the inputs' scale"
+        )
+
+
+def _call(field: str, value: str, function, *args, what: str = "the factory", **kwargs):
+    try:
+        return function(*args, **kwargs)
+    except InputError:
+        raise
+    except Exception as err:  # noqa: BLE001 (the user's code may raise anything: one line says what)
+        raise InputError(f"{named(field)} {value}: {what} raised {imports.one_line(err)}") from None
