@@ -17,6 +17,8 @@ __all__ = [
     "Dataset",
     "InputError",
     "Model",
+    "from_equinox",
+    "from_flax",
     "Run",
     "__version__",
     "aggregate",
@@ -29,11 +31,12 @@ __all__ = [
 ]
 
 _INTERFACE = {"Model": "interface", "Dataset": "interface", "DataShape": "interface", "adapters": None}
+_INTERFACE |= {"from_flax": "adapters", "from_equinox": "adapters"}
 
 
 def __getattr__(name: str):
-    """``Model``, ``Dataset``, ``DataShape`` (``models.interface``) and ``adapters`` (Flax and Equinox),
-    imported when first used: ``import stragglersim`` loads no NumPy."""
+    """``Model``, ``Dataset``, ``DataShape`` (``models.interface``), ``from_flax`` and ``from_equinox``
+    (``models.adapters``), imported when first used: ``import stragglersim`` loads no NumPy."""
     if name not in _INTERFACE:
         raise AttributeError(f"module 'stragglersim' has no attribute {name!r}")
     import importlib  # here, not at import: only for the names above

@@ -20,7 +20,7 @@ from .cluster import Cluster, Link, parse_speed_factors
 from .components import dataset_of, model_of
 from .config import RunConfig
 from .faults import Faults
-from .limits import check_memory, check_run
+from .limits import check_run
 from .workload import work_model
 
 
@@ -113,9 +113,6 @@ def assemble(config: RunConfig, *, training: bool | None = None) -> RunInputs:
         dataset = dataset_of(config)
     if training:
         model, params = model_of(config, dataset)
-        if any(imports.is_user(getattr(config, field)) for field in ("model", "dataset")):
-            measured = {"the model": 4.0 * model.param_bytes(params), "the dataset": _bytes(dataset)}
-            check_memory(config, measured=measured)  # what the user's model and data hold, not a guess
         if config.param_bytes is None:  # a push moves one gradient, the size of the parameters
             config = replace(config, param_bytes=float(model.param_bytes(params)))
     if sources:
@@ -132,10 +129,6 @@ def assemble(config: RunConfig, *, training: bool | None = None) -> RunInputs:
     )
     work = work_model(config, dataset) if config.data_cost != "none" else None
     return RunInputs(config, cluster, faults, work, dataset, model, params)
-
-
-def _bytes(dataset) -> float:
-    return float(sum(a.nbytes for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)))
 
 
 def inputs_of(run: RunInputs | RunConfig) -> RunInputs:

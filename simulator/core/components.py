@@ -13,6 +13,7 @@ from ..io import imports
 from ..io.errors import InputError, named
 from ..models.datasets import load_dataset, validation_split
 from ..models.interface import Dataset, Model
+from .limits import check_memory
 from .streams import Stream
 
 
@@ -77,6 +78,10 @@ def model_of(config, dataset: Dataset):
             raise InputError(f"{named('model')} {config.model}: {err}") from None
         return model, model.init(key)
     model = _user_model(config.model, dataset)
+    shapes = _call("model", config.model, jax.eval_shape, model.init, key, what="its init")
+    size = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree_util.tree_leaves(shapes))
+    data = sum(a.nbytes for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test))
+    check_memory(config, measured={"the model": 4.0 * size, "the dataset": float(data)})  # measured before made
     params = _call("model", config.model, model.init, key, what="its init")
     _check_fit(config, model, dataset, params)
     return model, params

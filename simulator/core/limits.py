@@ -26,6 +26,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..io import imports
 from ..io.errors import InputError, named
 from ..io.memory import BASE, _gb, machine_memory
 from ..latency.models import Straggler
@@ -123,6 +124,9 @@ def _options(config, part: str) -> str:
         "fail-slow episodes": ("fail_slow", "steps"),
         "workers": ("workers", "backups", "steps"),
     }.get(part, ("workers", "steps"))
+    own = {"the model": "model", "the dataset": "dataset"}.get(part)
+    if own and imports.is_user(getattr(config, own)):
+        names = (own,)  # the user's own, measured
     shown = [f"{named(n)} {getattr(config, n)}" for n in names if getattr(config, n)]
     return " ".join(shown) or f"{named('workers')} {config.workers} {named('steps')} {config.steps}"
 

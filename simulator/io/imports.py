@@ -193,7 +193,8 @@ def check_sources(config, recorded: str, where: str, fields: tuple[str, ...] = C
         if now != before[field]:
             raise InputError(
                 f"{named(field)} {value}: its source file {source_file(field, value)} has changed since {where} "
-                f"({before[field][:19]}..., now {now[:19]}...); restore the file, or start a new run"
+                f"({before[field][:19]}..., now {now[:19]}...); restore the file, or start afresh (another folder, "
+                f"or {named('overwrite')})"
             )
 
 
