@@ -31,9 +31,8 @@ def from_flax(module, *, loss: str | Callable, example_input, name: str = "flax"
         example_input: a batch of inputs, ``(batch, *input_shape)``: Linen initialises on it, and
             both check here that the module runs on it.
     """
-    # here, not at import: Flax is an optional extra (stragglersim[flax])
-    import jax
-    from flax import linen, nnx
+    import jax  # here, not at import: stragglersim.models loads no JAX until a model is built
+    from flax import linen, nnx  # here, not at import: Flax is an optional extra (stragglersim[flax])
 
     criterion = _loss(loss)
     if isinstance(module, linen.Module):
@@ -53,10 +52,10 @@ def from_flax(module, *, loss: str | Callable, example_input, name: str = "flax"
         graph, _, rest = nnx.split(_built(module, nnx.Rngs(0)), nnx.Param, ...)
 
         def init(key):
-            return nnx.split(_built(module, nnx.Rngs(key)), nnx.Param, ...)[1].to_pure_dict()
+            return nnx.to_pure_dict(nnx.split(_built(module, nnx.Rngs(key)), nnx.Param, ...)[1])
 
         def apply(params, x):
-            return nnx.merge(graph, nnx.State(params), rest)(x)
+            return nnx.merge(graph, params, rest)(x)
 
     _check(init, apply, example_input, jax)
     return Model(init, lambda params, x, y: criterion(apply(params, x), y), predict=apply, name=name)
@@ -71,9 +70,8 @@ def from_equinox(make: Callable, *, loss: str | Callable, example_input, name: s
         loss: ``"cross_entropy"``, ``"mse"`` or ``(outputs, y) -> scalar``.
         example_input: a batch of inputs, ``(batch, *input_shape)``, to check the module on.
     """
-    # here, not at import: Equinox is an optional extra (stragglersim[equinox])
-    import equinox as eqx
-    import jax
+    import equinox as eqx  # here, not at import: Equinox is an optional extra (stragglersim[equinox])
+    import jax  # here, not at import: stragglersim.models loads no JAX until a model is built
 
     if isinstance(make, eqx.Module) or not callable(make):
         raise InputError(

@@ -7,6 +7,7 @@ the initial parameters, a dataset too small for a batch. Each is one line naming
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from ..io import imports
@@ -77,14 +78,38 @@ def model_of(config, dataset: Dataset):
         except ValueError as err:
             raise InputError(f"{named('model')} {config.model}: {err}") from None
         return model, model.init(key)
-    model = _user_model(config.model, dataset)
-    shapes = _call("model", config.model, jax.eval_shape, model.init, key, what="its init")
-    size = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree_util.tree_leaves(shapes))
+    model, size, loss = _checked(config, dataset, key)
     data = sum(a.nbytes for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test))
     check_memory(config, measured={"the model": 4.0 * size, "the dataset": float(data)})  # measured before made
     params = _call("model", config.model, model.init, key, what="its init")
-    _check_fit(config, model, dataset, params)
+    first = float(loss(params, dataset.x_train[: config.batch_size], dataset.y_train[: config.batch_size]))
+    if not math.isfinite(first):
+        raise InputError(
+            f"{named('model')} {config.model}: its loss is {first} at the initial parameters (seed {config.seed}) on "
+            f"the first batch of {dataset.name}; check the initialisation and the inputs' scale"
+        )
     return model, params
+
+
+# The user's models built and checked, by what they depend on: each once per process (a sweep's runs, tuning).
+_CHECKED: dict[tuple, tuple] = {}
+
+
+def _checked(config, dataset: Dataset, key) -> tuple[Model, int, object]:
+    """The user's model for ``dataset``, the bytes of its parameters and its jitted loss, its functions
+    checked on the shapes of a batch (:func:`_check_fit`), once per process."""
+    import jax  # here, not at import: a timing-only run never imports JAX (2 s)
+
+    x = dataset.x_train[: config.batch_size]
+    data = (config.dataset, config.data_path, config.dataset_size, config.validation_split, dataset.shape)
+    cached = (config.model, *data, x.shape, str(x.dtype), str(dataset.y_train.dtype))
+    if cached not in _CHECKED:
+        model = _user_model(config.model, dataset)
+        shapes = _call("model", config.model, jax.eval_shape, model.init, key, what="its init")
+        _check_fit(config, model, dataset, shapes)
+        size = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree_util.tree_leaves(shapes))
+        _CHECKED[cached] = (model, size, jax.jit(model.loss))
+    return _CHECKED[cached]
 
 
 def _user_model(value: str, dataset: Dataset) -> Model:
@@ -123,9 +148,9 @@ def _evaluate(model: Model, classification: bool):
 
 
 def _check_fit(config, model: Model, dataset: Dataset, params) -> None:
-    """The loss and evaluation on the first batch: they run, give a scalar, and the loss is finite."""
+    """The loss and evaluation on the first batch's shapes, at ``params`` (their shapes): they trace
+    and give scalars."""
     import jax  # here, not at import: a timing-only run never imports JAX (2 s)
-    import numpy as np  # here, not at import: as jax
 
     value = config.model
     leaves = jax.tree_util.tree_leaves(params)
@@ -145,12 +170,6 @@ def _check_fit(config, model: Model, dataset: Dataset, params) -> None:
         if (name == "evaluate" and len(shapes) != 2) or any(s != () for s in shapes):
             wanted = "a scalar (the batch's mean loss)" if name == "loss" else "two scalars (loss sum, correct)"
             raise InputError(f"{named('model')} {value}: its {name} returns shapes {shapes} on ({batch}), not {wanted}")
-    first = float(np.asarray(model.loss(params, x, y)))
-    if not np.isfinite(first):
-        raise InputError(
-            f"{named('model')} {value}: its loss is {first} at the initial parameters (seed {config.seed}) on the "
-            f"first batch of {dataset.name}; check the initialisation and the inputs' scale"
-        )
 
 
 def _call(field: str, value: str, function, *args, what: str = "the factory", **kwargs):

@@ -1,8 +1,8 @@
 """Your own Flax CNN on your own NumPy arrays: sync with backup workers against async SGD, each tuned.
 
     pip install 'stragglersim[flax]'
-    python examples/flax_cnn.py                 # about 10 minutes on 2 CPU cores
-    python examples/flax_cnn.py --quick         # a smoke test: a minute
+    python examples/scripts/flax_cnn.py                 # about 10 minutes on 2 CPU cores
+    python examples/scripts/flax_cnn.py --quick         # a smoke test: a minute
 
 Both strategies run on the same latency draws (the straggler model fitted to the shipped trace) for
 the same simulated time; each gets the learning rate that scores best on a held-out validation split,
