@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,14 @@ def test_a_file_a_worker_sends_from_outside_its_run_folder_is_refused_and_nothin
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     write_files(tmp_path / "run", {"summary.json": b"{}", "sub/x.csv": b"a\n"})
     assert (tmp_path / "run" / "sub" / "x.csv").read_bytes() == b"a\n"
+
+
+def test_dask_workers_import_a_user_model_by_its_path(tmp_path):
+    """The run's config carries only the import path; each worker process imports the module itself."""
+    config = RunConfig(strategy="backup", workers=2, backups=1, steps=20, eval_every="10", seed=0)
+    own = replace(config, model="own_components:mlp", dataset="own_components:digits", optimizer="own_components:sgd")
+    [dask] = run_sweep([own], tmp_path / "dask", scheduler="local:1")
+    [builtin] = run_sweep([config], tmp_path / "builtin", jobs=1)
+    assert {k: v for k, v in seeded(dask).items() if k not in ("model", "dataset", "optimizer", "run")} == {
+        k: v for k, v in seeded(builtin).items() if k not in ("model", "dataset", "optimizer", "run")
+    }

@@ -149,3 +149,23 @@ def test_a_dataset_object_is_checked_where_it_is_made():
         stragglersim.Dataset(x, np.zeros(6), x, np.zeros(6), task="ranking")
     shape = stragglersim.Dataset(x, np.arange(6) % 3, x[:2], np.arange(2), name="d").shape
     assert shape == stragglersim.DataShape((3,), 3, "classification", 6, "d")
+
+
+def test_the_guide_s_module_runs_by_import_path_on_the_command_line(tmp_path, monkeypatch):
+    """docs/own-model.md: its first Python block saved as mymodels.py, its command-line block as written."""
+    from test_docs import ROOT, blocks, commands
+
+    page = blocks(ROOT / "docs" / "own-model.md")
+    module = next(b for b in page if b.lang == "python")
+    shown = next(b for b in page if b.lang == "bash" and "mymodels:mlp" in b.code)
+    monkeypatch.chdir(tmp_path)
+    name = f"mymodels_{tmp_path.name.replace('-', '_')}"  # this test's own module
+    (tmp_path / f"{name}.py").write_text(module.code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for argv in commands(shown):
+        argv = [a.replace("mymodels:", f"{name}:") for a in argv]
+        argv = [*argv[:1], "--quiet", *argv[1:]]
+        assert main(argv) == 0, argv
+    summary = (tmp_path / "runs" / "mine" / "summary.json").read_text()
+    assert f'"model": "{name}:mlp"' in summary and '"final_test_accuracy": 0.8' in summary
+    assert len(pd.read_csv(tmp_path / "runs" / "mine-sweep" / "results.csv")) == 6
