@@ -6,7 +6,7 @@ Each pair is compiled once (a warm-up run each), then timed over alternating rep
 process, on the device ``jax.devices()`` gives; the ratio is user / built-in of the median wall time,
 and the two runs' training losses must be identical (same updates, same numbers).
 
-    python benchmarks/own_model.py [--steps 400] [--repeats 5] [--json]
+    python benchmarks/own_model.py [--steps 2000] [--repeats 7] [--json]
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def measure(base: RunConfig, steps: int, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows = {name: measure(base, args.steps, args.repeats) for name, base in CASES.items()}

@@ -374,8 +374,9 @@ def _plain(value, declared: str, name: str = ""):
 
 
 def _as_list(value) -> list:
-    """A value or a sequence (list, tuple, range, NumPy array) as a list of plain Python values."""
-    if isinstance(value, str) or not hasattr(value, "__iter__"):
+    """A value or a sequence (list, tuple, range, NumPy array) as a list of plain Python values; a named
+    tuple (an optax transformation) is one value."""
+    if isinstance(value, str) or not hasattr(value, "__iter__") or hasattr(value, "_fields"):
         value = [value]
     return [_python(v) for v in value]
 

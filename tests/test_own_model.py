@@ -86,6 +86,8 @@ def test_the_api_takes_the_objects_themselves_and_an_optax_transformation(tmp_pa
     assert (importable.config.model, importable.config.optimizer) == ("own_components:mlp", "own_components:sgd")
     with pytest.raises(stragglersim.InputError, match=r"cannot be sent to worker processes; define it in a module"):
         stragglersim.sweep(tmp_path / "s", model=own.mlp(data.shape), backups=[0, 1], steps=5, jobs=2)
+    table = stragglersim.sweep(tmp_path / "here", optimizer=optax.adam(1e-3), backups=[0, 1], steps=5, jobs=1)
+    assert len(table) == 2 and table["optimizer"].str.startswith("python-object:").all()  # one value, not a list
 
 
 def test_the_lr_rules_reach_a_user_optimizer_through_its_injected_rate(tmp_path, capsys):
@@ -151,6 +153,7 @@ def test_a_dataset_object_is_checked_where_it_is_made():
     assert shape == stragglersim.DataShape((3,), 3, "classification", 6, "d")
 
 
+@pytest.mark.slow  # import paths on the command line, by default: test_a_user_mlp_by_import_path_...
 def test_the_guide_s_module_runs_by_import_path_on_the_command_line(tmp_path, monkeypatch):
     """docs/own-model.md: its first Python block saved as mymodels.py, its command-line block as written."""
     from test_docs import ROOT, blocks, commands
