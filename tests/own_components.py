@@ -103,3 +103,38 @@ def huge(shape):
 
 def optimizer_raises(learning_rate):
     raise ValueError("learning_rate must be a schedule")
+
+
+TINY = tiny()  # a Dataset as it is, not a loader
+SEVEN = 7  # neither a factory nor an object of the kind
+
+
+def returns_none(learning_rate):
+    return None
+
+
+def adam_fixed():
+    """An optimizer factory without learning_rate: its rate is inside it."""
+    return optax.adam(1e-3)
+
+
+def not_a_model(shape):
+    return {"init": None}
+
+
+def init_not_a_function(shape):
+    return stragglersim.Model(init=3, loss=mlp(shape).loss)
+
+
+def integer_params(shape):
+    return stragglersim.Model(init=lambda key: {"w": jnp.zeros(3, jnp.int32)}, loss=lambda p, x, y: 0.0)
+
+
+def evaluate_one_value(shape):
+    model = mlp(shape)
+    return stragglersim.Model(init=model.init, loss=model.loss, evaluate=lambda p, x, y: model.loss(p, x, y))
+
+
+def no_accuracy(shape):
+    model = mlp(shape)
+    return stragglersim.Model(init=model.init, loss=model.loss, predict=model.predict, has_accuracy=False)

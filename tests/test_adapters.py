@@ -71,6 +71,10 @@ def test_built_modules_and_unknown_losses_are_refused_in_one_line():
         stragglersim.from_equinox(eqx.nn.Linear(2, 2, key=jax.random.key(0)), loss="mse", example_input=X)
     with pytest.raises(stragglersim.InputError, match="loss 'hinge': give 'cross_entropy', 'mse'"):
         stragglersim.from_flax(LinenNet(), loss="hinge", example_input=X)
+    with pytest.raises(stragglersim.InputError, match="building the module raised "):
+        stragglersim.from_flax(
+            lambda rngs: (_ for _ in ()).throw(RuntimeError("out of memory")), loss="mse", example_input=X
+        )
     with pytest.raises(stragglersim.InputError, match=r"the module fails on example_input of shape \(2, 5\)"):
         stragglersim.from_flax(lambda rngs: NnxNet(rngs=rngs), loss="cross_entropy", example_input=np.zeros((2, 5)))
 
@@ -91,3 +95,23 @@ def test_the_flax_cnn_example_compares_tuned_strategies(tmp_path, monkeypatch, c
     assert set(rows) == {"backup", "async"}
     assert all(0.3 < float(row[2]) <= 1 for row in rows.values())
     assert (tmp_path / "study" / "backup" / "final").is_dir() and (tmp_path / "study" / "async" / "tuned.csv").is_file()
+
+
+def test_the_mse_and_a_loss_of_one_s_own_on_a_regression():
+    """from_equinox with "mse" and from_flax with a function: the same linear model, the same loss."""
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    y = x @ np.array([1.0, -2.0, 0.5], np.float32)
+    eqx_model = stragglersim.from_equinox(lambda key: eqx.nn.Linear(3, 1, key=key), loss="mse", example_input=x[:2])
+    flax_model = stragglersim.from_flax(
+        LinearNet(), loss=lambda out, target: ((out[:, 0] - target) ** 2).mean(), example_input=x[:2]
+    )
+    for model in (eqx_model, flax_model):
+        params = model.init(jax.random.key(0))
+        by_hand = ((np.asarray(model.predict(params, x))[:, 0] - y) ** 2).mean()
+        assert float(model.loss(params, x, y)) == pytest.approx(by_hand, rel=1e-5)
+
+
+class LinearNet(linen.Module):
+    @linen.compact
+    def __call__(self, x):
+        return linen.Dense(1)(x)

@@ -132,6 +132,23 @@ def test_the_lr_rules_reach_a_user_optimizer_through_its_injected_rate(tmp_path,
         (["--model", "own_components:nothing"], "--model own_components:nothing: module own_components has no"),
         (["--model", "own_components.mlp"], "unknown model 'own_components.mlp': give one of logreg, mlp"),
         (["--optimizer", "own_components:optimizer_raises"], "the factory raised ValueError: learning_rate must"),
+        (["--optimizer", "own_components:returns_none"], "returned a NoneType, not an optax GradientTransformation"),
+        (["--optimizer", "own_components:SEVEN"], "own_components:SEVEN: a int, not an optax transformation or a"),
+        (["--optimizer", "math:sqrt"], "--optimizer math:sqrt: the factory raised TypeError"),
+        (["--optimizer", "own_components:adam_fixed", "--lr-schedule", "exponential"], "--lr-schedule exponential: ca"),
+        (["--dataset", "own_components:SEVEN"], "--dataset own_components:SEVEN: a int, not a Dataset or a loader"),
+        (["--model", "own_components:SEVEN"], "--model own_components:SEVEN: a int, not a Model or a factory"),
+        (["--model", "own_components:not_a_model"], "own_components:not_a_model: returned a dict, not a stragglersim"),
+        (["--model", "own_components:init_not_a_function"], "init_not_a_function: its init is not a function"),
+        (["--model", "own_components:integer_params"], "its init must return a pytree of float arrays"),
+        (
+            ["--model", "own_components:evaluate_one_value"],
+            "its evaluate returns shapes [()] on (x float32[32, 8, 8, 1]",
+        ),
+        (["--model", "broken_module:f"], "--model broken_module:f: importing broken_module raised ZeroDivisionError"),
+        (["--model", "own_components.nothing:f"], "no module named 'own_components.nothing' on the path or in"),
+        (["--model", "broken_dependency:f"], "importing broken_dependency failed: ModuleNotFoundError: No module"),
+        (["--model", "own_components:mlp:x"], "(an import path has one ':', between the module and the name)"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, given, message):
@@ -141,12 +158,40 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, given, message):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_dataset_object_by_path_a_fixed_optimizer_and_a_model_without_accuracy(tmp_path):
+    argv = [*RUN, "--dataset", "own_components:TINY", "--batch-size", "4", "--optimizer", "own_components:adam_fixed"]
+    assert main([*argv, "--model", "own_components:no_accuracy", "--out", str(tmp_path / "run")]) == 0
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert "test_accuracy" not in metrics or metrics["test_accuracy"].isna().all()
+
+
+def test_objects_get_their_import_path_or_a_token_of_this_process(tmp_path, monkeypatch):
+    from stragglersim.io import imports
+
+    assert imports.option_value(own.mlp, "model") == "own_components:mlp"
+    first, second = (lambda shape: None), (lambda shape: None)
+    tokens = [imports.option_value(f, "model") for f in (first, second, first)]
+    assert tokens[0] == tokens[2] != tokens[1] and all(t.startswith("python-object:lambda") for t in tokens)
+    with pytest.raises(stragglersim.InputError, match="given to the Python API in another process"):
+        imports.resolve("model", "python-object:never-registered")
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p not in ("", str(tmp_path))])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / f"here_{tmp_path.name.replace('-', '_')}.py").write_text("VALUE = 41\n")
+    assert imports.resolve("model", f"here_{tmp_path.name.replace('-', '_')}:VALUE") == 41  # the working folder
+
+
 def test_a_dataset_object_is_checked_where_it_is_made():
     x = np.zeros((6, 3), np.float32)
     with pytest.raises(stragglersim.InputError, match="labels of a classification must be integer|integer labels"):
         stragglersim.Dataset(x, np.full(6, 0.5), x, np.zeros(6))
     with pytest.raises(stragglersim.InputError, match="training inputs are"):
         stragglersim.Dataset(x, np.zeros(6, int), x[:, :2], np.zeros(6, int))
+    with pytest.raises(stragglersim.InputError, match="x_train must hold numbers"):
+        stragglersim.Dataset(np.array([["a"]] * 6), np.zeros(6, int), x, np.zeros(6, int))
+    with pytest.raises(stragglersim.InputError, match="labels must be one per example"):
+        stragglersim.Dataset(x, np.zeros((6, 2), int), x, np.zeros(6, int))
+    with pytest.raises(stragglersim.InputError, match="empty training or test set"):
+        stragglersim.Dataset(x[:0], np.zeros(0, int), x, np.zeros(6, int))
     with pytest.raises(stragglersim.InputError, match="unknown task"):
         stragglersim.Dataset(x, np.zeros(6), x, np.zeros(6), task="ranking")
     shape = stragglersim.Dataset(x, np.arange(6) % 3, x[:2], np.arange(2), name="d").shape

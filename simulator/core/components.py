@@ -166,7 +166,8 @@ def _check_fit(config, model: Model, dataset: Dataset, params) -> None:
                 f"{named('model')} {value}: its {name} fails on a batch of {dataset.name} ({batch}): "
                 f"{imports.one_line(err)}"
             ) from None
-        shapes = [getattr(o, "shape", None) for o in (out if name == "evaluate" else [out])]
+        outs = out if name == "evaluate" and isinstance(out, tuple | list) else [out]
+        shapes = [getattr(o, "shape", None) for o in outs]
         if (name == "evaluate" and len(shapes) != 2) or any(s != () for s in shapes):
             wanted = "a scalar (the batch's mean loss)" if name == "loss" else "two scalars (loss sum, correct)"
             raise InputError(f"{named('model')} {value}: its {name} returns shapes {shapes} on ({batch}), not {wanted}")

@@ -69,7 +69,8 @@ def option_value(value, field: str) -> str:
                 return f"{module}:{name}"
         except (ImportError, AttributeError):
             pass
-    label = re.sub(r"\W+", "_", str(name or getattr(value, "name", None) or type(value).__name__)).strip("_")
+    label = getattr(value, "__name__", None) or getattr(value, "name", None) or type(value).__name__
+    label = re.sub(r"\W+", "_", str(label)).strip("_")
     for token in (f"{OBJECT}{label}{'' if i == 0 else f'-{i + 1}'}" for i in range(len(OBJECTS) + 1)):
         if OBJECTS.get(token, value) is value:
             OBJECTS[token] = value
