@@ -114,6 +114,7 @@ TIMING = [
 ]
 
 
+@pytest.mark.slow  # training on Dask, by default: test_dask_workers_import_a_user_model_by_its_path (local:1)
 def test_a_sweep_through_a_dask_scheduler_gives_the_local_results(cluster, tmp_path):
     address, _ = cluster
     subprocess.run(sweep(tmp_path / "dask", *TRAINING, "--scheduler", address), check=True)
@@ -271,7 +272,6 @@ def test_a_file_a_worker_sends_from_outside_its_run_folder_is_refused_and_nothin
     assert (tmp_path / "run" / "sub" / "x.csv").read_bytes() == b"a\n"
 
 
-@pytest.mark.slow  # worker processes importing it, by default: test_own_model.py's two-process sweep
 def test_dask_workers_import_a_user_model_by_its_path(tmp_path):
     """The run's config carries only the import path; each worker process imports the module itself."""
     config = RunConfig(strategy="backup", workers=2, backups=1, steps=20, eval_every="10", seed=0)
