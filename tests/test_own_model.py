@@ -21,7 +21,11 @@ TABLES = ("metrics.csv", "training.csv", "updates.csv", "gradients.csv")
 
 @pytest.mark.parametrize(
     "strategy",
-    [["--strategy", "backup", "--workers", "4", "--backups", "1"], ["--strategy", "async", "--workers", "4"]],
+    [
+        ["--strategy", "backup", "--workers", "4", "--backups", "1"],
+        ["--strategy", "async", "--workers", "4"],
+        ["--strategy", "async", "--workers", "4", "--staleness-lr"],  # a gradient of staleness t scaled by 1/t
+    ],
 )
 def test_a_user_mlp_by_import_path_gives_the_builtin_numbers_exactly(tmp_path, strategy):
     """The fused sync step (backup) and the stale path (async) serve the user's model as the built-in."""
@@ -55,7 +59,8 @@ def _changing_copy(tmp_path, monkeypatch) -> tuple[Path, str]:
 
 def test_resuming_with_a_changed_source_file_is_refused(tmp_path, monkeypatch, capsys):
     file, name = _changing_copy(tmp_path, monkeypatch)
-    args = [*RUN, "--model", f"{name}:mlp", "--checkpoint-every", "10", "--out", str(tmp_path / "cut")]
+    args = [*RUN, "--model", f"{name}:mlp", "--optimizer", f"{name}:clipped_momentum", "--checkpoint-every", "10"]
+    args += ["--out", str(tmp_path / "cut")]
     with interrupted_at_checkpoint(monkeypatch):
         assert main(args) == 130
     original = file.read_text()
@@ -67,6 +72,9 @@ def test_resuming_with_a_changed_source_file_is_refused(tmp_path, monkeypatch, c
     assert f"--model {name}:mlp: its source file {file.resolve()} has changed since" in err and err.count("\n") == 1
     file.write_text(original)
     assert main(resume) == 0
+    assert main([*args[:-2], "--out", str(tmp_path / "whole")]) == 0  # the resumed run is the uninterrupted one
+    for table in TABLES:
+        assert (tmp_path / "cut" / table).read_bytes() == (tmp_path / "whole" / table).read_bytes(), table
 
     sweep = ["sweep", "--quiet", "--steps", "10", "--workers", "2", "--model", f"{name}:mlp", "--jobs", "1"]
     assert main([*sweep, "--out", str(tmp_path / "sweep")]) == 0
