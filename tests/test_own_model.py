@@ -94,8 +94,12 @@ def test_the_api_takes_the_objects_themselves_and_an_optax_transformation(tmp_pa
     assert (importable.config.model, importable.config.optimizer) == ("own_components:mlp", "own_components:sgd")
     with pytest.raises(stragglersim.InputError, match=r"cannot be sent to worker processes; define it in a module"):
         stragglersim.sweep(tmp_path / "s", model=own.mlp(data.shape), backups=[0, 1], steps=5, jobs=2)
+    assert not (tmp_path / "s" / "grid.toml").exists()  # refused before anything is written: the fix works there
+    assert len(stragglersim.sweep(tmp_path / "s", model=own.mlp(data.shape), backups=[0, 1], steps=5, jobs=1)) == 2
     table = stragglersim.sweep(tmp_path / "here", optimizer=optax.adam(1e-3), backups=[0, 1], steps=5, jobs=1)
     assert len(table) == 2 and table["optimizer"].str.startswith("python-object:").all()  # one value, not a list
+    other = stragglersim.sweep(tmp_path / "here", optimizer=optax.sgd(5.0), backups=[0, 1], steps=5, jobs=1, extend=1)
+    assert len(other) == 4 and other["optimizer"].nunique() == 2  # another object: its own runs, never the first's
 
 
 def test_the_lr_rules_reach_a_user_optimizer_through_its_injected_rate(tmp_path, capsys):

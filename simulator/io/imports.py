@@ -23,6 +23,8 @@ from .errors import InputError, named
 COMPONENTS = ("model", "dataset", "optimizer")  # the fields that take an import path
 PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 OBJECT = "python-object:"  # the prefix of an in-process object's token (a hyphen: never a module's name)
+# An object's token names this process and the object's place among those registered here, so a
+# folder that another process filled never counts its runs as this object's.
 OBJECTS: dict[str, object] = {}  # token -> object given to the Python API, in this process
 
 
@@ -69,13 +71,14 @@ def option_value(value, field: str) -> str:
                 return f"{module}:{name}"
         except (ImportError, AttributeError):
             pass
+    for token, known in OBJECTS.items():
+        if known is value:
+            return token
     label = getattr(value, "__name__", None) or getattr(value, "name", None) or type(value).__name__
     label = re.sub(r"\W+", "_", str(label)).strip("_")
-    for token in (f"{OBJECT}{label}{'' if i == 0 else f'-{i + 1}'}" for i in range(len(OBJECTS) + 1)):
-        if OBJECTS.get(token, value) is value:
-            OBJECTS[token] = value
-            return token
-    raise AssertionError("unreachable: one of len(OBJECTS) + 1 tokens is free")
+    token = f"{OBJECT}{label}@{os.getpid()}.{len(OBJECTS) + 1}"  # this process's: never another's object
+    OBJECTS[token] = value
+    return token
 
 
 def resolve(field: str, value: str):

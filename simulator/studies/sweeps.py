@@ -77,6 +77,10 @@ def _sweep(
                 f"{named('jobs')}: local processes only; with {named('scheduler')} the cluster's workers run the sweep"
             )
         check_scheduler(scheduler)
+    away = "Dask workers" if scheduler is not None else "worker processes"
+    if scheduler is not None or min(jobs or os.cpu_count() or 1, len(configs)) > 1:
+        for config in configs:
+            imports.check_sendable(config, away)  # an object of this process: an import path, or jobs=1
     runs = out / "runs"
     if record is not None:
         if overwrite:
@@ -91,10 +95,6 @@ def _sweep(
     if len(todo) < len(configs):
         log(f"{len(configs) - len(todo)} of {len(configs)} runs are complete already; {len(todo)} to run")
     failures: list[tuple[str, str]] = []
-    away = "Dask workers" if scheduler is not None else "worker processes"
-    if scheduler is not None or min(jobs or os.cpu_count() or 1, len(todo)) > 1:
-        for config, _ in todo:
-            imports.check_sendable(config, away)  # an object of this process: an import path, or jobs=1
     if todo and scheduler is not None:
         with connect(scheduler, log=log) as client:
             counter.start(len(todo))
