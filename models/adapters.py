@@ -7,7 +7,9 @@
 
 The parameters are a plain nested dict of arrays (what the trainer keeps, checkpoints and sends
 between versions). Whatever else the module holds (NNX's RNG counters and batch statistics,
-Equinox's non-array fields) is held at its initial value. Install with
+Equinox's non-array fields) is held at its initial value: an NNX module runs in evaluation mode
+(Dropout off, BatchNorm on its initial running statistics), and a Linen module must not ask for a
+mutable collection (``BatchNorm(use_running_average=True)``). Install with
 ``pip install 'stragglersim[flax]'`` or ``'stragglersim[equinox]'``.
 
 ``loss`` is ``"cross_entropy"`` (integer labels, logits out), ``"mse"`` (one output per example) or a
@@ -49,10 +51,10 @@ def from_flax(module, *, loss: str | Callable, example_input, name: str = "flax"
                 f"from_flax: give a function rngs -> module (e.g. lambda rngs: CNN(rngs=rngs)), not a built "
                 f"{type(module).__name__}, so that each seed initialises its own parameters"
             )
-        graph, _, rest = nnx.split(_built(module, nnx.Rngs(0)), nnx.Param, ...)
+        graph, _, rest = nnx.split(_evaluating(_built(module, nnx.Rngs(0))), nnx.Param, ...)
 
         def init(key):
-            return nnx.to_pure_dict(nnx.split(_built(module, nnx.Rngs(key)), nnx.Param, ...)[1])
+            return nnx.to_pure_dict(nnx.split(_evaluating(_built(module, nnx.Rngs(key))), nnx.Param, ...)[1])
 
         def apply(params, x):
             return nnx.merge(graph, params, rest)(x)
@@ -95,6 +97,13 @@ def from_equinox(make: Callable, *, loss: str | Callable, example_input, name: s
     return Model(init, lambda params, x, y: criterion(apply(params, x), y), predict=apply, name=name)
 
 
+def _evaluating(module):
+    """The NNX module in evaluation mode: Dropout off, BatchNorm on its (initial) running statistics. A
+    training-mode layer changes the module's state in the forward pass, which a pure loss cannot."""
+    module.eval()
+    return module
+
+
 def _built(factory, arg):
     try:
         return factory(arg)
@@ -121,5 +130,12 @@ def _loss(loss: str | Callable) -> Callable:
     if loss == "cross_entropy":
         return lambda logits, y: optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
     if loss == "mse":
-        return lambda outputs, y: ((outputs.reshape(y.shape[0], -1)[:, 0] - y) ** 2).mean()
+
+        def mse(outputs, y):
+            outputs = outputs.reshape(y.shape[0], -1)
+            if outputs.shape[1] != 1:
+                raise ValueError(f"loss 'mse' takes one output per example, the module gives {outputs.shape[1]}")
+            return ((outputs[:, 0] - y) ** 2).mean()
+
+        return mse
     raise InputError(f"loss {loss!r}: give 'cross_entropy', 'mse' or a function (outputs, y) -> scalar")

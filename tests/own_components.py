@@ -138,3 +138,13 @@ def evaluate_one_value(shape):
 def no_accuracy(shape):
     model = mlp(shape)
     return stragglersim.Model(init=model.init, loss=model.loss, predict=model.predict, has_accuracy=False)
+
+
+def too_few_outputs(shape):
+    """Two classes' outputs for ten classes' labels: the cross-entropy of a label past the logits is NaN."""
+    return mlp(stragglersim.DataShape(shape.input_shape, 2, shape.task, shape.train_size, shape.name))
+
+
+def float_labels():
+    x = np.zeros((40, 3), np.float32)
+    return stragglersim.Dataset(x, np.zeros(40, np.float32), x, np.zeros(40, np.float32))

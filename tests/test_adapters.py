@@ -97,6 +97,25 @@ def test_the_flax_cnn_example_compares_tuned_strategies(tmp_path, monkeypatch, c
     assert (tmp_path / "study" / "backup" / "final").is_dir() and (tmp_path / "study" / "async" / "tuned.csv").is_file()
 
 
+def test_nnx_dropout_and_batchnorm_run_in_evaluation_mode_and_mse_wants_one_output():
+    class Regular(nnx.Module):
+        def __init__(self, *, rngs):
+            self.dense = nnx.Linear(64, 10, rngs=rngs)
+            self.drop, self.norm = nnx.Dropout(0.5, rngs=rngs), nnx.BatchNorm(10, rngs=rngs)
+
+        def __call__(self, x):
+            return self.norm(self.drop(self.dense(x.reshape(len(x), -1))))
+
+    model = stragglersim.from_flax(lambda rngs: Regular(rngs=rngs), loss="cross_entropy", example_input=X)
+    params, x = model.init(jax.random.key(0)), np.random.default_rng(1).random((4, 8, 8, 1), np.float32)
+    assert np.array_equal(model.predict(params, x), model.predict(params, x))  # no dropout: deterministic
+    by_hand = x.reshape(4, -1) @ params["dense"]["kernel"] + params["dense"]["bias"]  # initial statistics: 0 and 1
+    assert np.allclose(model.predict(params, x), by_hand / np.sqrt(1 + 1e-5), atol=1e-5)
+    regression = stragglersim.from_flax(lambda rngs: Regular(rngs=rngs), loss="mse", example_input=X)
+    with pytest.raises(ValueError, match="loss 'mse' takes one output per example, the module gives 10"):
+        regression.loss(params, x, np.zeros(4, np.float32))  # where the run checks it: one line naming --model
+
+
 def test_the_mse_and_a_loss_of_one_s_own_on_a_regression():
     """from_equinox with "mse" and from_flax with a function: the same linear model, the same loss."""
     x = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)

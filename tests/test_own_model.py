@@ -121,6 +121,9 @@ def test_the_lr_rules_reach_a_user_optimizer_through_its_injected_rate(tmp_path,
     err = capsys.readouterr().err
     assert "--lr-scaling linear: cannot apply to --optimizer own_components:ADAM, whose learning rate is fixed" in err
     assert main([*RUN, "--optimizer", "own_components:clipped_momentum", "--out", str(tmp_path / "chain")]) == 0
+    tune = ["tune", "--optimizer", "own_components:ADAM", "--tune", "lr=0.01,0.1", "--out", str(tmp_path / "t")]
+    assert main(tune) == 2
+    assert "--tune lr: --optimizer own_components:ADAM has its learning rate inside it" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -161,6 +164,8 @@ def test_the_lr_rules_reach_a_user_optimizer_through_its_injected_rate(tmp_path,
         (["--model", "own_components.nothing:f"], "no module named 'own_components.nothing' on the path or in"),
         (["--model", "broken_dependency:f"], "importing broken_dependency failed: ModuleNotFoundError: No module"),
         (["--model", "own_components:mlp:x"], "(an import path has one ':', between the module and the name)"),
+        (["--model", "own_components:too_few_outputs"], "it gives 2 outputs per example, but the labels go up to 9"),
+        (["--dataset", "own_components:float_labels"], "--dataset own_components:float_labels: dataset dataset: y_tr"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, given, message):

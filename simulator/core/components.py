@@ -86,9 +86,23 @@ def model_of(config, dataset: Dataset):
     if not math.isfinite(first):
         raise InputError(
             f"{named('model')} {config.model}: its loss is {first} at the initial parameters (seed {config.seed}) on "
-            f"the first batch of {dataset.name}; check the initialisation and the inputs' scale"
+            f"the first batch of {dataset.name}; {_nan_hint(model, dataset, params, config.batch_size)}"
         )
     return model, params
+
+
+def _nan_hint(model: Model, dataset: Dataset, params, batch: int) -> str:
+    """What to check: the outputs per example against the classes, where that is the cause."""
+    import jax  # here, not at import: a timing-only run never imports JAX (2 s)
+
+    if dataset.task == "classification" and model.predict is not None:
+        outputs = jax.eval_shape(model.predict, params, dataset.x_train[:batch]).shape
+        if len(outputs) >= 2 and outputs[-1] < dataset.out_dim:
+            return (
+                f"it gives {outputs[-1]} outputs per example, but the labels go up to {dataset.out_dim - 1} "
+                f"(DataShape.out_dim = {dataset.out_dim})"
+            )
+    return "check the initialisation and the inputs' scale"
 
 
 # The user's models built and checked, by what they depend on: each once per process (a sweep's runs, tuning).
@@ -176,7 +190,7 @@ def _check_fit(config, model: Model, dataset: Dataset, params) -> None:
 def _call(field: str, value: str, function, *args, what: str = "the factory", **kwargs):
     try:
         return function(*args, **kwargs)
-    except InputError:
-        raise
+    except InputError as err:  # the user's code refused something (a Dataset, an adapter): which option's
+        raise InputError(f"{named(field)} {value}: {err.args[0] if err.args else err}") from None
     except Exception as err:  # noqa: BLE001 (the user's code may raise anything: one line says what)
         raise InputError(f"{named(field)} {value}: {what} raised {imports.one_line(err)}") from None

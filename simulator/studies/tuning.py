@@ -202,6 +202,7 @@ def tune(
     selection = tuning.selection_grid(grid)
     configs = selection.configs()
     _check(configs, tuning.select_by)
+    _check_rate(configs, tuning)
     choose(configs, [{}] * len(configs), tuning.candidates(), tuning.select_by)  # every candidate runs
     record = tuning.record(selection)
     with FolderLock(out):
@@ -219,6 +220,19 @@ def tune(
         for line in _warnings(choice, row):
             warn(line)
     return rows
+
+
+def _check_rate(configs: list[RunConfig], tuning: Tuning) -> None:
+    """Refuse to tune ``lr`` for an optimizer of the user's whose rate is inside it: every candidate would tie."""
+    from ..training.optim import rate_fixed  # here, not at import: it imports optax (JAX), which tune needs anyway
+
+    if "lr" in tuning.options:
+        for optimizer in dict.fromkeys(config.optimizer for config in configs):
+            if rate_fixed(optimizer):
+                raise InputError(
+                    f"{named('tune')} lr: {named('optimizer')} {optimizer} has its learning rate inside it, so every "
+                    f"candidate would be the same run; give a factory taking learning_rate (package.module:factory)"
+                )
 
 
 def _check(configs: list[RunConfig], select_by: str) -> None:

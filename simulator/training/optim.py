@@ -119,7 +119,7 @@ def user_optimizer(config, lr, *, counted: bool) -> optax.GradientTransformation
     """
     value = config.optimizer
     given = imports.resolve("optimizer", value)
-    if isinstance(given, optax.GradientTransformation) or not _takes_rate(given):
+    if rate_fixed(value):
         rules = [
             f"{named(name)} {getattr(config, name)}"
             for name, off in (("lr_scaling", "none"), ("lr_schedule", "constant"))
@@ -147,6 +147,14 @@ def user_optimizer(config, lr, *, counted: bool) -> optax.GradientTransformation
         return injected.update(updates, state, params, **extra)
 
     return optax.GradientTransformationExtraArgs(injected.init, update)
+
+
+def rate_fixed(optimizer: str) -> bool:
+    """Whether ``optimizer`` (a config's) is the user's with its learning rate inside it (``--lr`` unused)."""
+    if not imports.is_user(optimizer):
+        return False
+    given = imports.resolve("optimizer", optimizer)
+    return isinstance(given, optax.GradientTransformation) or not _takes_rate(given)
 
 
 def _takes_rate(factory) -> bool:
