@@ -84,7 +84,7 @@ def check(config: RunConfig) -> RunConfig:
         InputError: the first problem found, in one line.
     """
     _system(config.validate())
-    for field in imports.COMPONENTS if not config.timing_only else ("dataset",) if config.data_cost != "none" else ():
+    for field in _read(config, training=not config.timing_only):
         if imports.is_user(getattr(config, field)):
             imports.resolve(field, getattr(config, field))  # importable, and the name is there
     return config
@@ -105,11 +105,11 @@ def assemble(config: RunConfig, *, training: bool | None = None) -> RunInputs:
     training = not config.timing_only if training is None else training
     latency, factors, faults = _system(config)
     dataset = model = params = None
-    used = ("dataset",) if config.data_cost != "none" and not training else ("model", "dataset", "optimizer")
-    sources = imports.sources_of(config, used) if training or config.data_cost != "none" else None
+    used = _read(config, training=training)
+    sources = imports.sources_of(config, used) if used else None
     if config.sources is not None and sources is not None:  # a saved run's config (resumed, rerun)
-        imports.check_sources(config, config.sources, "the run was configured", used)
-    if training or config.data_cost != "none":
+        imports.check_sources(config, config.sources, sources, "the run was configured", used)
+    if used:
         dataset = dataset_of(config)
     if training:
         model, params = model_of(config, dataset)
@@ -129,6 +129,14 @@ def assemble(config: RunConfig, *, training: bool | None = None) -> RunInputs:
     )
     work = work_model(config, dataset) if config.data_cost != "none" else None
     return RunInputs(config, cluster, faults, work, dataset, model, params)
+
+
+def _read(config: RunConfig, *, training: bool) -> tuple[str, ...]:
+    """Which of the model, dataset and optimizer a run reads: all three to train; the dataset alone for
+    the work model of ``--data-cost``; none for a timing-only run."""
+    if training:
+        return imports.COMPONENTS
+    return ("dataset",) if config.data_cost != "none" else ()
 
 
 def inputs_of(run: RunInputs | RunConfig) -> RunInputs:

@@ -181,25 +181,27 @@ def sources_of(config, fields: tuple[str, ...] = COMPONENTS) -> str:
     return ";".join(parts)
 
 
-def check_sources(config, recorded: str, where: str, fields: tuple[str, ...] = COMPONENTS) -> None:
+def check_sources(config, recorded: str, current: str, where: str, fields: tuple[str, ...] = COMPONENTS) -> None:
     """Refuse to continue ``where`` (a checkpoint, a run folder) with source files other than those
-    ``recorded`` there.
+    ``recorded`` there; ``current`` is the record of the files now (:func:`sources_of`, over ``fields``).
 
     Raises:
         InputError: naming the file that changed, its recorded hash and its hash now.
     """
-    before = dict(part.split("=", 1) for part in recorded.split(";") if "=" in part)
+    before, now = _record(recorded), _record(current)
     for field in fields:
         value = getattr(config, field)
-        if field not in before or not is_import_path(value):
-            continue
-        now = source_hash(field, value)
-        if now != before[field]:
+        if field in before and is_import_path(value) and now.get(field, "") != before[field]:
             raise InputError(
                 f"{named(field)} {value}: its source file {source_file(field, value)} has changed since {where} "
-                f"({before[field][:19]}..., now {now[:19]}...); restore the file, or start afresh (another folder, "
-                f"or {named('overwrite')})"
+                f"({before[field][:19]}..., now {now.get(field, '')[:19]}...); restore the file, or start afresh "
+                f"(another folder, or {named('overwrite')})"
             )
+
+
+def _record(sources: str) -> dict[str, str]:
+    """A ``sources`` record as field -> ``sha256:HEX``."""
+    return dict(part.split("=", 1) for part in sources.split(";") if "=" in part)
 
 
 def check_sendable(config, how: str) -> None:

@@ -202,7 +202,7 @@ def _same_sources(config: RunConfig, path: Path) -> None:
     if any(imports.is_import_path(getattr(config, field)) for field in imports.COMPONENTS):
         recorded = RunConfig.load(path / "config.toml").sources
         if recorded:
-            imports.check_sources(config, recorded, f"{path} was written")
+            imports.check_sources(config, recorded, imports.sources_of(config), f"{path} was written")
 
 
 def _write_tables(configs: list[RunConfig], names: list[str], out: Path) -> list[dict]:

@@ -119,7 +119,7 @@ def user_optimizer(config, lr, *, counted: bool) -> optax.GradientTransformation
     """
     value = config.optimizer
     given = imports.resolve("optimizer", value)
-    if rate_fixed(value):
+    if _rate_inside(given):
         rules = [
             f"{named(name)} {getattr(config, name)}"
             for name, off in (("lr_scaling", "none"), ("lr_schedule", "constant"))
@@ -153,7 +153,11 @@ def rate_fixed(optimizer: str) -> bool:
     """Whether ``optimizer`` (a config's) is the user's with its learning rate inside it (``--lr`` unused)."""
     if not imports.is_user(optimizer):
         return False
-    given = imports.resolve("optimizer", optimizer)
+    return _rate_inside(imports.resolve("optimizer", optimizer))
+
+
+def _rate_inside(given) -> bool:
+    """Whether the user's optimizer has its rate inside it: a transformation, or a factory without learning_rate."""
     return isinstance(given, optax.GradientTransformation) or not _takes_rate(given)
 
 
