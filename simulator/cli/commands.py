@@ -258,7 +258,8 @@ def cmd_import_ops(args: argparse.Namespace) -> int:
     from ..llm.profile_write import import_ops  # here, not at import: the CLI starts without pandas
 
     sizes = {"dp_size": args.dp, "pp_size": args.pp, "tp_size": args.tp, "cp_size": args.cp}
-    print(import_ops(args.sources, args.out, **sizes, overwrite=args.overwrite))
+    options = {"step_range": args.step_range, "trust_clocks": args.trust_clocks}
+    print(import_ops(args.sources, args.out, **sizes, **options, overwrite=args.overwrite))
     return 0
 
 

@@ -72,6 +72,12 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     ops.add_argument("--pp", type=int, required=True, metavar="P", help="pipeline parallel size (stages)")
     ops.add_argument("--tp", type=int, default=1, metavar="T", help="tensor parallel size (default: 1)")
     ops.add_argument("--cp", type=int, default=1, metavar="C", help="context parallel size (default: 1)")
+    ops.add_argument(
+        "--step-range", default=None, metavar="NAME", help="the range around each step (default: ProfilerStep#N)"
+    )
+    ops.add_argument(
+        "--trust-clocks", action="store_true", help="accept steps that do not overlap in time across ranks (skew)"
+    )
     _file_out(ops, "trace.parquet|trace.csv", kind=str)  # str: a trailing slash (a folder) is refused
 
     fit = _command(sub, "fit", commands.cmd_fit)

@@ -24,7 +24,7 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from ..io.errors import InputError
 from .trace import COMPUTE, DP_COLLECTIVES, OpTrace
 
 GRADIENT_COLLECTIVES = ("grads-reduce-scatter", "separate-grads-all-reduce")
+SLACK = 5e-4  # seconds: a thread waiting for a collective may resume before the collective's range is closed
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,16 @@ class Model:
     deps: tuple[np.ndarray, ...]
     groups: tuple[Group, ...]  # topologically ordered
     is_comm: np.ndarray  # [slot] bool
+    # observed schedules: slot -> the gradient collectives it waits for; a dropped replica resumes there
+    resume: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def build(trace: OpTrace) -> Model:
-    """The dependency model of ``trace`` (the slots of its first step on DP rank 0 set the order)."""
+    """The dependency model of ``trace`` (the slots of its first step on DP rank 0 set the order):
+    Megatron's schedule, or for a trace read by observation (``meta.schedule == "observed"``) the
+    one its times show (:func:`observed`)."""
+    if trace.meta.schedule == "observed":
+        return observed(trace)
     slots, pp = trace.slots, trace.meta.pp_size
     n = len(slots)
     deps: list[list[int]] = [[] for _ in range(n)]
@@ -117,6 +124,65 @@ def build(trace: OpTrace) -> Model:
     groups += [Group((i,), False, False, False) for i in range(n) if not in_group[i]]
     deps_arrays = tuple(np.unique(np.asarray(d, dtype=np.int64)) for d in deps)
     return Model(deps_arrays, tuple(_order(trace, deps_arrays, groups)), in_group)
+
+
+def observed(trace: OpTrace) -> Model:
+    """The dependencies a plain PyTorch trace shows, the same for every step and DP rank:
+
+    - each stage's compute pieces run one after another (one training thread);
+    - a collective waits for the compute piece that ends where it is launched (the latest piece that
+      ends before it starts, in every step on every DP rank);
+    - a compute piece waits for a collective that, in most steps on most DP ranks, ends in the idle
+      stretch just before it (the thread waited for it); the step's last piece waits for the others;
+    - groups as in Megatron's model: a send with the recv of the same number on the adjacent stage;
+      each data-parallel collective over the stage's DP ranks (gradient ones: where backups cut in).
+    """
+    slots, start, end = trace.slots, trace.start, trace.end
+    n = len(slots)
+    deps: list[list[int]] = [[] for _ in range(n)]
+    groups: list[Group] = []
+    in_group = np.zeros(n, bool)
+
+    def group(members, *, dp_sync=False, gradient=False):
+        groups.append(Group(tuple(int(m) for m in members), True, dp_sync, gradient))
+        in_group[list(members)] = True
+
+    def of(optype: str, stage: int) -> np.ndarray:
+        found = slots[(slots.optype == optype) & (slots.stage == stage)]
+        return found.sort_values("seq_id").index.to_numpy()
+
+    for stage in range(trace.meta.pp_size):
+        on_stage = slots[slots.stage == stage]
+        pieces = on_stage.index[on_stage.optype.isin((*COMPUTE, "optimizer"))].to_numpy()
+        if len(pieces) == 0:
+            raise InputError(f"{trace.path}: stage {stage} has no compute")
+        order = np.lexsort((end[pieces].mean(axis=(1, 2)), start[pieces].mean(axis=(1, 2))))
+        chain = pieces[order]
+        _chain(deps, chain)
+        comms = on_stage.index[~on_stage.optype.isin((*COMPUTE, "optimizer"))].to_numpy()
+        for comm in comms:
+            before = [p for p in chain if (end[p] <= start[comm] + SLACK).all() and (start[p] < start[comm]).all()]
+            if before:
+                deps[comm].append(before[-1])
+        waited = set()
+        for previous, piece in zip(chain[:-1], chain[1:], strict=True):
+            for comm in comms:
+                inside = (end[comm] >= end[previous] - SLACK) & (end[comm] <= start[piece] + SLACK)
+                inside &= start[comm] <= end[previous]  # launched before the thread went idle
+                if inside.mean() > 0.5:  # it ends in the wait before the piece, in most steps
+                    deps[piece].append(comm)
+                    waited.add(comm)
+        deps[chain[-1]].extend(c for c in comms if c not in waited)  # the step ends after its collectives
+    _pair_p2p(trace, of, group)
+    for optype in DP_COLLECTIVES:
+        for stage in range(trace.meta.pp_size):
+            for slot in of(optype, stage):
+                group([slot], dp_sync=True, gradient=optype in GRADIENT_COLLECTIVES)
+    groups += [Group((i,), False, False, False) for i in range(n) if not in_group[i]]
+    deps_arrays = tuple(np.unique(np.asarray(d, dtype=np.int64)) for d in deps)
+    gradient = slots["optype"].isin(GRADIENT_COLLECTIVES).to_numpy()
+    resume = {m: d[gradient[d]] for m, d in enumerate(deps_arrays) if not gradient[m] and gradient[d].any()}
+    return Model(deps_arrays, tuple(_order(trace, deps_arrays, groups)), in_group, resume)
 
 
 def _tail(deps, of, stage: int, last_compute: int) -> None:

@@ -45,6 +45,7 @@ from ..io.boundary import check_input_file
 from ..io.errors import InputError
 from ..io.memory import check_trace_size
 from ..latency.traces import load_chrome
+from . import pytorch, runs
 from .trace import COLUMNS, COMPUTE, OPTYPES  # noqa: F401 (COLUMNS: the output's, re-exported)
 
 DP_COMM = ("params-all-gather", "grads-reduce-scatter")  # the model chunk (mc) is recorded for these and compute
@@ -64,6 +65,7 @@ _KERNEL_NAMES = {  # what write_profile names a bare kernel of each op type
 }
 _P2P = ("sendrecv", "send", "recv")
 _STEP = re.compile(r"ProfilerStep#(\d+)$")
+_NAMED = {*OPTYPES, *COMBINED} - {"gc"}  # gc: a host range of any trace
 _HOST = ("user_annotation", "cpu_op")
 _LAUNCH = ("cuda_runtime", "cuda_driver")  # host events that launch GPU work (cudaLaunchKernel, ...)
 _LAGS = (
@@ -75,18 +77,29 @@ _NAME_RANK = re.compile(r"rank[-_]?(\d+)", re.IGNORECASE)
 
 
 def convert_profiles(
-    paths: list[Path], *, dp_size: int, pp_size: int, tp_size: int = 1, cp_size: int = 1
+    paths: list[Path],
+    *,
+    dp_size: int,
+    pp_size: int,
+    tp_size: int = 1,
+    cp_size: int = 1,
+    step_range: str | None = None,
+    trust_clocks: bool = False,
 ) -> pd.DataFrame:
-    """The op-level table of a job from its per-rank profiler traces.
+    """The op table of a job from its per-rank profiler traces.
 
     Args:
         paths: Chrome trace JSON files (``.gz`` too), one per rank; at least one per (dp_rank, stage)
-            with ``tp_rank = cp_rank = 0``, others are ignored.
+            with ``tp_rank = cp_rank = 0``, others are read for their rank and steps only.
         dp_size, pp_size, tp_size, cp_size: the job's data, pipeline, tensor and context parallel sizes.
+        step_range: the name of the range that marks a step (numbered in order), instead of
+            ``ProfilerStep#N``.
+        trust_clocks: accept steps whose windows do not overlap across ranks (clocks known to be skewed).
 
     Returns:
         One row per op of the representative ranks, columns :data:`COLUMNS`, sorted by
-        (dp_rank, stage, step, start_ts); times in seconds from the earliest step start.
+        (dp_rank, stage, step, start_ts); times in seconds from the earliest step start. Plain PyTorch
+        traces (no op named the Megatron way) are read by observation (:mod:`.pytorch`).
 
     Raises:
         InputError: one line naming the file (or the missing rank) and what is wrong.
@@ -98,18 +111,33 @@ def convert_profiles(
     world = dp_size * pp_size * tp_size * cp_size
     about = " x ".join(f"{o} {v}" for o, v in sizes.items()) + f" = {world}"
     files: dict[int, Path] = {}
-    found: dict[int, tuple[dict, list]] = {}  # representative rank -> ({"host": steps, "gpu": steps}, ops)
+    windows: dict[Path, dict] = {}
+    infos: dict[Path, object] = {}
+    found: dict[
+        int, tuple[str, object]
+    ] = {}  # representative rank -> ("megatron", (steps, ops)) or ("observed", steps)
     for path in map(Path, paths):
         doc, events = _load(path)
         rank = _rank_of(path, doc, world, about)
         if rank in files:
             raise InputError(f"{path}: rank {rank} again (also {files[rank]}); give one file per rank")
-        files[rank] = path
+        files[rank], infos[path] = path, doc.get("distributedInfo") if isinstance(doc, dict) else None
+        windows[path] = step_windows(path, events, step_range)
         if rank % (tp_size * cp_size) == 0:
-            found[rank] = _read_ops(path, events)
+            if pytorch.is_native(events) and not _named_ops(events):
+                found[rank] = ("observed", pytorch.read_steps(path, events, windows[path]))
+            else:
+                found[rank] = ("megatron", _read_ops(path, events, windows[path], step_range is not None))
         del doc, events
+    runs.check_same_run(windows, infos, trust_clocks=trust_clocks)
+    schedules = {kind for kind, _ in found.values()}
+    if len(schedules) > 1:
+        native = next(files[r] for r, (k, _) in found.items() if k == "observed")
+        named = next(files[r] for r, (k, _) in found.items() if k == "megatron")
+        raise InputError(f"{named}: has Megatron-named op ranges but {native} has none; profile every rank alike")
     frames = []
     for stage in range(pp_size):
+        stage_ranks = []
         for dp_rank in range(dp_size):
             rank = tp_size * cp_size * (dp_rank + dp_size * stage)
             if rank not in found:
@@ -117,12 +145,55 @@ def convert_profiles(
                     f"no trace of rank {rank} (dp_rank {dp_rank}, stage {stage}, tp_rank 0, cp_rank 0) among "
                     f"the {len(files)} files; each (dp_rank, stage) needs its file ({about})"
                 )
-            frames.append(_rows(found[rank], dp_rank, stage, rank))
-    _check_same_steps({files[r]: set(steps["host"]) for r, (steps, _) in found.items()})
-    origin = min(ts for steps, _ in found.values() for ts, _ in steps["host"].values())
+            stage_ranks.append((dp_rank, rank))
+            if found[rank][0] == "megatron":
+                frames.append(_rows(found[rank][1], dp_rank, stage, rank))
+        if found[stage_ranks[0][1]][0] == "observed":
+            frames.append(pytorch.stage_rows(found, files, stage_ranks, stage))
+    origin = min(ts for path in (files[r] for r in found) for ts, _, _ in windows[path].values())
     table = _table(pd.concat(frames, ignore_index=True), origin)
     _check_same_ops(table, files)
+    table.attrs["schedule"] = schedules.pop()
     return table
+
+
+def step_windows(path: Path, events: list, step_range: str | None) -> dict[int, tuple[float, float, object]]:
+    """A file's steps: ``{N: (ts, dur, tid)}`` (microseconds) of its outermost ``ProfilerStep#N`` host
+    ranges, or of the ranges named ``step_range`` (numbered 0, 1, ... in time order)."""
+    found: dict[int, tuple[float, float, object]] = {}
+    named = []
+    for i, ev in enumerate(events):
+        if not isinstance(ev, dict) or ev.get("ph") != "X" or ev.get("cat") not in _HOST:
+            continue
+        name = ev.get("name")
+        if step_range is not None:
+            if name == step_range:
+                named.append((*_times(path, i, name, ev), ev.get("tid")))
+        elif isinstance(name, str) and (step := _STEP.match(name)):
+            n, (ts, dur) = int(step.group(1)), _times(path, i, name, ev)
+            if n not in found or dur > found[n][1]:
+                found[n] = (ts, dur, ev.get("tid"))
+    if step_range is not None:
+        if not named:
+            raise InputError(f"{path}: no range named {step_range!r} (--step-range): name the step's record_function")
+        return {n: w for n, w in enumerate(sorted(named, key=lambda w: w[0]))}
+    if not found:
+        raise InputError(
+            f"{path}: no ProfilerStep#N marker: torch.profiler writes step markers only with a schedule=; profile "
+            "with `profile(..., schedule=torch.profiler.schedule(wait=1, warmup=1, active=4))` and call "
+            "`prof.step()` after every step (or give --step-range NAME of a range around each step)"
+        )
+    return found
+
+
+def _named_ops(events: list) -> bool:
+    """Whether a trace holds a range named as an op type (Megatron's timers)."""
+    return any(
+        isinstance(ev, dict)
+        and ev.get("cat") in ("gpu_user_annotation", "user_annotation")
+        and ev.get("name") in _NAMED
+        for ev in events
+    )
 
 
 def _load(path: Path) -> tuple[object, list]:
@@ -159,19 +230,22 @@ def _rank_of(path: Path, doc: object, world: int, about: str) -> int:
     return rank
 
 
-def _read_ops(path: Path, events: list) -> tuple[dict, list]:
+def _read_ops(path: Path, events: list, windows: dict, named_steps: bool) -> tuple[dict, list]:
     """A file's steps ({"host": {N: (ts, dur)}, "gpu": {N: (ts, dur)}} in microseconds: the outermost span
-    of each) and ops [(optype, ts, dur, clock, at)]: the steps of ``clock`` hold the op that starts (or
-    was launched) at ``at``."""
-    steps: dict[str, dict[int, tuple[float, float]]] = {"host": {}, "gpu": {}}
+    of each; host: ``windows``) and ops [(optype, ts, dur, clock, at)]: the steps of ``clock`` hold the op
+    that starts (or was launched) at ``at``. Op ranges are GPU-side; in a trace with no GPU activity,
+    host-side (``user_annotation``)."""
+    steps: dict[str, dict[int, tuple[float, float]]] = {"host": {n: w[:2] for n, w in windows.items()}, "gpu": {}}
+    gpu = any(isinstance(ev, dict) and ev.get("cat") in ("kernel", "gpu_user_annotation") for ev in events)
+    op_cat = "gpu_user_annotation" if gpu else "user_annotation"
     ranges, host_gc, kernels = [], [], []  # (optype or kernel name, ts, dur, pid, correlation id)
     launches: dict[object, float] = {}  # correlation id -> the host time of the launch
     for i, ev in enumerate(events):
         if not isinstance(ev, dict) or ev.get("ph") != "X" or not isinstance(ev.get("name"), str):
             continue
         name, cat = ev["name"], ev.get("cat")
-        step = _STEP.match(name) if cat in _HOST or cat == "gpu_user_annotation" else None
-        gpu_op = cat == "gpu_user_annotation" and (name in OPTYPES or name in COMBINED)
+        step = _STEP.match(name) if cat == "gpu_user_annotation" and not named_steps else None
+        gpu_op = cat == op_cat and (name in OPTYPES or name in COMBINED)
         nccl = cat == "kernel" and "nccl" in name.lower()
         args = ev.get("args")
         corr = args.get("correlation") if isinstance(args, dict) else None
@@ -183,20 +257,20 @@ def _read_ops(path: Path, events: list) -> tuple[dict, list]:
         if launch:
             launches[corr] = ts
         elif step:
-            n, own = int(step.group(1)), steps["gpu" if cat == "gpu_user_annotation" else "host"]
-            if cat == "gpu_user_annotation" and n in own:  # one range per stream: their union
+            n, own = int(step.group(1)), steps["gpu"]
+            if n in own:  # one range per stream: their union
                 start = min(own[n][0], ts)
                 own[n] = (start, max(own[n][0] + own[n][1], ts + dur) - start)
-            elif n not in own or dur > own[n][1]:
+            else:
                 own[n] = (ts, dur)
+        elif gpu_op and not gpu:  # a host range: placed by its own start on the host's steps
+            ranges.append((name, ts, dur, "host", None))
         else:
             (ranges if gpu_op else kernels if nccl else host_gc).append((name, ts, dur, str(ev.get("pid")), corr))
-    if not steps["host"]:
-        raise InputError(f"{path}: no ProfilerStep#N annotation; profile with torch.profiler and call prof.step()")
     if not ranges and not kernels:
         raise InputError(
             f"{path}: no ops: no gpu_user_annotation range named as an op type (forward-compute, ...) and no NCCL "
-            "kernel; wrap Megatron's timed regions in torch.profiler.record_function"
+            "kernel, nor plain PyTorch collectives; wrap Megatron's timed regions in torch.profiler.record_function"
         )
     if not any(r[0] == "gc" for r in ranges):
         ranges += [(*r, "host") for r in host_gc]
@@ -212,8 +286,8 @@ def _read_ops(path: Path, events: list) -> tuple[dict, list]:
                 "range: the direction is unknown"
             )
     ops = []
-    for optype, ts, dur, _, corr, *host in gpu_ops:
-        if host:  # a host-side gc range
+    for optype, ts, dur, pid, corr, *host in gpu_ops:
+        if host or pid == "host":  # a host-side range
             ops.append((optype, ts, dur, "host", ts))
         elif steps["gpu"]:
             ops.append((optype, ts, dur, "gpu", ts))

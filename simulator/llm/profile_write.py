@@ -35,6 +35,8 @@ def import_ops(
     pp_size: int,
     tp_size: int = 1,
     cp_size: int = 1,
+    step_range: str | None = None,
+    trust_clocks: bool = False,
     overwrite: bool = False,
 ) -> str:
     """Convert profiler traces (:func:`convert_profiles`), write the table to ``out`` and the job's meta YAML
@@ -50,9 +52,10 @@ def import_ops(
     check_out_file(out, overwrite=overwrite, inputs=sources)
     if meta.is_dir() or (meta.exists() and not overwrite):
         raise InputError(f"{named('out')} {out}: its meta file {meta} exists; pass {named('overwrite')} to replace it")
-    table = convert_profiles(sources, dp_size=dp_size, pp_size=pp_size, tp_size=tp_size, cp_size=cp_size)
+    sizes = {"dp_size": dp_size, "pp_size": pp_size, "tp_size": tp_size, "cp_size": cp_size}
+    table = convert_profiles(sources, **sizes, step_range=step_range, trust_clocks=trust_clocks)
     write_table(table, out)
-    write_meta(meta, dp_size=dp_size, pp_size=pp_size, tp_size=tp_size, cp_size=cp_size)
+    write_meta(meta, **sizes, schedule=table.attrs.get("schedule", "megatron"))
     return (
         f"{out}: {_count(len(table), 'op')}, {_count(table['step'].nunique(), 'step')}, "
         f"{_count(dp_size, 'DP rank')} x {_count(pp_size, 'stage')} from {_count(len(sources), 'file')}; "
@@ -70,11 +73,16 @@ def meta_path(table: Path) -> Path:
     return table.with_name(f"meta-{table.stem.removeprefix('trace-')}.yaml")
 
 
-def write_meta(path: Path, *, dp_size: int, pp_size: int, tp_size: int = 1, cp_size: int = 1) -> None:
-    """The job's meta YAML (as the artifact's ``meta-ST.yaml``), its trial name from ``path``'s name."""
+def write_meta(
+    path: Path, *, dp_size: int, pp_size: int, tp_size: int = 1, cp_size: int = 1, schedule: str = "megatron"
+) -> None:
+    """The job's meta YAML (as the artifact's ``meta-ST.yaml``), its trial name from ``path``'s name;
+    ``schedule: observed`` for a table read by observation from plain PyTorch traces."""
     sizes = {"dp_size": dp_size, "pp_size": pp_size, "tp_size": tp_size, "dsp_size": cp_size, "vpp_size": 1}
     meta = {"trial_name": Path(path).stem.removeprefix("meta-"), **sizes}
     meta["world_size"] = dp_size * pp_size * tp_size * cp_size
+    if schedule != "megatron":
+        meta["schedule"] = schedule
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_text(path, yaml.safe_dump(meta, sort_keys=False))
 

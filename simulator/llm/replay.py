@@ -10,6 +10,9 @@ ranks too for data-parallel collectives) plus their own transfer time. With ``ba
 data-parallel gradient collective starts when the first ``dp_size - B`` replicas are ready; the late
 replicas' gradients are dropped and they abandon the step: they take the collective's result when it
 ends, as the others do, so they start the next step on the new parameters (K-sync's cancel rule).
+Where a stage has several gradient collectives (DDP's buckets), the first decides: the replicas it
+drops skip their share of every later bucket, which waits for the kept replicas only, and what waits
+for the buckets (DDP's end of backward) goes on for them when the buckets end.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ def measured(trace: OpTrace, model: Model) -> tuple[Durations, dict]:
             if group.dp_sync:
                 latest = latest.max(axis=1, keepdims=True)
             transfer[members] = end[members] - latest
+    if trace.meta.schedule == "observed":  # each rank's step starts at 0: the lag behind other ranks is not its own
+        launch[[slot for slot, deps in enumerate(model.deps) if not len(deps)]] = 0.0
     skew = {"launch_delays_set_to_0": int((launch < -TOLERANCE).sum())}
     skew["transfer_times_set_to_0"] = int((transfer < -TOLERANCE).sum())
     launch[launch < -TOLERANCE] = 0.0
@@ -84,6 +89,13 @@ def ideal(trace: OpTrace, durations: Durations) -> Durations:
     """Each compute op takes its type's mean duration over all DP ranks, stages and steps; each
     communication op its type's median duration and transfer time; no launch delay."""
     duration, transfer = durations.duration.copy(), durations.transfer.copy()
+    if trace.meta.schedule == "observed":  # each op its own mean (median) over the steps and DP ranks
+        comm = trace.slots["optype"].isin(COMMUNICATION).to_numpy()[:, None, None]
+        mean = lambda a: np.broadcast_to(a.mean(axis=(1, 2), keepdims=True), a.shape)  # noqa: E731
+        median = lambda a: np.broadcast_to(np.median(a, axis=(1, 2), keepdims=True), a.shape)  # noqa: E731
+        duration = np.where(comm, median(duration), mean(duration))
+        transfer = np.where(comm, median(transfer), duration)
+        return Durations(duration, transfer, np.zeros_like(durations.launch))
     for optype, slots in trace.slots.groupby("optype", sort=False).groups.items():
         slots = slots.to_numpy()
         if optype in COMMUNICATION:
@@ -105,6 +117,7 @@ def replay(trace: OpTrace, model: Model, durations: Durations, *, backups: int =
     end = np.zeros((n_slots, n_steps, dp))
     late = np.zeros((trace.meta.pp_size, n_steps, dp), bool)
     stage_of = trace.slots["stage"].to_numpy()
+    kept: dict[int, np.ndarray] = {}  # stage -> [step, dp] the replicas its first gradient collective took
     launch, duration, transfer = durations.launch, durations.duration, durations.transfer
     for group in model.groups:
         for m in group.members:
@@ -115,6 +128,9 @@ def replay(trace: OpTrace, model: Model, durations: Durations, *, backups: int =
                 start[m] = end[deps].max(axis=0) + launch[m]
             else:
                 start[m] = launch[m]
+            if backups and m in model.resume:  # a dropped replica abandons its step: on at the collectives' end
+                resumed = end[model.resume[m]].max(axis=0) + launch[m]
+                start[m] = np.where(late[stage_of[m]], resumed, start[m])
         if not group.comm:
             m = group.members[0]
             end[m] = start[m] + duration[m]
@@ -122,9 +138,13 @@ def replay(trace: OpTrace, model: Model, durations: Durations, *, backups: int =
         members = list(group.members)
         latest = start[members[0]] if len(members) == 1 else start[members].max(axis=0)
         if group.dp_sync:
-            if backups and group.gradient:
+            stage = stage_of[members[0]]
+            if backups and group.gradient and stage in kept:  # a later bucket: the same replicas, no others
+                latest = np.where(kept[stage], latest, -np.inf).max(axis=1, keepdims=True)
+            elif backups and group.gradient:
                 cutoff = np.partition(latest, dp - 1 - backups, axis=1)[:, dp - 1 - backups, None]
-                late[stage_of[members[0]]] |= latest > cutoff
+                kept[stage] = latest <= cutoff
+                late[stage] |= latest > cutoff
                 latest = cutoff
             else:
                 latest = latest.max(axis=1, keepdims=True)

@@ -80,6 +80,12 @@ def summary_lines(r: dict) -> list[str]:
         f"(the top 3% of workers: {top})",
         f"backup replicas (measured durations): {backups}",
     ]
+    if "span" in times:
+        lines.append(
+            f"measured: each rank's ProfilerStep {_mean(times['measured']):.4g} s (the iteration time); the span from "
+            f"the first rank's start to the last rank's end {_mean(times['span']):.4g} s (ranks start a step at "
+            "different times)"
+        )
     if not r["backups_apply"]:
         lines.append("note: the trace has no data-parallel gradient collective: backup replicas do not apply")
     skew = err["launch_delays_set_to_0"] + err["transfer_times_set_to_0"]

@@ -53,6 +53,7 @@ COMMUNICATION = (
 BYTES_PER_OP = 1000  # memory of the analysis per op (measured: about 700 on the AR trace)
 CSV_BYTES_PER_ROW = 40  # the shortest plausible row of an op table, for an estimate before reading
 META_KEYS = ("dp_size", "pp_size", "tp_size", "dsp_size", "vpp_size", "world_size")
+SCHEDULES = ("megatron", "observed")  # the meta's optional schedule: observed for plain PyTorch traces
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,15 @@ class JobMeta:
     tp_size: int = 1
     dsp_size: int = 1  # context (sequence) parallel size
     vpp_size: int = 1  # virtual pipeline chunks per stage
+    schedule: str = "megatron"  # which op waits for which: Megatron's schedule, or observed in the times
 
     @property
     def world_size(self) -> int:
         return self.dp_size * self.pp_size * self.tp_size * self.dsp_size
 
     def as_dict(self) -> dict:
-        return {"trial_name": self.name, **{k: getattr(self, k) for k in META_KEYS}}
+        own = {"trial_name": self.name, **{k: getattr(self, k) for k in META_KEYS}}
+        return own if self.schedule == "megatron" else {**own, "schedule": self.schedule}
 
 
 @dataclass(frozen=True)
@@ -99,8 +102,15 @@ class OpTrace:
         return self.start.size
 
     def step_times(self) -> np.ndarray:
-        """Measured step times: the last op's end minus the first op's start, per step."""
+        """Measured step times: the last op's end minus the first op's start (over all ranks), per step."""
         return self.end.max(axis=(0, 2))
+
+    def rank_step_times(self) -> np.ndarray:
+        """Measured step times as each rank sees them (its own last op's end minus its own first op's
+        start: its ``ProfilerStep`` window, in a trace read by observation), the mean over the ranks."""
+        stage = self.slots["stage"].to_numpy()
+        spans = [self.end[stage == s].max(axis=0) - self.start[stage == s].min(axis=0) for s in np.unique(stage)]
+        return np.mean(spans, axis=(0, 2))
 
     def slots_of(self, optype: str, stage: int) -> np.ndarray:
         s = self.slots
@@ -127,8 +137,13 @@ def read_meta(path: Path) -> JobMeta:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"{path}: {key} must be a positive integer (got {value!r})")
         sizes[key] = value
+    schedule = data.get("schedule", "megatron")
+    if schedule not in SCHEDULES:
+        raise InputError(f"{path}: schedule must be one of {', '.join(SCHEDULES)} (got {schedule!r})")
     meta = JobMeta(
-        str(data.get("trial_name", Path(path).stem)), **{k: v for k, v in sizes.items() if k != "world_size"}
+        str(data.get("trial_name", Path(path).stem)),
+        **{k: v for k, v in sizes.items() if k != "world_size"},
+        schedule=schedule,
     )
     given = sizes.get("world_size", meta.world_size)
     if given != meta.world_size:

@@ -56,7 +56,8 @@ def analyse(trace: OpTrace, *, progress=NULL_PROGRESS) -> tuple[dict, dict]:
     _expect(progress, 3 + sum(map(len, restored.values())) + 2 + 2 * len(more_backups))
     run = _Runner(trace, model, progress)
     replayed = run(base)
-    t_measured = trace.step_times()
+    observed = meta.schedule == "observed"  # the job's iteration time: each rank's step, not the span over ranks
+    t_measured = trace.rank_step_times() if observed else trace.step_times()
     original = no_delay(base)
     perfect = ideal(trace, original)
     drawn = {"original": run.full(original), "ideal": run.full(perfect)}  # also the backup table's B = 0
@@ -107,6 +108,7 @@ def analyse(trace: OpTrace, *, progress=NULL_PROGRESS) -> tuple[dict, dict]:
             "replayed": replayed.tolist(),
             "no_delay": t_ori.tolist(),
             "ideal": t_ideal.tolist(),
+            **({"span": trace.step_times().tolist()} if observed else {}),
         },
         "replay_error": {"max": float(error.max()), "mean": float(error.mean()), **skew},
         "slowdown": slowdown(t_ori),
