@@ -67,7 +67,9 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     _file_out(imp, "trace.csv")
 
     ops = _command(sub, "import-ops", commands.cmd_import_ops)
-    ops.add_argument("sources", type=Path, nargs="+", metavar="SRC", help="Chrome trace JSON files, one per rank")
+    ops.add_argument(
+        "sources", type=Path, nargs="+", metavar="SRC", help="Chrome trace JSON files, one per rank, or their folder"
+    )
     ops.add_argument("--dp", type=int, required=True, metavar="D", help="data parallel size")
     ops.add_argument("--pp", type=int, required=True, metavar="P", help="pipeline parallel size (stages)")
     ops.add_argument("--tp", type=int, default=1, metavar="T", help="tensor parallel size (default: 1)")

@@ -25,13 +25,13 @@ def shipped(folder: str, name: str) -> Path:
 
 
 def shipped_if_missing(path: Path) -> Path:
-    """``traces/NAME`` or ``examples/NAME`` (the README's paths) names the shipped file when no such
-    file exists here; any other path is the user's, relative to the working folder."""
+    """``traces/NAME`` or ``examples/NAME`` (the README's paths) names the shipped file (or folder) when
+    no such file exists here; any other path is the user's, relative to the working folder."""
     path = Path(path)
     if path.exists() or path.is_absolute() or len(path.parts) < 2 or path.parts[0] not in FOLDERS:
         return path
     found = shipped(path.parts[0], Path(*path.parts[1:]).as_posix())
-    return found if found.is_file() else path
+    return found if found.is_file() or found.is_dir() else path
 
 
 def read_toml(path: Path, *, what: str = "") -> dict:

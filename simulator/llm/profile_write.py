@@ -16,6 +16,7 @@ import yaml
 
 from ..io.errors import InputError, named
 from ..io.results import check_out_file
+from ..io.shipped import shipped_if_missing
 from ..io.storage import write_bytes, write_text
 from .profile import COMPUTE, convert_profiles
 
@@ -48,6 +49,7 @@ def import_ops(
     if str(out).endswith(("/", os.sep)) or Path(out).is_dir():
         raise InputError(f"{named('out')} {out}: is a directory; give a file name (ops.parquet or ops.csv)")
     out = Path(out)
+    sources = [found for source in sources for found in _traces_in(shipped_if_missing(Path(source)))]
     meta = meta_path(out)
     check_out_file(out, overwrite=overwrite, inputs=sources)
     if meta.is_dir() or (meta.exists() and not overwrite):
@@ -61,6 +63,16 @@ def import_ops(
         f"{_count(dp_size, 'DP rank')} x {_count(pp_size, 'stage')} from {_count(len(sources), 'file')}; "
         f"meta {meta}"
     )
+
+
+def _traces_in(source: Path) -> list[Path]:
+    """A trace file, or a folder's ``*.json`` and ``*.json.gz`` files (in name order)."""
+    if not source.is_dir():
+        return [source]
+    found = sorted(p for p in source.iterdir() if p.name.endswith((".json", ".json.gz")) and p.is_file())
+    if not found:
+        raise InputError(f"{source}: a folder with no trace (*.json, *.json.gz) in it")
+    return found
 
 
 def _count(n: int, noun: str) -> str:

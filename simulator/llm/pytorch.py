@@ -160,24 +160,24 @@ def _top_level(cpu: list) -> list[tuple[float, float, str]]:
 
 
 def _pair(path, step: Step, launches: list, runs: list) -> None:
-    """Each launch with its execution: the collectives (not send/recv) in order; send and recv block,
-    until the main thread's next event."""
+    """Each launch with its execution: the collectives (not send/recv) in order. Send and recv, and
+    collectives where no execution was recorded, block: they last until the thread's next event."""
     collective = [(t, k) for t, k in launches if k not in P2P]
     if runs and len(runs) != len(collective):
         raise InputError(
             f"{path}: step {step.number} launches {len(collective)} collectives but {len(runs)} ran on the "
             "communication threads; profile whole steps"
         )
-    runs = iter(runs)
+    executions = iter(runs)
     starts = step.ops[:, 0]
     for t, kind in launches:
-        if kind in P2P or not step.ops.size or not collective or not len(starts):
+        if kind in P2P or not runs:
             i = int(np.searchsorted(starts, t, side="right")) - 1  # the top-level event holding the launch
             after = step.ops[i, 1] if i >= 0 else t
             later = starts[starts >= after]
             start, end = t, (later[0] if len(later) else step.end)
         else:
-            start, end = next(runs, (t, t))
+            start, end = next(executions)
         step.comms.append(Comm(kind, t, start, max(end, start)))
 
 

@@ -1,0 +1,164 @@
+"""What-if analysis of plain PyTorch profiler traces, on real traces of real jobs.
+
+The traces in ``traces/pytorch`` were made by ``traces/pytorch/make_traces.py`` (torch, gloo, 4 processes
+on the CPU): DDP, DP with an explicit all-reduce, FSDP and DP 2 x PP 2, each with rank 1 sleeping 30 ms
+in every step's forward pass (``-slow1``) and with no straggler (``-none``). Nothing in them was
+relabelled. The oracle is the measured effect: the mean ``ProfilerStep`` duration with the straggler
+over the one without.
+"""
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from stragglersim.cli.main import main
+from stragglersim.io.errors import InputError
+from stragglersim.llm import trace as llm_trace
+from stragglersim.llm import whatif
+from stragglersim.llm.profile import convert_profiles
+from stragglersim.llm.profile_write import write_meta, write_profile, write_table
+
+from test_llm_profile import same, table
+
+TRACES = Path(__file__).resolve().parents[1] / "traces" / "pytorch"
+LAYOUT = {"ddp": (4, 1), "allreduce": (4, 1), "fsdp": (4, 1), "dp2pp2": (2, 2)}  # (dp, pp)
+
+
+def files(job: str) -> list[Path]:
+    return sorted((TRACES / job).glob("rank*.json.gz"))
+
+
+def step_time(job: str) -> float:
+    """The mean ProfilerStep duration over every rank and step (microseconds)."""
+    durations = [
+        ev["dur"]
+        for path in files(job)
+        for ev in json.load(gzip.open(path))["traceEvents"]
+        if ev.get("name", "").startswith("ProfilerStep#")
+    ]
+    return float(np.mean(durations))
+
+
+_ANALYSED: dict[str, dict] = {}
+
+
+def analysed(job: str, tmp_path_factory) -> dict:
+    """whatif's results of a shipped job (import-ops' table and meta, read back as whatif reads them)."""
+    if job not in _ANALYSED:
+        dp, pp = LAYOUT[job.split("-")[0]]
+        out = tmp_path_factory.mktemp(job)
+        found = convert_profiles(files(job), dp_size=dp, pp_size=pp)
+        write_table(found, out / "trace.parquet")
+        write_meta(out / "meta.yaml", dp_size=dp, pp_size=pp, schedule=found.attrs["schedule"])
+        trace = llm_trace.load(out / "trace.parquet", llm_trace.read_meta(out / "meta.yaml"))
+        _ANALYSED[job] = whatif.analyse(trace)[0]
+    return _ANALYSED[job]
+
+
+@pytest.mark.parametrize("job", ["ddp", "allreduce", "dp2pp2"])
+def test_the_slowed_rank_and_stage_are_named_first_with_s_of_the_measured_size(job, tmp_path_factory):
+    r = analysed(f"{job}-slow1", tmp_path_factory)
+    assert max(r["by_dp_rank"], key=r["by_dp_rank"].get) == "1"  # rank 1 = DP rank 1, stage 0
+    assert max(r["by_stage"], key=r["by_stage"].get) == "0"
+    assert (r["top_workers"][0]["dp_rank"], r["top_workers"][0]["stage"]) == (1, 0)
+    effect = step_time(f"{job}-slow1") / step_time(f"{job}-none")
+    assert r["slowdown"] == pytest.approx(effect, rel=0.25)
+    calm = analysed(f"{job}-none", tmp_path_factory)
+    assert calm["slowdown"] < r["slowdown"] - 0.1
+
+
+def test_the_iteration_time_is_each_ranks_step_and_the_span_is_beside_it(tmp_path_factory):
+    r = analysed("ddp-slow1", tmp_path_factory)
+    times = r["step_time"]
+    assert np.mean(times["measured"]) == pytest.approx(step_time("ddp-slow1") * 1e-6, rel=0.02)
+    assert np.mean(times["span"]) > np.mean(times["measured"])
+    assert r["replay_error"]["mean"] < 0.15
+
+
+def test_a_ddp_replica_dropped_by_a_backup_skips_its_buckets(tmp_path_factory):
+    r = analysed("ddp-slow1", tmp_path_factory)
+    assert r["backups_apply"]
+    b0, b1 = r["backups"][:2]
+    assert b1["samples_dropped"] == 0.25 and b1["mean_step_time"] < 0.85 * b0["mean_step_time"]
+
+
+def test_fsdp_on_gloo_reads_and_names_the_slowed_rank(tmp_path_factory):
+    r = analysed("fsdp-slow1", tmp_path_factory)
+    assert max(r["by_dp_rank"], key=r["by_dp_rank"].get) == "1"
+    assert r["slowdown"] > analysed("fsdp-none", tmp_path_factory)["slowdown"]
+
+
+def test_files_of_two_runs_are_refused_naming_them():
+    mixed = files("ddp-slow1")[:2] + files("ddp-none")[2:]
+    with pytest.raises(InputError, match="not one run") as err:
+        convert_profiles(mixed, dp_size=4, pp_size=1)
+    assert "\n" not in str(err.value) and "ddp-" in str(err.value)
+    assert "trust_clocks" in str(err.value)
+
+
+def test_another_process_group_layout_is_refused(tmp_path):
+    copies = _copies(tmp_path, "dp2pp2-slow1")
+    doc = json.load(gzip.open(copies[3]))
+    doc["distributedInfo"]["pg_config"][1]["ranks"] = [1, 3]
+    copies[3].write_bytes(gzip.compress(json.dumps(doc).encode()))
+    with pytest.raises(InputError, match="process group 2 holds ranks"):
+        convert_profiles(copies, dp_size=2, pp_size=2)
+
+
+def test_a_trace_without_step_markers_says_schedule_and_the_fix(tmp_path):
+    copies = _copies(tmp_path, "ddp-none")
+    doc = json.load(gzip.open(copies[0]))
+    doc["traceEvents"] = [ev for ev in doc["traceEvents"] if not ev.get("name", "").startswith("ProfilerStep")]
+    copies[0].write_bytes(gzip.compress(json.dumps(doc).encode()))
+    with pytest.raises(InputError, match=r"only with a schedule=.*prof\.step\(\)") as err:
+        convert_profiles(copies, dp_size=4, pp_size=1)
+    assert "\n" not in str(err.value)
+
+
+def test_a_named_step_range_reads_as_the_profiler_steps(tmp_path):
+    copies = _copies(tmp_path, "allreduce-slow1")
+    for path in copies:
+        doc = json.load(gzip.open(path))
+        for ev in doc["traceEvents"]:
+            if ev.get("name", "").startswith("ProfilerStep#"):
+                ev["name"] = "train_step"
+        path.write_bytes(gzip.compress(json.dumps(doc).encode()))
+    want = convert_profiles(files("allreduce-slow1"), dp_size=4, pp_size=1)
+    got = convert_profiles(copies, dp_size=4, pp_size=1, step_range="train_step")
+    assert sorted(got["step"].unique()) == list(range(10))
+    np.testing.assert_allclose(got["duration"], want["duration"])
+    with pytest.raises(InputError, match="no range named 'step'"):
+        convert_profiles(copies, dp_size=4, pp_size=1, step_range="step")
+
+
+def test_megatron_names_on_a_cpu_trace_are_read_from_host_ranges(tmp_path):
+    want = table()
+    written = write_profile(want, tmp_path, dp_size=2, pp_size=2)
+    for path in written:
+        doc = json.loads(path.read_text())
+        doc["traceEvents"] = [
+            {**ev, "cat": "user_annotation"} for ev in doc["traceEvents"] if ev["cat"] == "gpu_user_annotation"
+        ] + [ev for ev in doc["traceEvents"] if ev["cat"] == "user_annotation"]
+        path.write_text(json.dumps(doc))
+    same(convert_profiles(written, dp_size=2, pp_size=2), want)
+
+
+def test_the_commands_write_an_observed_meta_and_report_the_span(tmp_path, capsys):
+    out = tmp_path / "trace-dp2pp2.parquet"
+    sources = [str(p) for p in files("dp2pp2-slow1")]
+    assert main(["import-ops", *sources, "--dp", "2", "--pp", "2", "--out", str(out)]) == 0
+    assert yaml.safe_load((tmp_path / "meta-dp2pp2.yaml").read_text())["schedule"] == "observed"
+    mixed = [*sources[:2], *(str(p) for p in files("dp2pp2-none")[2:])]
+    assert main(["import-ops", *mixed, "--dp", "2", "--pp", "2", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "--trust-clocks" in capsys.readouterr().err
+    assert main(["whatif", str(out), "--out", str(tmp_path / "wi"), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "each rank's ProfilerStep" in printed and "DP 1 stage 0" in printed
+
+
+def _copies(tmp_path: Path, job: str) -> list[Path]:
+    return [Path(shutil.copy(p, tmp_path / p.name)) for p in files(job)]
