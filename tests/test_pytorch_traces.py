@@ -21,7 +21,6 @@ from stragglersim.llm import trace as llm_trace
 from stragglersim.llm import whatif
 from stragglersim.llm.profile import convert_profiles
 from stragglersim.llm.profile_write import write_meta, write_profile, write_table
-
 from test_llm_profile import same, table
 
 TRACES = Path(__file__).resolve().parents[1] / "traces" / "pytorch"
