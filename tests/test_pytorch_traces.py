@@ -161,3 +161,91 @@ def test_the_commands_write_an_observed_meta_and_report_the_span(tmp_path, capsy
 
 def _copies(tmp_path: Path, job: str) -> list[Path]:
     return [Path(shutil.copy(p, tmp_path / p.name)) for p in files(job)]
+
+
+def _ddp_like(folder: Path, forward=(10.0, 30.0), backward=10.0, transfer=2.0, optimizer=1.0, steps=3, **change):
+    """Per-rank traces of a DDP-like job as the CPU profiler writes them (milliseconds): forward, backward
+    ending in the launch of one bucket all-reduce that runs on a gloo thread until every rank's bucket is
+    in, then a wait, then the optimizer 0.1 ms after the all-reduce ends."""
+    paths = []
+    ready = max(forward) + backward
+    for rank, f in enumerate(forward):
+        events = []
+        for step in range(steps):
+            t0 = 100.0 * step
+            done = t0 + ready + transfer  # the all-reduce ends on every rank at once
+
+            def ev(name, cat, start, dur, tid=1, t0=t0):
+                return {"ph": "X", "cat": cat, "name": name, "pid": 1, "tid": tid, "ts": start * 1e3, "dur": dur * 1e3}
+
+            end = done + 0.1 + optimizer
+            events += [
+                ev(f"ProfilerStep#{step + 2}", "user_annotation", t0, end - t0),
+                ev("aten::linear", "cpu_op", t0, f),
+                ev("autograd::engine::evaluate_function: AddmmBackward0", "cpu_op", t0 + f, backward - 0.5),
+                ev(change.get("launch", "c10d::allreduce_"), "cpu_op", t0 + f + backward - 0.5, 0.5),
+                ev("gloo:all_reduce", "user_annotation", t0 + f + backward, done - t0 - f - backward, tid=2),
+                ev("Optimizer.step#SGD.step", "user_annotation", done + 0.1, optimizer),
+                ev("aten::add_", "cpu_op", done + 0.1, optimizer),
+            ]
+            events += change.get("extra", lambda rank, step, ev: [])(rank, step, ev)
+        doc = {"distributedInfo": {"backend": "gloo", "rank": rank, "world_size": len(forward)}, "traceEvents": events}
+        path = folder / f"rank{rank}.json"
+        path.write_text(json.dumps(doc))
+        paths.append(path)
+    return paths
+
+
+def _analysed(paths, tmp_path, dp, pp=1) -> dict:
+    found = convert_profiles(paths, dp_size=dp, pp_size=pp)
+    write_table(found, tmp_path / "t.parquet")
+    write_meta(tmp_path / "m.yaml", dp_size=dp, pp_size=pp, schedule=found.attrs["schedule"])
+    return whatif.analyse(llm_trace.load(tmp_path / "t.parquet", llm_trace.read_meta(tmp_path / "m.yaml")))[0]
+
+
+def test_an_overlapped_all_reduce_and_its_wait_replay_to_the_hand_computed_step(tmp_path):
+    """Forward 10 and 30 ms, backward 10, all-reduce 2 after the last bucket is in, optimizer 1: with no
+    delay the step is 30 + 10 + 2 + 1 = 43 ms, ideal (forward 20 on both) 33 ms; the wait is no compute."""
+    r = _analysed(_ddp_like(tmp_path), tmp_path, dp=2)
+    assert r["t_ori"] == pytest.approx(0.043) and r["t_ideal"] == pytest.approx(0.033)
+    assert r["slowdown"] == pytest.approx(43 / 33)
+    assert r["by_dp_rank"] == pytest.approx({"0": 1.0, "1": 43 / 33})
+    assert r["step_time"]["measured"] == pytest.approx([0.0431] * 3) and r["replay_error"]["max"] < 1e-9
+    assert r["backups"][1]["mean_step_time"] == pytest.approx(0.023)  # rank 0 alone: 10 + 10 + 2 + 1
+    assert r["backups"][1]["samples_dropped"] == 0.5
+
+
+def test_a_collective_with_no_recorded_execution_blocks_until_the_next_event(tmp_path):
+    paths = _ddp_like(tmp_path)
+    for path in paths:
+        doc = json.loads(path.read_text())
+        doc["traceEvents"] = [ev for ev in doc["traceEvents"] if ev["name"] != "gloo:all_reduce"]
+        path.write_text(json.dumps(doc))
+    found = convert_profiles(paths, dp_size=2, pp_size=1)
+    reduce = found[found.optype == "separate-grads-all-reduce"]
+    assert len(reduce) == 6  # launch to the optimizer's first event: 42 + 0.1 - 39.5 ms on rank 0
+    np.testing.assert_allclose(sorted(reduce.duration.unique()), [0.0026, 0.0226], atol=1e-9)
+
+
+def test_launches_without_their_executions_and_steps_that_differ_are_refused(tmp_path):
+    twice = _ddp_like(tmp_path, extra=lambda rank, step, ev: [ev("c10d::allreduce_", "cpu_op", 100.0 * step + 35, 0)])
+    with pytest.raises(InputError, match="launches 2 collectives but 1 ran"):
+        convert_profiles(twice, dp_size=2, pp_size=1)
+    odd = _ddp_like(tmp_path, extra=lambda rank, step, ev: [ev("aten::mul", "cpu_op", 100.0 * step + 40.5, 0.2)] * rank)
+    with pytest.raises(InputError, match="rank1.json: step 2 runs 5 top-level events.*the steps differ"):
+        convert_profiles(odd, dp_size=2, pp_size=1)
+    threads = _ddp_like(tmp_path, extra=lambda rank, step, ev: [ev("ProfilerStep#9", "user_annotation", 500, 1, 3)])
+    with pytest.raises(InputError, match="the step ranges lie on 2 threads"):
+        convert_profiles(threads, dp_size=2, pp_size=1)
+
+
+def test_world_sizes_that_differ_and_a_folder_without_traces_are_refused(tmp_path):
+    from stragglersim.llm.runs import check_same_run
+
+    windows = {Path("a.json"): {1: (0.0, 1.0)}, Path("b.json"): {1: (0.0, 1.0)}}
+    with pytest.raises(InputError, match="b.json and a.json: world sizes 8 and 4"):
+        check_same_run(windows, {Path("a.json"): {"world_size": 4}, Path("b.json"): {"world_size": 8}})
+    (tmp_path / "empty").mkdir()
+    assert (
+        main(["import-ops", str(tmp_path / "empty"), "--dp", "1", "--pp", "1", "--out", str(tmp_path / "o.csv")]) == 2
+    )
