@@ -249,3 +249,20 @@ def test_world_sizes_that_differ_and_a_folder_without_traces_are_refused(tmp_pat
     assert (
         main(["import-ops", str(tmp_path / "empty"), "--dp", "1", "--pp", "1", "--out", str(tmp_path / "o.csv")]) == 2
     )
+
+
+def test_megatron_named_and_plain_ranks_other_steps_and_an_unknown_schedule_are_refused(tmp_path):
+    plain = _ddp_like(tmp_path, steps=2)
+    named = write_profile(table(dp=2, pp=1, steps=(2, 3)), tmp_path / "named", dp_size=2, pp_size=1)
+    with pytest.raises(InputError, match="has Megatron-named op ranges but .*rank0.json has none"):
+        convert_profiles([plain[0], named[1]], dp_size=2, pp_size=1, trust_clocks=True)
+    doc = json.loads(plain[1].read_text())
+    for ev in doc["traceEvents"]:
+        ev["name"] = ev["name"].replace("ProfilerStep#3", "ProfilerStep#7")
+    plain[1].write_text(json.dumps(doc))
+    with pytest.raises(InputError, match=r"step\(s\) \[3, 7\] in only one of them"):
+        convert_profiles(plain, dp_size=2, pp_size=1)
+    meta = tmp_path / "meta.yaml"
+    meta.write_text("dp_size: 2\npp_size: 1\nschedule: gpipe\n")
+    with pytest.raises(InputError, match="schedule must be one of megatron, observed"):
+        llm_trace.read_meta(meta)

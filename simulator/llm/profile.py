@@ -341,15 +341,6 @@ def _rows(found: tuple[dict, list], dp_rank: int, stage: int, rank: int) -> pd.D
     return frame.assign(dp_rank=dp_rank, stage=stage, rank=rank)
 
 
-def _check_same_steps(steps: dict[Path, set]) -> None:
-    """Every representative file profiled the same steps."""
-    common = set.intersection(*steps.values())
-    for path, own in steps.items():
-        if own != common:
-            extra = sorted(own - common)
-            raise InputError(f"{path}: steps {extra[:5]} are missing from other ranks' files; profile the same steps")
-
-
 def _check_same_ops(table: pd.DataFrame, files: dict[int, Path]) -> None:
     """Every step of every representative of a stage holds the same ops (how many of each op type)."""
     counts = table.groupby(["stage", "rank", "step", "optype"]).size().unstack(fill_value=0)
