@@ -266,3 +266,11 @@ def test_megatron_named_and_plain_ranks_other_steps_and_an_unknown_schedule_are_
     meta.write_text("dp_size: 2\npp_size: 1\nschedule: gpipe\n")
     with pytest.raises(InputError, match="schedule must be one of megatron, observed"):
         llm_trace.read_meta(meta)
+
+
+def test_a_plain_gpu_trace_is_refused_saying_what_is_read(tmp_path):
+    paths = _ddp_like(
+        tmp_path, extra=lambda rank, step, ev: [ev("ncclDevKernel_AllReduce_Sum_f32_RING_LL", "kernel", 1, 1, 9)]
+    )
+    with pytest.raises(InputError, match="a GPU trace with no Megatron-named ranges: .*CPU side only"):
+        convert_profiles(paths, dp_size=2, pp_size=1)

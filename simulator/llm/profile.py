@@ -126,6 +126,11 @@ def convert_profiles(
         if rank % (tp_size * cp_size) == 0:
             if pytorch.is_native(events) and not _named_ops(events):
                 found[rank] = ("observed", pytorch.read_steps(path, events, windows[path]))
+            elif pytorch.is_gpu_job(events) and not _named_ops(events):
+                raise InputError(
+                    f"{path}: a GPU trace with no Megatron-named ranges: plain PyTorch traces are read on the CPU "
+                    "side only, not yet from CUDA streams; name the regions with record_function (docs/whatif.md)"
+                )
             else:
                 found[rank] = ("megatron", _read_ops(path, events, windows[path], step_range is not None))
         del doc, events

@@ -104,6 +104,13 @@ def is_native(events: list) -> bool:
     return launch or execution
 
 
+def is_gpu_job(events: list) -> bool:
+    """Whether a trace is a plain PyTorch distributed job's on the GPU: collective launches and GPU kernels."""
+    cats = {ev.get("cat") for ev in events if isinstance(ev, dict)}
+    launches = any(isinstance(ev, dict) and str(ev.get("name", "")).startswith("c10d::") for ev in events)
+    return launches and bool(cats & {"kernel", "gpu_user_annotation"})
+
+
 def read_steps(path, events: list, windows: dict[int, tuple[float, float, object]]) -> dict[int, Step]:
     """The steps of one file: ``windows`` maps a step number to its (ts, dur, tid) on the main thread."""
     main = {tid for _, _, tid in windows.values()}
