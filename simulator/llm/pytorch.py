@@ -13,8 +13,8 @@ What the profiler records on its own, with no annotation by the user:
   thread, paired with the launches of its step in order. Gloo records no execution for send and recv:
   they block, and last until the main thread moves on.
 
-A **wait** is an idle stretch of the main thread that a collective ends (the thread resumes within
-:data:`RESUME` of that end): the thread was blocked on it (a synchronous ``all_reduce``, DDP's wait for
+A **wait** is an idle stretch of the main thread (at least :data:`MIN_WAIT`) that a collective ends (the
+thread resumes within :data:`RESUME` of that end): the thread was blocked on it (a synchronous ``all_reduce``, DDP's wait for
 its buckets at the end of ``backward()``, a ``recv``). Waiting is not compute. Wherever a wait is seen
 (in any step of any rank of a stage), every step of that stage is cut there, so all hold the same ops.
 
@@ -39,6 +39,7 @@ from ..io.errors import InputError
 
 RESUME = 1000.0  # microseconds: a thread that resumes this soon after a collective ends was waiting for it
 SLACK = 500.0  # microseconds: a waiting thread may resume before the collective's range is closed
+MIN_WAIT = 200.0  # microseconds: a shorter idle stretch is the thread between two events, not a wait
 _AUTOGRAD = "autograd::engine::evaluate_function"
 _OPTIMIZER = re.compile(r"Optimizer\.step#")
 _EXECUTION = re.compile(r"^(gloo|nccl):", re.IGNORECASE)
@@ -209,7 +210,8 @@ def pieces(path, instances: list[tuple[object, Step]]) -> list[list[tuple[str, f
         gaps_start = np.insert(step.ops[:, 1], 0, step.start)
         for comm in step.comms:
             j = int(np.searchsorted(gaps_end, comm.end - SLACK, side="left"))  # the first event after the end
-            if j <= n and comm.launch <= gaps_start[j] <= comm.end and gaps_end[j] - comm.end <= RESUME:
+            idle = gaps_end[j] - gaps_start[j] >= MIN_WAIT if j <= n else False
+            if idle and comm.launch <= gaps_start[j] <= comm.end and gaps_end[j] - comm.end <= RESUME:
                 waits.add(j)
     return [_cut(step, waits) for _, step in instances]
 
