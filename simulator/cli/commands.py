@@ -250,10 +250,12 @@ def cmd_whatif(args: argparse.Namespace) -> int:
 def cmd_import_ops(args: argparse.Namespace) -> int:
     """convert per-rank PyTorch profiler traces to the op-level table
 
-    Read one Chrome trace JSON per rank of a Megatron-style DP x PP x TP job (ProfilerStep#N windows, the
-    timers' GPU ranges, NCCL kernels) and write one row per op of one rank per (DP rank, stage): parquet for
-    a .parquet --out, else CSV; and the job's sizes to meta-NAME.yaml beside it (NAME: --out's stem
-    without a leading trace-), where whatif looks for them.
+    Read one Chrome trace JSON per rank (.json or .json.gz; or a folder of them): a plain PyTorch job on the
+    CPU (DDP, FSDP, explicit collectives, send/recv; gloo), read as the profiler wrote it, or a Megatron-style
+    DP x PP x TP job (the timers' ranges, NCCL kernels). A rank is its distributedInfo.rank (or the number in
+    its file name), placed as rank = tp_rank + tp x (cp_rank + cp x (dp_rank + dp x stage)). Write one row
+    per op of one rank per (DP rank, stage): parquet for a .parquet --out, else CSV; and the job's sizes to
+    meta-NAME.yaml beside it (NAME: --out's stem without a leading trace-), where whatif looks for them.
     """
     from ..llm.profile_write import import_ops  # here, not at import: the CLI starts without pandas
 

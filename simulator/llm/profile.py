@@ -154,7 +154,7 @@ def convert_profiles(
             if found[rank][0] == "megatron":
                 frames.append(_rows(found[rank][1], dp_rank, stage, rank))
         if found[stage_ranks[0][1]][0] == "observed":
-            frames.append(pytorch.stage_rows(found, files, stage_ranks, stage))
+            frames.append(pytorch.stage_rows(found, files, stage_ranks, stage, pp_size))
     origin = min(ts for path in (files[r] for r in found) for ts, _, _ in windows[path].values())
     table = _table(pd.concat(frames, ignore_index=True), origin)
     _check_same_ops(table, files)

@@ -14,14 +14,15 @@ What the profiler records on its own, with no annotation by the user:
   they block, and last until the main thread moves on.
 
 A **wait** is an idle stretch of the main thread (at least :data:`MIN_WAIT`) that a collective ends (the
-thread resumes within :data:`RESUME` of that end): the thread was blocked on it (a synchronous ``all_reduce``, DDP's wait for
-its buckets at the end of ``backward()``, a ``recv``). Waiting is not compute. Wherever a wait is seen
+thread resumes within :data:`RESUME` of that end): the thread was blocked on it (a synchronous
+``all_reduce``, DDP's wait for its buckets at the end of ``backward()``, a ``recv``). Waiting is not compute. Wherever a wait is seen
 (in any step of any rank of a stage), every step of that stage is cut there, so all hold the same ops.
 
 The ops of one step of one rank, in order: compute *pieces* between the cuts (``forward-compute``,
 ``backward-compute`` or ``optimizer``; a cut at every collective's launch, at every wait, at the
 start of backward and of the optimizer) and the collectives: all-reduce -> ``separate-grads-all-reduce``,
-reduce-scatter -> ``grads-reduce-scatter``, all-gather and broadcast -> ``params-all-gather``, send
+(launched before backward begins: ``dp-all-reduce``, not of gradients), reduce-scatter ->
+``grads-reduce-scatter``, all-gather and broadcast -> ``params-all-gather``, send
 -> ``forward-send`` after forward compute else ``backward-send``, recv -> ``forward-recv`` before
 forward compute else ``backward-recv``. Which op waits for which is left to the replay's model
 (``llm_model``, the ``observed`` schedule), which reads it from these times.
@@ -173,7 +174,7 @@ def _pair(path, step: Step, launches: list, runs: list) -> None:
     collective = [(t, k) for t, k in launches if k not in P2P]
     if runs and len(runs) != len(collective):
         raise InputError(
-            f"{path}: step {step.number} launches {len(collective)} collectives but {len(runs)} ran on the "
+            f"{path}: step {step.number} launches {len(collective)} collective(s) but {len(runs)} ran on the "
             "communication threads; profile whole steps"
         )
     executions = iter(runs)
@@ -201,7 +202,9 @@ def pieces(path, instances: list[tuple[object, Step]]) -> list[list[tuple[str, f
         if _shape(step) != shape:
             raise InputError(
                 f"{file}: step {step.number} runs {_said(step)}, but step {first.number} of {first_file} "
-                f"runs {_said(first)}: the steps differ (profile steady-state steps: schedule(wait=1, warmup=1, ...))"
+                f"runs {_said(first)}: the steps differ (every DP rank of a stage must run the same code each step: "
+                "profile steady-state steps, schedule(wait=1, warmup=1, ...); check --dp and --pp, rank = dp_rank + "
+                "dp x stage)"
             )
     n = len(first.ops)
     waits = set()
@@ -261,7 +264,10 @@ def _cut(step: Step, waits: set[int]) -> list[tuple[str, float, float]]:
         place = keys.index(next(key for key in keys if len(key) == 3 and key[2] == k))
         # a send's data comes from the compute before it; a recv's goes to the compute after it ends
         consumer = next((kind for kind, t, _ in out if t >= comm.end), kinds[-1])
-        out.append((_comm_optype(comm.kind, kinds[place - 1], consumer), comm.start, comm.end - comm.start))
+        optype = _comm_optype(comm.kind, kinds[place - 1], consumer)
+        if comm.kind == "all_reduce" and keys[place][0] < backward:  # before any gradient exists: not of gradients
+            optype = "dp-all-reduce"
+        out.append((optype, comm.start, comm.end - comm.start))
     return out
 
 
@@ -273,12 +279,17 @@ def _comm_optype(kind: str, before: str, after: str) -> str:
     return OPTYPE[kind]
 
 
-def stage_rows(found: dict, files: dict, stage_ranks: list, stage: int) -> pd.DataFrame:
+def stage_rows(found: dict, files: dict, stage_ranks: list, stage: int, pp_size: int) -> pd.DataFrame:
     """The ops of one stage's representatives (``found[rank] = ("observed", steps)``), every step of every rank
     cut alike: rows of optype, ts, dur (microseconds), step, dp_rank, stage, rank."""
     common = sorted(set.intersection(*(set(found[r][1]) for _, r in stage_ranks)))
     instances = [(files[r], found[r][1][n]) for _, r in stage_ranks for n in common]
     cut = pieces(files[stage_ranks[0][1]], instances)
+    if pp_size > 1 and not any(op.endswith(("-send", "-recv")) for op, _, _ in cut[0]):
+        raise InputError(
+            f"{files[stage_ranks[0][1]]}: stage {stage} neither sends nor receives, but a pipeline's stages exchange "
+            "activations: check --dp and --pp (rank = dp_rank + dp x stage)"
+        )
     rows = []
     for (dp_rank, rank), block in zip(
         stage_ranks, np.array_split(np.arange(len(instances)), len(stage_ranks)), strict=True

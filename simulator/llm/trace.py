@@ -31,7 +31,8 @@ COLUMNS = ("dp_rank", "stage", "rank", "step", "optype", "start_ts", "duration",
 INTEGER_COLUMNS = ("dp_rank", "stage", "rank", "step", "seq_id", "mc", "gmc", "mb_id")
 COMPUTE = ("forward-compute", "backward-compute")
 P2P = ("forward-send", "forward-recv", "backward-send", "backward-recv")
-DP_COLLECTIVES = ("params-all-gather", "grads-reduce-scatter", "separate-grads-all-reduce")
+DP_COLLECTIVES = ("params-all-gather", "grads-reduce-scatter", "separate-grads-all-reduce", "dp-all-reduce")
+# dp-all-reduce: an all-reduce over the DP ranks that is not of gradients (a plain PyTorch job's loss all-reduce)
 OPTYPES = (
     *COMPUTE,
     *P2P,
