@@ -15,8 +15,9 @@ What the profiler records on its own, with no annotation by the user:
 
 A **wait** is an idle stretch of the main thread (at least :data:`MIN_WAIT`) that a collective ends (the
 thread resumes within :data:`RESUME` of that end): the thread was blocked on it (a synchronous
-``all_reduce``, DDP's wait for its buckets at the end of ``backward()``, a ``recv``). Waiting is not compute. Wherever a wait is seen
-(in any step of any rank of a stage), every step of that stage is cut there, so all hold the same ops.
+``all_reduce``, DDP's wait for its buckets at the end of ``backward()``, a ``recv``). Waiting is not
+compute. Wherever a wait is seen (in any step of any rank of a stage), every step of that stage is cut
+there, so all hold the same ops.
 
 The ops of one step of one rank, in order: compute *pieces* between the cuts (``forward-compute``,
 ``backward-compute`` or ``optimizer``; a cut at every collective's launch, at every wait, at the
