@@ -295,3 +295,20 @@ def test_a_pipeline_layout_given_to_a_job_without_sends_is_refused():
         convert_profiles(files("ddp-slow1"), dp_size=2, pp_size=2)
     with pytest.raises(InputError, match="the steps differ .*check --dp and --pp"):
         convert_profiles(files("dp2pp2-slow1"), dp_size=4, pp_size=1)
+
+
+def test_leading_warm_up_steps_that_differ_are_left_out_and_later_ones_refused(tmp_path, capsys):
+    def first_only(rank, step, ev):  # a lazy initialisation: one more event in the first step of rank 1
+        return [ev("aten::zeros", "cpu_op", 40.5, 0.2)] if rank == 1 and step == 0 else []
+
+    paths = _ddp_like(tmp_path, steps=4, extra=first_only)
+    found = convert_profiles(paths, dp_size=2, pp_size=1)
+    assert sorted(found.step.unique()) == [3, 4, 5] and found.attrs["left_out"] == [2]
+    assert main(["import-ops", *map(str, paths), "--dp", "2", "--pp", "1", "--out", str(tmp_path / "t.csv")]) == 0
+    assert "left out warm-up step(s) [2]" in capsys.readouterr().out
+
+    def later(rank, step, ev):
+        return [ev("aten::zeros", "cpu_op", 100.0 * step + 40.5, 0.2)] if rank == 1 and step == 2 else []
+
+    with pytest.raises(InputError, match="the steps differ"):
+        convert_profiles(_ddp_like(tmp_path, steps=4, extra=later), dp_size=2, pp_size=1)

@@ -140,6 +140,11 @@ def convert_profiles(
         native = next(files[r] for r, (k, _) in found.items() if k == "observed")
         named = next(files[r] for r, (k, _) in found.items() if k == "megatron")
         raise InputError(f"{named}: has Megatron-named op ranges but {native} has none; profile every rank alike")
+    skip: set[int] = set()
+    if schedules == {"observed"}:  # leading warm-up steps that run other events are left out
+        place = lambda d, s: tp_size * cp_size * (d + dp_size * s)  # noqa: E731
+        stages = [[found[place(d, s)][1] for d in range(dp_size) if place(d, s) in found] for s in range(pp_size)]
+        skip = pytorch.warm_up(stages)
     frames = []
     for stage in range(pp_size):
         stage_ranks = []
@@ -154,11 +159,12 @@ def convert_profiles(
             if found[rank][0] == "megatron":
                 frames.append(_rows(found[rank][1], dp_rank, stage, rank))
         if found[stage_ranks[0][1]][0] == "observed":
-            frames.append(pytorch.stage_rows(found, files, stage_ranks, stage, pp_size))
+            frames.append(pytorch.stage_rows(found, files, stage_ranks, stage, pp_size, skip))
     origin = min(ts for path in (files[r] for r in found) for ts, _, _ in windows[path].values())
     table = _table(pd.concat(frames, ignore_index=True), origin)
     _check_same_ops(table, files)
     table.attrs["schedule"] = schedules.pop()
+    table.attrs["left_out"] = sorted(skip)
     return table
 
 

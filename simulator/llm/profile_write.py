@@ -58,10 +58,11 @@ def import_ops(
     table = convert_profiles(sources, **sizes, step_range=step_range, trust_clocks=trust_clocks)
     write_table(table, out)
     write_meta(meta, **sizes, schedule=table.attrs.get("schedule", "megatron"))
+    left = table.attrs.get("left_out")
     return (
         f"{out}: {_count(len(table), 'op')}, {_count(table['step'].nunique(), 'step')}, "
         f"{_count(dp_size, 'DP rank')} x {_count(pp_size, 'stage')} from {_count(len(sources), 'file')}; "
-        f"meta {meta}"
+        f"meta {meta}" + (f"; left out warm-up step(s) {left} (they run other events than the rest)" if left else "")
     )
 
 

@@ -32,6 +32,7 @@ forward compute else ``backward-recv``. Which op waits for which is left to the 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -191,6 +192,20 @@ def _pair(path, step: Step, launches: list, runs: list) -> None:
         step.comms.append(Comm(kind, t, start, max(end, start)))
 
 
+def warm_up(stages: list[list[dict[int, Step]]]) -> set[int]:
+    """The leading steps (at most half) in which some rank runs other events or collectives than its stage
+    usually does, where every later step runs the usual ones: warm-up (lazy initialisation, DDP's bucket
+    rebuild) in a trace profiled without a ``schedule=``. ``stages[s]``: each representative rank's steps."""
+    stages = [stage for stage in stages if stage]
+    numbers = sorted(set.intersection(*(set(steps) for stage in stages for steps in stage)))
+    usual = [Counter(_shape(steps[n]) for steps in stage for n in numbers).most_common(1)[0][0] for stage in stages]
+    alike = [all(_shape(steps[n]) == usual[i] for i, stage in enumerate(stages) for steps in stage) for n in numbers]
+    first = alike.index(True) if True in alike else len(numbers)
+    if first > len(numbers) // 2 or not all(alike[first:]):
+        return set()  # not a warm-up: the steps differ throughout (the error names them)
+    return set(numbers[:first])
+
+
 def pieces(path, instances: list[tuple[object, Step]]) -> list[list[tuple[str, float, float]]]:
     """The ops of each (file, step) of one stage: [(optype, start, duration)], every instance cut alike.
 
@@ -280,10 +295,12 @@ def _comm_optype(kind: str, before: str, after: str) -> str:
     return OPTYPE[kind]
 
 
-def stage_rows(found: dict, files: dict, stage_ranks: list, stage: int, pp_size: int) -> pd.DataFrame:
+def stage_rows(
+    found: dict, files: dict, stage_ranks: list, stage: int, pp_size: int, skip: set[int] = frozenset()
+) -> pd.DataFrame:
     """The ops of one stage's representatives (``found[rank] = ("observed", steps)``), every step of every rank
     cut alike: rows of optype, ts, dur (microseconds), step, dp_rank, stage, rank."""
-    common = sorted(set.intersection(*(set(found[r][1]) for _, r in stage_ranks)))
+    common = sorted(set.intersection(*(set(found[r][1]) for _, r in stage_ranks)) - set(skip))
     instances = [(files[r], found[r][1][n]) for _, r in stage_ranks for n in common]
     cut = pieces(files[stage_ranks[0][1]], instances)
     if pp_size > 1 and not any(op.endswith(("-send", "-recv")) for op, _, _ in cut[0]):
