@@ -231,8 +231,8 @@ def test_launches_without_their_executions_and_steps_that_differ_are_refused(tmp
     twice = _ddp_like(tmp_path, extra=lambda rank, step, ev: [ev("c10d::allreduce_", "cpu_op", 100.0 * step + 35, 0)])
     with pytest.raises(InputError, match=r"launches 2 collective\(s\) but 1 ran"):
         convert_profiles(twice, dp_size=2, pp_size=1)
-    odd = _ddp_like(tmp_path, extra=lambda rank, step, ev: [ev("aten::mul", "cpu_op", 100.0 * step + 40.5, 0.2)] * rank)
-    with pytest.raises(InputError, match="rank1.json: step 2 runs 5 top-level events.*the steps differ"):
+    odd = _without_optimizer(_ddp_like(tmp_path), rank=1, steps=range(3))
+    with pytest.raises(InputError, match="rank1.json: step 2 runs .*the steps differ"):
         convert_profiles(odd, dp_size=2, pp_size=1)
     threads = _ddp_like(tmp_path, extra=lambda rank, step, ev: [ev("ProfilerStep#9", "user_annotation", 500, 1, 3)])
     with pytest.raises(InputError, match="the step ranges lie on 2 threads"):
@@ -298,17 +298,40 @@ def test_a_pipeline_layout_given_to_a_job_without_sends_is_refused():
 
 
 def test_leading_warm_up_steps_that_differ_are_left_out_and_later_ones_refused(tmp_path, capsys):
-    def first_only(rank, step, ev):  # a lazy initialisation: one more event in the first step of rank 1
-        return [ev("aten::zeros", "cpu_op", 40.5, 0.2)] if rank == 1 and step == 0 else []
-
-    paths = _ddp_like(tmp_path, steps=4, extra=first_only)
+    paths = _without_optimizer(_ddp_like(tmp_path, steps=4), rank=1, steps=[0])  # a warm-up: no optimizer step
     found = convert_profiles(paths, dp_size=2, pp_size=1)
     assert sorted(found.step.unique()) == [3, 4, 5] and found.attrs["left_out"] == [2]
     assert main(["import-ops", *map(str, paths), "--dp", "2", "--pp", "1", "--out", str(tmp_path / "t.csv")]) == 0
     assert "left out warm-up step(s) [2]" in capsys.readouterr().out
 
-    def later(rank, step, ev):
-        return [ev("aten::zeros", "cpu_op", 100.0 * step + 40.5, 0.2)] if rank == 1 and step == 2 else []
-
+    later = _without_optimizer(_ddp_like(tmp_path, steps=4), rank=1, steps=[2])
     with pytest.raises(InputError, match="the steps differ"):
-        convert_profiles(_ddp_like(tmp_path, steps=4, extra=later), dp_size=2, pp_size=1)
+        convert_profiles(later, dp_size=2, pp_size=1)
+
+
+def test_an_event_one_rank_adds_to_each_step_joins_the_event_before_it(tmp_path):
+    def logging(rank, step, ev):  # rank 0 reads the loss (loss.item()) while it waits for the all-reduce
+        return [ev("aten::item", "cpu_op", 100.0 * step + 20.05, 0.05)] if rank == 0 else []
+
+    r = _analysed(_ddp_like(tmp_path, extra=logging), tmp_path, dp=2)
+    assert r["t_ori"] == pytest.approx(0.043) and r["t_ideal"] == pytest.approx(0.03305)  # its 0.1 ms is compute
+
+    def broadcast(rank, step, ev):
+        t = 100.0 * step + 20.05
+        return [ev("c10d::broadcast_", "cpu_op", t, 0.05), ev("gloo:broadcast", "user_annotation", t, 0.1, 3)] * (
+            1 - rank
+        )
+
+    different = _ddp_like(tmp_path, extra=broadcast)
+    with pytest.raises(InputError, match="the steps differ"):  # a collective of its own: not folded
+        convert_profiles(different, dp_size=2, pp_size=1)
+
+
+def _without_optimizer(paths: list[Path], rank: int, steps) -> list[Path]:
+    """The traces with ``rank``'s Optimizer.step range left out of the given steps (100 ms apart)."""
+    doc = json.loads(paths[rank].read_text())
+    doc["traceEvents"] = [
+        ev for ev in doc["traceEvents"] if not (ev["name"].startswith("Optimizer") and int(ev["ts"] // 1e5) in steps)
+    ]
+    paths[rank].write_text(json.dumps(doc))
+    return paths

@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 
 import numpy as np
 import pandas as pd
@@ -92,6 +93,7 @@ class Step:
     launch: np.ndarray  # [n] bool: a collective's launch (c10d::...), not compute
     optimizer: float | None  # Optimizer.step's start
     comms: list[Comm] = field(default_factory=list)
+    names: tuple[str, ...] = ()  # the top-level events' names
 
 
 def is_native(events: list) -> bool:
@@ -152,6 +154,7 @@ def read_steps(path, events: list, windows: dict[int, tuple[float, float, object
             np.array([n.startswith(_AUTOGRAD) for _, _, n in inside], bool),
             np.array([n.startswith("c10d::") for _, _, n in inside], bool),
             next((t for t in sorted(optimizer) if ts <= t < end), None),
+            names=tuple(n for _, _, n in inside),
         )
         mine = sorted((t, k) for t, k in launches if ts <= t < end)
         runs = sorted((s, e) for s, e in executions if ts <= s < end)
@@ -195,8 +198,17 @@ def _pair(path, step: Step, launches: list, runs: list) -> None:
 def warm_up(stages: list[list[dict[int, Step]]]) -> set[int]:
     """The leading steps (at most half) in which some rank runs other events or collectives than its stage
     usually does, where every later step runs the usual ones: warm-up (lazy initialisation, DDP's bucket
-    rebuild) in a trace profiled without a ``schedule=``. ``stages[s]``: each representative rank's steps."""
+    rebuild) in a trace profiled without a ``schedule=``. ``stages[s]``: each representative rank's steps.
+
+    First, a step that runs the stage's usual events and some more (a ``print`` on rank 0 only, extra work
+    on a slow rank) has each extra event folded into the event before it (:func:`_fold`)."""
     stages = [stage for stage in stages if stage]
+    for stage in stages:
+        counts = Counter(step.names for steps in stage for step in steps.values())
+        usual = max(counts, key=lambda names: (counts[names], -len(names)))  # of equals, the fewest events
+        for steps in stage:
+            for step in steps.values():
+                _fold(step, usual)
     numbers = sorted(set.intersection(*(set(steps) for stage in stages for steps in stage)))
     usual = [Counter(_shape(steps[n]) for steps in stage for n in numbers).most_common(1)[0][0] for stage in stages]
     alike = [all(_shape(steps[n]) == usual[i] for i, stage in enumerate(stages) for steps in stage) for n in numbers]
@@ -204,6 +216,26 @@ def warm_up(stages: list[list[dict[int, Step]]]) -> set[int]:
     if first > len(numbers) // 2 or not all(alike[first:]):
         return set()  # not a warm-up: the steps differ throughout (the error names them)
     return set(numbers[:first])
+
+
+def _fold(step: Step, usual: tuple[str, ...]) -> None:
+    """Make ``step`` run the ``usual`` top-level events where it runs them and more: each extra event joins
+    the event before it (the first event, where it comes first). Any other difference is left as it is."""
+    if step.names == usual or len(step.names) <= len(usual):
+        return
+    codes = SequenceMatcher(None, usual, step.names, autojunk=False).get_opcodes()
+    if any(tag not in ("equal", "insert") for tag, *_ in codes):
+        return
+    keep = np.zeros(len(step.names), bool)
+    for tag, _, _, j1, j2 in codes:
+        keep[j1:j2] = tag == "equal"
+    owner = np.maximum(np.maximum.accumulate(np.where(keep, np.arange(len(keep)), -1)), int(keep.argmax()))
+    ops = step.ops[keep].copy()
+    where = np.cumsum(keep)[owner] - 1  # each event's place among the kept ones
+    np.maximum.at(ops[:, 1], where, step.ops[:, 1])
+    np.minimum.at(ops[:, 0], where, step.ops[:, 0])
+    step.ops, step.names = ops, usual
+    step.autograd, step.launch = step.autograd[keep], step.launch[keep]
 
 
 def pieces(path, instances: list[tuple[object, Step]]) -> list[list[tuple[str, float, float]]]:
