@@ -273,7 +273,7 @@ def _shape(step: Step) -> tuple:
 
 
 def _said(step: Step) -> str:
-    return f"{len(step.ops)} top-level events and {len(step.comms)} collectives"
+    return f"{len(step.ops)} top-level event(s) and {len(step.comms)} collective(s)"
 
 
 def _cut(step: Step, waits: set[int]) -> list[tuple[str, float, float]]:
