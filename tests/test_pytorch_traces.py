@@ -156,7 +156,7 @@ def test_the_commands_write_an_observed_meta_and_report_the_span(tmp_path, capsy
     assert "--trust-clocks" in capsys.readouterr().err
     assert main(["whatif", str(out), "--out", str(tmp_path / "wi"), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "each rank's ProfilerStep" in printed and "DP 1 stage 0" in printed
+    assert "each rank's step" in printed and "DP 1 stage 0" in printed
 
 
 def _copies(tmp_path: Path, job: str) -> list[Path]:
@@ -335,3 +335,10 @@ def _without_optimizer(paths: list[Path], rank: int, steps) -> list[Path]:
     ]
     paths[rank].write_text(json.dumps(doc))
     return paths
+
+
+def test_a_warm_up_in_the_second_step_leaves_out_the_first_two_and_tp_is_refused(tmp_path):
+    paths = _without_optimizer(_ddp_like(tmp_path, steps=5), rank=0, steps=[1])  # DDP rebuilds its buckets in step 1
+    assert convert_profiles(paths, dp_size=2, pp_size=1).attrs["left_out"] == [2, 3]
+    with pytest.raises(InputError, match="--tp and --cp must be 1"):
+        convert_profiles(files("ddp-slow1"), dp_size=2, pp_size=1, tp_size=2)

@@ -140,11 +140,7 @@ def convert_profiles(
         native = next(files[r] for r, (k, _) in found.items() if k == "observed")
         named = next(files[r] for r, (k, _) in found.items() if k == "megatron")
         raise InputError(f"{named}: has Megatron-named op ranges but {native} has none; profile every rank alike")
-    skip: set[int] = set()
-    if schedules == {"observed"}:  # leading warm-up steps that run other events are left out
-        place = lambda d, s: tp_size * cp_size * (d + dp_size * s)  # noqa: E731
-        stages = [[found[place(d, s)][1] for d in range(dp_size) if place(d, s) in found] for s in range(pp_size)]
-        skip = pytorch.warm_up(stages)
+    skip = pytorch.leading_to_skip(found, dp_size, pp_size, tp_size * cp_size) if schedules == {"observed"} else set()
     frames = []
     for stage in range(pp_size):
         stage_ranks = []

@@ -195,9 +195,18 @@ def _pair(path, step: Step, launches: list, runs: list) -> None:
         step.comms.append(Comm(kind, t, start, max(end, start)))
 
 
+def leading_to_skip(found: dict, dp_size: int, pp_size: int, model_parallel: int) -> set[int]:
+    """The warm-up steps to leave out (:func:`warm_up`) of the representatives ``found[rank] = (kind, steps)``
+    of a DP x PP job; refused where it has tensor or context parallelism (``model_parallel`` > 1)."""
+    if model_parallel > 1:
+        raise InputError("plain PyTorch traces have no tensor or context parallelism: --tp and --cp must be 1")
+    place = lambda d, s: d + dp_size * s  # noqa: E731
+    return warm_up([[found[place(d, s)][1] for d in range(dp_size) if place(d, s) in found] for s in range(pp_size)])
+
+
 def warm_up(stages: list[list[dict[int, Step]]]) -> set[int]:
-    """The leading steps (at most half) in which some rank runs other events or collectives than its stage
-    usually does, where every later step runs the usual ones: warm-up (lazy initialisation, DDP's bucket
+    """The leading steps (at most half), up to the last in which some rank runs other events or collectives
+    than its stage usually does, where every later step runs the usual ones: warm-up (lazy initialisation, DDP's bucket
     rebuild) in a trace profiled without a ``schedule=``. ``stages[s]``: each representative rank's steps.
 
     First, a step that runs the stage's usual events and some more (a ``print`` on rank 0 only, extra work
@@ -212,9 +221,10 @@ def warm_up(stages: list[list[dict[int, Step]]]) -> set[int]:
     numbers = sorted(set.intersection(*(set(steps) for stage in stages for steps in stage)))
     usual = [Counter(_shape(steps[n]) for steps in stage for n in numbers).most_common(1)[0][0] for stage in stages]
     alike = [all(_shape(steps[n]) == usual[i] for i, stage in enumerate(stages) for steps in stage) for n in numbers]
-    first = alike.index(True) if True in alike else len(numbers)
-    if first > len(numbers) // 2 or not all(alike[first:]):
-        return set()  # not a warm-up: the steps differ throughout (the error names them)
+    half = len(numbers) // 2
+    first = max((i + 1 for i in range(half) if not alike[i]), default=0)  # after the last odd one of the first half
+    if not all(alike[first:]):
+        return set()  # not a warm-up: the steps differ later on (the error names them)
     return set(numbers[:first])
 
 

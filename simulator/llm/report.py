@@ -82,7 +82,7 @@ def summary_lines(r: dict) -> list[str]:
     ]
     if "span" in times:
         lines.append(
-            f"measured: each rank's ProfilerStep {_mean(times['measured']):.4g} s (the iteration time); the span from "
+            f"measured: each rank's step {_mean(times['measured']):.4g} s (the iteration time); the span from "
             f"the first rank's start to the last rank's end {_mean(times['span']):.4g} s (ranks start a step at "
             "different times)"
         )
