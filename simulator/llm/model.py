@@ -64,20 +64,8 @@ def build(trace: OpTrace) -> Model:
     if trace.meta.schedule == "observed":
         return observed(trace)
     slots, pp = trace.slots, trace.meta.pp_size
-    n = len(slots)
-    deps: list[list[int]] = [[] for _ in range(n)]
-    groups: list[Group] = []
-    in_group = np.zeros(n, bool)
-
-    def group(members, *, dp_sync=False, gradient=False):
-        groups.append(Group(tuple(int(m) for m in members), True, dp_sync, gradient))
-        in_group[list(members)] = True
-
-    def of(optype: str, stage: int) -> np.ndarray:
-        """The slots of one op type on one stage, by seq_id."""
-        found = slots[(slots.optype == optype) & (slots.stage == stage)]
-        return found.sort_values("seq_id").index.to_numpy()
-
+    graph = _Graph(trace)
+    deps, of, group = graph.deps, graph.of, graph.group
     for stage in range(pp):
         on_stage = slots[slots.stage == stage]
         chain = on_stage.index[on_stage.optype.isin(COMPUTE)].to_numpy()  # recorded order
@@ -110,20 +98,14 @@ def build(trace: OpTrace) -> Model:
         data_parallel = on_stage.index[on_stage.optype.isin(("params-all-gather", "grads-reduce-scatter"))]
         _chain(deps, data_parallel.to_numpy())  # the DP stream, recorded order
         _tail(deps, of, stage, chain[-1])
-    _pair_p2p(trace, of, group)
-    for optype in DP_COLLECTIVES:
-        for stage in range(pp):
-            for slot in of(optype, stage):
-                group([slot], dp_sync=True, gradient=optype in GRADIENT_COLLECTIVES)
+    graph.pair_and_group()
     embedding = [s for stage in sorted({0, pp - 1}) for s in of("embedding-grads-all-reduce", stage)]
     if embedding:
         group(embedding)
     clip = [s for stage in range(pp) for s in of("optimizer-clip-main-grad", stage)]
     if clip:
         group(clip, dp_sync=True)
-    groups += [Group((i,), False, False, False) for i in range(n) if not in_group[i]]
-    deps_arrays = tuple(np.unique(np.asarray(d, dtype=np.int64)) for d in deps)
-    return Model(deps_arrays, tuple(_order(trace, deps_arrays, groups)), in_group)
+    return graph.model()
 
 
 def observed(trace: OpTrace) -> Model:
@@ -138,19 +120,8 @@ def observed(trace: OpTrace) -> Model:
       each data-parallel collective over the stage's DP ranks (gradient ones: where backups cut in).
     """
     slots, start, end = trace.slots, trace.start, trace.end
-    n = len(slots)
-    deps: list[list[int]] = [[] for _ in range(n)]
-    groups: list[Group] = []
-    in_group = np.zeros(n, bool)
-
-    def group(members, *, dp_sync=False, gradient=False):
-        groups.append(Group(tuple(int(m) for m in members), True, dp_sync, gradient))
-        in_group[list(members)] = True
-
-    def of(optype: str, stage: int) -> np.ndarray:
-        found = slots[(slots.optype == optype) & (slots.stage == stage)]
-        return found.sort_values("seq_id").index.to_numpy()
-
+    graph = _Graph(trace)
+    deps = graph.deps
     for stage in range(trace.meta.pp_size):
         on_stage = slots[slots.stage == stage]
         pieces = on_stage.index[on_stage.optype.isin((*COMPUTE, "optimizer"))].to_numpy()
@@ -173,16 +144,47 @@ def observed(trace: OpTrace) -> Model:
                     deps[piece].append(comm)
                     waited.add(comm)
         deps[chain[-1]].extend(c for c in comms if c not in waited)  # the step ends after its collectives
-    _pair_p2p(trace, of, group)
-    for optype in DP_COLLECTIVES:
-        for stage in range(trace.meta.pp_size):
-            for slot in of(optype, stage):
-                group([slot], dp_sync=True, gradient=optype in GRADIENT_COLLECTIVES)
-    groups += [Group((i,), False, False, False) for i in range(n) if not in_group[i]]
-    deps_arrays = tuple(np.unique(np.asarray(d, dtype=np.int64)) for d in deps)
-    gradient = slots["optype"].isin(GRADIENT_COLLECTIVES).to_numpy()
-    resume = {m: d[gradient[d]] for m, d in enumerate(deps_arrays) if not gradient[m] and gradient[d].any()}
-    return Model(deps_arrays, tuple(_order(trace, deps_arrays, groups)), in_group, resume)
+    graph.pair_and_group()
+    return graph.model(resume=True)
+
+
+class _Graph:
+    """A model being built: each slot's dependencies, and the groups replayed together."""
+
+    def __init__(self, trace: OpTrace):
+        self.trace, n = trace, len(trace.slots)
+        self.deps: list[list[int]] = [[] for _ in range(n)]
+        self.groups: list[Group] = []
+        self.in_group = np.zeros(n, bool)
+
+    def group(self, members, *, dp_sync=False, gradient=False) -> None:
+        self.groups.append(Group(tuple(int(m) for m in members), True, dp_sync, gradient))
+        self.in_group[list(members)] = True
+
+    def of(self, optype: str, stage: int) -> np.ndarray:
+        """The slots of one op type on one stage, by seq_id."""
+        slots = self.trace.slots
+        found = slots[(slots.optype == optype) & (slots.stage == stage)]
+        return found.sort_values("seq_id").index.to_numpy()
+
+    def pair_and_group(self) -> None:
+        """Each send with its recv; each data-parallel collective over its stage's DP ranks."""
+        _pair_p2p(self.trace, self.of, self.group)
+        for optype in DP_COLLECTIVES:
+            for stage in range(self.trace.meta.pp_size):
+                for slot in self.of(optype, stage):
+                    self.group([slot], dp_sync=True, gradient=optype in GRADIENT_COLLECTIVES)
+
+    def model(self, *, resume: bool = False) -> Model:
+        """The model: every slot in no group its own group; ``resume``: where a dropped replica goes on
+        (the slots that wait for a gradient collective)."""
+        groups = self.groups + [Group((i,), False, False, False) for i in range(len(self.deps)) if not self.in_group[i]]
+        deps = tuple(np.unique(np.asarray(d, dtype=np.int64)) for d in self.deps)
+        waits = {}
+        if resume:
+            gradient = self.trace.slots["optype"].isin(GRADIENT_COLLECTIVES).to_numpy()
+            waits = {m: d[gradient[d]] for m, d in enumerate(deps) if not gradient[m] and gradient[d].any()}
+        return Model(deps, tuple(_order(self.trace, deps, groups)), self.in_group, waits)
 
 
 def _tail(deps, of, stage: int, last_compute: int) -> None:
