@@ -113,9 +113,8 @@ def convert_profiles(
     files: dict[int, Path] = {}
     windows: dict[Path, dict] = {}
     infos: dict[Path, object] = {}
-    found: dict[
-        int, tuple[str, object]
-    ] = {}  # representative rank -> ("megatron", (steps, ops)) or ("observed", steps)
+    # representative rank -> ("megatron", (steps, ops)) or ("observed", steps)
+    found: dict[int, tuple[str, object]] = {}
     for path in map(Path, paths):
         doc, events = _load(path)
         rank = _rank_of(path, doc, world, about)
@@ -124,9 +123,10 @@ def convert_profiles(
         files[rank], infos[path] = path, doc.get("distributedInfo") if isinstance(doc, dict) else None
         windows[path] = step_windows(path, events, step_range)
         if rank % (tp_size * cp_size) == 0:
-            if pytorch.is_native(events) and not _named_ops(events):
+            plain = None if _named_ops(events) else pytorch.plain_kind(events)
+            if plain == "cpu":
                 found[rank] = ("observed", pytorch.read_steps(path, events, windows[path]))
-            elif pytorch.is_gpu_job(events) and not _named_ops(events):
+            elif plain == "gpu":
                 raise InputError(
                     f"{path}: a GPU trace with no Megatron-named ranges: plain PyTorch traces are read on the CPU "
                     "side only, not yet from CUDA streams; name the regions with record_function (docs/whatif.md)"
@@ -187,7 +187,7 @@ def step_windows(path: Path, events: list, step_range: str | None) -> dict[int, 
     if not found:
         raise InputError(
             f"{path}: no ProfilerStep#N marker: torch.profiler writes step markers only with a schedule=; profile "
-            "with `profile(..., schedule=torch.profiler.schedule(wait=1, warmup=1, active=4))` and call "
+            "with `profile(..., schedule=torch.profiler.schedule(wait=1, warmup=1, active=4, repeat=1))` and call "
             "`prof.step()` after every step (or give --step-range NAME of a range around each step)"
         )
     return found

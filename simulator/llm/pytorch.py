@@ -95,26 +95,29 @@ class Step:
     comms: list[Comm] = field(default_factory=list)
     names: tuple[str, ...] = ()  # the top-level events' names
 
+    @property
+    def backward(self) -> int | None:
+        """The first autograd engine event's place among the top-level events (None: no backward)."""
+        return int(self.autograd.argmax()) if self.autograd.any() else None
 
-def is_native(events: list) -> bool:
-    """Whether a trace is plain PyTorch: it has a CPU collective launch or execution and no GPU kernels."""
-    launch = execution = False
+    def holding(self, t: float) -> int:
+        """The place of the top-level event that starts last at or before ``t`` (-1: none)."""
+        return int(np.searchsorted(self.ops[:, 0], t, side="right")) - 1
+
+
+def plain_kind(events: list) -> str | None:
+    """Which plain PyTorch distributed trace ``events`` are: ``"cpu"`` (collective launches or executions,
+    no GPU activity: read here), ``"gpu"`` (launches and GPU kernels: not read here), or None (neither)."""
+    launch = execution = gpu = False
     for ev in events:
         if not isinstance(ev, dict) or not isinstance(ev.get("name"), str):
             continue
-        if ev.get("cat") in ("kernel", "gpu_user_annotation"):
-            return False
-        name = ev["name"]
-        launch = launch or name.startswith("c10d::")
-        execution = execution or bool(_EXECUTION.match(name))
-    return launch or execution
-
-
-def is_gpu_job(events: list) -> bool:
-    """Whether a trace is a plain PyTorch distributed job's on the GPU: collective launches and GPU kernels."""
-    cats = {ev.get("cat") for ev in events if isinstance(ev, dict)}
-    launches = any(isinstance(ev, dict) and str(ev.get("name", "")).startswith("c10d::") for ev in events)
-    return launches and bool(cats & {"kernel", "gpu_user_annotation"})
+        gpu = gpu or ev.get("cat") in ("kernel", "gpu_user_annotation")
+        launch = launch or ev["name"].startswith("c10d::")
+        execution = execution or bool(_EXECUTION.match(ev["name"]))
+    if gpu:
+        return "gpu" if launch else None
+    return "cpu" if launch or execution else None
 
 
 def read_steps(path, events: list, windows: dict[int, tuple[float, float, object]]) -> dict[int, Step]:
@@ -186,7 +189,7 @@ def _pair(path, step: Step, launches: list, runs: list) -> None:
     starts = step.ops[:, 0]
     for t, kind in launches:
         if kind in P2P or not runs:
-            i = int(np.searchsorted(starts, t, side="right")) - 1  # the top-level event holding the launch
+            i = step.holding(t)  # the top-level event holding the launch
             after = step.ops[i, 1] if i >= 0 else t
             later = starts[starts >= after]
             start, end = t, (later[0] if len(later) else step.end)
@@ -278,8 +281,7 @@ def pieces(path, instances: list[tuple[object, Step]]) -> list[list[tuple[str, f
 
 
 def _shape(step: Step) -> tuple:
-    backward = int(step.autograd.argmax()) if step.autograd.any() else -1
-    return len(step.ops), backward, step.optimizer is None, tuple(c.kind for c in step.comms)
+    return len(step.ops), step.backward, step.optimizer is None, tuple(c.kind for c in step.comms)
 
 
 def _said(step: Step) -> str:
@@ -294,13 +296,12 @@ def _cut(step: Step, waits: set[int]) -> list[tuple[str, float, float]]:
     starts = ops[:, 0]
     at = lambda j: ops[j, 0] if j < n else step.end  # noqa: E731
     cuts = {(j, 0): (ops[j - 1, 1] if j > 0 else step.start, at(j)) for j in waits}
-    backward = int(step.autograd.argmax()) if step.autograd.any() else n
+    backward = n if step.backward is None else step.backward
     optimizer = int(np.searchsorted(starts, step.optimizer, side="left")) if step.optimizer is not None else n
     for j in {backward, optimizer} - {n} - waits:
         cuts[(j, 1)] = (at(j), at(j))
     for k, comm in enumerate(step.comms):
-        i = max(int(np.searchsorted(starts, comm.launch, side="right")) - 1, 0)
-        cuts[(i, 2, k)] = (comm.launch, comm.launch)
+        cuts[(max(step.holding(comm.launch), 0), 2, k)] = (comm.launch, comm.launch)
     last_autograd = n - 1 - int(step.autograd[::-1].argmax()) if step.autograd.any() else -1
     keys = [(-1, 0), *sorted(cuts), (n + 1, 0)]
     bounds = [(step.start, step.start), *(cuts[key] for key in keys[1:-1]), (step.end, step.end)]
@@ -322,14 +323,16 @@ def _cut(step: Step, waits: set[int]) -> list[tuple[str, float, float]]:
         place = keys.index(next(key for key in keys if len(key) == 3 and key[2] == k))
         # a send's data comes from the compute before it; a recv's goes to the compute after it ends
         consumer = next((kind for kind, t, _ in out if t >= comm.end), kinds[-1])
-        optype = _comm_optype(comm.kind, kinds[place - 1], consumer)
-        if comm.kind == "all_reduce" and keys[place][0] < backward:  # before any gradient exists: not of gradients
-            optype = "dp-all-reduce"
+        optype = _comm_optype(comm.kind, kinds[place - 1], consumer, keys[place][0] < backward)
         out.append((optype, comm.start, comm.end - comm.start))
     return out
 
 
-def _comm_optype(kind: str, before: str, after: str) -> str:
+def _comm_optype(kind: str, before: str, after: str, forward: bool) -> str:
+    """A collective's op type from its kind, the compute ``before`` its launch, the compute ``after`` it
+    ends, and whether it was launched before backward began (``forward``)."""
+    if kind == "all_reduce" and forward:  # before any gradient exists: not of gradients
+        return "dp-all-reduce"
     if kind == "send":
         return "forward-send" if before == "forward-compute" else "backward-send"
     if kind == "recv":
@@ -343,6 +346,7 @@ def stage_rows(
     """The ops of one stage's representatives (``found[rank] = ("observed", steps)``), every step of every rank
     cut alike: rows of optype, ts, dur (microseconds), step, dp_rank, stage, rank."""
     common = sorted(set.intersection(*(set(found[r][1]) for _, r in stage_ranks)) - set(skip))
+    owners = [(dp_rank, rank) for dp_rank, rank in stage_ranks for _ in common]
     instances = [(files[r], found[r][1][n]) for _, r in stage_ranks for n in common]
     cut = pieces(files[stage_ranks[0][1]], instances)
     if pp_size > 1 and not any(op.endswith(("-send", "-recv")) for op, _, _ in cut[0]):
@@ -350,10 +354,9 @@ def stage_rows(
             f"{files[stage_ranks[0][1]]}: stage {stage} neither sends nor receives, but a pipeline's stages exchange "
             "activations: check --dp and --pp (rank = dp_rank + dp x stage)"
         )
-    rows = []
-    for (dp_rank, rank), block in zip(
-        stage_ranks, np.array_split(np.arange(len(instances)), len(stage_ranks)), strict=True
-    ):
-        for i in block:
-            rows += [(op, ts, dur, instances[i][1].number, dp_rank, stage, rank) for op, ts, dur in cut[i]]
+    rows = [
+        (op, ts, dur, step.number, dp_rank, stage, rank)
+        for (dp_rank, rank), (_, step), ops in zip(owners, instances, cut, strict=True)
+        for op, ts, dur in ops
+    ]
     return pd.DataFrame(rows, columns=["optype", "ts", "dur", "step", "dp_rank", "stage", "rank"])
