@@ -342,3 +342,20 @@ def test_a_warm_up_in_the_second_step_leaves_out_the_first_two_and_tp_is_refused
     assert convert_profiles(paths, dp_size=2, pp_size=1).attrs["left_out"] == [2, 3]
     with pytest.raises(InputError, match="--tp and --cp must be 1"):
         convert_profiles(files("ddp-slow1"), dp_size=2, pp_size=1, tp_size=2)
+
+
+def test_a_replica_dropped_at_the_first_bucket_is_not_waited_for_at_the_second(tmp_path):
+    """Two buckets: one launched mid-backward, one at its end. With one backup the slow rank 1 is dropped
+    at the first bucket, and the second goes on without it: rank 0's 10 + 10 + 2 + 1 = 23 ms, not 43."""
+
+    def early_bucket(rank, step, ev):  # launched 5 ms into backward, inside its event, as DDP's hooks do
+        t0, f = 100.0 * step, (10.0, 30.0)[rank]
+        done = t0 + 30.0 + 5.1 + 2.0  # when the slow rank's bucket is in, plus the transfer
+        return [
+            ev("c10d::allreduce_", "cpu_op", t0 + f + 5, 0.1),
+            ev("gloo:all_reduce", "user_annotation", t0 + f + 5.1, done - t0 - f - 5.1, 3),
+        ]
+
+    r = _analysed(_ddp_like(tmp_path, extra=early_bucket), tmp_path, dp=2)
+    assert r["t_ori"] == pytest.approx(0.043)
+    assert r["backups"][1]["mean_step_time"] == pytest.approx(0.023) and r["backups"][1]["samples_dropped"] == 0.5
