@@ -247,6 +247,41 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scale(args: argparse.Namespace) -> int:
+    """predict a job's stragglers at 10x-100x its size from its op-level trace
+
+    Fit a generative model of the trace's op durations (per op type and stage: a persistent factor per
+    worker, per-step transients and noise; communication drawn from the measured transfer times), draw
+    --draws synthetic jobs at each DP size, replay each as whatif does (no-delay and ideal), and compare
+    mitigations: B backup replicas and replacing the slowest 1% of workers. Writes scale.json (per size:
+    GPUs, step time, S with its interval over the draws, M_S, M_W, the mitigations; the fit with its
+    intervals and goodness of fit) and scale.png to --out.
+    """
+    from ..llm.scale.report import run_scale  # here, not at import: the CLI starts without pandas
+    from ..llm.scale.study import ScaleConfig  # here, not at import: as run_scale
+
+    dp = tuple(parse_int_list(args.dp, "--dp"))
+    ranks = None
+    if args.fit_ranks is not None:
+        text = args.fit_ranks
+        if not text.startswith("dp="):
+            raise InputError(f"--fit-ranks {text!r}: expected dp=RANKS, e.g. dp=0-7 or dp=0,2,4")
+        ranks = tuple(parse_int_list(text.removeprefix("dp="), "--fit-ranks"))
+    config = ScaleConfig(
+        dp=dp,
+        pp=args.pp,
+        microbatches=args.microbatches,
+        steps=args.steps,
+        draws=args.draws,
+        seed=args.seed,
+        backups=args.backups,
+        drop_share=args.drop_share,
+        fit_ranks=ranks,
+    )
+    print(run_scale(args.trace, args.meta, args.out, config, overwrite=args.overwrite, quiet=args.quiet))
+    return 0
+
+
 def cmd_import_ops(args: argparse.Namespace) -> int:
     """convert per-rank PyTorch profiler traces to the op-level table
 

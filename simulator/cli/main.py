@@ -201,6 +201,27 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     _file_out(wif, "DIR")
     wif.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    sca = _command(sub, "scale", commands.cmd_scale)
+    sca.add_argument("trace", type=Path, metavar="TRACE", help="op-level trace, .parquet or .csv (as whatif reads)")
+    sca.add_argument(
+        "--meta", type=Path, metavar="META.yaml", help="the job's sizes (default: meta-NAME.yaml beside trace-NAME)"
+    )
+    sca.add_argument("--dp", required=True, metavar="D,D,...", help="DP sizes of the synthetic jobs: 8,32,128,512")
+    sca.add_argument("--pp", type=int, metavar="P", help="pipeline stages (default: the trace's)")
+    sca.add_argument("--microbatches", type=int, metavar="M", help="micro-batches per step (default: the trace's)")
+    sca.add_argument("--steps", type=int, default=20, metavar="T", help="steps per synthetic job (default: 20)")
+    sca.add_argument("--draws", type=int, default=10, metavar="K", help="synthetic jobs per size (default: 10)")
+    sca.add_argument("--seed", type=int, default=0, help="seed of the draws (default: 0)")
+    sca.add_argument("--backups", type=int, default=4, metavar="B", help="backup replicas compared, 1..B (default: 4)")
+    sca.add_argument(
+        "--drop-share", type=float, default=0.01, metavar="F", help="share of slowest workers replaced (default: 0.01)"
+    )
+    sca.add_argument(
+        "--fit-ranks", metavar="dp=RANKS", help="fit on these DP ranks only (dp=0-7): validation against the full job"
+    )
+    _file_out(sca, "DIR")
+    sca.add_argument("--quiet", action="store_true", help="no progress bar")
+
     cmp = _command(sub, "compare-backups", commands.cmd_compare_backups)
     family = ("workers", "latency", "steps", "seed", "batch_size", "noise_scale", "adapt_every")
     add_run_options(cmp, only=family, required=("workers",), helps={"workers": "P, the number of workers"})

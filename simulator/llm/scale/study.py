@@ -55,7 +55,7 @@ class ScaleConfig:
         ]
         for name, ok, what in checks:
             if not ok:
-                raise InputError(f"{name} must be {what} (got {getattr(self, name)!r})")
+                raise InputError(f"--{name.replace('_', '-')} must be {what} (got {getattr(self, name)!r})")
 
 
 def restricted(trace: OpTrace, ranks: tuple[int, ...] | None) -> OpTrace:

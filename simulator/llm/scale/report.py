@@ -1,0 +1,105 @@
+"""``stragglersim scale``: fit a trace, replay synthetic jobs at every size, write ``scale.json`` and the figure."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ...io.boundary import check_input_file
+from ...io.errors import InputError
+from ...io.progress import progress_bar
+from ...io.results import check_out_dir, staged_dir, write_json
+from ...io.shipped import shipped_if_missing
+from ...io.version import __version__
+from .. import trace as llm_trace
+from ..report import _meta_beside
+from . import figures, study
+
+
+def run_scale(
+    trace_path: Path,
+    meta_path: Path | None,
+    out: Path,
+    config: study.ScaleConfig,
+    *,
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> str:
+    """Run ``config`` on ``trace_path`` (with ``meta_path``, default the meta beside it), write ``out``;
+    returns the summary to print."""
+    config.validate()
+    trace_path = shipped_if_missing(trace_path)
+    if not trace_path.exists():
+        raise InputError(f"{trace_path}: no such file")
+    meta_path = shipped_if_missing(meta_path) if meta_path is not None else _meta_beside(trace_path)
+    check_out_dir(out, overwrite=overwrite, inputs=[trace_path, meta_path])
+    check_input_file(meta_path, "--meta ")
+    check_input_file(trace_path)
+    trace = llm_trace.load(trace_path, llm_trace.read_meta(meta_path))
+    bar = progress_bar(len(config.dp) * config.draws, desc="synthetic jobs", quiet=quiet, unit="job")
+    try:
+        result = study.run(trace, config, progress=bar)
+    finally:
+        bar.close()
+    with staged_dir(out, overwrite=overwrite, inputs=[trace_path, meta_path]) as tmp:
+        write_json(tmp / "scale.json", {**result, "trace_path": str(trace_path), "version": __version__})
+        figures.plot_scale(result, tmp)
+    return "\n".join([*summary_lines(result), f"wrote {out}/scale.json and scale.png"])
+
+
+def summary_lines(r: dict) -> list[str]:
+    """The findings: the fit in two lines, then a row per size."""
+    m, fit = r["measured"], r["fit"]
+    meta = r["meta"]
+    lines = [
+        f"{r['trace']}: DP {meta['dp_size']} x PP {meta['pp_size']} x TP {meta['tp_size']} ({m['gpus']} GPUs): "
+        f"measured S {m['slowdown']:.2f}, mean step time {m['step_time']:.3g} s",
+        f"fitted on DP ranks {figures._ranks(fit['dp_ranks'])} ({fit['workers']} workers): {_slow(fit)}; "
+        f"{_episodes(fit)}",
+    ]
+    backups = [b["backups"] for b in r["sizes"][-1]["backups"] if b["backups"] > 0] if r["backups_apply"] else []
+    head = f"{'GPUs':>7} {'DP':>5}  {'S (95% of draws)':<18} {'step s':>7}"
+    head += "".join(f" {'B=' + str(b):>5}" for b in backups) + f" {'-' + _share(r) + ' slowest':>12}"
+    lines.append(head)
+    for s in r["sizes"]:
+        sd = s["slowdown"]
+        interval = f"{sd['mean']:.2f} ({sd['lo']:.2f}-{sd['hi']:.2f})"
+        row = f"{s['gpus']:>7} {s['dp']:>5}  {interval:<18} {s['step_time']['mean']:>7.3g}"
+        by_b = {b["backups"]: b["slowdown"]["mean"] for b in s["backups"]}
+        row += "".join(f" {_num(by_b.get(b)):>5}" for b in backups)
+        lines.append(row + f" {s['drop_slowest']['slowdown']['mean']:>12.2f}")
+    if "check" in r:
+        c = r["check"]
+        lines.append(
+            f"at the traced size: predicted S {c['predicted_slowdown']:.2f} ({c['interval'][0]:.2f}-"
+            f"{c['interval'][1]:.2f}), measured {c['measured_slowdown']:.2f}: "
+            + ("inside the interval" if c["inside"] else "OUTSIDE the interval")
+        )
+    if not r["backups_apply"]:
+        lines.append("note: the trace has no data-parallel gradient collective: backup replicas do not apply")
+    return lines
+
+
+def _slow(fit: dict) -> str:
+    slow = fit["slow_workers"]
+    lo, hi = fit["slow_share_interval"]
+    if not slow:
+        return f"no persistently slow worker (share below {hi:.2g} at 95%)"
+    factor = max(max(w["factors"].values()) for w in slow)
+    return (
+        f"{len(slow)} persistently slow worker{'s' if len(slow) > 1 else ''} (up to x{factor:.2f}; "
+        f"share {fit['slow_share']:.2g}, 95% {lo:.2g}-{hi:.2g})"
+    )
+
+
+def _episodes(fit: dict) -> str:
+    n = sum(k["episodes"] for k in fit["op_types"])
+    return f"{n} transient episode{'s' if n != 1 else ''}" if n else "no transient episodes"
+
+
+def _share(r: dict) -> str:
+    return f"{r['sizes'][0]['drop_slowest']['share']:.0%}"
+
+
+def _num(value) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.2f}"
