@@ -51,6 +51,7 @@ RESULTS = {
     "compare.json",
     "compare.csv",
     "whatif.json",
+    "scale.json",
 }  # one marks a results folder
 
 

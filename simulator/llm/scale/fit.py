@@ -12,8 +12,9 @@ duration of slot ``s`` in step ``t`` on DP rank ``w`` is
     standard deviations above its peers; the slow ones are a share ``pi`` of the workers (Jeffreys
     interval) with their observed factor vectors; the others' factors are normal, sd ``sigma_worker``
     per op type (pooled over stages: a stage has few DP ranks);
-  - ``c[t] + u[t, w]``: the step's median log-ratio, split into a part common to the stage's DP ranks
-    (normal, sd ``sigma_step``) and the worker's own (normal, sd ``sigma_step_worker``), estimated as
+  - ``c[t] + u[t, w]``: the step's mean log-ratio over the slots (less the noise that mean carries),
+    split into a part common to the stage's DP ranks (normal, sd ``sigma_step``) and the worker's own
+    (normal, sd ``sigma_step_worker``), estimated as
     a one-way random-effects model. Transient *episodes* are ``u`` at least ``SLOW_MIN`` and
     ``EPISODE_Z`` robust sds out: they start with probability ``episode_start`` per worker-step
     (Jeffreys interval), last ``episode_length`` steps on average (geometric) and have the observed
@@ -38,8 +39,8 @@ from ..trace import COMMUNICATION, OpTrace
 
 FLOOR = 1e-5  # seconds: a slot whose median is shorter is drawn from its measured values, not modelled
 SLOW_MIN = 0.05  # a persistent factor or an episode is at least 5% above the peers
-SLOW_Z = 6.0  # and this many robust standard deviations
-EPISODE_Z = 6.0
+SLOW_Z = 4.0  # and this many robust standard deviations (a normal passes it once in 30,000)
+EPISODE_Z = 4.0
 FIT_SAMPLE = 5000  # the families are fitted to at most this many noise values (the KS statistic uses all)
 LEVEL = 0.95
 
@@ -97,17 +98,25 @@ def fit(trace: OpTrace, own: np.ndarray) -> JobModel:
     healthy = {k: h if h.any() else np.ones_like(h) for k, h in healthy.items()}  # no healthy peer: all
     factors = {k: _factors(d[s], healthy[k]) for k, s in keys_of.items()}
     slow = [{k[0]: float(factors[k][w]) for k in keys_of if k[1] == stage} for stage, w in sorted(slow_cells)]
+    keys = {k: _key(k, s, d[s], factors[k], healthy[k]) for k, s in keys_of.items()}
     sigma_worker, worker_report = {}, {}
     for optype in sorted({k[0] for k in keys_of}):
         values = np.concatenate([factors[k][healthy[k]] for k in keys_of if k[0] == optype])
-        sigma_worker[optype] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        # A factor is a median over the steps, with a sampling variance of its own that is not the workers'
+        # spread: a quarter of the squared difference between the factors of the odd and the even steps.
+        halves = [_factors(d[s][:, 0::2], healthy[k]) - _factors(d[s][:, 1::2], healthy[k])
+                  for k, s in keys_of.items() if k[0] == optype and d.shape[1] > 1]  # fmt: skip
+        sampling = float(np.mean(np.concatenate(halves)[np.concatenate(
+            [healthy[k] for k in keys_of if k[0] == optype])] ** 2) / 4) if halves else 0.0  # fmt: skip
+        raw = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        sigma_worker[optype] = float(np.sqrt(max(raw**2 - sampling, 0.0)))
+        interval = _sd_interval(raw, len(values) - 1)
         worker_report[optype] = {
             "sigma": sigma_worker[optype],
-            "sigma_interval": _sd_interval(sigma_worker[optype], len(values) - 1),
-            "ks_normal": _ks_normal(values, sigma_worker[optype]),
+            "sigma_interval": _less(interval, sampling),
+            "ks_normal": _ks_normal(values, raw),
             "workers": len(values),
         }
-    keys = {k: _key(k, s, d[s], factors[k], healthy[k]) for k, s in keys_of.items()}
     n_workers = trace.meta.dp_size * trace.meta.pp_size
     modelled = np.zeros(len(slots), bool)
     for s in keys_of.values():
@@ -155,17 +164,23 @@ def _slow_workers(factors: dict) -> set[tuple[int, int]]:
 def _key(key: tuple, slots: np.ndarray, x: np.ndarray, a: np.ndarray, healthy: np.ndarray) -> KeyModel:
     base = np.median(x[:, :, healthy], axis=(1, 2))
     r = _log_ratio(x, healthy) - a[None, None, :]
-    e = np.median(r, axis=0)  # [step, dp]
-    noise = r - e[None]
+    e = r.mean(axis=0)  # [step, dp]
+    # the residuals from the slots' mean are less spread than the noise by sqrt((S - 1) / S)
+    noise = (r - e[None]) * (np.sqrt(len(r) / (len(r) - 1)) if len(r) > 1 else 1.0)
     steps, dp = e.shape
-    common = e.mean(axis=1)
-    u = e - common[:, None]
+    u = e - np.median(e, axis=1, keepdims=True)  # first against the robust step effect, to find the episodes
     cut = max(EPISODE_Z * _robust_sd(u.ravel()), np.log1p(SLOW_MIN)) if dp > 1 else np.inf
     flagged = u >= cut
+    calm_steps = np.where(flagged, np.nan, e)
+    common = np.where(flagged.all(axis=1), np.median(e, axis=1), np.nanmean(calm_steps, axis=1, where=~flagged))
+    u = e - common[:, None]  # then against the mean of the steps' calm workers
     calm = u[~flagged]
     # one-way random effects: Var(u) = s_w^2 (dp - 1) / dp, Var(common) = s_c^2 + s_w^2 / dp
     s_w2 = calm.var(ddof=1) * dp / (dp - 1) if dp > 1 and len(calm) > 1 else 0.0
     s_c2 = max(common.var(ddof=1) - s_w2 / dp, 0.0) if steps > 1 else 0.0
+    sampling = float(noise.var() / len(r))  # a step's effect is a mean over the slots: it carries noise / S
+    raw_w = np.sqrt(s_w2)
+    s_w2 = max(s_w2 - sampling, 0.0)
     starts = int((flagged & ~np.vstack([np.zeros((1, dp), bool), flagged[:-1]])).sum())
     length = float(flagged.sum() / starts) if starts else 0.0
     ratios = np.exp(noise.ravel())
@@ -180,7 +195,7 @@ def _key(key: tuple, slots: np.ndarray, x: np.ndarray, a: np.ndarray, healthy: n
         "step_sd_interval": _sd_interval(sigma_step, steps - 1),
         "step_ks_normal": _ks_normal(common, np.sqrt(s_c2 + s_w2 / dp)) if steps > 2 else None,
         "step_worker_sd": sigma_step_worker,
-        "step_worker_sd_interval": _sd_interval(sigma_step_worker, max(len(calm) - steps, 1)),
+        "step_worker_sd_interval": _less(_sd_interval(raw_w, max(len(calm) - steps, 1)), sampling),
         "step_worker_ks_normal": _ks_normal(calm, np.sqrt(s_w2 * (dp - 1) / dp)) if dp > 1 else None,
         "episodes": starts,
         "episode_start": starts / max((~flagged).sum(), 1),
@@ -221,6 +236,11 @@ def _sd_interval(sd: float, dof: int) -> list[float] | None:
         return None
     tail = (1 - LEVEL) / 2
     return [float(sd * np.sqrt(dof / stats.chi2.ppf(q, dof))) for q in (1 - tail, tail)]
+
+
+def _less(interval: list[float] | None, variance: float) -> list[float] | None:
+    """An interval of standard deviations with ``variance`` taken out of each end."""
+    return [float(np.sqrt(max(x**2 - variance, 0.0))) for x in interval] if interval else None
 
 
 def _ks_normal(x: np.ndarray, sd: float) -> dict | None:

@@ -73,8 +73,11 @@ def layout(job: JobModel, pp: int | None, microbatches: int | None) -> Layout:
     return Layout(slots, source, llm_model.build(frame), pp, microbatches)
 
 
-def draw(job: JobModel, lay: Layout, dp: int, steps: int, rng: np.random.Generator) -> Synthetic:
-    """A synthetic job of ``dp`` DP ranks on ``lay``, ``steps`` steps, from ``rng``."""
+def draw(
+    job: JobModel, lay: Layout, dp: int, steps: int, rng: np.random.Generator, *, share: float | None = None
+) -> Synthetic:
+    """A synthetic job of ``dp`` DP ranks on ``lay``, ``steps`` steps, from ``rng``; ``share``: the share of
+    slow workers (default: drawn from its posterior)."""
     slots, source = lay.slots, lay.source
     n_slots = len(slots)
     meta = replace(job.trace.meta, dp_size=dp, pp_size=lay.pp)
@@ -84,7 +87,8 @@ def draw(job: JobModel, lay: Layout, dp: int, steps: int, rng: np.random.Generat
     own = job.own[source[:, None, None], src_steps[None, :, None], src_ranks[:, stage].T[:, None, :]]
     duration = np.array(own, dtype=np.float64)
     factor, healthy = np.zeros((n_slots, dp)), np.zeros((n_slots, dp))
-    share = rng.beta(len(job.slow) + 0.5, job.workers - len(job.slow) + 0.5) if job.slow else 0.0
+    if share is None:
+        share = rng.beta(len(job.slow) + 0.5, job.workers - len(job.slow) + 0.5) if job.slow else 0.0
     is_slow = rng.random((dp, lay.pp)) < share
     which = rng.integers(0, max(len(job.slow), 1), (dp, lay.pp))
     fitted = job.trace.slots
