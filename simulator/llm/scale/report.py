@@ -64,7 +64,7 @@ def summary_lines(r: dict) -> list[str]:
     for s in r["sizes"]:
         sd = s["slowdown"]
         interval = f"{sd['mean']:.2f} ({sd['lo']:.2f}-{sd['hi']:.2f})"
-        row = f"{s['gpus']:>7} {s['dp']:>5}  {interval:<18} {s['step_time']['mean']:>7.3g}"
+        row = f"{s['gpus']:>7} {s['dp']:>5}  {interval:<18} {s['step_time']['mean']:>#7.3g}"
         by_b = {b["backups"]: b["slowdown"]["mean"] for b in s["backups"]}
         row += "".join(f" {_num(by_b.get(b)):>5}" for b in backups)
         lines.append(row + f" {s['drop_slowest']['slowdown']['mean']:>12.2f}")
