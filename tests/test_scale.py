@@ -255,3 +255,35 @@ def test_a_plain_pytorch_trace_scales_in_dp_only(tmp_path, capsys):
     status = cli.main(["scale", str(trace), "--dp", "4", "--pp", "2", "--out", str(tmp_path / "t"), "--quiet"])
     assert status == 2
     assert "keeps its own pipeline" in capsys.readouterr().err
+
+
+def test_a_job_without_gradient_collectives_says_backups_do_not_apply(tmp_path, st, capsys):
+    frame = llm_trace.read_ops(SHIPPED / "trace-ST.parquet")
+    frame = frame[frame.optype != "grads-reduce-scatter"]
+    frame.to_csv(tmp_path / "trace-nogc.csv", index=False)
+    argv = ["scale", str(tmp_path / "trace-nogc.csv"), "--meta", str(SHIPPED / "meta-ST.yaml"), "--dp", "2,4"]
+    assert cli.main([*argv, "--draws", "2", "--steps", "3", "--out", str(tmp_path / "s"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "backup replicas do not apply" in out and "B=1" not in out
+    result = json.loads((tmp_path / "s" / "scale.json").read_text())
+    assert [b["backups"] for b in result["sizes"][1]["backups"]] == [0]
+
+
+def test_one_fitted_rank_has_no_worker_spread_to_see(st):
+    job = fit.fit(study.restricted(st, (0,)), study.own_times(study.restricted(st, (0,))))
+    for worker in job.report["healthy_workers"].values():  # what little the stages' factors differ is sampling
+        assert worker["sigma"] == 0.0 and worker["workers"] == 4
+    assert job.report["slow_workers"] == [] and job.report["workers"] == 4
+    assert all(k["step_worker_ks_normal"] is None for k in job.report["op_types"])
+
+
+def test_a_stage_without_compute_cannot_be_laid_out(ar):
+    trace, _ = ar
+    slots = trace.slots[~((trace.slots.stage == 3) & trace.slots.optype.str.endswith("compute"))]
+    with pytest.raises(llm_trace.InputError, match="stage 3 has no forward or backward compute"):
+        schedule.megatron(slots.reset_index(drop=True), 4, 4, 2, trace.path)
+
+
+def test_a_missing_trace_is_a_one_line_error(tmp_path, capsys):
+    status = cli.main(["scale", str(tmp_path / "nope.parquet"), "--dp", "2", "--out", str(tmp_path / "o")])
+    assert status == 2 and "nope.parquet: no such file" in capsys.readouterr().err
