@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from stragglersim.cli import main as cli
 from stragglersim.llm import model as llm_model
@@ -217,6 +218,9 @@ def test_scale_command_writes_its_results_and_figure(tmp_path):
     assert [s["gpus"] for s in result["sizes"]] == [8, 32]
     assert result["config"]["dp"] == [2, 8] and result["config"]["draws"] == 3
     assert (out / "scale.png").stat().st_size > 10_000 and (out / "scale.pdf").exists()
+    table = pd.read_csv(out / "fit.csv")
+    assert len(table) == len(result["fit"]["op_types"]) and {"worker_sd", "step_ks_p", "noise_ks"} <= set(table)
+    assert sorted(set(table.optype)) == ["backward-compute", "forward-compute", "optimizer"]
     assert cli.main([*argv, "--out", str(out), "--quiet", "--overwrite"]) == 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pandas as pd
+
 from ...io.boundary import check_input_file
 from ...io.errors import InputError
 from ...io.progress import progress_bar
@@ -43,8 +45,36 @@ def run_scale(
         bar.close()
     with staged_dir(out, overwrite=overwrite, inputs=[trace_path, meta_path]) as tmp:
         write_json(tmp / "scale.json", {**result, "trace_path": str(trace_path), "version": __version__})
+        fit_table(result["fit"]).to_csv(tmp / "fit.csv", index=False)
         figures.plot_scale(result, tmp)
-    return "\n".join([*summary_lines(result), f"wrote {out}/scale.json and scale.png"])
+    return "\n".join([*summary_lines(result), f"wrote {out}/scale.json, fit.csv and scale.png"])
+
+
+def fit_table(fit: dict):
+    """The fit, one row per op type and stage: each part's parameters, intervals and goodness of fit."""
+    rows = []
+    for k in fit["op_types"]:
+        worker = fit["healthy_workers"].get(k["optype"], {})
+        row = {"optype": k["optype"], "stage": k["stage"], "slots": k["slots"], "base_median_s": k["base_median_s"]}
+        for name, sd, interval, ks in (
+            ("worker", worker.get("sigma"), worker.get("sigma_interval"), worker.get("ks_normal")),
+            ("step", k["step_sd"], k["step_sd_interval"], k["step_ks_normal"]),
+            ("step_worker", k["step_worker_sd"], k["step_worker_sd_interval"], k["step_worker_ks_normal"]),
+        ):
+            lo, hi = interval or (None, None)
+            row |= {
+                f"{name}_sd": sd,
+                f"{name}_sd_lo": lo,
+                f"{name}_sd_hi": hi,
+                f"{name}_ks_p": (ks or {}).get("p_value"),
+            }
+        lo, hi = k["episode_start_interval"]
+        row |= {"episodes": k["episodes"], "episode_start": k["episode_start"], "episode_start_lo": lo}
+        row |= {"episode_start_hi": hi, "episode_length_steps": k["episode_length_steps"]}
+        row |= {"episode_factor_median": k["episode_factor_median"], "noise": k["noise"]["family"]}
+        row |= {"noise_ks": k["noise"].get("ks"), "noise_sd": k["noise_sd"]}
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def summary_lines(r: dict) -> list[str]:
