@@ -161,6 +161,15 @@ def test_the_prediction_at_the_traced_size_brackets_the_measured_slowdown(ar, st
     assert abs(check["error"]) < 0.02  # ST: stage imbalance, no straggler to be unlucky about
 
 
+def test_leaving_ranks_out_of_the_ar_job_predicts_it_only_while_the_slow_rank_is_fitted(ar):
+    trace, _ = ar
+    with_slow = study.run(trace, study.ScaleConfig(dp=(4,), draws=20, fit_ranks=(0, 1)))
+    assert with_slow["check"]["inside"] and with_slow["fit"]["dp_ranks"] == [0, 1]
+    assert with_slow["fit"]["slow_share"] == 1 / 8
+    without = study.run(trace, study.ScaleConfig(dp=(4,), draws=5, fit_ranks=(1, 2, 3)))["check"]
+    assert not without["inside"] and without["error"] < -0.2  # the slowed GPU is on DP rank 0: unseen
+
+
 def test_predictions_from_part_of_a_synthetic_job_recover_its_slowdown(ar):
     """Fit DP ranks 0-7 of a DP 32 job with no slow worker; predict DP 32 within 1% (the interval over draws
     is not always wide enough to hold the truth: benchmarks/scale_validation.py counts how often)."""
