@@ -192,7 +192,11 @@ def test_mitigations_never_slow_a_job_and_replacing_the_only_slow_worker_removes
         assert all(a >= b - 1e-9 for a, b in zip(times, times[1:], strict=False)), times  # more backups: never later
         assert row["drop_slowest"]["step_time"] <= times[0] + 1e-9
     drawn = synth.draw(job, lay, 4, 10, np.random.default_rng(0), share=1 / 16)
-    slow = [tuple(int(i) for i in w) for w in np.argwhere(drawn.score > np.log(1.5))]
+    stage = drawn.trace.slots["stage"].to_numpy()
+    largest = np.stack([drawn.factor[stage == s].max(axis=0) for s in range(4)], axis=1)  # [dp, stage]
+    slow = [tuple(int(i) for i in w) for w in np.argwhere(largest > np.log(1.5))]
+    assert np.all(drawn.cost[largest > np.log(1.5)] > 1.0)  # a slow worker loses seconds a step
+    assert np.all(np.abs(drawn.cost[largest <= np.log(1.5)]) < 0.2)
     if slow:  # the draw's slow workers replaced: no persistent factor beyond the healthy spread remains
         replaced = drawn.replaced(slow)
         healthy = synth.draw(job, lay, 4, 10, np.random.default_rng(0), share=0.0)
@@ -242,6 +246,10 @@ def test_scale_command_writes_its_results_and_figure(tmp_path):
         (["--dp", "2", "--fit-ranks", "dp=0-2"], "--fit-ranks: DP rank 2 is outside 0..1"),
         (["--dp", "2", "--draws", "0"], "--draws must be at least 1"),
         (["--dp", "2", "--drop-share", "1"], r"--drop-share must be in \[0, 1\)"),
+        (["--dp", "2", "--seed", "-1"], "--seed must be at least 0 .got -1."),
+        (["--dp", "2,8,2"], "--dp must be DP sizes given once each .got 2,8,2."),
+        (["--dp", "2", "--fit-ranks", "dp=1,1"], "--fit-ranks dp=1,1: a DP rank given twice"),
+        (["--dp", "2", "--fit-ranks", "dp=x"], "--fit-ranks 'dp=x': expected integers"),
     ],
 )
 def test_bad_options_are_one_line_errors(tmp_path, capsys, extra, message):
@@ -300,3 +308,36 @@ def test_a_stage_without_compute_cannot_be_laid_out(ar):
 def test_a_missing_trace_is_a_one_line_error(tmp_path, capsys):
     status = cli.main(["scale", str(tmp_path / "nope.parquet"), "--dp", "2", "--out", str(tmp_path / "o")])
     assert status == 2 and "nope.parquet: no such file" in capsys.readouterr().err
+
+
+def test_a_size_beyond_the_machines_memory_is_refused_before_any_draw(tmp_path, capsys, monkeypatch):
+    from stragglersim.io import memory
+
+    monkeypatch.setattr(memory, "machine_memory", lambda: 2 * 10**9)
+    argv = ["scale", str(SHIPPED / "trace-ST.parquet"), "--dp", "2,5000", "--out", str(tmp_path / "o"), "--quiet"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--dp 5000 with --steps 20: a synthetic job of 10,600,000 ops needs about 2.22 GB" in err
+    assert "this machine has 2 GB" in err and not (tmp_path / "o").exists()
+
+
+def test_a_folder_of_profiler_traces_is_pointed_to_import_ops(tmp_path, capsys):
+    source = Path(__file__).resolve().parent.parent / "traces" / "pytorch" / "ddp-slow1"
+    assert cli.main(["scale", str(source), "--dp", "4", "--out", str(tmp_path / "o")]) == 2
+    assert "a folder; scale reads an op-level table" in capsys.readouterr().err
+
+
+def test_the_summary_says_what_its_numbers_rest_on(st, ar):
+    from stragglersim.llm.scale.report import summary_lines
+
+    few = study.run(st, study.ScaleConfig(dp=(8, 2), draws=3, steps=3, fit_ranks=(1,)))
+    text = "\n".join(summary_lines(few))
+    assert "too few draws to check (--draws 10 or more)" in text and "one DP rank fitted" in text
+    assert text.splitlines()[2].split() == ["GPUs", "DP", "S", "(95%", "of", "draws)", "step", "s", "B=1", "B=2",
+                                            "B=3", "B=4", "-1%", "slowest"]  # fmt: skip
+    assert text.splitlines()[4].split()[-2] == "-"  # DP 2 has no B=2: the column is kept for DP 8
+    short = replace(st, steps=st.steps[:3], start=st.start[:, :3], duration=st.duration[:, :3])
+    assert "3 steps fitted: too few" in "\n".join(summary_lines(study.run(short, study.ScaleConfig(dp=(2,), draws=2))))
+    deeper = study.run(ar[0], study.ScaleConfig(dp=(2,), pp=8, microbatches=8, draws=2, steps=2, drop_share=0.005))
+    text = "\n".join(summary_lines(deeper))
+    assert "note: PP 8 splits the traced model (4 stages) over 8 stages" in text and "-0.5% slowest" in text

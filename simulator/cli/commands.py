@@ -255,7 +255,8 @@ def cmd_scale(args: argparse.Namespace) -> int:
     --draws synthetic jobs at each DP size, replay each as whatif does (no-delay and ideal), and compare
     mitigations: B backup replicas and replacing the slowest 1% of workers. Writes scale.json (per size:
     GPUs, step time, S with its interval over the draws, M_S, M_W, the mitigations; the fit with its
-    intervals and goodness of fit) and scale.png to --out.
+    intervals and goodness of fit), fit.csv (the fit, a row per op type and stage) and scale.png and .pdf
+    to --out.
     """
     from ..llm.scale.report import run_scale  # here, not at import: the CLI starts without pandas
     from ..llm.scale.study import ScaleConfig  # here, not at import: as run_scale
@@ -266,7 +267,11 @@ def cmd_scale(args: argparse.Namespace) -> int:
         text = args.fit_ranks
         if not text.startswith("dp="):
             raise InputError(f"--fit-ranks {text!r}: expected dp=RANKS, e.g. dp=0-7 or dp=0,2,4")
-        ranks = tuple(parse_int_list(text.removeprefix("dp="), "--fit-ranks"))
+        rest = text.removeprefix("dp=")
+        try:
+            ranks = tuple(parse_int_list(rest, "--fit-ranks"))
+        except InputError as err:  # name the option's whole value, as given
+            raise InputError(str(err).replace(f"--fit-ranks {rest!r}", f"--fit-ranks {text!r}", 1)) from None
     config = ScaleConfig(
         dp=dp,
         pp=args.pp,

@@ -206,12 +206,14 @@ def build_parser(config_defaults: dict | None = None) -> argparse.ArgumentParser
     sca.add_argument(
         "--meta", type=Path, metavar="META.yaml", help="the job's sizes (default: meta-NAME.yaml beside trace-NAME)"
     )
-    sca.add_argument("--dp", required=True, metavar="D,D,...", help="DP sizes of the synthetic jobs: 8,32,128,512")
+    sca.add_argument(
+        "--dp", required=True, metavar="D,D,...", help="DP sizes of the synthetic jobs, e.g. 8,32,128,512 or 4-8"
+    )
     sca.add_argument("--pp", type=int, metavar="P", help="pipeline stages (default: the trace's)")
     sca.add_argument("--microbatches", type=int, metavar="M", help="micro-batches per step (default: the trace's)")
     sca.add_argument("--steps", type=int, default=20, metavar="T", help="steps per synthetic job (default: 20)")
     sca.add_argument("--draws", type=int, default=10, metavar="K", help="synthetic jobs per size (default: 10)")
-    sca.add_argument("--seed", type=int, default=0, help="seed of the draws (default: 0)")
+    sca.add_argument("--seed", type=int, default=0, help="seed of the draws, 0 or more (default: 0)")
     sca.add_argument("--backups", type=int, default=4, metavar="B", help="backup replicas compared, 1..B (default: 4)")
     sca.add_argument(
         "--drop-share", type=float, default=0.01, metavar="F", help="share of slowest workers replaced (default: 0.01)"

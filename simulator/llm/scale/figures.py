@@ -29,7 +29,11 @@ def scale_figure(result: dict):
     for ax, key, unit in ((left, "slowdown", "slowdown S"), (right, "step_time", "mean step time (s)")):
         mean = np.array([s[key]["mean"] for s in sizes])
         lo, hi = np.array([s[key]["lo"] for s in sizes]), np.array([s[key]["hi"] for s in sizes])
-        ax.fill_between(gpus, lo, hi, color="C0", alpha=0.2, lw=0, label="95% of draws")
+        if len(sizes) > 1:
+            ax.fill_between(gpus, lo, hi, color="C0", alpha=0.2, lw=0, label="95% of draws")
+        else:  # one size: the interval as an error bar
+            ax.errorbar(gpus, mean, yerr=[mean - lo, hi - mean], fmt="none", ecolor="C0", alpha=0.5, capsize=6,
+                        label="95% of draws")  # fmt: skip
         ax.plot(gpus, mean, "o-", color="C0", label="no mitigation (mean)")
         backups = [b["backups"] for b in sizes[-1]["backups"] if b["backups"] > 0] if result["backups_apply"] else []
         for i, b in enumerate(backups):
@@ -39,14 +43,15 @@ def scale_figure(result: dict):
                     label=f"B={b} backup replica{'s' if b > 1 else ''}")  # fmt: skip
         drop = np.array([s["drop_slowest"][key]["mean"] for s in sizes])
         share = sizes[-1]["drop_slowest"]["share"]
-        ax.plot(gpus, drop, "^:", color="C3", label=f"slowest {share:.0%} of workers replaced")
+        ax.plot(gpus, drop, "^:", color="C3", label=f"slowest {share * 100:g}% of workers replaced")
         measured = result["measured"]
-        ax.plot([measured["gpus"]], [measured[key]], "*", color="k", ms=14, label="the traced job, measured")
+        if (result["pp"], result["microbatches"]) == (measured["pp"], result["trace_microbatches"]):
+            ax.plot([measured["gpus"]], [measured[key]], "*", color="k", ms=14, label="the traced job, measured")
         if key == "step_time":
             ideal = np.array([s["ideal_step_time"]["mean"] for s in sizes])
             ax.plot(gpus, ideal, ":", color="0.4", label="ideal (no straggling)")
         ax.set_xscale("log")
-        ax.set_xlabel("GPUs (DP x PP x TP x CP)")
+        ax.set_xlabel("GPUs (DP x PP x TP" + (" x CP)" if result["meta"]["dsp_size"] > 1 else ")"))
         ax.set_ylabel(unit)
         ax.grid(alpha=0.3, which="both")
     left.axhline(1.0, color="0.6", lw=0.8)
@@ -55,7 +60,8 @@ def scale_figure(result: dict):
     right.legend(fontsize=7, loc="best")
     fit = result["fit"]
     fig.suptitle(
-        f"{result['trace']}: synthetic jobs at PP {result['pp']}, {result['microbatches']} micro-batches, "
+        f"{result['trace']}: synthetic jobs at PP {result['pp']}, {result['microbatches']} micro-batch"
+        f"{'es' if result['microbatches'] > 1 else ''}, "
         f"{sizes[0]['draws']} draws per size (fitted on DP ranks {_ranks(fit['dp_ranks'])})"
     )
     return fig

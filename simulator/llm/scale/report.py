@@ -17,6 +17,8 @@ from .. import trace as llm_trace
 from ..report import _meta_beside
 from . import figures, study
 
+MIN_STEPS = 5  # fewer fitted steps: say that step effects and episodes are not estimable
+
 
 def run_scale(
     trace_path: Path,
@@ -33,6 +35,11 @@ def run_scale(
     trace_path = shipped_if_missing(trace_path)
     if not trace_path.exists():
         raise InputError(f"{trace_path}: no such file")
+    if trace_path.is_dir():
+        raise InputError(
+            f"{trace_path}: a folder; scale reads an op-level table (.parquet or .csv): convert profiler traces "
+            "with import-ops first"
+        )
     meta_path = shipped_if_missing(meta_path) if meta_path is not None else _meta_beside(trace_path)
     check_out_dir(out, overwrite=overwrite, inputs=[trace_path, meta_path])
     check_input_file(meta_path, "--meta ")
@@ -47,7 +54,7 @@ def run_scale(
         write_json(tmp / "scale.json", {**result, "trace_path": str(trace_path), "version": __version__})
         fit_table(result["fit"]).to_csv(tmp / "fit.csv", index=False)
         figures.plot_scale(result, tmp)
-    return "\n".join([*summary_lines(result), f"wrote {out}/scale.json, fit.csv and scale.png"])
+    return "\n".join([*summary_lines(result), f"wrote {out}/scale.json, fit.csv and scale.png (and .pdf)"])
 
 
 def fit_table(fit: dict):
@@ -79,17 +86,18 @@ def fit_table(fit: dict):
 
 def summary_lines(r: dict) -> list[str]:
     """The findings: the fit in two lines, then a row per size."""
-    m, fit = r["measured"], r["fit"]
-    meta = r["meta"]
+    m, fit, meta = r["measured"], r["fit"], r["meta"]
+    layout = f"DP {meta['dp_size']} x PP {meta['pp_size']} x TP {meta['tp_size']}"
+    layout += f" x CP {meta['dsp_size']}" if meta["dsp_size"] > 1 else ""
     lines = [
-        f"{r['trace']}: DP {meta['dp_size']} x PP {meta['pp_size']} x TP {meta['tp_size']} ({m['gpus']} GPUs): "
-        f"measured S {m['slowdown']:.2f}, mean step time {m['step_time']:.3g} s",
+        f"{r['trace']}: {layout} ({m['gpus']} GPUs): measured S {m['slowdown']:.2f}, mean step time "
+        f"{m['step_time']:.3g} s",
         f"fitted on DP ranks {figures._ranks(fit['dp_ranks'])} ({fit['workers']} workers): {_slow(fit)}; "
         f"{_episodes(fit)}",
     ]
-    backups = [b["backups"] for b in r["sizes"][-1]["backups"] if b["backups"] > 0] if r["backups_apply"] else []
+    backups = sorted({b["backups"] for s in r["sizes"] for b in s["backups"] if b["backups"] > 0})
     head = f"{'GPUs':>7} {'DP':>5}  {'S (95% of draws)':<18} {'step s':>7}"
-    head += "".join(f" {'B=' + str(b):>5}" for b in backups) + f" {'-' + _share(r) + ' slowest':>12}"
+    head += "".join(f" {'B=' + str(b):>5}" for b in backups) + f" {'-' + _share(r) + ' slowest':>13}"
     lines.append(head)
     for s in r["sizes"]:
         sd = s["slowdown"]
@@ -97,16 +105,27 @@ def summary_lines(r: dict) -> list[str]:
         row = f"{s['gpus']:>7} {s['dp']:>5}  {interval:<18} {s['step_time']['mean']:>#7.3g}"
         by_b = {b["backups"]: b["slowdown"]["mean"] for b in s["backups"]}
         row += "".join(f" {_num(by_b.get(b)):>5}" for b in backups)
-        lines.append(row + f" {s['drop_slowest']['slowdown']['mean']:>12.2f}")
+        lines.append(row + f" {s['drop_slowest']['slowdown']['mean']:>13.2f}")
     if "check" in r:
         c = r["check"]
+        verdict = {True: "inside the interval", False: "OUTSIDE the interval"}.get(
+            c["inside"], f"too few draws to check (--draws {study.MIN_DRAWS} or more)"
+        )
         lines.append(
             f"at the traced size: predicted S {c['predicted_slowdown']:.2f} ({c['interval'][0]:.2f}-"
-            f"{c['interval'][1]:.2f}), measured {c['measured_slowdown']:.2f}: "
-            + ("inside the interval" if c["inside"] else "OUTSIDE the interval")
+            f"{c['interval'][1]:.2f}), measured {c['measured_slowdown']:.2f}: {verdict}"
         )
     if not r["backups_apply"]:
         lines.append("note: the trace has no data-parallel gradient collective: backup replicas do not apply")
+    if len(fit["dp_ranks"]) == 1:
+        lines.append("note: one DP rank fitted: a slow worker cannot be told from its stage's load (fit two or more)")
+    if fit["steps"] < MIN_STEPS:
+        lines.append(f"note: {fit['steps']} steps fitted: too few to estimate step effects and episodes")
+    if (r["pp"], r["microbatches"]) != (meta["pp_size"], r["trace_microbatches"]):
+        lines.append(
+            f"note: PP {r['pp']} splits the traced model ({meta['pp_size']} stages) over {r['pp']} stages, "
+            f"{r['microbatches']} micro-batches of the traced size: the measured S is of another layout"
+        )
     return lines
 
 
@@ -128,7 +147,7 @@ def _episodes(fit: dict) -> str:
 
 
 def _share(r: dict) -> str:
-    return f"{r['sizes'][0]['drop_slowest']['share']:.0%}"
+    return f"{r['sizes'][0]['drop_slowest']['share'] * 100:g}%"
 
 
 def _num(value) -> str:

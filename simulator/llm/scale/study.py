@@ -3,13 +3,15 @@
 Per size and draw, the synthetic job is replayed as ``whatif`` replays a trace: no launch delays
 (``original``), and ideal (each compute op its type's mean, each communication op its median).
 ``S = mean step time / mean ideal step time``. ``M_S`` restores the last stage to ideal; ``M_W``
-restores the top 3% of workers (by their persistent factor: at scale, whatif's attribution replays,
-one per DP rank, would cost thousands of replays). Mitigations, each as S and step time: ``B``
-backup replicas on the data-parallel dimension (``replay(backups=B)``, B = 1 .. 4), and the slowest
-1% of workers (by persistent factor, rounded up) replaced by healthy ones; their step time is the
-time to the new parameters (the last optimizer op's end) and their S its ratio to the ideal replay's,
-as whatif's backup table (a dropped replica's own late compute does not hold the update back).
-Intervals are the 2.5th and 97.5th percentiles over the draws.
+restores the top 3% of workers, ranked by their own time above the ideal replay's (whatif ranks them
+by attribution replays, one per DP rank and stage: thousands at this scale). Mitigations, each as S
+and step time: ``B`` backup replicas on the data-parallel dimension (``replay(backups=B)``, B = 1 ..
+4), and the slowest 1% of workers (rounded up; ranked by the seconds a step their persistent factor
+costs them) replaced by healthy ones; their step time is the time to the new parameters (the last
+optimizer op's end) and their S its ratio to the ideal replay's, as whatif's backup table (a dropped
+replica's own late compute does not hold the update back). The ideal replay gives every compute op
+its type's mean over all workers, slow ones included, so a job rid of its slow workers can beat it
+(S < 1). Intervals are the 2.5th and 97.5th percentiles over the draws.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from ...io import memory
 from ...io.errors import InputError
 from ...io.progress import NULL_PROGRESS
 from .. import model as llm_model
@@ -27,6 +30,9 @@ from ..trace import COMMUNICATION, OpTrace
 from ..whatif import WORKER_SHARE
 from . import fit as scale_fit
 from . import synth
+
+BYTES_PER_OP = 200  # peak memory per op of a synthetic job while it is replayed (measured: about 170)
+MIN_DRAWS = 10  # fewer draws give no interval worth checking a measured S against
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,8 @@ class ScaleConfig:
     def validate(self) -> None:
         checks = [
             ("dp", self.dp and all(d >= 1 for d in self.dp), "positive DP sizes"),
+            ("dp", len(set(self.dp)) == len(self.dp), "DP sizes given once each"),
+            ("seed", self.seed >= 0, "at least 0"),
             ("pp", self.pp is None or self.pp >= 1, "at least 1"),
             ("microbatches", self.microbatches is None or self.microbatches >= 1, "at least 1"),
             ("steps", self.steps >= 1, "at least 1"),
@@ -55,7 +63,9 @@ class ScaleConfig:
         ]
         for name, ok, what in checks:
             if not ok:
-                raise InputError(f"--{name.replace('_', '-')} must be {what} (got {getattr(self, name)!r})")
+                value = getattr(self, name)
+                shown = ",".join(map(str, value)) if isinstance(value, tuple) else repr(value)
+                raise InputError(f"--{name.replace('_', '-')} must be {what} (got {shown})")
 
 
 def restricted(trace: OpTrace, ranks: tuple[int, ...] | None) -> OpTrace:
@@ -65,6 +75,8 @@ def restricted(trace: OpTrace, ranks: tuple[int, ...] | None) -> OpTrace:
     outside = [r for r in ranks if not 0 <= r < trace.meta.dp_size]
     if outside:
         raise InputError(f"--fit-ranks: DP rank {outside[0]} is outside 0..{trace.meta.dp_size - 1}")
+    if len(set(ranks)) < len(ranks):
+        raise InputError(f"--fit-ranks dp={','.join(map(str, ranks))}: a DP rank given twice")
     keep = list(ranks)
     meta = replace(trace.meta, dp_size=len(keep))
     start, duration = trace.start[:, :, keep], trace.duration[:, :, keep]
@@ -93,6 +105,7 @@ def run(trace: OpTrace, config: ScaleConfig, *, progress=NULL_PROGRESS) -> dict:
     fitted = restricted(trace, config.fit_ranks)
     job = scale_fit.fit(fitted, own_times(fitted))
     lay = synth.layout(job, config.pp, config.microbatches)
+    _check_memory(len(lay.slots), config)
     sizes = [_size(job, lay, dp, config, progress) for dp in config.dp]
     point = measured_point(trace)
     result = {
@@ -100,9 +113,14 @@ def run(trace: OpTrace, config: ScaleConfig, *, progress=NULL_PROGRESS) -> dict:
         "meta": trace.meta.as_dict(),
         "config": asdict(config),
         "measured": point,
-        "fit": {"dp_ranks": list(config.fit_ranks or range(trace.meta.dp_size)), **job.report},
+        "fit": {
+            "dp_ranks": list(config.fit_ranks or range(trace.meta.dp_size)),
+            "steps": len(trace.steps),
+            **job.report,
+        },  # fmt: skip
         "pp": lay.pp,
         "microbatches": lay.microbatches,
+        "trace_microbatches": schedule_m(trace),
         "backups_apply": any(g.gradient for g in lay.model.groups),
         "sizes": sizes,
     }
@@ -113,10 +131,22 @@ def run(trace: OpTrace, config: ScaleConfig, *, progress=NULL_PROGRESS) -> dict:
             "measured_slowdown": point["slowdown"],
             "predicted_slowdown": s["mean"],
             "interval": [s["lo"], s["hi"]],
-            "inside": bool(s["lo"] <= point["slowdown"] <= s["hi"]),
+            "inside": bool(s["lo"] <= point["slowdown"] <= s["hi"]) if config.draws >= MIN_DRAWS else None,
             "error": (s["mean"] - point["slowdown"]) / point["slowdown"],
         }
     return result
+
+
+def _check_memory(n_slots: int, config: ScaleConfig) -> None:
+    """Refuse, before drawing, a size whose replays need more memory than the machine has."""
+    dp = max(config.dp)
+    need = n_slots * config.steps * dp * BYTES_PER_OP + memory.BASE
+    available = memory.machine_memory()  # io.memory's at each call: tests replace it
+    if need > available:
+        raise InputError(
+            f"--dp {dp} with --steps {config.steps}: a synthetic job of {n_slots * config.steps * dp:,} ops needs "
+            f"about {memory._gb(need)} of memory (this machine has {memory._gb(available)}); give smaller sizes"
+        )
 
 
 def schedule_m(trace: OpTrace) -> int:
@@ -173,7 +203,11 @@ def _draw(job, lay, dp: int, k: int, config: ScaleConfig) -> dict:
     def mitigated(r) -> dict:
         return {"slowdown": r.update.mean() / u_ideal, "step_time": r.update.mean(), "dropped": r.dropped}
 
-    top = _slowest(job_k.score, math.ceil(job_k.score.size * WORKER_SHARE))
+    # M_W's workers: the most own time above the ideal replay's (whatif ranks them by attribution replays)
+    compute = ~trace.slots["optype"].isin(COMMUNICATION).to_numpy()
+    excess = (original.duration[compute] - perfect.duration[compute]).mean(axis=1)  # [slot, dp]
+    by_worker = np.stack([excess[stage[compute] == s].sum(axis=0) for s in range(lay.pp)], axis=1)
+    top = _slowest(by_worker, math.ceil(by_worker.size * WORKER_SHARE))
     on_top = np.zeros((len(stage), 1, dp), bool)
     for d, s in top:
         on_top[stage == s, 0, d] = True
@@ -181,8 +215,8 @@ def _draw(job, lay, dp: int, k: int, config: ScaleConfig) -> dict:
     if any(g.gradient for g in model.groups):
         for b in range(1, min(config.backups, dp - 1) + 1):
             backups[b] = mitigated(replay(trace, model, original, backups=b))
-    n_drop = math.ceil(job_k.score.size * config.drop_share)
-    dropped = mitigated(replay(trace, model, job_k.replaced(_slowest(job_k.score, n_drop))))
+    n_drop = math.ceil(job_k.cost.size * config.drop_share)
+    dropped = mitigated(replay(trace, model, job_k.replaced(_slowest(job_k.cost, n_drop))))
     return {
         "slowdown": t_ori / t_ideal,
         "step_time": t_ori,
@@ -196,7 +230,7 @@ def _draw(job, lay, dp: int, k: int, config: ScaleConfig) -> dict:
 
 
 def _slowest(score: np.ndarray, n: int) -> list[tuple[int, int]]:
-    """The ``n`` workers (DP rank, stage) with the largest persistent factor; ties to the lower DP rank."""
+    """The ``n`` workers (DP rank, stage) of largest ``score[dp, stage]``; ties to the lower DP rank."""
     order = np.lexsort((np.arange(score.size), -score.ravel()))[:n]
     return [tuple(int(i) for i in np.unravel_index(o, score.shape)) for o in order]
 

@@ -17,7 +17,7 @@ import pandas as pd
 from ...io.errors import InputError
 from .. import model as llm_model
 from ..replay import Durations
-from ..trace import COMMUNICATION, OpTrace
+from ..trace import COMMUNICATION, P2P, OpTrace
 from . import schedule
 from .fit import JobModel
 
@@ -41,7 +41,7 @@ class Synthetic:
     durations: Durations
     factor: np.ndarray  # [slot, dp] the persistent log-factor drawn for each op's worker (0: not modelled)
     healthy: np.ndarray  # [slot, dp] the log-factor a healthy replacement worker would have
-    score: np.ndarray  # [dp, stage] a worker's largest persistent log-factor
+    cost: np.ndarray  # [dp, stage] seconds per step a worker's persistent factor costs it (mean over steps)
 
     def replaced(self, workers: list[tuple[int, int]]) -> Durations:
         """The durations with ``workers`` ((DP rank, stage) pairs) replaced by healthy ones."""
@@ -111,13 +111,16 @@ def draw(
             factor[mine], healthy[mine] = a, well
             log = a[None, None, :] + _steps(kmodel, steps, dp, rng)[None]
             duration[mine] = base[:, None, None] * np.exp(log) * _noise(kmodel, (len(mine), steps, dp), rng)
+    # A deeper pipeline splits the same model: each stage's compute and gradients are trace PP / PP of a
+    # traced stage's (activations, and so the pipeline transfers, keep their size).
+    share = np.where(slots["optype"].isin(P2P).to_numpy(), 1.0, job.trace.meta.pp_size / lay.pp)[:, None, None]
+    duration, own = duration * share, own * share
     comm = slots["optype"].isin(COMMUNICATION).to_numpy()
     transfer = np.where(comm[:, None, None], own, duration)
-    score = np.full((dp, lay.pp), -np.inf)
-    for s in range(lay.pp):
-        score[:, s] = factor[stage == s].max(axis=0) if (stage == s).any() else 0.0
+    lost = duration.mean(axis=1) * (1 - np.exp(-factor))  # [slot, dp]
+    cost = np.stack([lost[stage == s].sum(axis=0) for s in range(lay.pp)], axis=1)
     frame = _frame(job.trace, slots, meta, steps, dp)
-    return Synthetic(frame, Durations(duration, transfer, np.zeros_like(duration)), factor, healthy, score)
+    return Synthetic(frame, Durations(duration, transfer, np.zeros_like(duration)), factor, healthy, cost)
 
 
 def _steps(k, steps: int, dp: int, rng: np.random.Generator) -> np.ndarray:
@@ -126,10 +129,11 @@ def _steps(k, steps: int, dp: int, rng: np.random.Generator) -> np.ndarray:
     if not k.episodes:
         return effect
     start, stop = min(k.episode_start, 1.0), 1.0 / max(k.episode_length, 1.0)
-    on = np.zeros(dp, bool)
+    on, size = np.zeros(dp, bool), np.zeros(dp)
     for t in range(steps):
-        on = np.where(on, rng.random(dp) >= stop, rng.random(dp) < start)
-        size = k.magnitudes[rng.integers(0, len(k.magnitudes), dp)]
+        began = ~on & (rng.random(dp) < start)
+        on = np.where(on, rng.random(dp) >= stop, began)
+        size = np.where(began, k.magnitudes[rng.integers(0, len(k.magnitudes), dp)], size)  # one size an episode
         effect[t] += np.where(on, size, 0.0)
     return effect
 
