@@ -202,13 +202,18 @@ def _key(key: tuple, slots: np.ndarray, x: np.ndarray, a: np.ndarray, healthy: n
         "episode_start_interval": _jeffreys(starts, max(int((~flagged).sum()), 1)),
         "episode_length_steps": length,
         "episode_factor_median": float(np.exp(np.median(u[flagged]))) if starts else None,
-        "noise": {"family": family.spec, "ks": family.ks} if family else {"family": "measured ratios"},
+        "noise": {"family": family.spec, "ks": family.ks} if family else {"family": _no_family(ratios)},
         "noise_sd": float(noise.std()),
     }
     return KeyModel(
         key[0], key[1], slots, base, sigma_step, sigma_step_worker,
         report["episode_start"], length, starts, u[flagged], family, ratios, report,
     )  # fmt: skip
+
+
+def _no_family(ratios: np.ndarray) -> str:
+    """What stands in for a family: no noise at all (one slot a step: it is all in the step effects)."""
+    return "none" if np.ptp(ratios) == 0 else "measured ratios"
 
 
 def _fit_noise(ratios: np.ndarray):
