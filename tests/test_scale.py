@@ -341,3 +341,9 @@ def test_the_summary_says_what_its_numbers_rest_on(st, ar):
     deeper = study.run(ar[0], study.ScaleConfig(dp=(2,), pp=8, microbatches=8, draws=2, steps=2, drop_share=0.005))
     text = "\n".join(summary_lines(deeper))
     assert "note: PP 8 splits the traced model (4 stages) over 8 stages" in text and "-0.5% slowest" in text
+
+
+def test_too_few_values_or_no_spread_give_no_normality_test():
+    assert fit._ks_normal(np.array([0.1, -0.1]), 1.0) is None
+    assert fit._ks_normal(np.array([0.1, -0.1, 0.0]), 0.0) is None
+    assert fit._ks_normal(np.array([0.1, -0.1, 0.0]), 0.1)["p_value"] > 0.5
