@@ -55,10 +55,13 @@ def cluster(tmp_path):
         )
     ]
     try:
-        deadline = time.time() + 60
-        while not file.exists() and time.time() < deadline:
-            time.sleep(0.1)
-        address = json.loads(file.read_text())["address"]
+        deadline, address = time.time() + 60, ""
+        while time.time() < deadline:  # the scheduler writes its file in place: it can be read half-written
+            try:
+                address = json.loads(file.read_text())["address"]
+                break
+            except (FileNotFoundError, json.JSONDecodeError, KeyError):
+                time.sleep(0.1)
         assert address.startswith("tcp://127.0.0.1:")
         workers = [
             dask(
