@@ -241,6 +241,14 @@ def test_a_missing_trace_or_meta_is_one_line(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["trace-x.csv"]
 
 
+def test_a_folder_of_profiler_traces_given_to_whatif_is_pointed_to_import_ops(tmp_path, capsys):
+    (tmp_path / "prof").mkdir()
+    assert cli.main(["whatif", str(tmp_path / "prof"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "prof: a folder; whatif reads an op-level table" in err
+    assert "convert profiler traces with import-ops first" in err and not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("name", ["d.csv", "d.parquet"])
 def test_a_folder_given_to_read_ops_is_the_os_error_never_an_empty_table(tmp_path, name):
     """pyarrow would read a folder as an empty parquet dataset; the OS error is passed on instead."""

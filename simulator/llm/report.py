@@ -29,15 +29,7 @@ def run_whatif(
 ) -> str:
     """Analyse ``trace_path`` (parquet or CSV) with the sizes in ``meta_path`` (default: the
     ``meta-NAME.yaml`` beside ``trace-NAME.parquet``), write ``out``; returns the summary to print."""
-    trace_path = shipped_if_missing(trace_path)
-    if not trace_path.exists():
-        raise InputError(f"{trace_path}: no such file")
-    meta_path = shipped_if_missing(meta_path) if meta_path is not None else _meta_beside(trace_path)
-    check_out_dir(out, overwrite=overwrite, inputs=[trace_path, meta_path])
-    check_input_file(meta_path, "--meta ")
-    check_input_file(trace_path)
-    meta = llm_trace.read_meta(meta_path)
-    trace = llm_trace.load(trace_path, meta)
+    trace, trace_path, meta_path = load_inputs(trace_path, meta_path, out, overwrite=overwrite, command="whatif")
     bar = progress_bar(len(FIGURES), desc="what-if replays and figures", quiet=quiet, unit="step")  # + the replays
     try:
         result, replays = whatif.analyse(trace, progress=bar)
@@ -48,6 +40,26 @@ def run_whatif(
     finally:
         bar.close()
     return "\n".join([*summary_lines(result), f"wrote {out}/whatif.json, replicas.csv, figures and timelines"])
+
+
+def load_inputs(
+    trace_path: Path, meta_path: Path | None, out: Path, *, overwrite: bool, command: str
+) -> tuple[llm_trace.OpTrace, Path, Path]:
+    """The checked trace of ``trace_path`` (a shipped one by its repository path too) with the sizes in
+    ``meta_path`` (default: the meta beside it), once ``out`` is known to be writable; and both paths."""
+    trace_path = shipped_if_missing(trace_path)
+    if not trace_path.exists():
+        raise InputError(f"{trace_path}: no such file")
+    if trace_path.is_dir():
+        raise InputError(
+            f"{trace_path}: a folder; {command} reads an op-level table (.parquet or .csv): convert profiler "
+            "traces with import-ops first"
+        )
+    meta_path = shipped_if_missing(meta_path) if meta_path is not None else _meta_beside(trace_path)
+    check_out_dir(out, overwrite=overwrite, inputs=[trace_path, meta_path])
+    check_input_file(meta_path, "--meta ")
+    check_input_file(trace_path)
+    return llm_trace.load(trace_path, llm_trace.read_meta(meta_path)), trace_path, meta_path
 
 
 def _meta_beside(trace_path: Path) -> Path:

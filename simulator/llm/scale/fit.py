@@ -74,7 +74,6 @@ class JobModel:
     slow: list  # per slow worker: {optype: log-factor}
     workers: int  # workers fitted
     own: np.ndarray  # [slot, step, dp] the measured own time: duration, or transfer for communication
-    modelled: np.ndarray  # [slot] bool: drawn from a KeyModel
     report: dict
 
 
@@ -104,10 +103,9 @@ def fit(trace: OpTrace, own: np.ndarray) -> JobModel:
         values = np.concatenate([factors[k][healthy[k]] for k in keys_of if k[0] == optype])
         # A factor is a median over the steps, with a sampling variance of its own that is not the workers'
         # spread: a quarter of the squared difference between the factors of the odd and the even steps.
-        halves = [_factors(d[s][:, 0::2], healthy[k]) - _factors(d[s][:, 1::2], healthy[k])
+        halves = [(_factors(d[s][:, 0::2], healthy[k]) - _factors(d[s][:, 1::2], healthy[k]))[healthy[k]]
                   for k, s in keys_of.items() if k[0] == optype and d.shape[1] > 1]  # fmt: skip
-        sampling = float(np.mean(np.concatenate(halves)[np.concatenate(
-            [healthy[k] for k in keys_of if k[0] == optype])] ** 2) / 4) if halves else 0.0  # fmt: skip
+        sampling = float(np.mean(np.concatenate(halves) ** 2) / 4) if halves else 0.0
         raw = float(values.std(ddof=1)) if len(values) > 1 else 0.0
         sigma_worker[optype] = float(np.sqrt(max(raw**2 - sampling, 0.0)))
         interval = _sd_interval(raw, len(values) - 1)
@@ -133,7 +131,7 @@ def fit(trace: OpTrace, own: np.ndarray) -> JobModel:
         "op_types": [keys[k].report for k in sorted(keys)],
         "drawn_from_measured": sorted({str(o) for o in slots.optype[~modelled]}),
     }
-    return JobModel(trace, keys, sigma_worker, slow, n_workers, own, modelled, report)
+    return JobModel(trace, keys, sigma_worker, slow, n_workers, own, report)
 
 
 def _factors(x: np.ndarray, healthy: np.ndarray) -> np.ndarray:

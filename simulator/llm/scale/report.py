@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ...io.boundary import check_input_file
-from ...io.errors import InputError
 from ...io.progress import progress_bar
-from ...io.results import check_out_dir, staged_dir, write_json
-from ...io.shipped import shipped_if_missing
+from ...io.results import staged_dir, write_json
 from ...io.version import __version__
-from .. import trace as llm_trace
-from ..report import _meta_beside
+from ..report import load_inputs
 from . import figures, study
 
 MIN_STEPS = 5  # fewer fitted steps: say that step effects and episodes are not estimable
@@ -32,19 +28,7 @@ def run_scale(
     """Run ``config`` on ``trace_path`` (with ``meta_path``, default the meta beside it), write ``out``;
     returns the summary to print."""
     config.validate()
-    trace_path = shipped_if_missing(trace_path)
-    if not trace_path.exists():
-        raise InputError(f"{trace_path}: no such file")
-    if trace_path.is_dir():
-        raise InputError(
-            f"{trace_path}: a folder; scale reads an op-level table (.parquet or .csv): convert profiler traces "
-            "with import-ops first"
-        )
-    meta_path = shipped_if_missing(meta_path) if meta_path is not None else _meta_beside(trace_path)
-    check_out_dir(out, overwrite=overwrite, inputs=[trace_path, meta_path])
-    check_input_file(meta_path, "--meta ")
-    check_input_file(trace_path)
-    trace = llm_trace.load(trace_path, llm_trace.read_meta(meta_path))
+    trace, trace_path, meta_path = load_inputs(trace_path, meta_path, out, overwrite=overwrite, command="scale")
     bar = progress_bar(len(config.dp) * config.draws, desc="synthetic jobs", quiet=quiet, unit="job")
     try:
         result = study.run(trace, config, progress=bar)

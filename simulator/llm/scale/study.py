@@ -30,6 +30,7 @@ from ..trace import COMMUNICATION, OpTrace
 from ..whatif import WORKER_SHARE
 from . import fit as scale_fit
 from . import synth
+from .schedule import microbatches_of
 
 BYTES_PER_OP = 200  # peak memory per op of a synthetic job while it is replayed (measured: about 170)
 MIN_DRAWS = 10  # fewer draws give no interval worth checking a measured S against
@@ -83,31 +84,33 @@ def restricted(trace: OpTrace, ranks: tuple[int, ...] | None) -> OpTrace:
     return replace(trace, meta=meta, ranks=trace.ranks[keep], start=start, duration=duration)
 
 
-def own_times(trace: OpTrace) -> np.ndarray:
-    """[slot, step, dp] each op's own time: the transfer time of communication, else the duration."""
-    base, _ = measured(trace, llm_model.build(trace))
+def own_times(trace: OpTrace, model: llm_model.Model | None = None) -> np.ndarray:
+    """[slot, step, dp] each op's own time: the transfer time of communication, else the duration
+    (``model``: the trace's dependency model, if already built)."""
+    base, _ = measured(trace, model or llm_model.build(trace))
     comm = trace.slots["optype"].isin(COMMUNICATION).to_numpy()[:, None, None]
     return np.where(comm, base.transfer, base.duration)
 
 
-def measured_point(trace: OpTrace) -> dict:
+def measured_point(trace: OpTrace, model: llm_model.Model | None = None) -> dict:
     """The traced job's own S and mean step time, as ``whatif`` computes them."""
-    base, _ = measured(trace, llm_model.build(trace))
-    original = no_delay(base)
-    t_ori = replay(trace, llm_model.build(trace), original).step_times
-    t_ideal = replay(trace, llm_model.build(trace), ideal(trace, original)).step_times
+    model = model or llm_model.build(trace)
+    original = no_delay(measured(trace, model)[0])
+    t_ori = replay(trace, model, original).step_times
+    t_ideal = replay(trace, model, ideal(trace, original)).step_times
     return {**_sizes(trace.meta), "slowdown": float(t_ori.mean() / t_ideal.mean()), "step_time": float(t_ori.mean())}
 
 
 def run(trace: OpTrace, config: ScaleConfig, *, progress=NULL_PROGRESS) -> dict:
     """Fit ``trace`` (its ``config.fit_ranks``), draw and replay synthetic jobs at every size."""
     config.validate()
+    model = llm_model.build(trace)
     fitted = restricted(trace, config.fit_ranks)
-    job = scale_fit.fit(fitted, own_times(fitted))
+    job = scale_fit.fit(fitted, own_times(fitted, model if fitted is trace else None))
     lay = synth.layout(job, config.pp, config.microbatches)
     _check_memory(len(lay.slots), config)
     sizes = [_size(job, lay, dp, config, progress) for dp in config.dp]
-    point = measured_point(trace)
+    point = measured_point(trace, model)
     result = {
         "trace": trace.path.name,
         "meta": trace.meta.as_dict(),
@@ -120,12 +123,12 @@ def run(trace: OpTrace, config: ScaleConfig, *, progress=NULL_PROGRESS) -> dict:
         },  # fmt: skip
         "pp": lay.pp,
         "microbatches": lay.microbatches,
-        "trace_microbatches": schedule_m(trace),
+        "trace_microbatches": microbatches_of(trace.slots),
         "backups_apply": any(g.gradient for g in lay.model.groups),
         "sizes": sizes,
     }
     same = [s for s in sizes if s["dp"] == trace.meta.dp_size]
-    if same and (lay.pp, lay.microbatches) == (trace.meta.pp_size, schedule_m(trace)):
+    if same and (lay.pp, lay.microbatches) == (trace.meta.pp_size, microbatches_of(trace.slots)):
         s = same[0]["slowdown"]
         result["check"] = {
             "measured_slowdown": point["slowdown"],
@@ -147,10 +150,6 @@ def _check_memory(n_slots: int, config: ScaleConfig) -> None:
             f"--dp {dp} with --steps {config.steps}: a synthetic job of {n_slots * config.steps * dp:,} ops needs "
             f"about {memory._gb(need)} of memory (this machine has {memory._gb(available)}); give smaller sizes"
         )
-
-
-def schedule_m(trace: OpTrace) -> int:
-    return synth.schedule.microbatches_of(trace.slots)
 
 
 def _sizes(meta) -> dict:
