@@ -347,3 +347,18 @@ def test_too_few_values_or_no_spread_give_no_normality_test():
     assert fit._ks_normal(np.array([0.1, -0.1]), 1.0) is None
     assert fit._ks_normal(np.array([0.1, -0.1, 0.0]), 0.0) is None
     assert fit._ks_normal(np.array([0.1, -0.1, 0.0]), 0.1)["p_value"] > 0.5
+
+
+def test_a_deeper_pipeline_splits_the_same_model_over_its_stages(ar):
+    """PP 8 instead of the traced 4: each stage computes half as long; all stages together, as long."""
+    _, job = ar
+    totals = {}
+    for pp in (4, 8):
+        lay = synth.layout(job, pp, 8)
+        drawn = synth.draw(job, lay, 2, 5, np.random.default_rng(0), share=0.0)
+        compute = lay.slots["optype"].isin(llm_trace.COMPUTE).to_numpy()
+        totals[pp] = drawn.durations.duration[compute].sum(axis=0).mean()
+        p2p = lay.slots["optype"].isin(llm_trace.P2P).to_numpy()
+        assert np.median(drawn.durations.transfer[p2p]) == pytest.approx(np.median(job.own[
+            job.trace.slots["optype"].isin(llm_trace.P2P).to_numpy()]), rel=0.2)  # fmt: skip
+    assert totals[8] == pytest.approx(totals[4], rel=0.05)
